@@ -1,0 +1,80 @@
+"""The ``bench`` command line.
+
+Each concern owns its verbs in a ``commands`` module exposing ``register(subparsers)``; a verb's
+parser sets ``func`` to a callable taking the parsed namespace and returning an exit code.
+Heavy imports (torch, pandas) happen inside the verbs, so ``bench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+from bench import __version__
+from bench.errors import BenchError
+
+# Order here is the order of verbs in ``bench --help``.
+COMMAND_MODULES = (
+    "bench.data.commands",
+    "bench.method.commands",
+    "bench.harness.commands",
+    "bench.metrics.commands",
+    "bench.report.commands",
+)
+
+
+def git_commit(repo: Path | None = None) -> tuple[str | None, bool | None]:
+    """Return (commit sha, dirty flag) of the checkout holding this package, or (None, None)."""
+    repo = repo or Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    return sha, bool(status.strip())
+
+
+def version_string() -> str:
+    sha, dirty = git_commit()
+    commit = "unknown commit" if sha is None else sha[:12] + ("-dirty" if dirty else "")
+    return f"dydeblur-bench {__version__} ({commit})"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bench",
+        description="Benchmark and ablation harness for dynamic Gaussian splatting from blurry video.",
+    )
+    parser.add_argument("--version", action="version", version=version_string())
+    sub = parser.add_subparsers(dest="verb", metavar="VERB")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except BenchError as err:
+        print(f"bench {args.verb}: error: {err}", file=sys.stderr)
+        return err.exit_code
+    except KeyboardInterrupt:
+        print("bench: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
