@@ -1,0 +1,87 @@
+"""Provenance recorded in every results file: code, packages, machine, scheduler, time, memory."""
+
+from __future__ import annotations
+
+import os
+import platform
+import resource
+import socket
+import sys
+from importlib import metadata
+
+from bench import __version__
+from bench.cli import git_commit
+
+
+def _package_version(name: str) -> str | None:
+    try:
+        return metadata.version(name)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _cpu_model() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def device_name() -> str:
+    """The GPU's name when CUDA is available, else the CPU model."""
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            return torch.cuda.get_device_name(0)
+    except ImportError:
+        pass
+    return _cpu_model()
+
+
+def peak_memory_bytes() -> dict[str, int | None]:
+    """Peak resident memory of this process and, on CUDA, the peak allocated GPU memory."""
+    # ru_maxrss is in kilobytes on Linux.
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    gpu = None
+    try:
+        import torch
+
+        if torch.cuda.is_available():
+            gpu = int(torch.cuda.max_memory_allocated())
+    except ImportError:
+        pass
+    return {"cpu_rss": int(rss), "gpu_allocated": gpu}
+
+
+def slurm_ids() -> dict[str, str | None]:
+    env = os.environ
+    return {
+        "job_id": env.get("SLURM_JOB_ID"),
+        "array_job_id": env.get("SLURM_ARRAY_JOB_ID"),
+        "array_task_id": env.get("SLURM_ARRAY_TASK_ID"),
+        "restart_count": env.get("SLURM_RESTART_COUNT"),
+    }
+
+
+def collect() -> dict:
+    """A JSON-ready snapshot of where and with what code this process runs."""
+    sha, dirty = git_commit()
+    return {
+        "git_commit": sha,
+        "git_dirty": dirty,
+        "packages": {
+            "dydeblur-bench": __version__,
+            "torch": _package_version("torch"),
+            "gsplat": _package_version("gsplat"),
+            "lpips": _package_version("lpips"),
+            "python": sys.version.split()[0],
+        },
+        "device": device_name(),
+        "hostname": socket.gethostname(),
+        "slurm": slurm_ids(),
+    }
