@@ -1,0 +1,280 @@
+"""The method's typed configuration: release defaults (method.md), named profiles, overrides.
+
+Every point in the training schedule is a *fraction* of ``train.steps`` (``*_frac`` fields), so a
+short CPU run keeps the shape of the 40k-step release schedule; :meth:`MethodConfig.at` turns a
+fraction into a step. Resolution order (later wins)::
+
+    release defaults  <-  profile  <-  variant overrides (methods/*.yaml)  <-  user overrides
+
+Overrides are flat dotted keys (``{"train.steps": 2000}``); an unknown key or a bad value is a
+:class:`~bench.errors.BenchError` naming the key and listing the allowed ones. This module must not
+import torch (listing variants and resolving configs stays cheap).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bench.errors import BenchError
+
+Frac = float  # a point or interval of the schedule as a fraction of train.steps
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Section):
+    """Gaussian scene model and its initialisation (method.md §2)."""
+
+    sh_degree: int = Field(3, ge=0, le=3, description="highest SH degree")
+    sh_increase_every_frac: Frac = Field(1000 / 40000, gt=0, description="raise SH degree every ...")
+    num_motion_bases: int = Field(20, ge=1, description="B shared SE(3) motion bases")
+    init_static_points: int = Field(40000, ge=1, description="max static Gaussians from depth")
+    init_dynamic_points: int = Field(20000, ge=0, description="max dynamic Gaussians from depth")
+    init_opacity: float = Field(0.1, gt=0, lt=1, description="initial opacity of every Gaussian")
+    init_scale_factor: float = Field(1.0, gt=0, description="init scale = factor * pixel footprint")
+    motion_init: Literal["auto", "identity"] = Field(
+        "auto", description="auto: tracks > flow > identity; identity: learn bases from scratch")
+
+
+class BlurConfig(_Section):
+    """BP-Net and blur formation (method.md §3-4). ``enabled=false`` = no blur module at all."""
+
+    enabled: bool = True
+    kernel_size: int = Field(9, ge=1, description="K, odd")
+    kernel_type: Literal["full", "defocus", "motion"] = "full"
+    shortcut: bool = True
+    start_frac: Frac = Field(3500 / 40000, ge=0, le=1, description="BP-Net joins the loss")
+    lr: float = Field(5e-4, gt=0)
+    lr_final: float = Field(1e-5, gt=0)
+    lr_decay_frac: Frac = Field(35000 / 40000, gt=0, description="lr reaches lr_final after ...")
+
+
+class LossConfig(_Section):
+    """Loss weights and start points (method.md §5)."""
+
+    ssim_lambda: float = Field(0.2, ge=0, le=1, description="rec = (1-l)*L1 + l*(1-SSIM)")
+    blur_sparsity: float = Field(1e-3, ge=0)
+    blur_sparsity_start_frac: Frac = Field(5500 / 40000, ge=0, le=1)
+    mask_sparsity: float = Field(1e-3, ge=0)
+    mask_sparsity_start_frac: Frac = Field(3500 / 40000, ge=0, le=1)
+    depth: float = Field(0.075, ge=0, description="trimmed L1 on disparity")
+    dynamic_mask: float = Field(0.075, ge=0, description="trimmed L1 on the dynamic mask")
+    trim_fraction: float = Field(0.02, ge=0, lt=1, description="largest residuals dropped")
+    low_frequency: float = Field(0.1, ge=0)
+    low_frequency_start_frac: Frac = Field(4500 / 40000, ge=0, le=1)
+    low_frequency_factor: int = Field(4, ge=1, description="area downsampling factor")
+
+
+class DensifyConfig(_Section):
+    """Adaptive density control and dynamic Gaussian densification (method.md §6)."""
+
+    enabled: bool = Field(True, description="standard adaptive density control")
+    start_frac: Frac = Field(500 / 40000, ge=0, le=1)
+    end_frac: Frac = Field(15000 / 40000, ge=0, le=1)
+    every_frac: Frac = Field(100 / 40000, gt=0)
+    grad_threshold: float = Field(2e-4, gt=0, description="mean view-space gradient norm (px)")
+    percent_dense: float = Field(0.01, gt=0, description="clone below, split above x extent")
+    split_n: int = Field(2, ge=2)
+    prune_opacity: float = Field(0.005, ge=0, lt=1)
+    prune_scale_frac_extent: float = Field(0.1, gt=0, description="prune world scale above x extent")
+    prune_big_after_frac: Frac = Field(3000 / 40000, ge=0, le=1)
+    opacity_reset_every_frac: Frac = Field(3000 / 40000, gt=0)
+    max_gaussians: int = Field(0, ge=0, description="cap on the count (0 = unlimited)")
+    dgd: bool = Field(True, description="dynamic Gaussian densification (paper; off upstream)")
+    dgd_at_frac: Frac = Field(2500 / 40000, ge=0, le=1)
+    dgd_points_per_view: int = Field(1000, ge=1)
+    dgd_opacity: float = Field(0.7, gt=0, lt=1)
+
+
+class UnseenConfig(_Section):
+    """Pseudo unseen views from forward-warped training frames (method.md §7)."""
+
+    enabled: bool = True
+    every: int = Field(5, ge=1, description="every n-th step uses a virtual view")
+    start_frac: Frac = Field(3000 / 40000, ge=0, le=1)
+    end_frac: Frac = Field(1.0, ge=0, le=1)
+    perpendicular_offset: float = Field(0.5, ge=0, description="scene units")
+    inpaint_radius: int = Field(3, ge=1, description="OpenCV inpainting radius (px)")
+
+
+class OptimConfig(_Section):
+    """Adam learning rates (method.md §8)."""
+
+    eps: float = Field(1e-15, gt=0)
+    means: float = Field(1.6e-4 * 5, gt=0)
+    means_final: float = Field(1.6e-6 * 5, gt=0)
+    means_decay_frac: Frac = Field(30000 / 40000, gt=0)
+    sh_dc: float = Field(2.5e-3, gt=0)
+    sh_rest: float = Field(2.5e-3 / 20, gt=0)
+    opacity: float = Field(0.05, gt=0)
+    scales: float = Field(5e-3, gt=0)
+    rotations: float = Field(1e-3, gt=0)
+    motion_coefs: float = Field(1e-2, gt=0)
+    motion_bases: float = Field(1.6e-4, gt=0)
+
+
+class TrainConfig(_Section):
+    """Run length, bookkeeping and resources."""
+
+    steps: int = Field(40000, ge=1)
+    checkpoint_every: int = Field(5000, ge=1, description="steps between atomic checkpoints")
+    log_every: int = Field(100, ge=1, description="steps between curves.csv rows")
+    num_train_renders: int = Field(3, ge=0, description="training views saved with kernels")
+    num_threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch default); "
+                                                  "env BENCH_TORCH_THREADS wins")
+    image_scale: float = Field(1.0, gt=0, le=1, description="resize factor applied to the scene")
+    backend: Literal["auto", "torch", "gsplat"] = "auto"
+
+
+class MethodConfig(_Section):
+    """The whole configuration of one method run."""
+
+    model: ModelConfig = ModelConfig()
+    blur: BlurConfig = BlurConfig()
+    loss: LossConfig = LossConfig()
+    densify: DensifyConfig = DensifyConfig()
+    unseen: UnseenConfig = UnseenConfig()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+    def at(self, frac: float) -> int:
+        """The step of a schedule fraction: ``round(frac * train.steps)``."""
+        return int(round(frac * self.train.steps))
+
+    def every(self, frac: float) -> int:
+        """An interval fraction as a step count, at least 1."""
+        return max(1, self.at(frac))
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# Named profiles: flat dotted overrides on top of the release defaults.
+PROFILES: dict[str, dict[str, Any]] = {
+    "release": {},
+    # Small CPU runs: 128x72-ish images, a few thousand Gaussians, ~1-1.5 min of one core.
+    "cpu": {
+        "train.steps": 1500,
+        "train.checkpoint_every": 500,
+        "train.log_every": 25,
+        "train.num_threads": 1,
+        "train.backend": "torch",
+        "model.sh_degree": 1,
+        "model.sh_increase_every_frac": 0.1,
+        "model.num_motion_bases": 10,
+        "model.init_static_points": 2500,
+        "model.init_dynamic_points": 1000,
+        "densify.every_frac": 0.02,
+        "densify.max_gaussians": 5000,
+        "densify.dgd_points_per_view": 100,
+        "densify.opacity_reset_every_frac": 0.2,
+        # 40x fewer steps: larger position/basis steps keep the distance travelled comparable.
+        "optim.means": 1.6e-3,
+        "optim.means_final": 1.6e-5,
+        "optim.motion_bases": 1.6e-3,
+        "blur.lr": 1e-3,
+    },
+}
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} -> {"a.b": 1}."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict):
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def allowed_keys() -> list[str]:
+    """Every dotted key an override may set."""
+    return sorted(flatten(MethodConfig().to_dict()))
+
+
+def _apply(data: dict[str, Any], overrides: dict[str, Any], source: str) -> None:
+    keys = set(allowed_keys())
+    for key, value in overrides.items():
+        if key not in keys:
+            raise BenchError(f"{source}: unknown config key {key!r}; allowed: {', '.join(sorted(keys))}")
+        section, name = key.split(".", 1)
+        data[section][name] = value
+
+
+def resolve_config(method: str | None = None, profile: str | None = None,
+                   overrides: dict[str, Any] | None = None) -> MethodConfig:
+    """The validated config of variant ``method`` under ``profile`` with user ``overrides``.
+
+    ``method=None`` skips variant overrides (base defaults). Raises BenchError on an unknown
+    variant, profile or key, or a value of the wrong type/range.
+    """
+    data = MethodConfig().to_dict()
+    layers: list[tuple[str, dict[str, Any]]] = []
+    if profile is not None:
+        if profile not in PROFILES:
+            raise BenchError(f"profile {profile!r}: unknown; known profiles: {', '.join(PROFILES)}")
+        layers.append((f"profile {profile}", PROFILES[profile]))
+    if method is not None:
+        from bench.method.registry import get_method
+
+        spec = get_method(method)
+        layers.append((f"methods/{spec.name}.yaml overrides", spec.overrides))
+    layers.append(("override", dict(overrides or {})))
+    for source, layer in layers:
+        _apply(data, layer, source)
+    return validate(data, "config")
+
+
+def validate(data: dict[str, Any], source: str) -> MethodConfig:
+    """``MethodConfig.model_validate`` with errors turned into one-line BenchErrors."""
+    try:
+        cfg = MethodConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(str(p) for p in first["loc"])
+        raise BenchError(f"{source}: {key}={first.get('input')!r}: {first['msg']}") from None
+    if cfg.blur.kernel_size % 2 == 0:
+        raise BenchError(f"{source}: blur.kernel_size={cfg.blur.kernel_size}: expected an odd number")
+    return cfg
+
+
+def parse_value(text: str) -> Any:
+    """A ``--set key=value`` value: YAML scalar parsing (``1e-3`` -> float, ``false`` -> bool)."""
+    import yaml
+
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # PyYAML reads "1e-3" as a string (YAML 1.1); numbers are what users mean.
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: list[str] | None) -> dict[str, Any]:
+    """``["a.b=1", ...]`` -> ``{"a.b": 1}``; BenchError on a malformed item."""
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise BenchError(f"--set {item!r}: expected key=value, e.g. train.steps=2000")
+        out[key.strip()] = parse_value(value.strip())
+    return out
+
+
+def config_hash(d: dict[str, Any]) -> str:
+    """A short stable hash of a JSON-able dict (sorted keys)."""
+    text = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
