@@ -1,0 +1,132 @@
+"""Method config and variant registry: release defaults, resolution order, clear errors."""
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.errors import BenchError
+from bench.method.config import (MethodConfig, allowed_keys, config_hash, parse_overrides,
+                                 resolve_config)
+from bench.method.registry import get_method, list_methods
+
+VARIANTS = {"full", "no_sparsity", "no_densification", "no_unseen_views", "no_shortcut",
+            "defocus_kernel", "motion_kernel", "no_blur"}
+
+
+def test_release_defaults_match_method_md():
+    cfg = resolve_config("full")
+    assert cfg.train.steps == 40000
+    assert cfg.blur.kernel_size == 9 and cfg.blur.kernel_type == "full" and cfg.blur.shortcut
+    assert cfg.model.num_motion_bases == 20 and cfg.model.sh_degree == 3
+    # Schedules as fractions land on the release step numbers.
+    assert cfg.at(cfg.blur.start_frac) == 3500
+    assert cfg.at(cfg.loss.blur_sparsity_start_frac) == 5500
+    assert cfg.at(cfg.loss.mask_sparsity_start_frac) == 3500
+    assert cfg.at(cfg.loss.low_frequency_start_frac) == 4500
+    assert cfg.at(cfg.blur.lr_decay_frac) == 35000
+    assert cfg.at(cfg.optim.means_decay_frac) == 30000
+    assert (cfg.at(cfg.densify.start_frac), cfg.at(cfg.densify.end_frac)) == (500, 15000)
+    assert cfg.every(cfg.densify.every_frac) == 100
+    assert cfg.every(cfg.densify.opacity_reset_every_frac) == 3000
+    assert cfg.at(cfg.densify.prune_big_after_frac) == 3000
+    assert cfg.at(cfg.densify.dgd_at_frac) == 2500
+    assert cfg.at(cfg.unseen.start_frac) == 3000 and cfg.unseen.every == 5
+    assert cfg.every(cfg.model.sh_increase_every_frac) == 1000
+    # Weights.
+    L = cfg.loss
+    assert (L.ssim_lambda, L.blur_sparsity, L.mask_sparsity) == (0.2, 1e-3, 1e-3)
+    assert (L.depth, L.dynamic_mask, L.low_frequency, L.trim_fraction) == (0.075, 0.075, 0.1, 0.02)
+    d = cfg.densify
+    assert (d.grad_threshold, d.prune_opacity, d.split_n, d.dgd_opacity, d.dgd_points_per_view) == (
+        2e-4, 0.005, 2, 0.7, 1000)
+    assert d.dgd and d.enabled and cfg.unseen.enabled and cfg.unseen.perpendicular_offset == 0.5
+    # Learning rates.
+    o = cfg.optim
+    assert o.eps == 1e-15
+    assert o.means == pytest.approx(8e-4) and o.means_final == pytest.approx(8e-6)
+    assert (o.sh_dc, o.sh_rest, o.opacity, o.scales, o.rotations) == pytest.approx(
+        (2.5e-3, 1.25e-4, 0.05, 5e-3, 1e-3))
+    assert (o.motion_coefs, o.motion_bases) == pytest.approx((1e-2, 1.6e-4))
+    assert (cfg.blur.lr, cfg.blur.lr_final) == (5e-4, 1e-5)
+
+
+def test_schedule_shape_kept_by_short_runs():
+    cfg = resolve_config("full", overrides={"train.steps": 4000})
+    assert cfg.at(cfg.blur.start_frac) == 350 and cfg.at(cfg.densify.dgd_at_frac) == 250
+
+
+def test_variants_listed_without_torch():
+    code = ("import sys; from bench.method.registry import list_methods; "
+            "from bench.method.config import resolve_config; "
+            "[resolve_config(m.name, 'cpu') for m in list_methods()]; "
+            "print(sorted(m.name for m in list_methods())); assert 'torch' not in sys.modules")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert set(eval(out.stdout)) == VARIANTS
+
+
+def test_every_variant_has_base_description_and_applies_overrides():
+    specs = {s.name: s for s in list_methods()}
+    assert set(specs) == VARIANTS
+    for spec in specs.values():
+        assert spec.base == "dydeblur" and spec.description
+    assert resolve_config("no_blur").blur.enabled is False
+    assert resolve_config("no_shortcut").blur.shortcut is False
+    assert resolve_config("defocus_kernel").blur.kernel_type == "defocus"
+    assert resolve_config("motion_kernel").blur.kernel_type == "motion"
+    assert resolve_config("no_sparsity").loss.blur_sparsity == 0
+    nd = resolve_config("no_densification").densify
+    assert nd.dgd is False and nd.enabled is True
+    assert resolve_config("no_unseen_views").unseen.enabled is False
+
+
+def test_resolution_order_profile_variant_user():
+    cpu = resolve_config("full", "cpu")
+    assert cpu.train.steps < 40000 and cpu.train.num_threads == 1
+    # variant beats profile, user beats variant.
+    cfg = resolve_config("no_blur", "cpu", {"blur.enabled": True, "train.steps": 7})
+    assert cfg.blur.enabled is True and cfg.train.steps == 7
+    assert resolve_config("no_blur", "cpu").blur.enabled is False
+
+
+def test_unknown_variant_lists_known():
+    with pytest.raises(BenchError) as err:
+        get_method("nope")
+    msg = str(err.value)
+    assert "nope" in msg and all(v in msg for v in VARIANTS)
+    with pytest.raises(BenchError):
+        resolve_config("nope")
+
+
+def test_unknown_key_lists_allowed():
+    with pytest.raises(BenchError) as err:
+        resolve_config("full", overrides={"train.stepz": 3})
+    msg = str(err.value)
+    assert "train.stepz" in msg and "train.steps" in msg and "\n" not in msg
+    with pytest.raises(BenchError, match="profile"):
+        resolve_config("full", "gpu_huge")
+
+
+@pytest.mark.parametrize("key,value", [("train.steps", -1), ("blur.kernel_type", "round"),
+                                       ("blur.kernel_size", 8), ("loss.depth", "heavy")])
+def test_bad_values_are_bench_errors(key, value):
+    with pytest.raises(BenchError) as err:
+        resolve_config("full", overrides={key: value})
+    assert key in str(err.value)
+
+
+def test_round_trip_and_hash():
+    cfg = resolve_config("motion_kernel", "cpu")
+    d = cfg.to_dict()
+    assert MethodConfig.model_validate(d) == cfg
+    assert config_hash(d) == config_hash(MethodConfig.model_validate(d).to_dict())
+    assert config_hash(d) != config_hash(resolve_config("full", "cpu").to_dict())
+    assert "train.steps" in allowed_keys()
+
+
+def test_parse_overrides():
+    got = parse_overrides(["train.steps=12", "blur.lr=1e-3", "blur.shortcut=false", "blur.kernel_type=motion"])
+    assert got == {"train.steps": 12, "blur.lr": 1e-3, "blur.shortcut": False, "blur.kernel_type": "motion"}
+    with pytest.raises(BenchError):
+        parse_overrides(["train.steps"])
