@@ -1,0 +1,117 @@
+"""LPIPS (AlexNet, v0.1) through the ``lpips`` package without any download at evaluation time.
+
+The linear layers ship inside the ``lpips`` package; the AlexNet backbone is the torchvision
+ImageNet checkpoint in the torch hub cache (``$TORCH_HOME/hub/checkpoints/alexnet-owt-7be5be79.pth``).
+We build ``lpips.LPIPS(pnet_rand=True)`` (so torchvision never tries to download) and load the
+backbone ourselves. ``bench weights fetch`` puts the checkpoint there on a connected machine.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+ALEXNET_URL = "https://download.pytorch.org/models/alexnet-owt-7be5be79.pth"
+
+
+def hub_checkpoint_dir() -> Path:
+    """The torch hub checkpoint folder ($TORCH_HOME/hub/checkpoints, default ~/.cache/torch/hub/checkpoints)."""
+    import torch
+
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def alexnet_checkpoint() -> Path:
+    """Where the AlexNet backbone checkpoint is expected (it may not exist)."""
+    try:
+        from torchvision.models import AlexNet_Weights
+
+        url = AlexNet_Weights.IMAGENET1K_V1.url
+    except ImportError:
+        url = ALEXNET_URL
+    return hub_checkpoint_dir() / os.path.basename(url)
+
+
+def linear_weights(version: str = "0.1", net: str = "alex") -> Path:
+    """The linear-layer weights shipped inside the lpips package."""
+    import lpips
+
+    return Path(lpips.__file__).parent / "weights" / f"v{version}" / f"{net}.pth"
+
+
+def missing_reason(net: str = "alex", version: str = "0.1") -> str | None:
+    """Why LPIPS cannot be computed offline, or None when every weight file is present."""
+    if net != "alex":
+        return f"LPIPS net {net!r}: only 'alex' is supported"
+    try:
+        lin = linear_weights(version, net)
+    except ImportError:
+        return "the lpips package is not installed"
+    if not lin.is_file():
+        return f"{lin}: lpips linear-layer weights missing (reinstall lpips)"
+    ckpt = alexnet_checkpoint()
+    if not ckpt.is_file():
+        return f"{ckpt}: AlexNet backbone weights missing; run `bench weights fetch` on a connected machine"
+    return None
+
+
+def backbone_state_for_lpips(model, torchvision_state: dict) -> dict:
+    """Rename torchvision AlexNet keys (``features.<i>.<p>``) to lpips' slices (``slice<k>.<i>.<p>``)."""
+    mapped = {}
+    for name, _ in model.net.named_parameters():
+        _, index, param = name.split(".")
+        mapped[name] = torchvision_state[f"features.{index}.{param}"]
+    return mapped
+
+
+class LPIPSMetric:
+    """LPIPS on (H,W,3) float images in [0,1]: a full-image value and a mask-averaged spatial value.
+
+    input_range: ``scaled`` feeds 2x-1 (the package's convention), ``unscaled`` feeds [0,1] as
+    upstream dydeblur did. backbone_path: a torchvision AlexNet state dict (default: hub cache).
+    """
+
+    def __init__(self, input_range: str = "scaled", version: str = "0.1", backbone_path: Path | None = None,
+                 device: str = "cpu"):
+        import lpips
+        import torch
+
+        path = Path(backbone_path) if backbone_path else alexnet_checkpoint()
+        state = torch.load(path, map_location="cpu", weights_only=True)
+        self.models = {}
+        for spatial in (False, True):
+            with warnings.catch_warnings():
+                # pnet_rand=True passes pretrained=False to torchvision (deprecated keyword): no download.
+                warnings.simplefilter("ignore", UserWarning)
+                model = lpips.LPIPS(pretrained=True, net="alex", version=version, pnet_rand=True,
+                                    spatial=spatial, verbose=False)
+            model.net.load_state_dict(backbone_state_for_lpips(model, state))
+            self.models[spatial] = model.eval().to(device)
+        self.input_range = input_range
+        self.device = device
+
+    def _tensor(self, image: np.ndarray):
+        import torch
+
+        t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
+        if self.input_range == "scaled":
+            t = t * 2.0 - 1.0
+        return t.to(self.device)
+
+    def __call__(self, pred: np.ndarray, gt: np.ndarray) -> float:
+        """Full-image LPIPS of (H,W,3) images in [0,1]."""
+        import torch
+
+        with torch.no_grad():
+            return float(self.models[False](self._tensor(pred), self._tensor(gt)).item())
+
+    def spatial_map(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
+        """(H,W) LPIPS map (each layer's distance upsampled to the image size, summed)."""
+        import torch
+
+        with torch.no_grad():
+            out = self.models[True](self._tensor(pred), self._tensor(gt))
+        return out[0, 0].cpu().numpy().astype(np.float64)

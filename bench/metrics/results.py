@@ -1,0 +1,85 @@
+"""results.json: the run's "finished" marker, written atomically and last (schema in CONTRACTS)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bench import rundir
+from bench.atomic import write_json
+from bench.errors import BenchError
+
+SCHEMA = 1
+IDENTITY_KEYS = ("run_id", "sweep", "method", "base_method", "dataset", "scene", "blur_type", "seed",
+                 "config_hash")
+
+
+def write_results(run_dir, metrics: dict, extra: dict) -> Path:
+    """Write ``<run_dir>/results.json`` = schema + identity fields from ``extra`` + metrics + the rest of extra.
+
+    metrics: the block returned by ``evaluate_run``. extra: run_id, sweep, method, base_method,
+    dataset, scene, blur_type, seed, config_hash, train (train_summary.json), provenance, ...
+    """
+    for key in ("aggregate", "per_image", "protocol", "missing"):
+        if key not in metrics:
+            raise BenchError(f"results metrics: missing key {key!r} (expected the evaluate_run block)")
+    doc: dict = {"schema": SCHEMA}
+    doc.update({k: extra.get(k) for k in IDENTITY_KEYS})
+    doc["metrics"] = metrics
+    doc.update({k: v for k, v in extra.items() if k not in doc})
+    path = Path(run_dir) / rundir.RESULTS
+    write_json(path, doc)
+    return path
+
+
+def read_results(run_dir) -> dict:
+    """The parsed results.json of a run."""
+    path = Path(run_dir) / rundir.RESULTS
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BenchError(f"{path}: not a readable results file ({err})") from None
+
+
+def _blur_type(dataset: str, scene: str) -> str | None:
+    from bench.data.registry import get_dataset
+
+    spec = get_dataset(dataset)
+    for s in spec.scenes:
+        if s.name == scene:
+            return s.blur_type
+    return spec.blur_type
+
+
+def _config_hash(config: dict) -> str | None:
+    try:
+        from bench.method.config import config_hash
+    except ImportError:
+        return None
+    return config_hash(config)
+
+
+def extra_from_run_dir(run_dir) -> dict:
+    """Identity, train summary and provenance for a run that has renders but no results.json yet."""
+    from bench import provenance
+    from bench.metrics.evaluate import read_config, run_target
+
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    target = run_target(config)
+    summary_path = run_dir / rundir.TRAIN_SUMMARY
+    train = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+    return {
+        "run_id": run_dir.name,
+        "sweep": run_dir.parent.parent.name if run_dir.parent.name == "runs" else None,
+        "method": target["method"],
+        "base_method": target["base_method"],
+        "dataset": target["dataset"],
+        "scene": target["scene"],
+        "blur_type": _blur_type(target["dataset"], target["scene"]),
+        "seed": target["seed"],
+        "config_hash": _config_hash(config),
+        "train": train,
+        "provenance": {**provenance.collect(), "wall_time_s": train.get("wall_time_s"),
+                       "peak_memory": train.get("peak_memory_bytes")},
+    }
