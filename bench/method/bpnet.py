@@ -1,0 +1,138 @@
+"""BP-Net: per-pixel blur kernels and a blur-intensity mask from a sharp render (method.md §3).
+
+Inputs per view: a learned per-training-frame camera embedding (32-d, broadcast over pixels), a
+16-channel sinusoidal 2D positional encoding and scene features from a small CNN over the
+*detached* [rendered RGB, per-image min-max normalised depth, dynamic mask]. A bias-free 1x1
+trunk mixes them; the shortcut concatenates the raw 5-channel input before the heads.
+
+Differences from upstream [ours]: the scene-feature CNN is a registered submodule, so it is
+trained and saved with the rest (upstream never optimises it). The heads start near a delta
+kernel with a small mask (see ``_init_heads``) so that the first steps after BP-Net is switched on
+do not disturb a sharp render that already fits the frames.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from bench.method.kernels import centre_index, defocus_kernel, full_kernel, motion_kernel
+
+KERNEL_TYPES = ("full", "defocus", "motion")
+
+
+def positional_encoding(height: int, width: int, channels: int = 16, device=None) -> torch.Tensor:
+    """(channels,H,W) sinusoidal encoding of normalised pixel coordinates in [-1, 1].
+
+    channels/4 octave frequencies (pi * 2^i) per axis, sin and cos each: x first, then y.
+    """
+    if channels % 4:
+        raise ValueError(f"positional encoding channels must be a multiple of 4, got {channels}")
+    ys = torch.linspace(-1, 1, height, device=device)
+    xs = torch.linspace(-1, 1, width, device=device)
+    freqs = math.pi * 2.0 ** torch.arange(channels // 4, device=device, dtype=torch.float32)
+    fx = xs[None, :] * freqs[:, None]  # (F,W)
+    fy = ys[None, :] * freqs[:, None]  # (F,H)
+    ex = torch.cat([fx.sin(), fx.cos()])[:, None, :].expand(-1, height, -1)
+    ey = torch.cat([fy.sin(), fy.cos()])[:, :, None].expand(-1, -1, width)
+    return torch.cat([ex, ey])
+
+
+def normalise_depth(depth: torch.Tensor) -> torch.Tensor:
+    """Per-image min-max normalisation of (B,1,H,W) depth to [0,1]."""
+    flat = depth.flatten(1)
+    lo = flat.min(dim=1).values.view(-1, 1, 1, 1)
+    hi = flat.max(dim=1).values.view(-1, 1, 1, 1)
+    return (depth - lo) / (hi - lo).clamp_min(1e-8)
+
+
+def _inverse_softplus(y: float) -> float:
+    return math.log(math.expm1(y))
+
+
+class BPNet(nn.Module):
+    """Blur prediction network.
+
+    forward(frame_index (B,) long, rgb (B,3,H,W), depth (B,1,H,W), dyn_mask (B,1,H,W))
+    -> kernels (B,K*K,H,W) summing to 1, mask (B,1,H,W) in (0,1).
+    For virtual (unseen) views pass the source frame's index.
+    """
+
+    def __init__(self, num_frames: int, kernel_size: int = 9, kernel_type: str = "full", shortcut: bool = True,
+                 embed_dim: int = 32, pe_channels: int = 16, init_centre: float = 0.9, init_mask: float = 0.1):
+        super().__init__()
+        if kernel_type not in KERNEL_TYPES:
+            raise ValueError(f"kernel_type must be one of {KERNEL_TYPES}, got {kernel_type!r}")
+        if kernel_size < 1 or kernel_size % 2 == 0:
+            raise ValueError(f"kernel_size must be odd and positive, got {kernel_size}")
+        self.kernel_size, self.kernel_type, self.shortcut = kernel_size, kernel_type, shortcut
+        self.pe_channels = pe_channels
+        self.embedding = nn.Embedding(num_frames, embed_dim)
+        self.scene_cnn = nn.Sequential(
+            nn.Conv2d(5, 64, 5, padding=2), nn.ReLU(), nn.InstanceNorm2d(64),
+            nn.Conv2d(64, 64, 5, padding=2), nn.ReLU(), nn.InstanceNorm2d(64),
+            nn.Conv2d(64, 32, 3, padding=1),
+        )
+        self.trunk = nn.Sequential(
+            nn.Conv2d(32 + pe_channels + embed_dim, 64, 1, bias=False), nn.ReLU(),
+            nn.Conv2d(64, 64, 1, bias=False), nn.ReLU(),
+        )
+        head_in = 64 + (5 if shortcut else 0)
+        kk = kernel_size * kernel_size
+        out = {"full": kk, "defocus": 1, "motion": 3}[kernel_type]
+        self.kernel_head = nn.Conv2d(head_in, out, 1)
+        self.mask_head = nn.Conv2d(head_in, 1, 1)
+        self._init_heads(init_centre, init_mask)
+
+    @property
+    def max_radius(self) -> float:
+        return (self.kernel_size - 1) / 2
+
+    def _init_heads(self, centre: float, mask: float) -> None:
+        """Near-delta kernels and a small mask at the start.
+
+        Small weights keep the outputs nearly uniform over the image while still passing
+        gradients to the trunk and the scene CNN. Biases: full -> centre logit so the softmax puts
+        ``centre`` on the centre tap; defocus -> radius r with 4 r / (1 + 4 r) = 1 - centre of the
+        mass on the 4-neighbours; motion -> length (1 - centre) / centre (each end tap
+        gets length / 2), direction (1, 0); mask -> sigmoid^-1(mask).
+        """
+        kk = self.kernel_size * self.kernel_size
+        for head in (self.kernel_head, self.mask_head):
+            nn.init.normal_(head.weight, std=1e-2)
+            nn.init.zeros_(head.bias)
+        with torch.no_grad():
+            if self.kernel_type == "full" and kk > 1:
+                self.kernel_head.bias[centre_index(self.kernel_size)] = math.log(centre * (kk - 1) / (1 - centre))
+            elif self.kernel_type == "defocus":
+                self.kernel_head.bias[0] = _inverse_softplus((1 - centre) / (4 * centre))
+            elif self.kernel_type == "motion":
+                self.kernel_head.bias[0] = 1.0
+                self.kernel_head.bias[2] = _inverse_softplus((1 - centre) / centre)
+            self.mask_head.bias.fill_(math.log(mask / (1 - mask)))
+
+    def forward(self, frame_index: torch.Tensor, rgb: torch.Tensor, depth: torch.Tensor,
+                dyn_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        B, _, H, W = rgb.shape
+        raw = torch.cat([rgb, normalise_depth(depth), dyn_mask], dim=1).detach()
+        scene = self.scene_cnn(raw)
+        pe = positional_encoding(H, W, self.pe_channels, rgb.device).to(rgb.dtype).expand(B, -1, -1, -1)
+        emb = self.embedding(frame_index.to(rgb.device).long())[:, :, None, None].expand(-1, -1, H, W)
+        feat = self.trunk(torch.cat([scene, pe, emb], dim=1))
+        if self.shortcut:
+            feat = torch.cat([feat, raw], dim=1)
+        return self._kernels(self.kernel_head(feat)), torch.sigmoid(self.mask_head(feat))
+
+    def _kernels(self, out: torch.Tensor) -> torch.Tensor:
+        """Head output -> (B,K*K,H,W) kernels of the configured family."""
+        K = self.kernel_size
+        if self.kernel_type == "full":
+            return full_kernel(out)
+        if self.kernel_type == "defocus":
+            radius = F.softplus(out).clamp(max=self.max_radius)
+            return defocus_kernel(radius, K)
+        length = F.softplus(out[:, 2:3]).clamp(max=float(K - 1))
+        return motion_kernel(out[:, :2], length, K)

@@ -1,0 +1,100 @@
+"""Per-pixel blur kernels on a K x K support and the blur formation rule.
+
+Layout: a kernel field is a (B,K*K,H,W) tensor; channel ``k = (dy + r) * K + (dx + r)``
+(r = (K-1)/2) weighs the sharp pixel at offset (dx, dy) from the output pixel, i.e. the same
+row-major order as ``F.unfold``. Kernels are non-negative and sum to 1 over the K*K channels.
+
+Families:
+- full: an unconstrained softmax over K*K logits.
+- defocus: a soft-edged disc, ``w = clamp(radius + 1 - |p|, 0, 1)``: offsets within ``radius``
+  get full weight and the edge falls off linearly over one pixel, so the kernel is
+  differentiable in the radius, radius 0 gives a delta, and it depends on |p| only (radially
+  symmetric by construction).
+- motion: a soft line segment of total length ``length`` through the centre,
+  ``w = clamp(1 - dist(p, segment), 0, 1)``: one-pixel-wide linear falloff around the segment
+  [-length/2, length/2] * direction. Length 0 gives a delta; the kernel is symmetric under a 180°
+  rotation because the segment is.
+The centre weight of both parametric families is always 1 before normalisation, so the
+normalisation never divides by zero.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def kernel_offsets(K: int, device=None, dtype=torch.float32) -> torch.Tensor:
+    """(K*K,2) pixel offsets (dx, dy) of the kernel channels, row-major like F.unfold."""
+    if K < 1 or K % 2 == 0:
+        raise ValueError(f"kernel size must be odd and positive, got {K}")
+    r = (K - 1) // 2
+    dy, dx = torch.meshgrid(torch.arange(-r, r + 1, device=device, dtype=dtype),
+                            torch.arange(-r, r + 1, device=device, dtype=dtype), indexing="ij")
+    return torch.stack([dx.reshape(-1), dy.reshape(-1)], dim=-1)
+
+
+def centre_index(K: int) -> int:
+    """Channel index of the (0, 0) offset."""
+    return (K * K) // 2
+
+
+def full_kernel(logits: torch.Tensor) -> torch.Tensor:
+    """Unconstrained kernels: softmax over the K*K channels of (B,K*K,H,W) logits."""
+    return torch.softmax(logits, dim=1)
+
+
+def _normalise(weights: torch.Tensor) -> torch.Tensor:
+    return weights / weights.sum(dim=1, keepdim=True)
+
+
+def defocus_kernel(radius: torch.Tensor, K: int) -> torch.Tensor:
+    """Isotropic soft-disc PSF from a per-pixel radius in pixels.
+
+    radius: (B,1,H,W) >= 0. Returns (B,K*K,H,W).
+    """
+    off = kernel_offsets(K, radius.device, radius.dtype)
+    dist = off.norm(dim=-1).view(1, -1, 1, 1)
+    return _normalise((radius + 1 - dist).clamp(0, 1))
+
+
+def motion_kernel(direction: torch.Tensor, length: torch.Tensor, K: int) -> torch.Tensor:
+    """Linear motion PSF: a soft segment through the centre.
+
+    direction: (B,2,H,W) (dx, dy), any non-zero scale; length: (B,1,H,W) total length in pixels
+    (>= 0). Returns (B,K*K,H,W).
+    """
+    off = kernel_offsets(K, direction.device, direction.dtype).T.reshape(1, 2, -1, 1, 1)  # (1,2,K²,1,1)
+    d = F.normalize(direction, dim=1, eps=1e-8).unsqueeze(2)  # (B,2,1,H,W)
+    along = (off * d).sum(dim=1)  # (B,K²,H,W) projection on the direction
+    half = 0.5 * length
+    nearest = along.clamp(min=-half, max=half)  # closest point of the segment, as a coordinate along d
+    perp2 = ((off - nearest.unsqueeze(1) * d) ** 2).sum(dim=1)
+    dist = torch.sqrt(perp2 + 1e-12)
+    return _normalise((1 - dist).clamp(0, 1))
+
+
+def apply_kernels(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+    """Per-pixel kernel application: out(x) = sum_k kernels_k(x) * image(x + offset_k).
+
+    image: (B,C,H,W); kernels: (B,K*K,H,W). Returns (B,C,H,W). The image is padded by
+    replicating its border so that kernels near the border average real colours instead of
+    darkening towards a zero padding.
+    """
+    Bn, C, H, W = image.shape
+    kk = kernels.shape[1]
+    K = int(round(kk ** 0.5))
+    if K * K != kk:
+        raise ValueError(f"kernel channels must be a square number, got {kk}")
+    r = (K - 1) // 2
+    padded = F.pad(image, (r, r, r, r), mode="replicate") if r > 0 else image
+    patches = F.unfold(padded, kernel_size=K).view(Bn, C, kk, H, W)
+    return (patches * kernels.unsqueeze(1)).sum(dim=2)
+
+
+def blur_formation(sharp: torch.Tensor, kernels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Blurry image m * (k applied to I) + (1 - m) * I.
+
+    sharp: (B,C,H,W); kernels: (B,K*K,H,W); mask: (B,1,H,W) in [0,1]. Returns (B,C,H,W).
+    """
+    return mask * apply_kernels(sharp, kernels) + (1 - mask) * sharp

@@ -1,0 +1,128 @@
+"""Training losses of method.md §5.
+
+Image convention: (B,C,H,W) tensors in [0, 1]. ``ssim`` and ``reconstruction_loss`` also accept
+a single (H,W,C) image (the renderer's layout) and treat it as a batch of one.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from bench.method.kernels import centre_index
+
+SSIM_WINDOW = 11
+SSIM_SIGMA = 1.5
+SSIM_C1 = 0.01 ** 2
+SSIM_C2 = 0.03 ** 2
+
+
+def _as_bchw(img: torch.Tensor) -> torch.Tensor:
+    if img.dim() == 3:
+        return img.permute(2, 0, 1).unsqueeze(0)
+    if img.dim() != 4:
+        raise ValueError(f"expected an (H,W,C) or (B,C,H,W) image, got shape {tuple(img.shape)}")
+    return img
+
+
+def l1(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean absolute error over all elements."""
+    return (pred - target).abs().mean()
+
+
+def _gaussian_window(channels: int, device, dtype) -> torch.Tensor:
+    """(C,1,11,11) separable Gaussian window (sigma 1.5), one per channel for a grouped conv."""
+    x = torch.arange(SSIM_WINDOW, device=device, dtype=dtype) - (SSIM_WINDOW - 1) / 2
+    g = torch.exp(-x ** 2 / (2 * SSIM_SIGMA ** 2))
+    g = g / g.sum()
+    return (g[:, None] * g[None, :]).expand(channels, 1, -1, -1).contiguous()
+
+
+def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Mean SSIM (Wang et al. 2004) with an 11x11 Gaussian window, sigma 1.5, data range 1.
+
+    a, b: (B,C,H,W) or (H,W,C), both sides at least 11 px. Statistics use only positions where
+    the window lies fully inside the image ("valid" filtering, no padding bias at the border).
+    Differentiable; returns a scalar.
+    """
+    a, b = _as_bchw(a), _as_bchw(b)
+    if min(a.shape[-2:]) < SSIM_WINDOW:
+        raise ValueError(f"ssim needs images of at least {SSIM_WINDOW} px per side, got {tuple(a.shape[-2:])}")
+    C = a.shape[1]
+    win = _gaussian_window(C, a.device, a.dtype)
+
+    def filt(x):
+        return F.conv2d(x, win, groups=C)
+
+    mu_a, mu_b = filt(a), filt(b)
+    var_a = filt(a * a) - mu_a ** 2
+    var_b = filt(b * b) - mu_b ** 2
+    cov = filt(a * b) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)
+    den = (mu_a ** 2 + mu_b ** 2 + SSIM_C1) * (var_a + var_b + SSIM_C2)
+    return (num / den).mean()
+
+
+def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 0.2) -> torch.Tensor:
+    """(1 - beta) * L1 + beta * (1 - SSIM); the release uses beta = 0.2."""
+    return (1 - beta) * l1(pred, target) + beta * (1 - ssim(pred, target))
+
+
+def blur_aware_sparsity(kernels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """mean |sigmoid(5 (1 - sg(m))) - k_centre| over pixels.
+
+    kernels: (B,K*K,H,W); mask: (B,1,H,W). The mask is detached: the loss only shapes the
+    kernels, pushing the centre tap towards 1 where the mask says there is little blur.
+    """
+    K = int(round(kernels.shape[1] ** 0.5))
+    target = torch.sigmoid(5 * (1 - mask.detach()))
+    return (target - kernels[:, centre_index(K):centre_index(K) + 1]).abs().mean()
+
+
+def mask_sparsity(mask: torch.Tensor) -> torch.Tensor:
+    """Mean blur-mask value (pushes the mask to 0 where blur is not needed)."""
+    return mask.mean()
+
+
+def trimmed_l1(pred: torch.Tensor, target: torch.Tensor, valid: torch.Tensor | None = None,
+               trim: float = 0.02) -> torch.Tensor:
+    """Mean absolute residual after dropping the largest ``trim`` fraction.
+
+    pred, target: any equal shapes; valid: same shape (or broadcastable) bool, or None for all.
+    Returns 0 (still in the graph) when nothing is valid.
+    """
+    res = (pred - target).abs()
+    if valid is not None:
+        res = res[valid.expand_as(res)]
+    res = res.reshape(-1)
+    if res.numel() == 0:
+        return pred.sum() * 0
+    keep = max(1, math.ceil((1 - trim) * res.numel()))
+    return torch.topk(res, keep, largest=False, sorted=False).values.mean()
+
+
+def low_frequency_loss(sharp: torch.Tensor, blurry: torch.Tensor, factor: int = 4) -> torch.Tensor:
+    """L1 between area-downsampled (by ``factor``) sharp render and blurry frame. (B,C,H,W) or (H,W,C)."""
+    sharp, blurry = _as_bchw(sharp), _as_bchw(blurry)
+    size = (max(1, sharp.shape[-2] // factor), max(1, sharp.shape[-1] // factor))
+    down = lambda x: F.interpolate(x, size=size, mode="area")  # noqa: E731
+    return l1(down(sharp), down(blurry))
+
+
+def disparity(depth: torch.Tensor, eps: float = 1e-6) -> torch.Tensor:
+    """1 / depth where depth > eps, 0 elsewhere (invalid depth or empty render)."""
+    safe = depth.clamp_min(eps)
+    return torch.where(depth > eps, 1.0 / safe, torch.zeros_like(depth))
+
+
+def depth_loss(rendered_depth: torch.Tensor, target_depth: torch.Tensor, trim: float = 0.02) -> torch.Tensor:
+    """Trimmed L1 between rendered and dataset disparity over pixels with valid dataset depth."""
+    return trimmed_l1(disparity(rendered_depth), disparity(target_depth), valid=target_depth > 0, trim=trim)
+
+
+def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
+    """PSNR in dB of images in [0, 1] (no gradient)."""
+    mse = F.mse_loss(pred.detach().clamp(0, 1), target.detach()).item()
+    return float("inf") if mse == 0 else -10.0 * math.log10(mse)
