@@ -62,7 +62,8 @@ class BPNet(nn.Module):
     """
 
     def __init__(self, num_frames: int, kernel_size: int = 9, kernel_type: str = "full", shortcut: bool = True,
-                 embed_dim: int = 32, pe_channels: int = 16, init_centre: float = 0.9, init_mask: float = 0.1):
+                 embed_dim: int = 32, pe_channels: int = 16, init_centre: float = 0.9, init_mask: float = 0.1,
+                 cnn_width: int = 64):
         super().__init__()
         if kernel_type not in KERNEL_TYPES:
             raise ValueError(f"kernel_type must be one of {KERNEL_TYPES}, got {kernel_type!r}")
@@ -72,9 +73,10 @@ class BPNet(nn.Module):
         self.pe_channels = pe_channels
         self.embedding = nn.Embedding(num_frames, embed_dim)
         self.scene_cnn = nn.Sequential(
-            nn.Conv2d(5, 64, 5, padding=2), nn.ReLU(), nn.InstanceNorm2d(64),
-            nn.Conv2d(64, 64, 5, padding=2), nn.ReLU(), nn.InstanceNorm2d(64),
-            nn.Conv2d(64, 32, 3, padding=1),
+            # cnn_width: hidden channels (64 upstream; small CPU profiles narrow it for speed).
+            nn.Conv2d(5, cnn_width, 5, padding=2), nn.ReLU(), nn.InstanceNorm2d(cnn_width),
+            nn.Conv2d(cnn_width, cnn_width, 5, padding=2), nn.ReLU(), nn.InstanceNorm2d(cnn_width),
+            nn.Conv2d(cnn_width, 32, 3, padding=1),
         )
         self.trunk = nn.Sequential(
             nn.Conv2d(32 + pe_channels + embed_dim, 64, 1, bias=False), nn.ReLU(),
