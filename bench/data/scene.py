@@ -126,6 +126,9 @@ class GroundTruth:
     coc_radius: (N,H,W) defocus circle-of-confusion radius in pixels (None for pure motion).
     motion_disp: (N,S,H,W,2) displacement in pixels of each pixel's surface point at each of the
       S exposure sub-frames relative to the frame's mid-exposure instant (None for pure defocus).
+    test_motion_mask: (N,H,W) true dynamic mask of the test (right) views.
+    world_from_generator: (4,4) similarity mapping the generator's world points into the scene's
+      world frame (the loader's scaling and recentring); used to check geometry against truth.
     """
 
     sharp_train: LazyImages
@@ -134,6 +137,8 @@ class GroundTruth:
     blur_type: str
     coc_radius: torch.Tensor | None = None
     motion_disp: torch.Tensor | None = None
+    test_motion_mask: torch.Tensor | None = None
+    world_from_generator: torch.Tensor | None = None
 
 
 @dataclass

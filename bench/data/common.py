@@ -1,0 +1,99 @@
+"""Helpers shared by the layout loaders and their validators."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from bench.data.io import read_image, read_npy
+from bench.data.scene import Cameras, LazyImages, Views
+
+
+def frame_times(n: int) -> torch.Tensor:
+    """(n,) float32 times ``k / (n - 1)`` (0 when n == 1): the project-wide convention."""
+    if n <= 1:
+        return torch.zeros(n, dtype=torch.float32)
+    return torch.arange(n, dtype=torch.float32) / (n - 1)
+
+
+def lazy_images(paths: Sequence[Path], size: tuple[int, int]) -> LazyImages:
+    """Images read on access, INTER_AREA-resized to ``size`` = (W,H) when they differ."""
+    paths = list(paths)
+    return LazyImages(len(paths), lambda i: torch.from_numpy(read_image(paths[i], size)))
+
+
+def make_cameras(K: np.ndarray, c2w: np.ndarray, width: int, height: int) -> Cameras:
+    """Cameras from (N,3,3) K and (N,4,4) OpenCV camera-to-world (float64 inverted, then float32)."""
+    w2c = np.linalg.inv(c2w)
+    return Cameras(K=torch.from_numpy(K).float(), w2c=torch.from_numpy(w2c).float(), width=width, height=height)
+
+
+def make_views(names, cameras, images, frame_index, depth=None, motion_mask=None) -> Views:
+    """Assemble Views; frame_index (N,) ints of the left partner, times from ``n_train``."""
+    idx = torch.as_tensor(np.asarray(frame_index), dtype=torch.long)
+    return Views(names=list(names), cameras=cameras, images=images, frame_index=idx, time=torch.zeros(len(idx)),
+                 depth=depth, motion_mask=motion_mask)
+
+
+def set_times(train: Views, test: Views) -> None:
+    """Fill ``time`` of both view sets from the frame indices and the number of training frames."""
+    times = frame_times(len(train))
+    train.time = times[train.frame_index]
+    test.time = times[test.frame_index]
+
+
+def depth_from_disparity(disp: np.ndarray, scale: float) -> np.ndarray:
+    """Depth in scene units from a disparity in inverse raw (pose) units: ``scale / disp``, 0 where disp <= 1e-6.
+
+    The LLFF loaders scale raw translations by ``scale``; a point at raw depth d has disparity 1/d,
+    so its scene depth is ``scale * d = scale / disp``.
+    """
+    disp = np.asarray(disp, dtype=np.float32)
+    out = np.zeros_like(disp)
+    ok = np.isfinite(disp) & (disp > 1e-6)
+    out[ok] = scale / disp[ok]
+    return out
+
+
+def check_npy_2d(path: Path, problems: list[str], *, what: str = "array") -> np.ndarray | None:
+    """Load an (H,W) or (H,W,1) finite .npy or append a problem line; returns the (H,W) array or None."""
+    from bench.errors import BenchError
+
+    try:
+        arr = read_npy(path)
+    except BenchError as err:
+        problems.append(str(err))
+        return None
+    if arr.ndim == 3 and arr.shape[2] == 1:
+        arr = arr[..., 0]
+    if arr.ndim != 2:
+        problems.append(f"{path}: expected a 2-D {what} (H,W), got shape {tuple(arr.shape)}")
+        return None
+    if not np.isfinite(arr).all():
+        problems.append(f"{path}: expected finite {what} values, found NaN or inf")
+        return None
+    return arr
+
+
+def check_count(folder: Path, found: int, expected: int, what: str, problems: list[str], source: str) -> bool:
+    """Append a problem if ``found != expected``."""
+    if found != expected:
+        problems.append(f"{folder}: expected {expected} {what} ({source}), found {found}")
+        return False
+    return True
+
+
+def check_readable_images(paths: Sequence[Path], problems: list[str], size: tuple[int, int] | None = None,
+                          what: str = "image") -> None:
+    """Every image readable; with ``size`` = (W,H) also of that size."""
+    import cv2
+
+    for p in paths:
+        raw = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
+        if raw is None:
+            problems.append(f"{p}: expected a readable {what}")
+        elif size is not None and (raw.shape[1], raw.shape[0]) != tuple(size):
+            problems.append(f"{p}: expected a {size[0]}x{size[1]} {what}, got {raw.shape[1]}x{raw.shape[0]}")

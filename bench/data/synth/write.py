@@ -1,0 +1,107 @@
+"""Write a rendered synthetic scene in a real layout (DyBluRF or D2RF) plus ``synthetic_gt/``.
+
+``synthetic_gt/`` (a folder no real layout uses) holds ``gt.npz`` (sharp left frames, raw depth,
+dynamic masks of both views, CoC radii, sub-frame displacements) and ``meta.json`` (scene
+parameters, raw cameras, landmarks: 3D points and the pixels where they were drawn).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from bench.data.io import write_image
+from bench.data.llff import opencv_c2w_to_llff_row
+from bench.data.synth.render import Rendered, downsample
+from bench.data.synth.scenes import FOCAL, SUPERSAMPLE, TRAIN_SIZE, SceneDef
+
+GT_DIR = "synthetic_gt"
+GENERATOR_VERSION = 1
+
+
+def _poses_bounds(r: Rendered) -> np.ndarray:
+    """(2N,17) LLFF rows, left/right alternating, hwf at full resolution, bounds from the depth maps."""
+    w, h = TRAIN_SIZE
+    hwf = (h * SUPERSAMPLE, w * SUPERSAMPLE, FOCAL * SUPERSAMPLE)
+    rows = []
+    for k in range(len(r.c2w_left)):
+        for c2w, depth in ((r.c2w_left[k], r.left_depth[k]), (r.c2w_right[k], r.right_depth[k])):
+            valid = depth[depth > 0]
+            rows.append(opencv_c2w_to_llff_row(c2w, hwf, float(valid.min()), float(valid.max())))
+    return np.stack(rows)
+
+
+def _disp(depth: np.ndarray) -> np.ndarray:
+    """Disparity in inverse raw units (what the loaders invert with the LLFF scale)."""
+    return np.where(depth > 0, 1.0 / np.maximum(depth, 1e-9), 0.0).astype(np.float32)
+
+
+def _save_flow(path: Path, flow: np.ndarray, valid: np.ndarray) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(path, flow=flow.astype(np.float32), mask=valid.astype(bool))
+
+
+def write_dyblurf(r: Rendered, scene_dir: Path) -> None:
+    """DyBluRF layout under ``scene_dir/dense``; full resolution = SUPERSAMPLE x training size."""
+    dense = scene_dir / "dense"
+    w, h = TRAIN_SIZE
+    for k in range(len(r.c2w_left)):
+        name = f"{k:05d}"
+        write_image(dense / "images" / f"{name}.png", r.left_blurry_full[k])
+        write_image(dense / f"images_{w}x{h}" / f"{name}.png", downsample(r.left_blurry_full[k]))
+        write_image(dense / "sharp_images" / f"{name}.png", r.left_sharp_full[k])
+        write_image(dense / "inference_images" / f"{name}.png", r.right_sharp_full[k])
+        write_image(dense / "motion_masks" / f"{name}.png", r.left_mask_blur[k].astype(np.float32))
+        (dense / "disp").mkdir(parents=True, exist_ok=True)
+        np.save(dense / "disp" / f"{name}.npy", _disp(r.left_depth[k]))
+    for i in range(len(r.flow_fwd)):
+        _save_flow(dense / "flow_i1" / f"{i:05d}_fwd.npz", r.flow_fwd[i], r.flow_fwd_valid[i])
+        _save_flow(dense / "flow_i1" / f"{i + 1:05d}_bwd.npz", r.flow_bwd[i], r.flow_bwd_valid[i])
+    np.save(dense / "poses_bounds.npy", _poses_bounds(r))
+
+
+def write_d2rf(r: Rendered, scene_dir: Path) -> None:
+    """D2RF layout under ``scene_dir``; images/ sharp full res (PNG), images_2/ defocused at half."""
+    for k in range(len(r.c2w_left)):
+        for side, sharp, blurry, depth, mask in (
+                ("left", r.left_sharp_full[k], r.left_blurry_full[k], r.left_depth[k], r.left_mask_blur[k]),
+                ("right", r.right_sharp_full[k], r.right_blurry_full[k], r.right_depth[k], r.right_mask[k])):
+            name = f"{k:06d}_{side}"
+            write_image(scene_dir / "images" / f"{name}.png", sharp)
+            write_image(scene_dir / "images_bokeh" / f"{name}.png", blurry)
+            write_image(scene_dir / "images_2" / f"{name}.png", downsample(blurry))
+            write_image(scene_dir / "motion_masks" / f"{name}.png", mask.astype(np.float32))
+            write_image(scene_dir / "background_mask" / f"{name}.png", 1.0 - mask.astype(np.float32))
+            (scene_dir / "dpt").mkdir(parents=True, exist_ok=True)
+            np.save(scene_dir / "dpt" / f"{name}.npy", _disp(depth))
+    for i in range(len(r.flow_fwd)):
+        _save_flow(scene_dir / "flow_i1" / f"{i:06d}_left_fwd.npz", r.flow_fwd[i], r.flow_fwd_valid[i])
+        _save_flow(scene_dir / "flow_i1" / f"{i + 1:06d}_left_bwd.npz", r.flow_bwd[i], r.flow_bwd_valid[i])
+    np.save(scene_dir / "poses_bounds.npy", _poses_bounds(r))
+
+
+def write_gt(sd: SceneDef, r: Rendered, scene_dir: Path) -> None:
+    """``synthetic_gt/gt.npz`` and ``synthetic_gt/meta.json``."""
+    gt = scene_dir / GT_DIR
+    gt.mkdir(parents=True, exist_ok=True)
+    arrays = {
+        "sharp": np.stack([downsample(img) for img in r.left_sharp_full]).astype(np.float16),
+        "depth": r.left_depth.astype(np.float32),
+        "motion_mask": r.left_mask.astype(np.uint8),
+        "test_motion_mask": r.right_mask.astype(np.uint8),
+    }
+    if r.coc is not None:
+        arrays["coc"] = r.coc
+    if r.motion_disp is not None:
+        arrays["motion_disp"] = r.motion_disp.astype(np.float16)
+    np.savez(gt / "gt.npz", **arrays)
+    meta = {
+        "generator_version": GENERATOR_VERSION, "name": sd.name, "seed": sd.seed, "blur_type": sd.blur_type,
+        "layout": sd.layout, "frames": sd.frames, "subframes": sd.subframes, "exposure": sd.exposure,
+        "train_size": list(TRAIN_SIZE), "supersample": SUPERSAMPLE, "focal": FOCAL, "baseline": sd.baseline,
+        "kappa": r.kappa, "focus": list(sd.focus),
+        "c2w_left": r.c2w_left.tolist(), "c2w_right": r.c2w_right.tolist(), "landmarks": r.landmarks,
+    }
+    (gt / "meta.json").write_text(json.dumps(meta, indent=1))
