@@ -1,0 +1,186 @@
+"""The renderer's one entry point: `rasterize` N 3D Gaussians through C pinhole cameras."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from bench.errors import BenchError
+from bench.render.composite import composite, plan_tiles
+from bench.render.projection import project, quat_scale_to_covar, sh_colors
+
+BACKENDS = ("auto", "torch", "gsplat")
+EPS2D = 0.3
+
+
+@dataclass
+class RenderOutput:
+    """Rendered images and per-Gaussian screen-space information for C cameras.
+
+    rgb (C,H,W,3) colour plus T_final * background; depth (C,H,W,1) expected camera z,
+    sum(w z) / max(alpha, 1e-10); alpha (C,H,W,1) = 1 - T_final; features (C,H,W,F) or None,
+    composited like colour with no background; means2d (C,N,2) pixel-space means, a graph tensor with
+    retain_grad() so its .grad is the screen-space positional gradient after backward (densification);
+    radii (C,N,2) int32 per-axis extent in pixels, 0 = not rendered; visible (C,N) bool.
+    """
+
+    rgb: Tensor
+    depth: Tensor
+    alpha: Tensor
+    features: Tensor | None
+    means2d: Tensor
+    radii: Tensor
+    visible: Tensor
+
+
+def rasterize(
+    means: Tensor,
+    quats: Tensor,
+    log_scales: Tensor,
+    opacity_logits: Tensor,
+    colors: Tensor,
+    viewmats: Tensor,
+    Ks: Tensor,
+    width: int,
+    height: int,
+    *,
+    sh_degree: int | None = None,
+    features: Tensor | None = None,
+    near: float = 0.01,
+    far: float = 1e10,
+    background: Tensor | None = None,
+    backend: str = "auto",
+) -> RenderOutput:
+    """Render N Gaussians into C images with gsplat 1.5.3's semantics (differentiable in every input).
+
+    Args:
+        means: (N,3) world-space centres.
+        quats: (N,4) rotations as wxyz quaternions, any norm (normalised here).
+        log_scales: (N,3) log standard deviations along the rotated axes.
+        opacity_logits: (N,) pre-sigmoid opacities.
+        colors: (N,3) RGB, used as is (no clamping), or SH coefficients (N,K,3) with
+            K >= (sh_degree+1)^2, evaluated along camera centre -> mean, +0.5, clamped at 0.
+        viewmats: (C,4,4) world-to-camera matrices, OpenCV convention (x right, y down, z forward).
+        Ks: (C,3,3) pinhole intrinsics (fx, fy, cx, cy are used).
+        width, height: image size in pixels.
+        sh_degree: SH degree 0..4 when `colors` holds SH coefficients, else None.
+        features: (N,F) extra per-Gaussian channels composited like colour, or None.
+        near, far: camera-z range; Gaussians with centres outside it are culled.
+        background: (3,) colour added as T_final * background to rgb only; None = black.
+        backend: "torch" (pure PyTorch, CPU or GPU), "gsplat" (CUDA only) or "auto"
+            (gsplat for CUDA tensors, torch otherwise).
+
+    Returns:
+        RenderOutput with rgb (C,H,W,3), depth (C,H,W,1), alpha (C,H,W,1), features (C,H,W,F) or None,
+        means2d (C,N,2), radii (C,N,2) int32, visible (C,N).
+    """
+    _check_inputs(means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
+                  sh_degree, features, background, backend)
+    if backend == "auto":
+        backend = "gsplat" if means.is_cuda else "torch"
+    if backend == "gsplat":
+        from bench.render.gsplat_backend import rasterize_gsplat
+
+        return rasterize_gsplat(
+            means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
+            sh_degree=sh_degree, features=features, near=near, far=far, background=background,
+            eps2d=EPS2D, output=RenderOutput,
+        )
+    return _rasterize_torch(
+        means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
+        sh_degree, features, near, far, background,
+    )
+
+
+def _rasterize_torch(
+    means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
+    sh_degree, features, near, far, background,
+) -> RenderOutput:
+    """Pure-PyTorch path: EWA projection, tile binning, compositing with a custom backward."""
+    C, N = viewmats.shape[0], means.shape[0]
+    opacities = torch.sigmoid(opacity_logits)
+    covars = quat_scale_to_covar(quats, torch.exp(log_scales))
+    proj = project(means, covars, opacities, viewmats, Ks, width, height, near, far, EPS2D)
+    means2d = proj.means2d
+    if means2d.requires_grad:
+        means2d.retain_grad()
+    if sh_degree is None:
+        rgb = colors[None].expand(C, N, 3)
+    else:
+        rgb = sh_colors(sh_degree, colors, means, viewmats)
+    channels = [rgb, proj.depths[..., None]]
+    if features is not None:
+        channels.append(features[None].expand(C, N, features.shape[-1]))
+    feats = torch.cat(channels, dim=-1)
+
+    plan = plan_tiles(means2d.detach(), proj.radii, proj.depths.detach(), width, height)
+    fg, trans = composite(means2d, proj.conics, proj.opacities, feats, plan, width, height)
+    alpha = 1.0 - trans
+    image = fg[..., :3]
+    if background is not None:
+        image = image + trans * background
+    return RenderOutput(
+        rgb=image,
+        depth=fg[..., 3:4] / alpha.clamp(min=1e-10),
+        alpha=alpha,
+        features=fg[..., 4:] if features is not None else None,
+        means2d=means2d,
+        radii=proj.radii,
+        visible=proj.visible,
+    )
+
+
+def _check_inputs(means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
+                  sh_degree, features, background, backend) -> None:
+    """Raise BenchError naming the argument whose shape or value is wrong."""
+    if backend not in BACKENDS:
+        raise BenchError(f"rasterize backend={backend!r}: expected one of {', '.join(BACKENDS)}")
+    if not (isinstance(width, int) and isinstance(height, int) and width > 0 and height > 0):
+        raise BenchError(f"rasterize width/height={width!r}/{height!r}: expected positive integers")
+    n = means.shape[0] if means.dim() == 2 else -1
+    c = viewmats.shape[0] if viewmats.dim() == 3 else -1
+    expected = {
+        "means": (means, (n, 3)),
+        "quats": (quats, (n, 4)),
+        "log_scales": (log_scales, (n, 3)),
+        "opacity_logits": (opacity_logits, (n,)),
+        "viewmats": (viewmats, (c, 4, 4)),
+        "Ks": (Ks, (c, 3, 3)),
+    }
+    if sh_degree is None:
+        expected["colors"] = (colors, (n, 3))
+    else:
+        if not (isinstance(sh_degree, int) and 0 <= sh_degree <= 4):
+            raise BenchError(f"rasterize sh_degree={sh_degree!r}: expected an integer 0..4 or None")
+        k = colors.shape[1] if colors.dim() == 3 else -1
+        if k < (sh_degree + 1) ** 2:
+            raise BenchError(
+                f"rasterize colors shape {tuple(colors.shape)}: expected (N,K,3) SH coefficients "
+                f"with K >= {(sh_degree + 1) ** 2} for sh_degree={sh_degree}"
+            )
+        expected["colors"] = (colors, (n, k, 3))
+    if features is not None:
+        f = features.shape[1] if features.dim() == 2 else -1
+        expected["features"] = (features, (n, f))
+    if background is not None:
+        expected["background"] = (background, (3,))
+    for name, (tensor, shape) in expected.items():
+        if tuple(tensor.shape) != shape or min(shape) < 0:
+            raise BenchError(
+                f"rasterize {name} shape {tuple(tensor.shape)}: expected {_shape_text(name, shape)}"
+            )
+
+
+def _shape_text(name: str, shape: tuple[int, ...]) -> str:
+    """Human-readable expected shape, with N/C/K/F where the size is free or unknown."""
+    letters = {"viewmats": "C", "Ks": "C"}
+    parts = [letters.get(name, "N") if i == 0 else str(s) for i, s in enumerate(shape)]
+    if name == "colors" and len(shape) == 3:
+        parts[1] = "K"
+    if name == "features":
+        parts[1] = "F"
+    if name == "background":
+        parts = ["3"]
+    return "(" + ",".join(parts) + ")"
