@@ -1,0 +1,152 @@
+"""Collect a sweep's results.json files into one tidy DataFrame and average it.
+
+Tidy = one row per (run, metric). Seeds are averaged per scene (mean, std, n); scenes are averaged
+per dataset only when every scene of the dataset (from the data registry) is present.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+
+from bench import rundir
+from bench.atomic import write_bytes, write_text
+from bench.errors import BenchError
+from bench.metrics.registry import METRICS
+
+ID_COLUMNS = ["sweep", "variant", "dataset", "scene", "blur_type", "seed", "metric", "value", "run_id"]
+PROVENANCE_COLUMNS = ["git_commit", "git_dirty", "bench_version", "torch", "gsplat", "device", "hostname",
+                      "slurm_job_id", "wall_time_s", "peak_memory_bytes"]
+EXTRA_COLUMNS = ["protocol", "lpips_input", "missing_reason"]
+COLUMNS = ID_COLUMNS + PROVENANCE_COLUMNS + EXTRA_COLUMNS
+
+
+def resolve_sweep_dir(arg: str | Path) -> Path:
+    """A sweep directory, or a sweep YAML resolved by the harness (imported lazily)."""
+    path = Path(arg)
+    if path.is_dir():
+        return path
+    try:
+        from bench.harness.sweep import resolve_sweep_dir as harness_resolve
+    except ImportError:
+        raise BenchError(f"{arg}: expected a sweep directory") from None
+    resolved = Path(harness_resolve(str(arg)))
+    if not resolved.is_dir():
+        raise BenchError(f"{arg}: sweep output {resolved} does not exist yet (run `bench sweep` first)")
+    return resolved
+
+
+def _peak_memory(prov: dict, train: dict) -> float | None:
+    peak = prov.get("peak_memory", prov.get("peak_memory_bytes", train.get("peak_memory_bytes")))
+    if isinstance(peak, dict):  # {"cpu_rss": ..., "gpu_allocated": ...}: the GPU figure when there is one
+        peak = peak.get("gpu_allocated") if peak.get("gpu_allocated") is not None else peak.get("cpu_rss")
+    return peak
+
+
+def _provenance_columns(doc: dict) -> dict:
+    prov = doc.get("provenance") or {}
+    train = doc.get("train") or {}
+    packages = prov.get("packages") or {}
+    slurm = prov.get("slurm") or {}
+    return {
+        "git_commit": prov.get("git_commit"), "git_dirty": prov.get("git_dirty"),
+        "bench_version": packages.get("dydeblur-bench"), "torch": packages.get("torch"),
+        "gsplat": packages.get("gsplat"), "device": prov.get("device", train.get("device")),
+        "hostname": prov.get("hostname"), "slurm_job_id": slurm.get("job_id"),
+        "wall_time_s": prov.get("wall_time_s", train.get("wall_time_s")),
+        "peak_memory_bytes": _peak_memory(prov, train),
+    }
+
+
+def rows_of(doc: dict, sweep: str) -> list[dict]:
+    """Tidy rows of one parsed results.json: one per metric of its aggregate block."""
+    metrics = doc.get("metrics") or {}
+    protocol = metrics.get("protocol") or {}
+    missing = metrics.get("missing") or {}
+    base = {"sweep": doc.get("sweep") or sweep, "variant": doc.get("method"), "dataset": doc.get("dataset"),
+            "scene": doc.get("scene"), "blur_type": doc.get("blur_type"), "seed": doc.get("seed"),
+            "run_id": doc.get("run_id"), **_provenance_columns(doc),
+            "protocol": protocol.get("name"), "lpips_input": protocol.get("lpips_input")}
+    rows = []
+    for metric, value in (metrics.get("aggregate") or {}).items():
+        finite = value is not None and math.isfinite(value)
+        rows.append({**base, "metric": metric, "value": float(value) if finite else math.nan,
+                     "missing_reason": None if finite else missing.get(metric, "not a finite number")})
+    return rows
+
+
+def collect(sweep_dir) -> pd.DataFrame:
+    """Tidy DataFrame of every ``<sweep_dir>/runs/*/results.json`` (columns: COLUMNS)."""
+    sweep_dir = Path(sweep_dir)
+    rows: list[dict] = []
+    for path in sorted((sweep_dir / "runs").glob(f"*/{rundir.RESULTS}")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise BenchError(f"{path}: not a readable results file ({err})") from None
+        doc.setdefault("run_id", path.parent.name)
+        rows.extend(rows_of(doc, sweep_dir.name))
+    df = pd.DataFrame(rows, columns=COLUMNS)
+    df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
+    df["value"] = df["value"].astype(float)
+    for col in ("wall_time_s", "peak_memory_bytes"):
+        df[col] = pd.to_numeric(df[col], errors="coerce")
+    return df
+
+
+def save_collected(sweep_dir, df: pd.DataFrame) -> list[Path]:
+    """Write results.parquet and results.csv beside the sweep (atomically)."""
+    sweep_dir = Path(sweep_dir)
+    buf = io.BytesIO()
+    df.to_parquet(buf, index=False)
+    parquet, csv = sweep_dir / "results.parquet", sweep_dir / "results.csv"
+    write_bytes(parquet, buf.getvalue())
+    write_text(csv, df.to_csv(index=False))
+    return [parquet, csv]
+
+
+def seed_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Mean, std (ddof 1; NaN for one seed) and seed count per variant, dataset, scene and metric.
+
+    Seeds with a missing value are left out of the mean and counted in ``n_missing``.
+    """
+    keys = ["variant", "dataset", "scene", "blur_type", "metric"]
+    g = df.groupby(keys, dropna=False, sort=False)["value"]
+    return g.agg(mean="mean", std="std", n_seeds="count", n_missing=lambda v: int(v.isna().sum())).reset_index()
+
+
+def expected_scenes(dataset: str, seen: list[str]) -> list[str]:
+    """The dataset's scene list from the data registry; the scenes seen when the registry cannot say."""
+    try:
+        from bench.data.registry import get_dataset
+
+        return [s.name for s in get_dataset(dataset).scenes]
+    except (ImportError, BenchError):
+        return sorted(set(seen))
+
+
+def dataset_summary(per_scene: pd.DataFrame, expected: dict[str, list[str]] | None = None) -> pd.DataFrame:
+    """Scene average per variant, dataset and metric; NaN with ``missing`` naming absent scenes.
+
+    per_scene: output of ``seed_summary``. expected: dataset -> scene list (default: data registry).
+    """
+    rows = []
+    for (variant, dataset, metric), g in per_scene.groupby(["variant", "dataset", "metric"], sort=False):
+        scenes = expected[dataset] if expected and dataset in expected else \
+            expected_scenes(dataset, list(per_scene.loc[per_scene.dataset == dataset, "scene"]))
+        have = set(g.loc[g["mean"].notna(), "scene"])
+        absent = [s for s in scenes if s not in have]
+        value = math.nan if absent else float(g.loc[g.scene.isin(scenes), "mean"].mean())
+        rows.append({"variant": variant, "dataset": dataset, "metric": metric, "value": value,
+                     "n_scenes": len(have & set(scenes)), "missing": ", ".join(absent)})
+    return pd.DataFrame(rows, columns=["variant", "dataset", "metric", "value", "n_scenes", "missing"])
+
+
+def known_metric_order(metrics) -> list[str]:
+    """Metrics in registry order, unknown names last."""
+    order = list(METRICS)
+    return sorted(set(metrics), key=lambda m: (order.index(m) if m in order else len(order), m))

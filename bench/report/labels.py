@@ -1,0 +1,62 @@
+"""Display data for reports: variant order, ablation row labels, dataset labels, fixed colours.
+
+The variant -> ablation-row mapping follows the paper's ablation (method.md section 10).
+"""
+
+from __future__ import annotations
+
+import zlib
+
+VARIANT_ORDER = ["full", "no_sparsity", "no_shortcut", "no_densification", "no_unseen_views",
+                 "defocus_kernel", "motion_kernel", "no_blur"]
+
+# Ablation table rows, top to bottom: the paper's "w/o ..." rows, this project's kernel variants, Full last.
+ABLATION_ROWS = {
+    "no_sparsity": "w/o sparsity",
+    "no_shortcut": "w/o shortcut",
+    "no_densification": "w/o DGD",
+    "no_unseen_views": "w/o unseen views",
+    "defocus_kernel": "defocus kernel only",
+    "motion_kernel": "motion kernel only",
+    "no_blur": "w/o blur model",
+    "full": "Full",
+}
+
+DATASET_LABELS = {
+    "stereo_blur": "Stereo Blur",
+    "stereo_blur_d4dgs": "Stereo Blur (D4DGS)",
+    "d2rf": "D2RF",
+    "synthetic": "Synthetic",
+}
+DATASET_ORDER = ["d2rf", "stereo_blur", "stereo_blur_d4dgs", "synthetic"]
+
+_COLOURS = {
+    "full": "#d62728", "no_sparsity": "#1f77b4", "no_shortcut": "#ff7f0e", "no_densification": "#2ca02c",
+    "no_unseen_views": "#9467bd", "defocus_kernel": "#8c564b", "motion_kernel": "#e377c2",
+    "no_blur": "#7f7f7f",
+}
+_SPARE = ["#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2"]
+
+
+def colour(variant: str) -> str:
+    """One fixed colour per variant (the same in every figure and every sweep)."""
+    return _COLOURS.get(variant) or _SPARE[zlib.crc32(variant.encode()) % len(_SPARE)]
+
+
+def order_variants(variants) -> list[str]:
+    """Known variants in VARIANT_ORDER, others after them alphabetically."""
+    known = [v for v in VARIANT_ORDER if v in set(variants)]
+    return known + sorted(set(variants) - set(known))
+
+
+def order_datasets(datasets) -> list[str]:
+    known = [d for d in DATASET_ORDER if d in set(datasets)]
+    return known + sorted(set(datasets) - set(known))
+
+
+def dataset_label(name: str) -> str:
+    return DATASET_LABELS.get(name, name)
+
+
+def ablation_label(variant: str) -> str:
+    return ABLATION_ROWS.get(variant, variant)

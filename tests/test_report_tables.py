@@ -1,0 +1,156 @@
+"""Collection and tables on hand-made sweeps: schema, averaging, missing scenes, ranking with ties,
+reported rows, and LaTeX that compiles."""
+
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench.report.collect import COLUMNS, collect, dataset_summary, save_collected, seed_summary
+from bench.report import tables as T
+from report_fixtures import make_sweep
+
+VALUES = {  # seed-mean PSNR 30.000 and 30.001 both display 30.00 (tie); no_shortcut 29.50; no_blur 29.00
+    "full": {"a": {"psnr": 29.995, "ssim": 0.9, "lpips": 0.100}, "b": {"psnr": 29.995, "ssim": 0.9, "lpips": 0.100}},
+    "no_sparsity": {"a": {"psnr": 29.996, "ssim": 0.8, "lpips": 0.1004}, "b": {"psnr": 29.996, "ssim": 0.8, "lpips": 0.1004}},
+    "no_shortcut": {"a": {"psnr": 29.495, "ssim": 0.85, "lpips": 0.2}, "b": {"psnr": 29.495, "ssim": 0.85, "lpips": 0.2}},
+    "no_blur": {"a": {"psnr": 29.0, "ssim": 0.7, "lpips": 0.3}, "b": {"psnr": 29.0, "ssim": 0.7, "lpips": 0.3}},
+}
+
+
+@pytest.fixture
+def sweep(tmp_path):
+    return make_sweep(tmp_path, VALUES, seeds=(0, 1))
+
+
+def _summary(df, expected=None):
+    return dataset_summary(seed_summary(df), expected or {"toy": ["a", "b"]})
+
+
+def test_collect_schema_and_values(sweep):
+    df = collect(sweep)
+    assert list(df.columns) == COLUMNS
+    assert len(df) == 4 * 2 * 2 * 7   # variants x scenes x seeds x metrics
+    row = df[(df.variant == "full") & (df.scene == "a") & (df.seed == 1) & (df.metric == "psnr")].iloc[0]
+    assert row.value == pytest.approx(30.005) and row.sweep == "demo" and row.dataset == "toy"
+    assert row.git_commit == "deadbeef" and row.slurm_job_id == "42" and row.peak_memory_bytes == 2048
+    assert row.torch == "2.14.1" and row.wall_time_s == 13.0 and row.protocol == "synthetic"
+    dyn = df[(df.metric == "psnr_dyn")]
+    assert dyn.value.isna().all() and (dyn.missing_reason == "not computed in this fixture").all()
+    paths = save_collected(sweep, df)
+    back = pd.read_parquet(paths[0])
+    assert len(back) == len(df) and list(back.columns) == COLUMNS
+    assert pd.read_csv(paths[1]).shape == df.shape
+
+
+def test_seed_mean_std_and_scene_average(sweep):
+    per_scene = seed_summary(collect(sweep))
+    r = per_scene[(per_scene.variant == "full") & (per_scene.scene == "a") & (per_scene.metric == "psnr")].iloc[0]
+    assert r["mean"] == pytest.approx(30.0) and r["std"] == pytest.approx(np.std([29.995, 30.005], ddof=1))
+    assert r["n_seeds"] == 2
+    summary = _summary(collect(sweep))
+    s = summary[(summary.variant == "no_blur") & (summary.metric == "psnr")].iloc[0]
+    assert s.value == pytest.approx(29.005) and s.missing == "" and s.n_scenes == 2
+
+
+def test_missing_scene_blanks_dataset_average(sweep):
+    df = collect(sweep)
+    summary = _summary(df, {"toy": ["a", "b", "c", "d"]})
+    assert summary.value.isna().all()
+    assert set(summary.loc[summary.metric == "psnr", "missing"]) == {"c, d"}
+    table = T.main_table(df, summary)
+    assert np.isnan(table.values).all()
+    md = T.to_markdown(table)
+    assert "missing: c, d" in md
+    tex = T.to_latex(table)
+    assert "--" in tex and "\\rankfirst{" not in tex.split("\\begin{table}")[1]
+
+
+def test_ranking_on_displayed_values_with_ties(sweep):
+    df = collect(sweep)
+    table = T.main_table(df, _summary(df))
+    psnr_col = [c.metric for c in table.columns].index("psnr")
+    lpips_col = [c.metric for c in table.columns].index("lpips")
+    ranks = T.rank_table(table)
+    by_row = dict(zip(table.rows, ranks[:, psnr_col]))
+    assert by_row == {"full": 1, "no_sparsity": 1, "no_shortcut": 3, "no_blur": 4}
+    # LPIPS: lower is better; 0.1000 and 0.1004 both display 0.100 and tie.
+    assert dict(zip(table.rows, ranks[:, lpips_col])) == {"full": 1, "no_sparsity": 1, "no_shortcut": 3,
+                                                          "no_blur": 4}
+    tex = T.to_latex(table)
+    for line, want in (("full &", r"\rankfirst{30.00}"), ("no\\_sparsity &", r"\rankfirst{30.00}"),
+                       ("no\\_shortcut &", r"\rankthird{29.50}")):
+        row = next(l for l in tex.splitlines() if l.startswith(line))
+        assert want in row, row
+    blur_row = next(l for l in tex.splitlines() if l.startswith("no\\_blur &"))
+    assert "\\rank" not in blur_row.split("&")[1]
+    assert r"\providecommand{\rankfirst}" in tex and r"\toprule" in tex and r"$\downarrow$" in tex
+
+
+def test_ties_within_rounding_share_rank():
+    cols = [T.Column("D", "PSNR", "psnr")]
+    vals = np.array([[30.004], [29.996], [29.0], [28.0]])
+    t = T.Table("t", "t", list("wxyz"), cols, vals, [[""]] * 4, [[""]] * 4, [False] * 4)
+    assert list(T.rank_table(t)[:, 0]) == [1, 1, 3, 4]
+    t.values = np.array([[30.0], [29.0], [29.0], [28.0]])
+    assert list(T.rank_table(t)[:, 0]) == [1, 2, 2, 4]
+    assert "\\ranksecond{29.00}" in T.to_latex(t) and "28.00" in T.to_latex(t)
+
+
+def test_reported_rows_not_ranked_unless_asked(tmp_path):
+    reported = T.load_reported()
+    assert {"main", "ablation"} <= set(reported["table"])
+    assert reported[(reported.row == "DyDeblur (paper)") & (reported.dataset == "d2rf")
+                    & (reported.metric == "psnr")].value.iloc[0] == 29.39
+    sweep = make_sweep(tmp_path, {"full": {"a": {"psnr": 20.0, "ssim": 0.5, "lpips": 0.4}}}, dataset="d2rf",
+                       protocol="d2rf")
+    df = collect(sweep)
+    summary = dataset_summary(seed_summary(df), {"d2rf": ["a"]})
+    table = T.main_table(df, summary, reported)
+    assert "DyDeblur (paper) (reported)" in table.rows and table.reported[0] is False
+    ranks = T.rank_table(table)
+    assert ranks[0, 0] == 1 and (ranks[1:] == 0).all()
+    ranked = T.rank_table(table, rank_reported=True)
+    assert ranked[table.rows.index("DyDeblur (paper) (reported)"), 0] == 1 and ranked[0, 0] > 3
+    ssim_col = [c.metric for c in table.columns].index("ssim")
+    assert table.marks[table.rows.index("D2RF (reported)")][ssim_col] == "\u2020"
+    tex = T.to_latex(table)
+    assert tex.count("\\midrule") == 2 and "$^\\dagger$" in tex
+    ab = T.ablation_table(summary, reported)
+    assert ab.rows[0] == "Full" and "w/o DGD (reported)" in ab.rows
+
+
+def test_ablation_shape_and_per_scene(sweep):
+    df = collect(sweep)
+    per_scene = seed_summary(df)
+    summary = dataset_summary(per_scene, {"toy": ["a", "b"]})
+    ab = T.ablation_table(summary)
+    assert ab.rows == ["w/o sparsity", "w/o shortcut", "w/o blur model", "Full"]
+    assert [c.metric for c in ab.columns] == ["psnr"]
+    tables = T.per_scene_tables(df, per_scene, summary)
+    names = [t.name for t in tables]
+    assert "per_scene_toy_psnr" in names and "per_scene_toy_psnr_dyn" not in names
+    t = tables[names.index("per_scene_toy_psnr")]
+    assert [c.header for c in t.columns] == ["a", "b", "Avg."]
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_latex_compiles(sweep, tmp_path):
+    df = collect(sweep)
+    per_scene = seed_summary(df)
+    summary = dataset_summary(per_scene, {"toy": ["a", "b", "c"]})  # blank cells too
+    tables = [T.main_table(df, summary, T.load_reported()), T.ablation_table(summary, T.load_reported())]
+    tables += T.per_scene_tables(df, per_scene, summary)
+    paths = T.write_tables(tmp_path / "tables", tables)
+    tex_files = [p for p in paths if p.suffix == ".tex"]
+    body = "\n".join(f"\\input{{{p}}}\n\\clearpage" for p in tex_files)
+    doc = tmp_path / "doc.tex"
+    doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n"
+                   "\\begin{document}\n" + body + "\n\\end{document}\n")
+    out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:]
+    assert (tmp_path / "doc.pdf").stat().st_size > 1000
