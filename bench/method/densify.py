@@ -1,0 +1,247 @@
+"""Adaptive density control (3DGS) and dynamic Gaussian densification (DGD), method.md §6.
+
+Gaussians live in a dict ``params`` of per-Gaussian tensors (name -> (N,...)), all in the same
+order. Trainable entries are ``nn.Parameter`` s, each the only parameter of a param group of one
+``torch.optim.Adam`` whose group carries ``"name": <dict key>``; other entries (e.g. the bool
+dynamic flag) are plain tensors that are edited alongside. Every edit replaces the parameters by
+new ones and moves the Adam moments with them: rows kept on prune keep their moments, new rows
+start with zero moments (as in 3DGS). Children of clone/split inherit every attribute (flag,
+motion coefficients, colour, ...).
+
+Required keys (the renderer's argument names): ``means`` (N,3), ``quats`` (N,4),
+``log_scales`` (N,3), ``opacity_logits`` (N,).
+
+Gradient statistics follow gsplat's default strategy (read as a spec): the pixel-space gradient
+of each visible Gaussian's 2D mean is rescaled to normalised device units (x W/2, x H/2) and
+multiplied by the number of cameras of the render, its norm is summed per Gaussian together
+with a visibility count, and the mean over the window decides growth.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import torch
+import torch.nn as nn
+
+from bench.method.geometry import quat_to_matrix
+from bench.method.motion import MotionBases
+
+REQUIRED = ("means", "quats", "log_scales", "opacity_logits")
+Params = dict[str, torch.Tensor]
+
+
+def check_params(params: Params, optimizer: torch.optim.Optimizer) -> None:
+    """Raise ValueError if the dict and the optimizer do not follow the conventions above."""
+    missing = [k for k in REQUIRED if k not in params]
+    if missing:
+        raise ValueError(f"densification needs per-Gaussian keys {missing}")
+    n = {k: v.shape[0] for k, v in params.items()}
+    if len(set(n.values())) != 1:
+        raise ValueError(f"per-Gaussian tensors disagree on N: {n}")
+    for group in optimizer.param_groups:
+        name = group.get("name")
+        if name in params and (len(group["params"]) != 1 or group["params"][0] is not params[name]):
+            raise ValueError(f"optimizer group {name!r} must hold exactly params[{name!r}]")
+
+
+def new_state(num_gaussians: int, device=None) -> dict[str, torch.Tensor]:
+    """Empty gradient statistics: grad2d (N,) summed normalised gradient norms, count (N,) visibility."""
+    return {"grad2d": torch.zeros(num_gaussians, device=device), "count": torch.zeros(num_gaussians, device=device)}
+
+
+@torch.no_grad()
+def accumulate_gradients(state: dict[str, torch.Tensor], means2d_grad: torch.Tensor, radii: torch.Tensor,
+                         width: int, height: int) -> None:
+    """Add one step's view-space gradients to ``state`` (in place).
+
+    means2d_grad: (C,N,2) gradient of the pixel-space 2D means (N in the params' order);
+    radii: (C,N,2) or (C,N); a Gaussian counts for a camera when all its radii are > 0.
+    """
+    C = means2d_grad.shape[0]
+    grads = means2d_grad.clone()
+    grads[..., 0] *= width / 2.0 * C
+    grads[..., 1] *= height / 2.0 * C
+    visible = radii > 0
+    if visible.dim() == 3:
+        visible = visible.all(dim=-1)
+    ids = torch.nonzero(visible)[:, 1]
+    state["grad2d"].index_add_(0, ids, grads[visible].norm(dim=-1).to(state["grad2d"].dtype))
+    state["count"].index_add_(0, ids, torch.ones_like(ids, dtype=state["count"].dtype))
+
+
+def _edit(params: Params, optimizer: torch.optim.Optimizer, value_fn: Callable[[str, torch.Tensor], torch.Tensor],
+          moment_fn: Callable[[torch.Tensor], torch.Tensor], names=None) -> None:
+    """Replace per-Gaussian tensors (all, or ``names``) by ``value_fn(name, old)``, Adam moments by ``moment_fn``."""
+    groups = {g.get("name"): g for g in optimizer.param_groups}
+    for name in list(params if names is None else names):
+        old = params[name]
+        new_value = value_fn(name, old.detach())
+        if not isinstance(old, nn.Parameter):
+            params[name] = new_value
+            continue
+        new = nn.Parameter(new_value, requires_grad=old.requires_grad)
+        group = groups.get(name)
+        if group is not None:
+            st = optimizer.state.pop(old, None)
+            if st:
+                for key, v in st.items():
+                    if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == old.shape[0]:
+                        st[key] = moment_fn(v)
+                optimizer.state[new] = st
+            group["params"][0] = new
+        params[name] = new
+
+
+def keep_gaussians(params: Params, optimizer: torch.optim.Optimizer, state: dict | None, keep: torch.Tensor) -> None:
+    """Keep the rows where ``keep`` (N,) bool is True (moments and statistics follow)."""
+    _edit(params, optimizer, lambda _, v: v[keep], lambda m: m[keep])
+    if state is not None:
+        for k in ("grad2d", "count"):
+            state[k] = state[k][keep]
+
+
+def append_gaussians(params: Params, optimizer: torch.optim.Optimizer, state: dict | None, rows: Params) -> None:
+    """Append M new Gaussians; ``rows`` must hold an (M,...) tensor for every key of ``params``."""
+    missing = sorted(set(params) - set(rows))
+    if missing:
+        raise ValueError(f"new Gaussians lack attributes {missing}")
+    m = rows["means"].shape[0]
+
+    def grow(name, v):
+        return torch.cat([v, rows[name].to(device=v.device, dtype=v.dtype)])
+
+    _edit(params, optimizer, grow, lambda mom: torch.cat([mom, mom.new_zeros((m,) + mom.shape[1:])]))
+    if state is not None:
+        for k in ("grad2d", "count"):
+            state[k] = torch.cat([state[k], state[k].new_zeros(m)])
+
+
+@torch.no_grad()
+def split_children(params: Params, select: torch.Tensor, split_factor: float = 1.6,
+                   generator: torch.Generator | None = None) -> Params:
+    """Two children per selected Gaussian: means sampled from the parent's Gaussian, scales / split_factor.
+
+    select: (N,) bool. Returns rows (2S,...) for every key; other attributes are copied.
+    """
+    rows = {k: v.detach()[select].repeat((2,) + (1,) * (v.dim() - 1)) for k, v in params.items()}
+    scales = rows["log_scales"].exp()
+    noise = torch.randn(scales.shape, generator=generator, device=generator.device if generator else scales.device)
+    offset = (quat_to_matrix(rows["quats"]) @ (scales * noise.to(scales.device))[..., None]).squeeze(-1)
+    rows["means"] = rows["means"] + offset
+    rows["log_scales"] = rows["log_scales"] - math.log(split_factor)
+    return rows
+
+
+@torch.no_grad()
+def densify_and_prune(params: Params, optimizer: torch.optim.Optimizer, state: dict[str, torch.Tensor], *,
+                      scene_extent: float, grad_threshold: float = 2e-4, percent_dense: float = 0.01,
+                      prune_opacity: float = 0.005, prune_big: bool = False, max_world_scale: float = 0.1,
+                      split_factor: float = 1.6, generator: torch.Generator | None = None) -> dict[str, int]:
+    """One round of clone / split / prune; resets the gradient statistics.
+
+    Gaussians whose mean normalised gradient exceeds ``grad_threshold`` grow: clone when their
+    largest scale is <= percent_dense * extent, else split into two with scale / split_factor
+    (0.8 * 2). Then prune opacity < ``prune_opacity`` and, when ``prune_big`` (after the first
+    opacity reset), largest scale > max_world_scale * extent. Clones are not split in the same
+    round. Returns counts {"cloned", "split", "pruned", "total"}.
+    """
+    check_params(params, optimizer)
+    grads = state["grad2d"] / state["count"].clamp_min(1)
+    high = grads > grad_threshold
+    small = params["log_scales"].exp().max(dim=-1).values <= percent_dense * scene_extent
+    clone, split = high & small, high & ~small
+    if clone.any():
+        append_gaussians(params, optimizer, state, {k: v.detach()[clone] for k, v in params.items()})
+    n_clone = int(clone.sum())
+    split = torch.cat([split, split.new_zeros(n_clone)])
+    n_split = int(split.sum())
+    if n_split:
+        append_gaussians(params, optimizer, state, split_children(params, split, split_factor, generator))
+        keep_gaussians(params, optimizer, state, torch.cat([~split, split.new_ones(2 * n_split)]))
+    prune = torch.sigmoid(params["opacity_logits"].reshape(-1)) < prune_opacity
+    if prune_big:
+        prune |= params["log_scales"].exp().max(dim=-1).values > max_world_scale * scene_extent
+    if prune.any():
+        keep_gaussians(params, optimizer, state, ~prune)
+    n = params["means"].shape[0]
+    state.update(new_state(n, params["means"].device))
+    return {"cloned": n_clone, "split": n_split, "pruned": int(prune.sum()), "total": n}
+
+
+@torch.no_grad()
+def reset_opacity(params: Params, optimizer: torch.optim.Optimizer, value: float = 0.01) -> None:
+    """Clamp every opacity to at most ``value`` and clear its Adam moments (3DGS opacity reset)."""
+    cap = math.log(value / (1 - value))
+    _edit(params, optimizer, lambda _, v: v.clamp(max=cap), torch.zeros_like, names=("opacity_logits",))
+
+
+@torch.no_grad()
+def dynamic_gaussian_densification(views, bases: MotionBases, dyn_means: torch.Tensor, dyn_coef_logits: torch.Tensor,
+                                   *, max_points_per_view: int = 1000, opacity: float = 0.7,
+                                   generator: torch.Generator | None = None) -> Params:
+    """New dynamic Gaussians in under-reconstructed moving regions (DGD).
+
+    views: ``bench.data.scene.Views`` of the training frames (depth and motion masks required).
+    dyn_means (D,3) canonical means and dyn_coef_logits (D,B) of the current dynamic Gaussians.
+    For every view, up to ``max_points_per_view`` pixels with motion mask 1 and valid depth are
+    back-projected; each takes the transform (R, t) at that frame of its nearest moved dynamic
+    Gaussian G' and goes to canonical space: mu0 = R^T (mu_t - t). Returns rows (M,...):
+    ``means`` (canonical), ``quats`` (identity), ``log_scales`` (isotropic: the pixel footprint
+    at its depth times the sample spacing), ``opacity_logits`` (logit of ``opacity``), ``rgb``
+    (colour of the pixel in the frame), ``coef_logits`` (copied from G'), ``frame`` (source view).
+    The caller adds its own attributes (SH layout, dynamic flag) and calls ``append_gaussians``.
+    """
+    device = dyn_means.device
+    B = dyn_coef_logits.shape[1]
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("means", "log_scales", "rgb", "coef_logits", "frame")}
+    if views.depth is None or views.motion_mask is None:
+        raise ValueError("dynamic Gaussian densification needs training depth and motion masks")
+    if dyn_means.shape[0] > 0:
+        c2w_all = torch.linalg.inv(views.cameras.w2c.double()).float()
+        for i in range(len(views)):
+            _dgd_view(views, i, c2w_all[i], bases, dyn_means, dyn_coef_logits, max_points_per_view, generator, out)
+    cat = {k: torch.cat(v).to(device) if v else None for k, v in out.items()}
+    m = 0 if cat["means"] is None else cat["means"].shape[0]
+    return {
+        "means": cat["means"] if m else torch.zeros(0, 3, device=device),
+        "quats": torch.tensor([1.0, 0, 0, 0], device=device).repeat(m, 1),
+        "log_scales": cat["log_scales"] if m else torch.zeros(0, 3, device=device),
+        "opacity_logits": torch.full((m,), math.log(opacity / (1 - opacity)), device=device),
+        "rgb": cat["rgb"] if m else torch.zeros(0, 3, device=device),
+        "coef_logits": cat["coef_logits"] if m else torch.zeros(0, B, device=device),
+        "frame": cat["frame"] if m else torch.zeros(0, dtype=torch.long, device=device),
+    }
+
+
+def _dgd_view(views, i: int, c2w: torch.Tensor, bases: MotionBases, dyn_means: torch.Tensor,
+              coef: torch.Tensor, max_points: int, generator, out: dict) -> None:
+    """DGD for training view i; appends its rows to ``out``."""
+    device = dyn_means.device
+    depth = views.depth[i].to(device)
+    pix = torch.nonzero((views.motion_mask[i].to(device) > 0.5) & (depth > 0))  # (P,2) v,u
+    if pix.shape[0] == 0:
+        return
+    n_all = pix.shape[0]
+    if n_all > max_points:
+        pick = torch.randperm(n_all, generator=generator, device=generator.device if generator else None)
+        pix = pix[pick[:max_points].to(device)]
+    K = views.cameras.K[i].to(device)
+    z = depth[pix[:, 0], pix[:, 1]]
+    uv1 = torch.stack([pix[:, 1].float(), pix[:, 0].float(), torch.ones_like(z)], dim=-1)
+    cam = (uv1 @ torch.linalg.inv(K).T) * z[:, None]
+    world = cam @ c2w[:3, :3].to(device).T + c2w[:3, 3].to(device)
+    frame = float(views.frame_index[i])
+    R, t = bases.transforms(coef, frame)
+    moved = (R @ dyn_means[:, :, None]).squeeze(-1) + t
+    near = torch.cat([torch.cdist(world[j:j + 4096], moved).argmin(1) for j in range(0, world.shape[0], 4096)])
+    canonical = (R[near].transpose(1, 2) @ (world - t[near])[:, :, None]).squeeze(-1)
+    spacing = math.sqrt(n_all / pix.shape[0])  # sampled points are this many pixels apart on average
+    scale = z / K[0, 0] * spacing
+    image = views.images[i].to(device)
+    out["means"].append(canonical)
+    out["log_scales"].append(scale.clamp_min(1e-8).log()[:, None].expand(-1, 3))
+    out["rgb"].append(image[pix[:, 0], pix[:, 1], :3])
+    out["coef_logits"].append(coef[near])
+    out["frame"].append(torch.full((pix.shape[0],), i, dtype=torch.long, device=device))

@@ -1,0 +1,161 @@
+"""Adaptive density control with optimizer surgery, opacity reset, and dynamic Gaussian densification."""
+
+import math
+
+import pytest
+import torch
+import torch.nn as nn
+
+from bench.data.scene import Cameras, LazyImages, Views
+from bench.method.densify import (accumulate_gradients, append_gaussians, densify_and_prune,
+                                  dynamic_gaussian_densification, new_state, reset_opacity)
+from bench.method.geometry import backproject, matrix_to_rot6d, quat_to_matrix
+from bench.method.motion import MotionBases
+
+
+def make_gaussians():
+    """Six Gaussians: 0 clone, 1 split, 2 transparent, 3 huge, 4-5 ordinary (extent 10)."""
+    logit = lambda p: math.log(p / (1 - p))  # noqa: E731
+    params = {
+        "means": nn.Parameter(torch.arange(18.0).view(6, 3)),
+        "quats": nn.Parameter(torch.tensor([[1.0, 0, 0, 0]]).repeat(6, 1)),
+        "log_scales": nn.Parameter(torch.log(torch.tensor([0.05, 0.5, 0.05, 2.0, 0.05, 0.05]))[:, None].repeat(1, 3)),
+        "opacity_logits": nn.Parameter(torch.tensor([logit(0.5)] * 2 + [logit(0.001)] + [logit(0.5)] * 3)),
+        "coef_logits": nn.Parameter(torch.randn(6, 4)),
+        "dynamic": torch.tensor([True, True, False, False, True, False]),
+    }
+    groups = [{"params": [v], "name": k, "lr": 1e-3} for k, v in params.items() if isinstance(v, nn.Parameter)]
+    optimizer = torch.optim.Adam(groups, eps=1e-15)
+    # one step so that Adam has moments to carry around
+    sum((v.float() ** 2).sum() for v in params.values() if isinstance(v, nn.Parameter)).backward()
+    optimizer.step()
+    optimizer.zero_grad()
+    state = new_state(6)
+    state["grad2d"] = torch.tensor([1e-3, 1e-3, 0, 0, 1e-5, 0]) * 2
+    state["count"] = torch.tensor([2.0, 2, 2, 2, 2, 0])
+    return params, optimizer, state
+
+
+def assert_consistent(params, optimizer):
+    n = params["means"].shape[0]
+    for group in optimizer.param_groups:
+        p = group["params"][0]
+        assert p is params[group["name"]]
+        st = optimizer.state[p]
+        assert st["exp_avg"].shape == p.shape and st["exp_avg_sq"].shape == p.shape
+        assert p.shape[0] == n
+    assert params["dynamic"].shape == (n,)
+
+
+def test_accumulate_gradients_normalises_like_gsplat():
+    state = new_state(3)
+    grad = torch.tensor([[[0.01, 0.02], [1.0, 1.0], [0.0, 0.04]]])  # (C=1,N=3,2)
+    radii = torch.tensor([[[3, 3], [0, 0], [2, 2]]], dtype=torch.int32)
+    accumulate_gradients(state, grad, radii, width=100, height=50)
+    assert torch.allclose(state["grad2d"], torch.tensor([math.hypot(0.5, 0.5), 0.0, 1.0]))
+    assert torch.equal(state["count"], torch.tensor([1.0, 0, 1]))
+    # two cameras in one render: each gradient also scales with the camera count
+    state = new_state(1)
+    accumulate_gradients(state, torch.tensor([[[0.01, 0.0]], [[0.0, 0.0]]]), torch.ones(2, 1, 2), 100, 50)
+    assert torch.allclose(state["grad2d"], torch.tensor([1.0])) and state["count"].item() == 2
+
+
+def test_densify_clone_split_prune_counts_and_optimizer_state():
+    params, optimizer, state = make_gaussians()
+    moment4 = optimizer.state[params["means"]]["exp_avg"][4].clone()
+    coef0 = params["coef_logits"][0].detach().clone()
+    parent = {k: params[k][1].detach().clone() for k in ("means", "log_scales")}
+    counts = densify_and_prune(params, optimizer, state, scene_extent=10.0, generator=torch.Generator().manual_seed(0))
+    assert counts == {"cloned": 1, "split": 1, "pruned": 1, "total": 7}  # 6 + 1 clone + 2 - 1 split - 1 pruned
+    assert_consistent(params, optimizer)
+    # Row order after the round: 0, 3, 4, 5 (kept originals), clone of 0, two children of 1.
+    means = params["means"].detach()
+    assert torch.equal(means[4], means[0])
+    assert torch.equal(params["coef_logits"][4].detach(), coef0)
+    assert params["dynamic"].tolist() == [True, False, True, False, True, True, True]
+    assert torch.allclose(params["log_scales"][5:].detach(), (parent["log_scales"] - math.log(1.6)).expand(2, 3))
+    assert ((means[5:] - parent["means"]).norm(dim=1) < 3).all() and not torch.equal(means[5], means[6])
+    st = optimizer.state[params["means"]]
+    assert torch.equal(st["exp_avg"][2], moment4)  # a kept row keeps its moments
+    assert (st["exp_avg"][4:] == 0).all() and (st["exp_avg_sq"][4:] == 0).all()  # new rows start at zero
+    assert state["grad2d"].shape == (7,) and state["grad2d"].sum() == 0
+    # the optimizer still works on the new tensors
+    params["means"].sum().backward()
+    optimizer.step()
+
+
+def test_prune_big_after_reset_interval():
+    params, optimizer, state = make_gaussians()
+    counts = densify_and_prune(params, optimizer, state, scene_extent=10.0, prune_big=True,
+                               generator=torch.Generator().manual_seed(0))
+    assert counts["pruned"] == 2 and counts["total"] == 6  # the 2.0-scale Gaussian (> 0.1 * 10) goes too
+    assert_consistent(params, optimizer)
+
+
+def test_reset_opacity_caps_and_clears_moments():
+    params, optimizer, _ = make_gaussians()
+    means_before = params["means"]
+    transparent = torch.sigmoid(params["opacity_logits"][2].detach())
+    reset_opacity(params, optimizer, value=0.01)
+    op = torch.sigmoid(params["opacity_logits"].detach())
+    assert (op <= 0.01 + 1e-6).all() and op[2] == transparent
+    assert (optimizer.state[params["opacity_logits"]]["exp_avg"] == 0).all()
+    assert params["means"] is means_before
+    assert_consistent(params, optimizer)
+
+
+def test_append_requires_every_attribute():
+    params, optimizer, state = make_gaussians()
+    with pytest.raises(ValueError, match="dynamic"):
+        append_gaussians(params, optimizer, state, {k: v[:1] for k, v in params.items() if k != "dynamic"})
+
+
+def dgd_views(H=8, W=10, f=10.0, depth_value=5.0):
+    K = torch.tensor([[f, 0, W / 2], [0, f, H / 2], [0, 0, 1]]).expand(2, 3, 3).clone()
+    w2c = torch.eye(4).expand(2, 4, 4).clone()
+    mask = torch.zeros(2, H, W)
+    mask[1, 2:5, 3:8] = 1  # 15 dynamic pixels in frame 1, none in frame 0
+    images = torch.rand(2, H, W, 3)
+    return Views(names=["a", "b"], cameras=Cameras(K=K, w2c=w2c, width=W, height=H),
+                 images=LazyImages.from_tensor(images), frame_index=torch.arange(2), time=torch.tensor([0.0, 1.0]),
+                 depth=torch.full((2, H, W), depth_value), motion_mask=mask)
+
+
+def test_dgd_maps_points_back_to_canonical_space_exactly():
+    views = dgd_views()
+    bases = MotionBases(num_bases=2, num_frames=2)
+    R = quat_to_matrix(torch.tensor([[0.9, 0.1, -0.3, 0.2], [0.7, 0.0, 0.7, 0.0]]))
+    t = torch.tensor([[0.4, -0.2, 1.0], [30.0, 0.0, 0.0]])
+    with torch.no_grad():
+        bases.rot6d[:, 1] = matrix_to_rot6d(R)
+        bases.trans[:, 1] = t
+    # Group A (basis 0) lands near the masked pixels' points at frame 1; group B (basis 1) far away.
+    world = backproject(views.depth[1], views.cameras.K[1], torch.eye(4), views.motion_mask[1] > 0)
+    canon_a = (R[0].T @ (world[:4] - t[0]).T).T + 0.01
+    canon_b = torch.randn(3, 3)
+    dyn = torch.cat([canon_a, canon_b])
+    coef = torch.tensor([[8.0, -8.0]] * 4 + [[-8.0, 8.0]] * 3)
+    coef[:4, 0] += torch.arange(4.0)  # distinct rows so copying can be checked
+    rows = dynamic_gaussian_densification(views, bases, dyn, coef, max_points_per_view=1000)
+    assert rows["means"].shape == (15, 3) and (rows["frame"] == 1).all()
+    Rg, tg = bases.transforms(rows["coef_logits"], 1)
+    # moving the new canonical means to frame 1 gives back the back-projected pixels exactly
+    moved = (Rg @ rows["means"][:, :, None]).squeeze(-1) + tg
+    assert torch.allclose(moved, world, atol=1e-5)
+    assert all(any(torch.equal(c, a) for a in coef[:4]) for c in rows["coef_logits"])
+    assert torch.equal(rows["quats"], torch.tensor([[1.0, 0, 0, 0]]).repeat(15, 1))
+    assert torch.allclose(torch.sigmoid(rows["opacity_logits"]), torch.full((15,), 0.7))
+    assert torch.allclose(rows["log_scales"].exp(), torch.full((15, 3), 5.0 / 10.0))  # footprint z/f, all sampled
+    v, u = torch.nonzero(views.motion_mask[1] > 0, as_tuple=True)
+    assert torch.allclose(rows["rgb"], views.images[1][v, u])
+
+
+def test_dgd_samples_at_most_the_cap_and_handles_no_dynamic_gaussians():
+    views = dgd_views()
+    bases = MotionBases(num_bases=2, num_frames=2)
+    rows = dynamic_gaussian_densification(views, bases, torch.randn(5, 3), torch.zeros(5, 2), max_points_per_view=6,
+                                          generator=torch.Generator().manual_seed(0))
+    assert rows["means"].shape == (6, 3)
+    assert torch.allclose(rows["log_scales"].exp(), torch.full((6, 3), 0.5 * math.sqrt(15 / 6)))
+    empty = dynamic_gaussian_densification(views, bases, torch.zeros(0, 3), torch.zeros(0, 2))
+    assert all(v.shape[0] == 0 for v in empty.values())
