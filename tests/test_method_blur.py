@@ -164,6 +164,13 @@ def test_every_bpnet_parameter_gets_a_gradient_and_inputs_are_detached(kernel_ty
     assert rgb.grad is None
 
 
+def test_bpnet_cnn_width_narrows_only_the_scene_cnn():
+    net = BPNet(num_frames=2, kernel_size=3, cnn_width=8)
+    assert net.scene_cnn[0].out_channels == 8 and net.scene_cnn[-1].out_channels == 32
+    kernels, mask = net(*bpnet_inputs(B=1))
+    assert kernels.shape == (1, 9, 14, 18) and mask.shape == (1, 1, 14, 18)
+
+
 def test_bpnet_uses_the_frame_embedding():
     torch.manual_seed(0)
     net = BPNet(num_frames=4, kernel_size=3)

@@ -58,7 +58,8 @@ class BPNet(nn.Module):
 
     forward(frame_index (B,) long, rgb (B,3,H,W), depth (B,1,H,W), dyn_mask (B,1,H,W))
     -> kernels (B,K*K,H,W) summing to 1, mask (B,1,H,W) in (0,1).
-    For virtual (unseen) views pass the source frame's index.
+    For virtual (unseen) views pass the source frame's index. ``cnn_width`` is the hidden width
+    of the scene-feature CNN (64 upstream; smaller only to save CPU time in small profiles).
     """
 
     def __init__(self, num_frames: int, kernel_size: int = 9, kernel_type: str = "full", shortcut: bool = True,
@@ -73,7 +74,6 @@ class BPNet(nn.Module):
         self.pe_channels = pe_channels
         self.embedding = nn.Embedding(num_frames, embed_dim)
         self.scene_cnn = nn.Sequential(
-            # cnn_width: hidden channels (64 upstream; small CPU profiles narrow it for speed).
             nn.Conv2d(5, cnn_width, 5, padding=2), nn.ReLU(), nn.InstanceNorm2d(cnn_width),
             nn.Conv2d(cnn_width, cnn_width, 5, padding=2), nn.ReLU(), nn.InstanceNorm2d(cnn_width),
             nn.Conv2d(cnn_width, 32, 3, padding=1),
