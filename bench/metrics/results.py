@@ -51,14 +51,6 @@ def _blur_type(dataset: str, scene: str) -> str | None:
     return spec.blur_type
 
 
-def _config_hash(config: dict) -> str | None:
-    try:
-        from bench.method.config import config_hash
-    except ImportError:
-        return None
-    return config_hash(config)
-
-
 def extra_from_run_dir(run_dir) -> dict:
     """Identity, train summary and provenance for a run that has renders but no results.json yet."""
     from bench import provenance
@@ -78,7 +70,7 @@ def extra_from_run_dir(run_dir) -> dict:
         "scene": target["scene"],
         "blur_type": _blur_type(target["dataset"], target["scene"]),
         "seed": target["seed"],
-        "config_hash": _config_hash(config),
+        "config_hash": config.get("config_hash"),
         "train": train,
         "provenance": {**provenance.collect(), "wall_time_s": train.get("wall_time_s"),
                        "peak_memory": train.get("peak_memory_bytes")},

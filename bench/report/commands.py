@@ -1,5 +1,106 @@
-"""CLI verbs of this concern (filled in by its issue)."""
+"""CLI verbs of the report concern: ``bench collect``, ``bench table``, ``bench plot``, ``bench report``."""
+
+from __future__ import annotations
+
+import argparse
+
+SWEEP_HELP = "sweep output directory, or a sweep YAML (resolved to its output directory)"
 
 
 def register(sub) -> None:
-    """Add this concern's verbs to the ``bench`` subparsers."""
+    """Add ``collect``, ``table``, ``plot`` and ``report`` to the ``bench`` subparsers."""
+    p = sub.add_parser("collect", help="gather a sweep's results into results.parquet / results.csv",
+                       description="One tidy row per run and metric (plus provenance), saved beside the sweep.")
+    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    p.set_defaults(func=_collect)
+
+    p = sub.add_parser("table", help="write LaTeX / Markdown / CSV tables of a sweep into SWEEP/tables",
+                       description="Main comparison, ablation (paper shape) and per-scene tables; ranks on "
+                                   "displayed values with ties sharing a rank.")
+    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    _reported_args(p)
+    p.set_defaults(func=_table)
+
+    p = sub.add_parser("plot", help="write the sweep's figures (PNG + PDF) into SWEEP/figures")
+    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    _frames_arg(p)
+    p.set_defaults(func=_plot)
+
+    p = sub.add_parser("report", help="collect, tables, figures and one self-contained SWEEP/report.html")
+    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    _reported_args(p)
+    _frames_arg(p)
+    p.set_defaults(func=_report)
+
+
+def _reported_args(p) -> None:
+    p.add_argument("--no-reported", dest="reported", action="store_false",
+                   help="leave out the published rows of results/published/*.csv")
+    p.add_argument("--rank-reported", action="store_true", help="rank published rows together with measured ones")
+
+
+def _frames_arg(p) -> None:
+    p.add_argument("--frames", type=_int_list, default=None, metavar="I,J",
+                   help="test-view indices for the qualitative grids (default: the middle view)")
+
+
+def _int_list(text: str) -> list[int]:
+    try:
+        return [int(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,12") from None
+
+
+def _summarise(args, save: bool):
+    from bench.report.build import summarise
+    from bench.report.collect import resolve_sweep_dir
+
+    sweep_dir = resolve_sweep_dir(args.sweep)
+    return sweep_dir, summarise(sweep_dir, save=save)
+
+
+def _print_notes_and_paths(built, paths) -> None:
+    for note in built.notes:
+        print(f"note: {note}")
+    for p in paths:
+        print(f"wrote {p}")
+
+
+def _collect(args: argparse.Namespace) -> int:
+    from bench.report import tables as T
+
+    sweep_dir, built = _summarise(args, save=True)
+    print(f"{built.df.run_id.nunique()} runs, {len(built.df)} rows")
+    if built.summary is not None:
+        print(T.to_markdown(T.main_table(built.df, built.summary)))
+    _print_notes_and_paths(built, built.paths)
+    return 0
+
+
+def _table(args: argparse.Namespace) -> int:
+    from bench.report.build import build_tables
+
+    sweep_dir, built = _summarise(args, save=False)
+    build_tables(sweep_dir, built, args.reported, args.rank_reported)
+    _print_notes_and_paths(built, built.paths)
+    return 0
+
+
+def _plot(args: argparse.Namespace) -> int:
+    from bench.report.build import build_figures
+
+    sweep_dir, built = _summarise(args, save=False)
+    build_figures(sweep_dir, built, args.frames)
+    _print_notes_and_paths(built, built.paths)
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from bench.report import build_all
+    from bench.report.collect import resolve_sweep_dir
+
+    paths = build_all(resolve_sweep_dir(args.sweep), frames=args.frames, reported=args.reported,
+                      rank_reported=args.rank_reported)
+    for p in paths:
+        print(f"wrote {p}")
+    return 0

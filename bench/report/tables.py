@@ -37,6 +37,16 @@ class Column:
     group: str
     header: str
     metric: str
+    higher_is_better: bool | None = None  # overrides the metric registry (columns that are no metric)
+    decimals: int | None = None
+
+    @property
+    def up(self) -> bool:
+        return METRICS[self.metric].higher_is_better if self.higher_is_better is None else self.higher_is_better
+
+    @property
+    def digits(self) -> int:
+        return METRICS[self.metric].decimals if self.decimals is None else self.decimals
 
 
 @dataclass
@@ -55,8 +65,9 @@ class Table:
     footnotes: list[str] = field(default_factory=list)
 
 
-def displayed(value: float, metric: str) -> str:
-    return f"{value:.{METRICS[metric].decimals}f}"
+def displayed(value: float, col: Column) -> str:
+    """The value as printed in every table format."""
+    return f"{value:.{col.digits}f}"
 
 
 def rank_table(table: Table, rank_reported: bool = False) -> np.ndarray:
@@ -64,8 +75,8 @@ def rank_table(table: Table, rank_reported: bool = False) -> np.ndarray:
     ranks = np.zeros(table.values.shape, dtype=int)
     eligible = [i for i, rep in enumerate(table.reported) if rank_reported or not rep]
     for c, col in enumerate(table.columns):
-        sign = 1.0 if METRICS[col.metric].higher_is_better else -1.0
-        shown = {i: sign * float(displayed(table.values[i, c], col.metric))
+        sign = 1.0 if col.up else -1.0
+        shown = {i: sign * float(displayed(table.values[i, c], col))
                  for i in eligible if not math.isnan(table.values[i, c])}
         for i, v in shown.items():
             ranks[i, c] = 1 + sum(other > v for other in shown.values())
@@ -86,7 +97,7 @@ def _cell_latex(table: Table, ranks: np.ndarray, r: int, c: int) -> str:
     v, col = table.values[r, c], table.columns[c]
     if math.isnan(v):
         return "--"
-    text = displayed(v, col.metric) + latex_escape(table.marks[r][c])
+    text = displayed(v, col) + latex_escape(table.marks[r][c])
     return f"\\{RANK_MACROS[ranks[r, c] - 1]}{{{text}}}" if 1 <= ranks[r, c] <= 3 else text
 
 
@@ -126,7 +137,7 @@ def _cell_text(table: Table, r: int, c: int) -> str:
     v = table.values[r, c]
     if math.isnan(v):
         return table.notes[r][c] or "–"
-    return displayed(v, table.columns[c].metric) + table.marks[r][c]
+    return displayed(v, table.columns[c]) + table.marks[r][c]
 
 
 def to_markdown(table: Table, rank_reported: bool = False) -> str:

@@ -1,0 +1,135 @@
+"""The sweep report pipeline: collect -> tables -> figures -> report.html, degrading gracefully."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from bench.report import tables as T
+from bench.report.collect import COLUMNS, collect, dataset_summary, save_collected, seed_summary
+
+
+@dataclass
+class Built:
+    """What one pipeline run produced: data frames, tables, written paths and notes."""
+
+    df: pd.DataFrame
+    per_scene: pd.DataFrame | None = None
+    summary: pd.DataFrame | None = None
+    tables: list = field(default_factory=list)
+    paths: list[Path] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+
+def _stage(built: Built, name: str, fn, *args, **kwargs):
+    """Run one stage; on failure record a note (and the traceback on stderr) instead of raising."""
+    try:
+        return fn(*args, **kwargs)
+    except Exception as err:  # a report stage must never take the sweep down
+        built.notes.append(f"{name} failed: {type(err).__name__}: {err}")
+        print(f"warning: report stage {name!r} failed:\n{traceback.format_exc()}", file=sys.stderr)
+        return None
+
+
+def summarise(sweep_dir: Path, save: bool = True) -> Built:
+    """Collect the sweep (and save results.parquet / results.csv) and average seeds and scenes."""
+    df = collect(sweep_dir)
+    built = Built(df)
+    if save:
+        built.paths += save_collected(sweep_dir, df)
+    if df.empty:
+        built.notes.append(f"{sweep_dir}: no finished runs (no runs/*/results.json)")
+        return built
+    built.per_scene = seed_summary(df)
+    built.summary = dataset_summary(built.per_scene)
+    for row in built.summary[(built.summary.metric == "psnr") & (built.summary.missing != "")].itertuples():
+        built.notes.append(f"{row.dataset} average of {row.variant} left blank: missing scenes {row.missing}")
+    return built
+
+
+def make_tables(built: Built, reported: bool = True) -> list:
+    """Main, ablation and per-scene tables (reported rows from results/published when asked)."""
+    if built.summary is None:
+        return []
+    pub = T.load_reported() if reported else None
+    return [T.main_table(built.df, built.summary, pub), T.ablation_table(built.summary, pub),
+            *T.per_scene_tables(built.df, built.per_scene, built.summary)]
+
+
+def build_tables(sweep_dir: Path, built: Built, reported: bool = True, rank_reported: bool = False) -> None:
+    built.tables = _stage(built, "tables", make_tables, built, reported) or []
+    paths = _stage(built, "write tables", T.write_tables, Path(sweep_dir) / "tables", built.tables, rank_reported)
+    built.paths += paths or []
+
+
+def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None) -> None:
+    """Every figure; a failing or empty figure family leaves a note."""
+    from bench.report import figures as F
+    from bench.report import scene_figures as S
+
+    if built.summary is None:
+        return
+    out = Path(sweep_dir) / "figures"
+    stages = [("bar figures", F.plot_scene_bars, (built.df, built.per_scene, out)),
+              ("ablation figures", F.plot_ablation_deltas, (built.per_scene, built.summary, out)),
+              ("training curves", F.plot_curves, (sweep_dir, built.df, out)),
+              ("qualitative figures", S.plot_qualitative, (sweep_dir, built.df, out, frames))]
+    for name, fn, args in stages:
+        result = _stage(built, name, fn, *args)
+        if result:
+            built.figures += result[0]
+            built.notes += result[1]
+    blur = _stage(built, "blur figures", S.plot_blur_accuracy, sweep_dir, built.df, out)
+    if blur:
+        built.figures += blur[0]
+        built.notes += blur[1]
+        if not blur[2].empty:
+            table = _stage(built, "blur accuracy table", blur_table, blur[2])
+            if table is not None:
+                built.tables.append(table)
+                built.paths += _stage(built, "write blur table", T.write_tables, Path(sweep_dir) / "tables",
+                                      [table]) or []
+    built.paths += built.figures
+
+
+def blur_table(stats: pd.DataFrame) -> "T.Table":
+    """Synthetic blur accuracy per variant and scene (mean over saved training views)."""
+    import numpy as np
+
+    from bench.report import labels
+
+    mean = stats.groupby(["variant", "scene"], sort=False)[["rms_mae_px", "rms_corr", "mask_iou"]].mean()
+    variants = labels.order_variants(stats.variant.unique())
+    scenes = list(dict.fromkeys(stats.scene))
+    cols = [("rms_mae_px", "RMS radius MAE (px) \u2193", False), ("rms_corr", "RMS radius corr. \u2191", True),
+            ("mask_iou", "mask IoU \u2191", True)]
+    columns = [T.Column(s, label, key, higher_is_better=up, decimals=3) for s in scenes for key, label, up in cols]
+    values = np.full((len(variants), len(columns)), np.nan)
+    for r, v in enumerate(variants):
+        for c, (s, (key, _, _)) in enumerate([(s, col) for s in scenes for col in cols]):
+            if (v, s) in mean.index:
+                values[r, c] = mean.loc[(v, s), key]
+    empty = [[""] * len(columns) for _ in variants]
+    return T.Table("blur_accuracy", "Synthetic scenes: predicted vs ground-truth blur (training views)",
+                   variants, columns, values, [list(e) for e in empty], [list(e) for e in empty],
+                   [False] * len(variants))
+
+
+def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
+              rank_reported: bool = False) -> list[Path]:
+    """collect + tables + figures + report.html; returns every written path (report last)."""
+    from bench.report.html import write_report
+
+    sweep_dir = Path(sweep_dir)
+    holder = Built(pd.DataFrame(columns=COLUMNS))
+    built = _stage(holder, "collect", summarise, sweep_dir) or holder
+    build_tables(sweep_dir, built, reported, rank_reported)
+    build_figures(sweep_dir, built, frames)
+    report = _stage(built, "report", write_report, sweep_dir / "report.html", sweep_dir, built.df, built.tables,
+                    built.figures, built.notes, rank_reported)
+    return built.paths + ([report] if report else [])

@@ -1,0 +1,168 @@
+"""Figures (PNG + PDF, one fixed colour per variant): per-scene bars, ablation deltas, qualitative
+grids, training curves, and predicted-vs-true blur for synthetic scenes.
+
+Every ``plot_*`` returns (written paths, notes); a note says why a figure was skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import rundir
+from bench.atomic import atomic_path
+from bench.metrics.registry import METRICS, arrow
+from bench.report import labels
+
+
+def _plt():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
+    """Write ``stem``.png and ``stem``.pdf atomically and close the figure."""
+    paths = []
+    for ext in ("png", "pdf"):
+        path = Path(out_dir) / f"{stem}.{ext}"
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
+        paths.append(path)
+    _plt().close(fig)
+    return paths
+
+
+def _ssim_metric(df: pd.DataFrame, dataset: str) -> str:
+    from bench.report.tables import _headline_ssim
+
+    return _headline_ssim(df, dataset)
+
+
+def plot_scene_bars(df: pd.DataFrame, per_scene: pd.DataFrame, out_dir: Path):
+    """Per dataset: grouped bars (scene groups, one bar per variant, seed std as error bars)."""
+    plt = _plt()
+    paths, notes = [], []
+    for d in labels.order_datasets(per_scene.dataset.unique()):
+        sub = per_scene[per_scene.dataset == d]
+        scenes = list(dict.fromkeys(sub.scene))
+        variants = labels.order_variants(sub.variant.unique())
+        metrics = [m for m in ("psnr", _ssim_metric(df, d), "lpips") if sub.loc[sub.metric == m, "mean"].notna().any()]
+        if not metrics:
+            notes.append(f"bars_{d}: no metric values")
+            continue
+        fig, axes = plt.subplots(1, len(metrics), figsize=(4 + 1.2 * len(scenes) * len(metrics), 3.2), squeeze=False)
+        width = 0.8 / len(variants)
+        for ax, m in zip(axes[0], metrics):
+            for k, v in enumerate(variants):
+                rows = sub[(sub.variant == v) & (sub.metric == m)].set_index("scene").reindex(scenes)
+                ax.bar(np.arange(len(scenes)) + (k - (len(variants) - 1) / 2) * width, rows["mean"],
+                       width, yerr=rows["std"].fillna(0), color=labels.colour(v), label=v, capsize=2)
+            ax.set_xticks(np.arange(len(scenes)), scenes, rotation=30, ha="right")
+            ax.set_title(f"{METRICS[m].label} {arrow(m)}")
+            _tight_ylim(ax, sub.loc[sub.metric == m, "mean"])
+        axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        fig.suptitle(labels.dataset_label(d))
+        paths += save_figure(fig, out_dir, f"bars_{d}")
+    return paths, notes
+
+
+def _tight_ylim(ax, values: pd.Series) -> None:
+    """Zoom the y axis on the data range so small differences between variants stay visible."""
+    v = values.dropna()
+    if v.empty:
+        return
+    lo, hi = float(v.min()), float(v.max())
+    pad = max(hi - lo, 1e-3) * 0.6
+    ax.set_ylim(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad)
+
+
+def plot_ablation_deltas(per_scene: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, metric: str = "psnr"):
+    """Per dataset: metric change of every variant against ``full``, per scene and the dataset average."""
+    plt = _plt()
+    paths, notes = [], []
+    for d in labels.order_datasets(per_scene.dataset.unique()):
+        sub = per_scene[(per_scene.dataset == d) & (per_scene.metric == metric)]
+        if "full" not in set(sub.variant):
+            notes.append(f"ablation_delta_{d}: no 'full' runs to compare against")
+            continue
+        full = sub[sub.variant == "full"].set_index("scene")["mean"]
+        scenes = list(dict.fromkeys(sub.scene))
+        variants = [v for v in labels.order_variants(sub.variant.unique()) if v != "full"]
+        if not variants:
+            notes.append(f"ablation_delta_{d}: only 'full' was run")
+            continue
+        s = summary[(summary.dataset == d) & (summary.metric == metric)].set_index("variant")["value"]
+        groups = scenes + ["average"]
+        fig, ax = plt.subplots(figsize=(3 + 0.9 * len(groups) * max(1, len(variants) / 3), 3.2))
+        width = 0.8 / len(variants)
+        for k, v in enumerate(variants):
+            own = sub[sub.variant == v].set_index("scene")["mean"]
+            delta = [own.get(sc, np.nan) - full.get(sc, np.nan) for sc in scenes]
+            delta.append(s.get(v, np.nan) - s.get("full", np.nan))
+            ax.bar(np.arange(len(groups)) + (k - (len(variants) - 1) / 2) * width, delta, width,
+                   color=labels.colour(v), label=labels.ablation_label(v))
+        ax.axhline(0, color="k", lw=0.8)
+        ax.set_xticks(np.arange(len(groups)), groups, rotation=30, ha="right")
+        ax.set_ylabel(f"Δ {METRICS[metric].label} vs Full")
+        ax.set_title(f"{labels.dataset_label(d)}: ablation ({'average needs all scenes' if s.isna().any() else 'per scene and average'})",
+                     fontsize=9)
+        ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+        paths += save_figure(fig, out_dir, f"ablation_delta_{d}")
+    return paths, notes
+
+
+def _read_curves(path: Path) -> pd.DataFrame | None:
+    if not path.is_file():
+        return None
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    if not rows:
+        return None
+    return pd.DataFrame(rows).apply(pd.to_numeric, errors="coerce")
+
+
+def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
+    """Per dataset: every curves.csv column (loss terms, train PSNR) against step, one colour per variant."""
+    plt = _plt()
+    paths, notes = [], []
+    runs = df.drop_duplicates("run_id")[["run_id", "variant", "dataset", "scene", "seed"]]
+    for d in labels.order_datasets(runs.dataset.unique()):
+        curves = {}
+        for r in runs[runs.dataset == d].itertuples():
+            c = _read_curves(Path(sweep_dir) / "runs" / r.run_id / rundir.CURVES)
+            if c is not None and "step" in c:
+                curves[r.run_id] = (r.variant, c)
+        if not curves:
+            notes.append(f"curves_{d}: no curves.csv in the runs")
+            continue
+        columns = [c for c in dict.fromkeys(col for _, cv in curves.values() for col in cv.columns)
+                   if c not in ("step", "elapsed_s") and any(cv[c].notna().any() for _, cv in curves.values() if c in cv)]
+        ncols = min(4, len(columns))
+        nrows = math.ceil(len(columns) / ncols)
+        fig, axes = plt.subplots(nrows, ncols, figsize=(3.2 * ncols, 2.4 * nrows), squeeze=False)
+        seen = set()
+        for ax, col in zip(axes.flat, columns):
+            for variant, cv in curves.values():
+                if col in cv and cv[col].notna().any():
+                    ax.plot(cv["step"], cv[col], color=labels.colour(variant), lw=0.9, alpha=0.7,
+                            label=variant if variant not in seen else None)
+                    seen.add(variant)
+            ax.set_title(col, fontsize=8)
+            ax.tick_params(labelsize=7)
+            if col.startswith("loss") or col in ("rec",):
+                ax.set_yscale("log")
+        for ax in list(axes.flat)[len(columns):]:
+            ax.axis("off")
+        fig.legend(fontsize=7, loc="upper right")
+        fig.suptitle(f"{labels.dataset_label(d)}: training curves (one line per run)")
+        fig.tight_layout()
+        paths += save_figure(fig, out_dir, f"curves_{d}")
+    return paths, notes

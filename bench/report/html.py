@@ -1,0 +1,108 @@
+"""The self-contained HTML report: tables and figures (PNG embedded as base64) on one page."""
+
+from __future__ import annotations
+
+import base64
+import html
+import math
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+
+from bench.atomic import write_text
+from bench.report.tables import Table, _cell_text, rank_table
+
+TEMPLATE = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
+<style>
+body { font-family: system-ui, sans-serif; margin: 2em auto; max-width: 1200px; color: #222; }
+table { border-collapse: collapse; margin: 0.5em 0 1.5em; font-size: 13px; }
+th, td { padding: 3px 8px; text-align: center; border-bottom: 1px solid #ddd; }
+th { border-bottom: 2px solid #444; } td:first-child { text-align: left; }
+.r1 { font-weight: bold; } .r2 { text-decoration: underline; } .r3 { font-style: italic; }
+tr.reported td { color: #666; font-style: italic; background: #f6f6f6; }
+.missing { color: #a00; font-size: 11px; } .note { color: #a60; }
+figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+figcaption { font-size: 12px; color: #555; } code { background: #f3f3f3; padding: 0 3px; }
+</style></head><body>
+<h1>{{ title }}</h1>
+<p>Generated {{ generated }} from <code>{{ sweep_dir }}</code>: {{ n_runs }} finished runs,
+{{ n_variants }} variants, {{ n_scenes }} scenes. Ranks (bold 1st, underlined 2nd, italic 3rd) use the displayed
+rounded values; ties share a rank; reported rows are not ranked{{ rank_note }}.
+A dataset average is shown only when every scene of the dataset has results.</p>
+{% if notes %}<h2>Notes</h2><ul>{% for n in notes %}<li class="note">{{ n }}</li>{% endfor %}</ul>{% endif %}
+{% if provenance %}<h2>Provenance</h2><table><tr>{% for k in provenance[0] %}<th>{{ k }}</th>{% endfor %}</tr>
+{% for row in provenance %}<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endif %}
+<h2>Tables</h2>
+{% for t in tables %}<h3 id="table-{{ t.name }}">{{ t.caption }}</h3>{{ t.html }}{% endfor %}
+<h2>Figures</h2>
+{% for f in figures %}<figure id="{{ f.name }}"><img src="data:image/png;base64,{{ f.data }}" alt="{{ f.name }}">
+<figcaption>{{ f.name }} (PDF: figures/{{ f.stem }}.pdf)</figcaption></figure>{% endfor %}
+</body></html>
+"""
+
+
+def table_html(table: Table, rank_reported: bool = False) -> str:
+    """An HTML table with a grouped header, rank classes and reported rows marked."""
+    ranks = rank_table(table, rank_reported)
+    groups: list[list] = []
+    for c in table.columns:
+        if groups and groups[-1][0] == c.group:
+            groups[-1][1] += 1
+        else:
+            groups.append([c.group, 1])
+    head1 = "".join(f'<th colspan="{n}">{html.escape(g)}</th>' for g, n in groups)
+    head2 = "".join(f"<th>{html.escape(c.header)}</th>" for c in table.columns)
+    rows = []
+    for r, label in enumerate(table.rows):
+        cells = []
+        for c in range(len(table.columns)):
+            text = html.escape(_cell_text(table, r, c))
+            if math.isnan(table.values[r, c]):
+                cells.append(f'<td class="missing">{text}</td>')
+            else:
+                cls = f' class="r{ranks[r, c]}"' if 1 <= ranks[r, c] <= 3 else ""
+                cells.append(f"<td{cls}>{text}</td>")
+        tr = ' class="reported"' if table.reported[r] else ""
+        rows.append(f"<tr{tr}><td>{html.escape(label)}</td>{''.join(cells)}</tr>")
+    foot = "".join(f"<p><small>{html.escape(n)}</small></p>" for n in table.footnotes)
+    return f"<table><tr><th></th>{head1}</tr><tr><th></th>{head2}</tr>{''.join(rows)}</table>{foot}"
+
+
+def provenance_summary(df: pd.DataFrame) -> pd.DataFrame:
+    """Distinct code/machine combinations with their run counts."""
+    if df.empty:
+        return df
+    cols = ["git_commit", "git_dirty", "bench_version", "torch", "gsplat", "device", "protocol", "lpips_input"]
+    runs = df.drop_duplicates("run_id")[cols + ["run_id"]].astype(str)
+    return runs.groupby(cols).size().reset_index(name="runs")
+
+
+def write_report(path: Path, sweep_dir: Path, df: pd.DataFrame, tables: list[Table], figures: list[Path],
+                 notes: list[str], rank_reported: bool = False) -> Path:
+    """Write the single-file report; every PNG in ``figures`` is embedded."""
+    from jinja2 import Environment
+
+    env = Environment(autoescape=True)
+    figs = [{"name": p.name, "stem": p.stem, "data": base64.b64encode(Path(p).read_bytes()).decode()}
+            for p in figures if Path(p).suffix == ".png" and Path(p).is_file()]
+    page = env.from_string(TEMPLATE).render(
+        title=f"dydeblur-bench report: {Path(sweep_dir).name}",
+        generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), sweep_dir=str(sweep_dir),
+        n_runs=df.run_id.nunique() if not df.empty else 0,
+        n_variants=df.variant.nunique() if not df.empty else 0,
+        n_scenes=df[["dataset", "scene"]].drop_duplicates().shape[0] if not df.empty else 0,
+        rank_note=" (here they are, --rank-reported)" if rank_reported else "",
+        notes=notes, provenance=provenance_summary(df).to_dict("records") if not df.empty else [],
+        tables=[{"name": t.name, "caption": t.caption, "html": _markup(table_html(t, rank_reported))} for t in tables],
+        figures=figs)
+    write_text(path, page)
+    return path
+
+
+def _markup(text: str):
+    from markupsafe import Markup
+
+    return Markup(text)

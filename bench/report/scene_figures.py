@@ -1,0 +1,222 @@
+"""Figures that need the scene itself (through the data registry): qualitative grids and, for
+synthetic scenes, predicted against ground-truth blur.
+
+Blur size is compared as an RMS radius in pixels, a quantity both sides define: for a predicted
+K x K kernel the square root of its second moment about its centroid; for the ground truth
+sqrt(coc^2 / 2 + mean_s |d_s - mean d|^2) (a uniform disc of radius R has second moment R^2/2; the
+motion part is the spread of the exposure sub-frame displacements; variances of independent blurs add).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from bench import rundir
+from bench.report import labels
+from bench.report.figures import _plt, save_figure
+
+BLUR_PRESENT_PX = 0.5  # GT RMS radius above which a pixel counts as blurred
+
+
+def _first_runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One run per (dataset, scene, variant): the lowest seed."""
+    runs = df.drop_duplicates("run_id")[["run_id", "variant", "dataset", "scene", "seed"]]
+    return runs.sort_values("seed").drop_duplicates(["dataset", "scene", "variant"])
+
+
+def _data_root(run_dir: Path):
+    from bench.metrics.evaluate import read_config, run_target
+
+    try:
+        return run_target(read_config(run_dir))["data_root"]
+    except Exception:  # a run without a readable config still has the registry's default root
+        return None
+
+
+def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
+    import cv2
+
+    return img if img.shape[:2] == (h, w) else cv2.resize(img, (w, h), interpolation=cv2.INTER_AREA)
+
+
+def _crop_box(err: np.ndarray, mask: np.ndarray | None) -> tuple[int, int, int, int]:
+    """(y0, x0, ch, cw): a third-size window centred on the largest smoothed error (inside the mask if any)."""
+    import cv2
+
+    h, w = err.shape
+    ch, cw = max(8, h // 3), max(8, w // 3)
+    score = cv2.blur(err.astype(np.float32), (cw, ch))
+    if mask is not None and mask.sum() > 0:
+        score = score * (0.1 + cv2.blur(mask.astype(np.float32), (cw, ch)))
+    y, x = np.unravel_index(np.argmax(score), score.shape)
+    return int(np.clip(y - ch // 2, 0, h - ch)), int(np.clip(x - cw // 2, 0, w - cw)), ch, cw
+
+
+def _per_image_psnr(run_dir: Path, name: str):
+    try:
+        doc = json.loads((run_dir / rundir.RESULTS).read_text())
+        return doc["metrics"]["per_image"][name]["psnr"]
+    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        return None
+
+
+def plot_qualitative(sweep_dir: Path, df: pd.DataFrame, out_dir: Path, frames: list[int] | None = None):
+    """Per scene and chosen test frame: blurry input, GT, each variant's render, zoomed crops below."""
+    from bench.data.registry import load_scene
+    from bench.metrics.evaluate import read_image
+
+    plt = _plt()
+    paths, notes = [], []
+    runs = _first_runs(df)
+    for (d, sc), group in runs.groupby(["dataset", "scene"], sort=False):
+        run_dirs = {r.variant: Path(sweep_dir) / "runs" / r.run_id for r in group.itertuples()}
+        variants = [v for v in labels.order_variants(run_dirs) if (run_dirs[v] / rundir.TEST_RENDERS).is_dir()]
+        if not variants:
+            notes.append(f"qualitative {d}/{sc}: no test renders")
+            continue
+        try:
+            scene = load_scene(d, sc, data_root=_data_root(run_dirs[variants[0]]))
+        except Exception as err:  # missing data must not stop the report
+            notes.append(f"qualitative {d}/{sc}: scene not loadable ({err})")
+            continue
+        n = len(scene.test.names)
+        for i in sorted({min(max(f, 0), n - 1) for f in (frames or [n // 2])}):
+            name = scene.test.names[i]
+            renders = {v: read_image(run_dirs[v] / rundir.TEST_RENDERS / f"{name}.png") for v in variants
+                       if (run_dirs[v] / rundir.TEST_RENDERS / f"{name}.png").is_file()}
+            if not renders:
+                notes.append(f"qualitative {d}/{sc}: no render of test view {name}")
+                continue
+            fig = _grid(scene, i, renders, {v: _per_image_psnr(run_dirs[v], name) for v in renders})
+            fig.suptitle(f"{labels.dataset_label(d)} / {sc} / test view {name}", fontsize=9)
+            paths += save_figure(fig, out_dir, f"qualitative_{d}_{sc}_{name}")
+    return paths, notes
+
+
+def _grid(scene, i: int, renders: dict[str, np.ndarray], psnrs: dict):
+    """2 x (2 + variants) grid: full images with the crop box, then the crops."""
+    from matplotlib.patches import Rectangle
+
+    plt = _plt()
+    h, w = next(iter(renders.values())).shape[:2]
+    gt = _resize(scene.test.images[i].numpy(), h, w)
+    partner = (scene.train.frame_index == scene.test.frame_index[i]).nonzero()
+    panels = {}
+    if len(partner):
+        panels["blurry input"] = _resize(scene.train.images[int(partner[0, 0])].numpy(), h, w)
+    panels["ground truth"] = gt
+    for v, img in renders.items():
+        panels[f"{v}" + (f"\n{psnrs[v]:.2f} dB" if psnrs.get(v) is not None else "")] = img
+    mask = None
+    if scene.test.motion_mask is not None:
+        mask = _resize(scene.test.motion_mask[i].numpy(), h, w)
+    ref = renders.get("full", next(iter(renders.values())))
+    y0, x0, ch, cw = _crop_box(np.abs(ref - gt).mean(-1), mask)
+    fig, axes = plt.subplots(2, len(panels), figsize=(2.2 * len(panels), 2.2 * h / w * 2 + 0.6), squeeze=False)
+    for k, (title, img) in enumerate(panels.items()):
+        axes[0, k].imshow(np.clip(img, 0, 1))
+        axes[0, k].add_patch(Rectangle((x0, y0), cw, ch, fill=False, ec="yellow", lw=1))
+        axes[0, k].set_title(title, fontsize=7)
+        axes[1, k].imshow(np.clip(img[y0:y0 + ch, x0:x0 + cw], 0, 1), interpolation="nearest")
+        for ax in axes[:, k]:
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return fig
+
+
+def kernel_rms_radius(kernels: np.ndarray) -> np.ndarray:
+    """(H,W,K,K) kernels -> (H,W) RMS radius in pixels about each kernel's centroid."""
+    k = kernels.astype(np.float64)
+    k = k / np.clip(k.sum(axis=(-2, -1), keepdims=True), 1e-12, None)
+    off = np.arange(k.shape[-1]) - (k.shape[-1] - 1) / 2
+    my = (k.sum(-1) * off).sum(-1)
+    mx = (k.sum(-2) * off).sum(-1)
+    ey2 = (k.sum(-1) * off**2).sum(-1)
+    ex2 = (k.sum(-2) * off**2).sum(-1)
+    return np.sqrt(np.clip(ey2 - my**2 + ex2 - mx**2, 0, None))
+
+
+def gt_rms_radius(gt, index: int) -> np.ndarray:
+    """(H,W) ground-truth RMS blur radius in pixels of training frame ``index`` (see module doc)."""
+    var = np.zeros(gt.depth.shape[1:], dtype=np.float64)
+    if gt.coc_radius is not None:
+        var += gt.coc_radius[index].double().numpy() ** 2 / 2.0
+    if gt.motion_disp is not None:
+        disp = gt.motion_disp[index].double().numpy()  # (S,H,W,2)
+        var += ((disp - disp.mean(0, keepdims=True)) ** 2).sum(-1).mean(0)
+    return np.sqrt(var)
+
+
+def blur_accuracy(pred_rms: np.ndarray, pred_mask: np.ndarray, true_rms: np.ndarray) -> dict:
+    """MAE and Pearson r of RMS radius; IoU of (mask > 0.5) against (true RMS > BLUR_PRESENT_PX)."""
+    a, b = pred_rms.ravel(), true_rms.ravel()
+    corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
+    p, t = pred_mask > 0.5, true_rms > BLUR_PRESENT_PX
+    union = (p | t).sum()
+    return {"rms_mae_px": float(np.abs(a - b).mean()), "rms_corr": corr,
+            "mask_iou": float((p & t).sum() / union) if union else float("nan")}
+
+
+def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
+    """Synthetic scenes: predicted vs GT blur maps and scatter; returns (paths, notes, stats DataFrame)."""
+    from bench.data.registry import load_scene
+
+    paths, notes, stats = [], [], []
+    runs = _first_runs(df)
+    for (d, sc), group in runs.groupby(["dataset", "scene"], sort=False):
+        run_dirs = {r.variant: Path(sweep_dir) / "runs" / r.run_id for r in group.itertuples()}
+        kernel_files = {v: sorted((p / rundir.TRAIN_RENDERS).glob("*_kernels.npz")) for v, p in run_dirs.items()}
+        kernel_files = {v: f for v, f in kernel_files.items() if f}
+        if not kernel_files:
+            continue
+        try:
+            scene = load_scene(d, sc, data_root=_data_root(next(iter(run_dirs.values()))))
+        except Exception as err:  # missing data must not stop the report
+            notes.append(f"blur {d}/{sc}: scene not loadable ({err})")
+            continue
+        if scene.gt is None:
+            continue
+        shown = {}
+        for v in labels.order_variants(kernel_files):
+            for f in kernel_files[v]:
+                name = f.name[: -len("_kernels.npz")]
+                if name not in scene.train.names:
+                    notes.append(f"blur {d}/{sc}: {f.name} names no training view")
+                    continue
+                with np.load(f) as z:
+                    pred_rms, mask = kernel_rms_radius(z["kernels"]), z["mask"]
+                true = _resize(gt_rms_radius(scene.gt, scene.train.names.index(name)).astype(np.float32),
+                               *pred_rms.shape)
+                true = true * pred_rms.shape[1] / scene.gt.depth.shape[2]  # radii scale with resolution
+                stats.append({"variant": v, "dataset": d, "scene": sc, "view": name,
+                              **blur_accuracy(pred_rms, mask, true)})
+                shown.setdefault(v, (name, pred_rms, mask, true))
+        if shown:
+            paths += save_figure(_blur_figure(shown, f"{labels.dataset_label(d)} / {sc}"), out_dir, f"blur_{d}_{sc}")
+    return paths, notes, pd.DataFrame(stats)
+
+
+def _blur_figure(shown: dict, title: str):
+    plt = _plt()
+    fig, axes = plt.subplots(len(shown), 5, figsize=(14, 2.3 * len(shown)), squeeze=False)
+    vmax = max(max(t.max(), p.max()) for _, p, _, t in shown.values()) or 1.0
+    for row, (v, (name, pred, mask, true)) in zip(axes, shown.items()):
+        for ax, img, t in zip(row[:4], (true, pred, true > BLUR_PRESENT_PX, mask),
+                              ("GT RMS radius (px)", "predicted RMS radius", "GT blur present", "predicted mask")):
+            im = ax.imshow(img, vmin=0, vmax=vmax if "radius" in t else 1, cmap="magma")
+            ax.set_title(f"{v} view {name}: {t}" if ax is row[0] else t, fontsize=7)
+            ax.set_xticks([])
+            ax.set_yticks([])
+        fig.colorbar(im, ax=row[3], fraction=0.04)
+        idx = np.random.default_rng(0).choice(true.size, size=min(3000, true.size), replace=False)
+        row[4].scatter(true.ravel()[idx], pred.ravel()[idx], s=2, alpha=0.4, color=labels.colour(v))
+        row[4].plot([0, vmax], [0, vmax], "k--", lw=0.8)
+        row[4].set_xlabel("GT RMS radius (px)", fontsize=7)
+        row[4].set_ylabel("predicted (px)", fontsize=7)
+    fig.suptitle(f"{title}: predicted vs ground-truth blur", fontsize=9)
+    fig.tight_layout()
+    return fig
