@@ -49,6 +49,7 @@ class BlurConfig(_Section):
     kernel_size: int = Field(9, ge=1, description="K, odd")
     kernel_type: Literal["full", "defocus", "motion"] = "full"
     shortcut: bool = True
+    cnn_width: int = Field(64, ge=1, description="hidden channels of the scene-feature CNN")
     start_frac: Frac = Field(3500 / 40000, ge=0, le=1, description="BP-Net joins the loss")
     lr: float = Field(5e-4, gt=0)
     lr_final: float = Field(1e-5, gt=0)
@@ -128,7 +129,6 @@ class TrainConfig(_Section):
     num_train_renders: int = Field(3, ge=0, description="training views saved with kernels")
     num_threads: int = Field(0, ge=0, description="torch CPU threads (0 = torch default); "
                                                   "env BENCH_TORCH_THREADS wins")
-    image_scale: float = Field(1.0, gt=0, le=1, description="resize factor applied to the scene")
     backend: Literal["auto", "torch", "gsplat"] = "auto"
 
 
