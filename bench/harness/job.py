@@ -1,0 +1,177 @@
+"""One run's job: lock the run, train (resuming), evaluate, write results.json; track status.json.
+
+The same entry point serves every executor: the SLURM array task (through :class:`RunJob`,
+a submitit Checkpointable), the local queue's child process (``python -m bench.harness.job
+RUN_DIR``) and the in-process debug executor. Everything a job needs is in ``<run_dir>/job.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import socket
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+import submitit
+
+from bench import rundir
+from bench.harness.runs import (DONE, FAILED, REQUEUED, RUNNING, RunLock, checkpoint_step, read_job,
+                                read_json, read_status, write_status)
+
+BUSY = "busy"
+LOCK_WAIT_S = 10.0  # a status probe holds a run's lock for microseconds; wait that out
+LOCAL_LOG = "job.log"
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _pipeline():
+    """The three stages of a run (imported here so planning never imports torch)."""
+    from bench.method.train import train
+    from bench.metrics.evaluate import evaluate_run
+    from bench.metrics.results import write_results
+
+    return train, evaluate_run, write_results
+
+
+def _job_log(run_dir: Path, executor: str) -> str | None:
+    """Where this job's stdout/stderr go: submitit's per-task log, the local job.log, or a console."""
+    if executor == "slurm":
+        try:
+            return str(submitit.JobEnvironment().paths.stderr)
+        except RuntimeError:
+            return None
+    if executor == "local":
+        return str(run_dir / LOCAL_LOG)
+    return None
+
+
+def _slurm_ids() -> dict[str, str | None]:
+    env = os.environ
+    return {"job_id": env.get("SLURM_JOB_ID"), "array_job_id": env.get("SLURM_ARRAY_JOB_ID"),
+            "array_task_id": env.get("SLURM_ARRAY_TASK_ID")}
+
+
+def _set_threads(n: int) -> dict[str, str | None]:
+    """Cap CPU threads of this run (train reads BENCH_TORCH_THREADS); returns the old values."""
+    keys = ("BENCH_TORCH_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+    old = {k: os.environ.get(k) for k in keys}
+    for k in keys:
+        os.environ[k] = str(n)
+    return old
+
+
+def _restore_env(old: dict[str, str | None]) -> None:
+    for k, v in old.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def run_job(run_dir: str | os.PathLike, executor: str = "local") -> str:
+    """Run one job to its end; returns the final state (done, failed, or busy when locked).
+
+    Exceptions from training/evaluation are recorded in status.json and re-raised, so each
+    executor reports the failure its own way; the caller decides whether to continue.
+    """
+    run_dir = Path(run_dir)
+    job = read_job(run_dir)
+    lock = RunLock(run_dir)
+    if not lock.acquire(LOCK_WAIT_S):
+        print(f"{run_dir.name}: another process holds {lock.path}; not training it twice", flush=True)
+        return BUSY
+    old_env = _set_threads(int(job["resources"]["cpus_per_task"]))
+    try:
+        results = read_json(run_dir / rundir.RESULTS)
+        if results is not None and results.get("config_hash") == job["config_hash"]:
+            write_status(run_dir, state=DONE)
+            return DONE
+        return _train_and_evaluate(run_dir, job, executor)
+    finally:
+        _restore_env(old_env)
+        lock.release()
+
+
+def _train_and_evaluate(run_dir: Path, job: dict, executor: str) -> str:
+    resumed = checkpoint_step(rundir.latest_checkpoint(run_dir))
+    attempt = int(read_status(run_dir).get("attempt", 0)) + 1
+    job_log = _job_log(run_dir, executor)
+    start, t0 = _now(), time.time()
+    write_status(run_dir, state=RUNNING, run_id=job["run_id"], attempt=attempt, executor=executor,
+                 host=socket.gethostname(), pid=os.getpid(), slurm=_slurm_ids(), start_time=start,
+                 end_time=None, resumed_from_step=resumed, log=str(run_dir / rundir.LOG),
+                 job_log=job_log, error=None, traceback=None)
+    print(f"{job['run_id']}: attempt {attempt} on {socket.gethostname()}, "
+          + (f"resuming from checkpoint step {resumed}" if resumed else "starting from step 0"),
+          flush=True)
+    train, evaluate_run, write_results = _pipeline()
+    try:
+        summary = train(run_dir, method=job["variant"], dataset=job["dataset"], scene=job["scene"],
+                        seed=job["seed"], profile=job["profile"], overrides=job["overrides"],
+                        data_root=job["data_root"], device=job["device"], progress=False)
+        metrics = evaluate_run(run_dir)
+        end = _now()
+        write_results(run_dir, metrics, extra=_extra(job, summary, executor, start, end, t0, resumed,
+                                                       attempt))
+    except Exception as err:
+        traceback.print_exc()
+        message = f"{type(err).__name__}: {err}".splitlines()[0][:500]
+        write_status(run_dir, state=FAILED, end_time=_now(), error=message,
+                     traceback=traceback.format_exc().splitlines()[-20:])
+        print(f"{job['run_id']}: FAILED: {message}", file=sys.stderr, flush=True)
+        raise
+    write_status(run_dir, state=DONE, end_time=end, wall_time_s=round(time.time() - t0, 3))
+    print(f"{job['run_id']}: done in {time.time() - t0:.1f}s", flush=True)
+    return DONE
+
+
+def _extra(job: dict, summary: dict, executor: str, start: str, end: str, t0: float, resumed: int,
+           attempt: int) -> dict:
+    from bench.provenance import collect, peak_memory_bytes
+
+    provenance = collect()
+    provenance.update(start_time=start, end_time=end, wall_time_s=round(time.time() - t0, 3),
+                      peak_memory=peak_memory_bytes(), executor=executor, attempt=attempt,
+                      resumed_from_step=resumed)
+    return {"run_id": job["run_id"], "sweep": job["sweep"], "method": job["variant"],
+            "base_method": job["base_method"], "dataset": job["dataset"], "scene": job["scene"],
+            "blur_type": job["blur_type"], "seed": job["seed"], "config_hash": job["config_hash"],
+            "train": summary, "provenance": provenance}
+
+
+class RunJob(submitit.helpers.Checkpointable):
+    """The callable submitted to SLURM. On preemption or the time-limit signal (USR2) submitit
+    calls :meth:`checkpoint` and requeues the same task; training resumes from the run
+    directory's latest periodic checkpoint, so nothing has to be saved in the signal handler."""
+
+    def __call__(self, run_dir: str) -> str:
+        return run_job(run_dir, executor="slurm")
+
+    def checkpoint(self, run_dir: str) -> submitit.helpers.DelayedSubmission:
+        step = checkpoint_step(rundir.latest_checkpoint(Path(run_dir)))
+        write_status(Path(run_dir), state=REQUEUED, requeued_at=_now(), requeued_from_step=step)
+        print(f"{Path(run_dir).name}: requeued; will resume from checkpoint step {step}", flush=True)
+        return submitit.helpers.DelayedSubmission(self, run_dir)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run one prepared run directory (job.json).")
+    parser.add_argument("run_dir")
+    parser.add_argument("--executor", default="local")
+    args = parser.parse_args(argv)
+    try:
+        state = run_job(args.run_dir, executor=args.executor)
+    except Exception:
+        return 1
+    return 0 if state in (DONE, BUSY) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

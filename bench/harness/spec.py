@@ -1,0 +1,286 @@
+"""Sweep files: schema, loading with line numbers, and validation against the registries.
+
+A sweep YAML names the variants, datasets (optionally a subset of scenes), seeds, overrides, the
+executor with its resources, and the output root. Everything is checked before anything runs:
+an unknown key, variant, dataset, scene or override key is one :class:`BenchError` naming the
+file, the line and the allowed values. Example (``sweeps/demo.yaml``)::
+
+    name: demo
+    profile: cpu
+    variants: all
+    datasets:
+      - name: synthetic
+        scenes: [motion_0, motion_1, defocus_0, defocus_1]
+    seeds: [0]
+    overrides: {train.steps: 1500}
+    executor:
+      kind: local
+      max_concurrent: 2
+      resources: {cpus_per_task: 1}
+
+This module imports no torch (planning 10,000 runs must stay fast).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
+
+from bench.errors import BenchError
+
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+Scalar = str | int | float | bool | None
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Resources(_Strict):
+    """What one run asks of the machine. Never part of a run's identity."""
+
+    partition: str | None = Field(None, description="SLURM partition")
+    account: str | None = Field(None, description="SLURM account")
+    qos: str | None = Field(None, description="SLURM quality of service")
+    constraint: str | None = Field(None, description="SLURM node constraint")
+    gpus_per_node: int = Field(0, ge=0, description="GPUs per run")
+    cpus_per_task: int = Field(1, ge=1, description="CPU cores per run (also torch threads)")
+    mem_gb: float | None = Field(None, gt=0, description="memory per run")
+    time_min: int = Field(60, ge=1, description="time limit per job (it requeues from checkpoints)")
+    array_parallelism: int = Field(64, ge=1, description="runs of one job array at once")
+    signal_delay_s: int = Field(90, ge=1, description="USR2 this long before the time limit")
+    setup: list[str] = Field(default_factory=list, description="shell lines run before each job")
+    additional: dict[str, Scalar] = Field(default_factory=dict, description="extra sbatch options")
+
+
+class ResourcesPatch(_Strict):
+    """Per-dataset changes to :class:`Resources` (only the keys given)."""
+
+    partition: str | None = None
+    account: str | None = None
+    qos: str | None = None
+    constraint: str | None = None
+    gpus_per_node: int | None = Field(None, ge=0)
+    cpus_per_task: int | None = Field(None, ge=1)
+    mem_gb: float | None = Field(None, gt=0)
+    time_min: int | None = Field(None, ge=1)
+    array_parallelism: int | None = Field(None, ge=1)
+    signal_delay_s: int | None = Field(None, ge=1)
+    setup: list[str] | None = None
+    additional: dict[str, Scalar] | None = None
+
+
+class ExecutorSpec(_Strict):
+    kind: Literal["auto", "slurm", "local", "debug"] = "auto"
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    max_concurrent: int | None = Field(None, ge=1, description="local queue cap (default: GPUs, or 1)")
+    resources: Resources = Field(default_factory=Resources)
+
+
+class DatasetEntry(_Strict):
+    name: str
+    scenes: list[str] | None = Field(None, description="subset of scenes (default: all)")
+    data_root: str | None = None
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    resources: ResourcesPatch | None = None
+
+
+class SweepSpec(_Strict):
+    """The parsed sweep file; ``path`` and ``lines`` are filled by :func:`load_sweep`."""
+
+    name: str = Field(pattern=NAME_PATTERN)
+    description: str = ""
+    output_root: str = "outputs"
+    profile: str | None = None
+    variants: list[str] | str = Field(description='"all" or a list of variant names')
+    datasets: list[DatasetEntry] = Field(min_length=1)
+    seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    overrides: dict[str, Any] = Field(default_factory=dict)
+    executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+
+    @field_validator("variants")
+    @classmethod
+    def _all_or_list(cls, value: list[str] | str) -> list[str] | str:
+        if isinstance(value, str) and value != "all":
+            raise ValueError(f"expected 'all' or a list of variant names, got {value!r}")
+        return value
+
+    @field_validator("datasets", mode="before")
+    @classmethod
+    def _names_as_entries(cls, value: Any) -> Any:
+        # "- synthetic" is shorthand for "- name: synthetic".
+        if isinstance(value, list):
+            return [{"name": v} if isinstance(v, str) else v for v in value]
+        return value
+
+    @field_validator("variants", "seeds", "datasets")
+    @classmethod
+    def _unique(cls, value: Any) -> Any:
+        if isinstance(value, list):
+            names = [getattr(v, "name", v) for v in value]
+            dupes = sorted({str(n) for n in names if names.count(n) > 1})
+            if dupes:
+                raise ValueError(f"listed twice: {', '.join(dupes)}")
+        return value
+
+    # Not part of the schema: where the file came from, and the line of every key path.
+    _path: Path | None = PrivateAttr(None)
+    _lines: dict[tuple, int] = PrivateAttr(default_factory=dict)
+
+    @property
+    def path(self) -> Path | None:
+        return self._path
+
+    def line(self, *loc: Any) -> int | None:
+        """The line of the deepest known prefix of ``loc`` in the file (1-based)."""
+        for n in range(len(loc), -1, -1):
+            if tuple(loc[:n]) in self._lines:
+                return self._lines[tuple(loc[:n])]
+        return None
+
+    def where(self, *loc: Any) -> str:
+        """``file:line`` of a key path, for error messages."""
+        line = self.line(*loc)
+        return f"{self._path}:{line}" if line else str(self._path)
+
+    def resources_for(self, entry: DatasetEntry) -> Resources:
+        base = self.executor.resources
+        if entry.resources is None:
+            return base
+        return base.model_copy(update=entry.resources.model_dump(exclude_unset=True))
+
+    def output_dir(self, output_root: str | os.PathLike | None = None) -> Path:
+        """``<output_root>/<name>``; relative roots are relative to the current directory."""
+        return Path(output_root or self.output_root).expanduser().absolute() / self.name
+
+
+def _node_lines(node: yaml.Node, path: tuple, out: dict[tuple, int]) -> None:
+    """Record the 1-based line of every mapping key and sequence item under ``node``."""
+    out.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, yaml.MappingNode):
+        for key, value in node.value:
+            out[path + (key.value,)] = key.start_mark.line + 1
+            _node_lines(value, path + (key.value,), out)
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            out[path + (i,)] = item.start_mark.line + 1
+            _node_lines(item, path + (i,), out)
+
+
+def _first_error(err: ValidationError, path: Path, lines: dict[tuple, int]) -> BenchError:
+    # An unknown key says more than the "missing" error a misspelt required key also causes.
+    errors = sorted(err.errors(), key=lambda e: e["type"] != "extra_forbidden")
+    first = errors[0]
+    loc = tuple(p for p in first["loc"] if p not in ("list[str]", "str"))
+    line = next((lines[loc[:n]] for n in range(len(loc), -1, -1) if loc[:n] in lines), None)
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "extra_forbidden":
+        model = _model_at(loc[:-1])
+        msg = f"unknown key; allowed keys: {', '.join(model.model_fields)}"
+    elif first["type"] == "missing":
+        msg = "required key missing"
+    where = f"{path}:{line}" if line else str(path)
+    return BenchError(f"{where}: {key}: {msg}")
+
+
+def _model_at(loc: tuple) -> type[BaseModel]:
+    """The pydantic model describing the mapping at key path ``loc`` (for 'allowed keys')."""
+    model: type[BaseModel] = SweepSpec
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        field = model.model_fields.get(part)
+        if field is None:
+            break
+        sub = {"executor": ExecutorSpec, "resources": Resources if model is ExecutorSpec else ResourcesPatch,
+               "datasets": DatasetEntry}.get(part)
+        if sub is None:
+            break
+        model = sub
+    return model
+
+
+def parse_sweep(path: str | os.PathLike) -> SweepSpec:
+    """Read and schema-check a sweep file (no registry look-ups)."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as err:
+        raise BenchError(f"{path}: cannot read sweep file ({err.strerror})") from None
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise BenchError(f"{where}: not valid YAML ({getattr(err, 'problem', err)})") from None
+    if not isinstance(data, dict):
+        raise BenchError(f"{path}: expected a mapping with keys {', '.join(SweepSpec.model_fields)}")
+    lines: dict[tuple, int] = {}
+    _node_lines(node, (), lines)
+    try:
+        spec = SweepSpec.model_validate(data)
+    except ValidationError as err:
+        raise _first_error(err, path, lines) from None
+    spec._path = path
+    spec._lines = lines
+    return spec
+
+
+def load_sweep(path: str | os.PathLike) -> SweepSpec:
+    """Parse a sweep file and check every name in it against the registries."""
+    spec = parse_sweep(path)
+    validate_names(spec)
+    return spec
+
+
+def validate_names(spec: SweepSpec) -> None:
+    """Variants, datasets, scenes, profile and override keys exist; BenchError otherwise."""
+    from bench.data.registry import list_datasets
+    from bench.method.config import PROFILES, resolve_config
+    from bench.method.registry import list_methods
+
+    known = [m.name for m in list_methods()]
+    if spec.profile is not None and spec.profile not in PROFILES:
+        raise BenchError(f"{spec.where('profile')}: profile {spec.profile!r}: unknown; "
+                         f"allowed: {', '.join(PROFILES)}")
+    if isinstance(spec.variants, list):
+        for i, name in enumerate(spec.variants):
+            if name not in known:
+                raise BenchError(f"{spec.where('variants', i)}: variant {name!r}: unknown; "
+                                 f"allowed: all, {', '.join(known)}")
+    datasets = {d.name: d for d in list_datasets()}
+    for i, entry in enumerate(spec.datasets):
+        if entry.name not in datasets:
+            raise BenchError(f"{spec.where('datasets', i, 'name')}: dataset {entry.name!r}: unknown; "
+                             f"allowed: {', '.join(datasets)}")
+        scenes = [s.name for s in datasets[entry.name].scenes]
+        for j, scene in enumerate(entry.scenes or []):
+            if scene not in scenes:
+                raise BenchError(f"{spec.where('datasets', i, 'scenes', j)}: scene {scene!r} of "
+                                 f"{entry.name}: unknown; allowed: {', '.join(scenes)}")
+    # Each override key on its own, so the error points at its line.
+    layers = [(("overrides",), spec.overrides)] + [
+        (("datasets", i, "overrides"), e.overrides) for i, e in enumerate(spec.datasets)]
+    for loc, layer in layers:
+        for key, value in layer.items():
+            try:
+                resolve_config(None, spec.profile, {key: value})
+            except BenchError as err:
+                # Drop resolve_config's own "override: " / "config: " source prefix.
+                msg = str(err).split(": ", 1)[-1] if str(err).startswith(("override", "config")) else err
+                raise BenchError(f"{spec.where(*loc, key)}: {'.'.join(map(str, loc))}: {msg}") from None
+
+
+def variant_names(spec: SweepSpec) -> list[str]:
+    """The sweep's variants in file order ("all" = every registered variant, by name)."""
+    if spec.variants == "all":
+        from bench.method.registry import list_methods
+
+        return [m.name for m in list_methods()]
+    return list(spec.variants)

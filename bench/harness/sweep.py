@@ -1,0 +1,205 @@
+"""``bench sweep``, ``bench status``, ``bench cancel``: plan, submit, follow, collect.
+
+Output of a sweep ``<output_root>/<name>/``: ``manifest.json``, ``runs/<run_id>/``, ``submitit/``
+(SLURM scripts and logs), ``local/`` (local queue files), ``archive/`` (runs replaced by
+``--force``), and after collection the report's files (``bench.report.build_all``).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from bench.errors import BenchError
+from bench.harness import executors as X
+from bench.harness import monitor as M
+from bench.harness.manifest import read_manifest, require_manifest, updating
+from bench.harness.plan import archive_run, make_plan
+from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, RUNNING, RunSpec, expand, parse_only,
+                                read_status, runs_dir, select, write_job, write_status)
+from bench.harness.spec import load_sweep, parse_sweep
+
+
+def resolve_sweep_dir(arg: str, output_root: str | None = None) -> Path:
+    """A sweep YAML -> its output directory; a directory -> itself."""
+    path = Path(arg)
+    if path.is_dir():
+        return path.absolute()
+    if path.suffix in (".yaml", ".yml") or path.is_file():
+        return parse_sweep(path).output_dir(output_root)
+    raise BenchError(f"{arg}: neither a sweep file (.yaml) nor a sweep output directory")
+
+
+def _print(msg: str) -> None:
+    print(msg, flush=True)
+
+
+def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
+              retry_failed: bool = False, force: bool = False, only: list[str] | None = None,
+              no_wait: bool = False, output_root: str | None = None,
+              max_concurrent: int | None = None, report: bool = True, poll_s: float = 3.0) -> int:
+    """Validate, plan, submit and (unless ``no_wait``) follow a sweep; returns the exit code."""
+    spec = load_sweep(path)
+    kind = X.pick_executor(executor or spec.executor.kind)
+    sweep_dir = spec.output_dir(output_root)
+    runs = expand(spec)
+    selected = select(runs, parse_only(only))
+    live = M.Liveness(read_manifest(sweep_dir))
+    plan = make_plan(selected, sweep_dir, retry_failed=retry_failed, force=force, alive=live.alive)
+    _print(f"sweep {spec.name} -> {sweep_dir}")
+    _print(f"plan: {plan.summary()}; executor {kind}")
+    if dry_run:
+        for run in plan.to_submit:
+            _print(f"  would run {run.run_id} [{plan.states[run.run_id]}]")
+        return 0
+    with updating(sweep_dir, spec.name, str(Path(path).absolute())) as manifest:
+        for run in runs:
+            entry = manifest["runs"].setdefault(run.run_id, {})
+            entry.update(variant=run.variant, dataset=run.dataset, scene=run.scene, seed=run.seed,
+                         config_hash=run.config_hash)
+    if not plan.to_submit:
+        _print("nothing to submit")
+        return _finish(sweep_dir, [r.run_id for r in selected], report and not no_wait, poll_s,
+                       follow=False)
+    for run in plan.to_archive:
+        _print(f"  archived {run.run_id} -> {archive_run(sweep_dir, run.run_id)}")
+    submission = _submit(sweep_dir, spec.name, path, kind, plan.to_submit,
+                         max_concurrent or spec.executor.max_concurrent, spec.executor.device)
+    if no_wait and kind != "debug":
+        _print(f"submitted {len(plan.to_submit)} runs; follow with: bench status {sweep_dir} --watch")
+        return 0
+    code = _finish(sweep_dir, [r.run_id for r in selected], report, poll_s, follow=kind != "debug")
+    proc = submission.get("_popen")
+    if proc is not None:
+        proc.poll()  # reap the finished supervisor
+    return code
+
+
+def _prepare(sweep_dir: Path, runs: list[RunSpec], submission: int, kind: str) -> None:
+    """job.json and a pending status.json for every run, before anything is submitted."""
+    root = runs_dir(sweep_dir)
+    for run in runs:
+        run_dir = root / run.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
+        write_job(run_dir, run)
+        old = read_status(run_dir)
+        fields = {"state": PENDING, "run_id": run.run_id, "submission": submission, "executor": kind}
+        if old.get("state") == "failed":
+            fields["previous_error"] = old.get("error")
+        write_status(run_dir, **fields)
+
+
+def _submit(sweep_dir: Path, sweep: str, path: str, kind: str, runs: list[RunSpec],
+            max_concurrent: int | None, device: str) -> dict:
+    """Prepare, submit with ``kind`` and record the submission in the manifest."""
+    with updating(sweep_dir, sweep, str(Path(path).absolute())) as manifest:
+        sid = 1 + max((s["id"] for s in manifest["submissions"]), default=0)
+        record = {"id": sid, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": kind,
+                  "host": socket.gethostname(), "argv": sys.argv, "run_ids": [r.run_id for r in runs]}
+        manifest["submissions"].append(record)
+        for run in runs:
+            manifest["runs"][run.run_id].update(submission=sid, executor=kind, job_id=None)
+    _prepare(sweep_dir, runs, sid, kind)
+    extra: dict = {}
+    if kind == "slurm":
+        record["jobs"] = X.submit_slurm(sweep_dir, sweep, runs)
+        _print("submitted job arrays: " + ", ".join(
+            f"{j['job_id']} ({len(j['run_ids'])} runs)" for j in record["jobs"]))
+    elif kind == "local":
+        local = X.submit_local(sweep_dir, sid, runs, max_concurrent, device)
+        extra["_popen"] = local.pop("_popen")
+        record["local"] = local
+        _print(f"local queue: {len(runs)} runs, at most {local['max_concurrent']} at once"
+               + (f" on GPUs {','.join(local['gpus'])}" if local["gpus"] else "")
+               + f" (supervisor pid {local['supervisor']['pid']})")
+    with updating(sweep_dir, sweep, str(Path(path).absolute())) as manifest:
+        subs = manifest["submissions"]
+        subs[[s["id"] for s in subs].index(sid)] = record
+        for job in record.get("jobs", []):
+            for rid, jid in job["task_ids"].items():
+                manifest["runs"][rid]["job_id"] = jid
+    if kind == "debug":
+        X.run_debug(sweep_dir, runs, lambda run, state: _print(f"{run.run_id}: {state}"))
+    return {**record, **extra}
+
+
+def _finish(sweep_dir: Path, run_ids: list[str], report: bool, poll_s: float, follow: bool) -> int:
+    """Follow until the runs end, build the report, print the summary; exit code."""
+    manifest = require_manifest(sweep_dir)
+    if follow:
+        snap = M.follow(sweep_dir, manifest, run_ids, poll_s=poll_s)
+    else:
+        snap = M.snapshot(sweep_dir, manifest, M.Liveness(manifest), run_ids)
+    code = M.print_summary(sweep_dir, manifest, snap)
+    if report and any(state == M.DONE for state, _ in snap.values()):
+        code = max(code, build_report(sweep_dir))
+    return code
+
+
+def build_report(sweep_dir: Path) -> int:
+    """Collect results and build tables, figures and report.html; 1 if that fails."""
+    from bench.report import build_all
+
+    try:
+        paths = build_all(sweep_dir)
+    except BenchError as err:
+        print(f"bench sweep: report: error: {err}", file=sys.stderr)
+        return 1
+    _print(f"report: {len(paths)} files under {sweep_dir}")
+    return 0
+
+
+def status(arg: str, *, output_root: str | None = None, watch: bool = False, show_all: bool = False,
+           report: bool = True, poll_s: float = 3.0) -> int:
+    """Reattach from the manifest: each run's state; ``watch`` follows until the sweep ends."""
+    sweep_dir = resolve_sweep_dir(arg, output_root)
+    manifest = require_manifest(sweep_dir)
+    run_ids = list(manifest["runs"])
+    if watch:
+        return _finish(sweep_dir, run_ids, report, poll_s, follow=True)
+    live = M.Liveness(manifest)
+    snap = M.snapshot(sweep_dir, manifest, live, run_ids)
+    _print(f"sweep {manifest.get('sweep')} at {sweep_dir}")
+    for rid, (state, st) in snap.items():
+        if show_all or state not in (M.DONE, M.NOT_SUBMITTED):
+            step = M.progress_step(runs_dir(sweep_dir) / rid) if state == M.RUNNING else None
+            _print(f"  {state:13s} {rid}" + (f"  step {step}" if step is not None else "")
+                   + (f"  resumed from step {st['resumed_from_step']}" if st.get("resumed_from_step")
+                      else ""))
+    in_flight = sum(1 for state, _ in snap.values() if state in (M.PENDING_, M.RUNNING))
+    code = M.print_summary(sweep_dir, manifest, snap)
+    return 0 if in_flight and code == 0 else code
+
+
+def cancel(arg: str, *, output_root: str | None = None) -> int:
+    """Cancel every job of the sweep that is still queued or running."""
+    sweep_dir = resolve_sweep_dir(arg, output_root)
+    manifest = require_manifest(sweep_dir)
+    live = M.Liveness(manifest)
+    slurm_ids = sorted({j["job_id"] for s in manifest["submissions"] if s.get("executor") == "slurm"
+                        for j in s.get("jobs", [])
+                        if any(k.split("_")[0] == j["job_id"] for k in live.slurm)})
+    if slurm_ids:
+        _print(f"scancel {' '.join(slurm_ids)}")
+        X.cancel_slurm(slurm_ids)
+    stopped = 0
+    for sub in manifest["submissions"]:
+        if sub.get("executor") == "local" and sub.get("local") and X.local_alive(sub["local"]):
+            X.cancel_local(sub["local"])
+            stopped += 1
+    if stopped:
+        _print(f"stopped {stopped} local queue(s)")
+    marked = 0
+    for rid in manifest["runs"]:
+        run_dir = runs_dir(sweep_dir) / rid
+        if (run_dir / "results.json").exists():
+            continue
+        if read_status(run_dir).get("state") in (PENDING, RUNNING, REQUEUED):
+            write_status(run_dir, state=CANCELLED, cancelled_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                         cancelled_by=os.getpid())
+            marked += 1
+    _print(f"cancelled: {marked} runs marked; re-run the sweep to resume them")
+    return 0

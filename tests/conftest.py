@@ -1,0 +1,25 @@
+"""Shared fixtures: writing small sweep files."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+
+@pytest.fixture
+def write_sweep(tmp_path):
+    """``write_sweep(name="t", **keys) -> Path`` of a sweep YAML whose output_root is tmp_path/out."""
+
+    def _write(name: str = "t", **keys) -> Path:
+        doc = {"name": name, "output_root": str(tmp_path / "out"), "profile": "cpu",
+               "variants": ["full", "no_blur"],
+               "datasets": [{"name": "synthetic", "scenes": ["motion_0", "defocus_0"]}],
+               "seeds": [0], "overrides": {"train.steps": 20}, "executor": {"kind": "debug", "device": "cpu"}}
+        doc.update(keys)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(doc, sort_keys=False))
+        return path
+
+    return _write
