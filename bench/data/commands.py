@@ -1,5 +1,83 @@
-"""CLI verbs of this concern (filled in by its issue)."""
+"""``bench data {list,check,synth}``: list datasets, validate scenes on disk, generate the synthetic benchmark."""
+
+from __future__ import annotations
 
 
 def register(sub) -> None:
     """Add this concern's verbs to the ``bench`` subparsers."""
+    data = sub.add_parser("data", help="datasets: list, validate, generate the synthetic benchmark")
+    verbs = data.add_subparsers(dest="data_verb", metavar="DATA_VERB")
+    data.set_defaults(func=lambda args: data.print_help() or 0)
+
+    p = verbs.add_parser("list", help="datasets, their scenes and whether each is present")
+    p.add_argument("--data-root", help="look for every dataset under DATA_ROOT/<dataset>")
+    p.set_defaults(func=cmd_list)
+
+    p = verbs.add_parser("check", help="validate a dataset's scenes on disk (one line per problem)")
+    p.add_argument("dataset", help="dataset name (see `bench data list`)")
+    p.add_argument("scene", nargs="?", help="one scene (default: all scenes of the dataset)")
+    p.add_argument("--data-root", help="the dataset's folder (default: $BENCH_DATA/<dataset> or datasets/data/<dataset>)")
+    p.set_defaults(func=cmd_check)
+
+    p = verbs.add_parser("synth", help="generate the synthetic benchmark (reuses scenes already there)")
+    p.add_argument("--data-root", help="output folder (default: $BENCH_DATA/synthetic or datasets/data/synthetic)")
+    p.add_argument("--force", action="store_true", help="regenerate scenes that already exist")
+    p.add_argument("--scenes", nargs="+", metavar="SCENE", help="only these scenes (default: all in synthetic.yaml)")
+    p.set_defaults(func=cmd_synth)
+
+
+def _root_for(name: str, data_root: str | None):
+    from pathlib import Path
+
+    from bench.data.registry import data_root as resolve
+
+    return resolve(name, Path(data_root) / name if data_root else None)
+
+
+def cmd_list(args) -> int:
+    from bench.data.registry import list_datasets
+
+    for spec in list_datasets():
+        root = _root_for(spec.name, args.data_root)
+        print(f"{spec.name}: {spec.blur_type} blur, protocol {spec.protocol}, {spec.resolution}, data root {root}")
+        for s in spec.scenes:
+            state = "present" if (root / s.name).is_dir() else "missing"
+            print(f"  {s.name:<12} {s.layout:<8} {s.blur_type:<8} {state}")
+    return 0
+
+
+def cmd_check(args) -> int:
+    from bench.data.registry import check_scene, data_root, get_dataset
+
+    spec = get_dataset(args.dataset)
+    scenes = [spec.scene(args.scene).name] if args.scene else spec.scene_names
+    root = data_root(args.dataset, args.data_root)
+    failed = 0
+    for name in scenes:
+        problems = check_scene(args.dataset, name, root)
+        if problems:
+            failed += 1
+            for line in problems:
+                print(f"{args.dataset}/{name}: {line}")
+        else:
+            print(f"{args.dataset}/{name}: ok")
+    if failed:
+        print(f"{failed} of {len(scenes)} scene(s) of {args.dataset} under {root} have problems")
+    return 1 if failed else 0
+
+
+def cmd_synth(args) -> int:
+    import time
+
+    from bench.data import synthetic
+    from bench.data.registry import data_root, get_dataset
+
+    spec = get_dataset("synthetic")
+    scenes = [spec.scene(n) for n in args.scenes] if args.scenes else spec.scenes
+    root = data_root("synthetic", args.data_root)
+    start = time.perf_counter()
+    written = synthetic.ensure(root, scenes, force=args.force)
+    took = time.perf_counter() - start
+    reused = len(scenes) - len(written)
+    print(f"synthetic: {len(written)} scene(s) generated in {took:.1f} s, {reused} reused, under {root}")
+    return 0

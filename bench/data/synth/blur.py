@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-LAYER_STEP = 0.5  # CoC bin width in pixels of the image being blurred
+LAYER_STEP = 1.0  # CoC bin width in pixels of the (full-resolution) image being blurred
 
 
 def disc_kernel(radius: float) -> np.ndarray:
@@ -37,14 +37,18 @@ def defocus_layers(rgb: np.ndarray, signed_coc: np.ndarray) -> np.ndarray:
     Sign: negative in front of the focus plane, positive behind; layers are drawn far to near.
     """
     bins = np.round(signed_coc / LAYER_STEP).astype(np.int64)
-    out = np.zeros_like(rgb, dtype=np.float32)
+    rgb = rgb.astype(np.float32)
+    out = np.zeros_like(rgb)
     acc = np.zeros(rgb.shape[:2], dtype=np.float32)
+    layer = np.empty(rgb.shape[:2] + (4,), dtype=np.float32)
     for b in sorted(np.unique(bins), reverse=True):  # far (large positive) first
-        mask = (bins == b).astype(np.float32)
-        radius = abs(b) * LAYER_STEP
-        stacked = _filter(np.dstack([rgb * mask[..., None], mask]).astype(np.float32), radius)
-        alpha = np.clip(stacked[..., 3], 0.0, 1.0)
-        out = stacked[..., :3] + (1.0 - alpha)[..., None] * out
+        mask = bins == b
+        layer.fill(0.0)
+        layer[mask, :3] = rgb[mask]
+        layer[mask, 3] = 1.0
+        blurred = _filter(layer, abs(b) * LAYER_STEP)
+        alpha = np.clip(blurred[..., 3], 0.0, 1.0)
+        out = blurred[..., :3] + (1.0 - alpha)[..., None] * out
         acc = alpha + (1.0 - alpha) * acc
     return out / np.maximum(acc, 1e-6)[..., None]
 

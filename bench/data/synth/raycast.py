@@ -92,34 +92,33 @@ class Primitive:
     dynamic: bool
 
     def intersect(self, o: np.ndarray, d: np.ndarray) -> np.ndarray:
-        """Local ray origins (M,3) and directions (M,3) -> (M,) hit parameter, inf where missed."""
+        """Local ray origin (3,) (all rays share it) and directions (M,3) -> (M,) hit parameter, inf if missed."""
         t = np.full(len(d), np.inf)
         if self.kind == "plane":
-            with np.errstate(divide="ignore", invalid="ignore"):
-                hit = -o[:, 2] / d[:, 2]
-            ok = np.abs(d[:, 2]) > EPS
+            dz = d[:, 2]
+            ok = np.abs(dz) > EPS
+            hit = -o[2] / np.where(ok, dz, 1.0)
             ok &= hit > EPS
             t[ok] = hit[ok]
-        elif self.kind == "sphere":
-            r = float(self.size[0])
-            a = (d * d).sum(1)
-            b = 2.0 * (o * d).sum(1)
-            c = (o * o).sum(1) - r * r
-            disc = b * b - 4 * a * c
-            ok = disc >= 0
-            hit = (-b[ok] - np.sqrt(disc[ok])) / (2 * a[ok])
-            good = hit > EPS
-            idx = np.flatnonzero(ok)[good]
-            t[idx] = hit[good]
         else:
-            h = self.size
-            with np.errstate(divide="ignore", invalid="ignore"):
-                inv = 1.0 / np.where(np.abs(d) > EPS, d, EPS)
-            t1, t2 = (-h - o) * inv, (h - o) * inv
-            tmin = np.minimum(t1, t2).max(1)
-            tmax = np.maximum(t1, t2).min(1)
-            ok = (tmax >= tmin) & (tmin > EPS)
-            t[ok] = tmin[ok]
+            # Bounding-sphere test first: exact for spheres, a cheap cull for boxes.
+            r = float(self.size[0]) if self.kind == "sphere" else float(np.linalg.norm(self.size))
+            a = np.einsum("ij,ij->i", d, d)
+            b = 2.0 * (d @ o)
+            disc = b * b - 4 * a * (float(o @ o) - r * r)
+            cand = np.flatnonzero(disc >= 0)
+            if self.kind == "sphere":
+                hit = (-b[cand] - np.sqrt(disc[cand])) / (2 * a[cand])
+                good = hit > EPS
+                t[cand[good]] = hit[good]
+            else:
+                dc = d[cand]
+                inv = 1.0 / np.where(np.abs(dc) > EPS, dc, EPS)
+                t1, t2 = (-self.size - o) * inv, (self.size - o) * inv
+                tmin = np.minimum(t1, t2).max(1)
+                tmax = np.maximum(t1, t2).min(1)
+                ok = (tmax >= tmin) & (tmin > EPS)
+                t[cand[ok]] = tmin[ok]
         return t
 
     def surface_uv(self, p: np.ndarray) -> np.ndarray:
@@ -161,23 +160,20 @@ def cast(objects: list[Primitive], c2w: np.ndarray, dirs_cam: np.ndarray, t: flo
 
     With z = 1 directions the hit parameter equals the depth along the optical axis.
     """
-    o = np.broadcast_to(c2w[:3, 3], dirs_cam.shape)
     d = dirs_cam @ c2w[:3, :3].T
-    best = np.full(len(d), np.inf)
-    obj = np.full(len(d), -1, dtype=np.int64)
+    frames = [p.motion.pose(t) for p in objects]
+    locals_ = [((c2w[:3, 3] - T) @ R, d @ R) for R, T in frames]  # R^T applied to row vectors
+    hits = np.stack([p.intersect(ol, dl) for p, (ol, dl) in zip(objects, locals_)])
+    obj = hits.argmin(0)
+    best = hits[obj, np.arange(len(d))]
+    obj[~np.isfinite(best)] = -1
     local = np.zeros_like(d)
-    for k, prim in enumerate(objects):
-        R, T = prim.motion.pose(t)
-        ol, dl = (o - T) @ R, d @ R  # R^T applied to row vectors
-        hit = prim.intersect(ol, dl)
-        closer = hit < best
-        best[closer] = hit[closer]
-        obj[closer] = k
-        local[closer] = ol[closer] + hit[closer, None] * dl[closer]
     rgb = np.zeros_like(d)
     for k, prim in enumerate(objects):
         sel = obj == k
         if sel.any():
+            ol, dl = locals_[k]
+            local[sel] = ol + best[sel, None] * dl[sel]
             rgb[sel] = prim.texture(prim.surface_uv(local[sel]))
     depth = np.where(obj >= 0, best, 0.0)
     return Hits(depth=depth, obj=obj, local=local, rgb=rgb)
