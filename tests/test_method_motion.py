@@ -213,3 +213,29 @@ def test_init_without_correspondences_falls_back_to_identity():
     scene.train.motion_mask = torch.zeros(T, H, W)  # no dynamic pixels -> too few trajectories
     init = init_from_flow_or_tracks(bases, torch.randn(8, 3), scene, 0)
     assert init.path == "identity" and "trajectories" in init.detail
+
+
+def test_fit_bases_separates_two_rigid_motions():
+    from bench.method.motion import coefficients_from_labels, fit_bases
+
+    g = torch.Generator().manual_seed(7)
+    T, c = 5, 2
+    src = torch.cat([torch.randn(40, 3, generator=g), torch.randn(40, 3, generator=g) + 10])
+    angles = torch.linspace(-0.4, 0.4, T)
+    Rz = torch.stack([torch.tensor([[a.cos(), -a.sin(), 0], [a.sin(), a.cos(), 0], [0, 0, 1]]) for a in angles])
+    Rz = Rz @ Rz[c].T  # the second object spins about z (identity at the canonical frame)
+    traj = torch.empty(80, T, 3)
+    traj[:40] = src[:40, None] + torch.arange(T)[None, :, None] * torch.tensor([0.5, 0, 0]) - c * torch.tensor([0.5, 0, 0])
+    centre = src[40:].mean(0)
+    drift = (torch.arange(T) - c)[:, None] * torch.tensor([0.0, 1.0, 0])  # and drifts along y
+    traj[40:] = torch.einsum("tij,pj->pti", Rz, src[40:] - centre) + centre + drift
+    vis = torch.ones(80, T, dtype=torch.bool)
+    vis[:5, 0] = False  # a few points unseen in one frame
+    rot6d, trans, labels = fit_bases(traj, vis, c, num_bases=4, gen=g)
+    assert set(labels[:40].tolist()).isdisjoint(labels[40:].tolist())
+    bases = MotionBases(4, T)
+    set_bases(bases, rot6d_to_matrix(rot6d), trans)
+    coef = coefficients_from_labels(src, src, labels, 4, own_weight=1 - 1e-7)
+    for t in range(T):
+        moved, _ = bases.apply(src, torch.tensor([[1.0, 0, 0, 0]]).expand(80, 4), coef, t)
+        assert torch.allclose(moved, traj[:, t], atol=1e-3), t

@@ -160,10 +160,13 @@ def fit_bases(traj: torch.Tensor, vis: torch.Tensor, canonical_frame: int, num_b
     trajectory visible at ``canonical_frame``. Returns rot6d (B,T,6), trans (B,T,3), labels (P,).
     Bases without a cluster copy the fitted ones.
     """
-    filled = _fill_invisible(traj, vis)
-    velocity = (filled[:, 1:] - filled[:, :-1]).reshape(traj.shape[0], -1)
+    velocity = (traj[:, 1:] - traj[:, :-1]).reshape(traj.shape[0], -1)
+    observed = (vis[:, 1:] & vis[:, :-1]).repeat_interleave(3, dim=1)
     k = min(num_bases, traj.shape[0])
-    labels = kmeans(velocity, k, gen) if velocity.shape[1] > 0 else torch.zeros(traj.shape[0], dtype=torch.long)
+    if velocity.shape[1] > 0:
+        labels = kmeans(velocity, k, gen, observed)
+    else:
+        labels = torch.zeros(traj.shape[0], dtype=torch.long)
     T = traj.shape[1]
     rot6d = torch.tensor(IDENTITY_6D).repeat(num_bases, T, 1)
     trans = torch.zeros(num_bases, T, 3)
@@ -181,40 +184,40 @@ def fit_bases(traj: torch.Tensor, vis: torch.Tensor, canonical_frame: int, num_b
     return rot6d, trans, labels
 
 
-def _fill_invisible(traj: torch.Tensor, vis: torch.Tensor) -> torch.Tensor:
-    """Replace invisible positions by the nearest-in-time visible one. (P,T,3), (P,T) -> (P,T,3)."""
-    T = traj.shape[1]
-    frames = torch.arange(T).expand_as(vis)
-    big = T * 4
-    prev = torch.where(vis, frames, torch.full_like(frames, -big)).cummax(dim=1).values
-    nxt = torch.where(vis, frames, torch.full_like(frames, big)).flip(1).cummin(dim=1).values.flip(1)
-    src = torch.where((frames - prev) <= (nxt - frames), prev, nxt).clamp(0, T - 1)  # (P,T) nearest visible frame
-    return torch.gather(traj, 1, src[..., None].expand(-1, -1, 3))
+def kmeans(x: torch.Tensor, k: int, gen: torch.Generator, observed: torch.Tensor | None = None,
+           iters: int = 30) -> torch.Tensor:
+    """Labels (P,) of k-means with k-means++ seeding. x: (P,D).
 
+    observed: optional (P,D) bool; missing entries are ignored (distances use the observed
+    dimensions only, rescaled to all D; centres average the observed values).
+    """
+    P, D = x.shape
+    m = torch.ones_like(x) if observed is None else observed.to(x.dtype)
+    x = x * m
+    scale = D / m.sum(1, keepdim=True).clamp_min(1)
 
-def kmeans(x: torch.Tensor, k: int, gen: torch.Generator, iters: int = 30) -> torch.Tensor:
-    """Labels (P,) of k-means with k-means++ seeding. x: (P,D)."""
-    P = x.shape[0]
+    def dist2(C):  # (P,k) masked squared distances
+        return ((x * x).sum(1, keepdim=True) - 2 * x @ C.T + m @ (C * C).T).clamp_min(0) * scale
+
     centres = [x[torch.randint(P, (1,), generator=gen)].squeeze(0)]
-    d2 = ((x - centres[0]) ** 2).sum(1)
+    d2 = dist2(centres[0][None])[:, 0]
     for _ in range(1, k):
         if d2.sum() <= 0:  # fewer distinct points than clusters: pick any remaining point
             idx = torch.randint(P, (1,), generator=gen)
         else:
             idx = torch.multinomial(d2 / d2.sum(), 1, generator=gen)
         centres.append(x[idx].squeeze(0))
-        d2 = torch.minimum(d2, ((x - centres[-1]) ** 2).sum(1))
+        d2 = torch.minimum(d2, dist2(centres[-1][None])[:, 0])
     C = torch.stack(centres)
     for _ in range(iters):
-        labels = torch.cdist(x, C).argmin(1)
-        new = torch.zeros_like(C).index_add_(0, labels, x)
-        count = torch.bincount(labels, minlength=k).to(x.dtype)
-        empty = count == 0
-        new = torch.where(empty[:, None], C, new / count.clamp_min(1)[:, None])
+        labels = dist2(C).argmin(1)
+        total = torch.zeros_like(C).index_add_(0, labels, x)
+        count = torch.zeros_like(C).index_add_(0, labels, m)
+        new = torch.where(count > 0, total / count.clamp_min(1), C)
         if torch.allclose(new, C):
             break
         C = new
-    return torch.cdist(x, C).argmin(1)
+    return dist2(C).argmin(1)
 
 
 def weighted_kabsch(src: torch.Tensor, dst: torch.Tensor, w: torch.Tensor,
