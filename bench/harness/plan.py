@@ -20,6 +20,9 @@ results hash differs): never overwritten silently.
 
 from __future__ import annotations
 
+import json
+import os
+import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -41,11 +44,42 @@ def _never_alive(run_id: str, status: dict) -> bool:
     return False
 
 
-def run_state(run_dir: Path, chash: str, alive: Alive = _never_alive) -> tuple[str, dict]:
-    """(state, status.json contents) of one run directory for the planned hash ``chash``."""
-    results = read_json(run_dir / rundir.RESULTS)
-    if results is not None:
-        return (FINISHED if results.get("config_hash") == chash else STALE), {}
+_HASH = re.compile(rb'"config_hash"\s*:\s*"([0-9A-Za-z]*)"')
+
+
+def _results_hash(path: Path) -> str | None | bool:
+    """The config hash of a results.json; False when there is none.
+
+    Fast path for large sweeps: results.json puts the identity keys first, so the first
+    "config_hash" is the run's; only when that one does not match is the whole file parsed.
+    """
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    match = _HASH.search(data)
+    if match:
+        return match.group(1).decode()
+    try:
+        return json.loads(data).get("config_hash")
+    except ValueError:
+        return None
+
+
+def run_state(run_dir: Path, chash: str, alive: Alive = _never_alive, exists: bool | None = None
+              ) -> tuple[str, dict]:
+    """(state, status.json contents) of one run directory for the planned hash ``chash``.
+
+    ``exists`` (optional) says whether the directory exists, saving system calls in big sweeps.
+    """
+    if exists is False:
+        return NEW, {}
+    found = _results_hash(run_dir / rundir.RESULTS)
+    if found is not False:
+        if found != chash and (read_json(run_dir / rundir.RESULTS) or {}).get("config_hash") == chash:
+            found = chash
+        return (FINISHED if found == chash else STALE), {}
     status = read_json(run_dir / rundir.STATUS)
     if status is None:
         if not run_dir.is_dir():
@@ -102,8 +136,10 @@ def make_plan(runs: list[RunSpec], sweep_dir: Path, *, retry_failed: bool = Fals
     root = runs_dir(sweep_dir)
     states: dict[str, str] = {}
     statuses: dict[str, dict] = {}
+    existing = set(os.listdir(root)) if root.is_dir() else set()
     for run in runs:
-        states[run.run_id], statuses[run.run_id] = run_state(root / run.run_id, run.config_hash, alive)
+        states[run.run_id], statuses[run.run_id] = run_state(
+            root / run.run_id, run.config_hash, alive, exists=run.run_id in existing)
     plan = Plan(runs, states, statuses)
     stale = plan.ids(STALE)
     if stale and not force:

@@ -1,8 +1,9 @@
 """Runs: expansion of a sweep into (variant x dataset x scene x seed), run ids, and run-dir state.
 
 A run's identity is the hash of its result-affecting configuration: the variant, the fully
-resolved method config (minus bookkeeping keys that cannot change results), dataset, scene and
-seed. Resources (partition, GPUs, threads, time limit) never enter it. The run id is a readable
+resolved method config, dataset, scene and seed. Resources (partition, GPUs, CPUs, threads, time
+limit, executor) never enter it: they live in the sweep's ``executor`` section, and CPU threads
+reach training through ``BENCH_TORCH_THREADS``, not through the method config. The run id is a readable
 slug plus the first 8 hex digits of that hash, e.g. ``full.synthetic.motion_0.s0.3fa81c02``.
 
 Files the harness owns in a run directory (beside those in :mod:`bench.rundir`):
@@ -13,6 +14,7 @@ Files the harness owns in a run directory (beside those in :mod:`bench.rundir`):
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import time
@@ -28,9 +30,6 @@ from bench.harness.spec import Resources, SweepSpec, variant_names
 JOB = "job.json"
 LOCK = ".lock"
 RUNS = "runs"
-
-# Config keys that change bookkeeping or speed but not results (resumption is bit-exact).
-NOT_RESULT_AFFECTING = ("train.num_threads", "train.checkpoint_every", "train.log_every")
 
 # status.json states written by the harness and the job.
 PENDING, RUNNING, REQUEUED, DONE, FAILED, CANCELLED = (
@@ -64,21 +63,39 @@ class RunSpec:
         return d
 
 
-def _strip(cfg: dict[str, Any]) -> dict[str, Any]:
-    """A copy of a nested config dict without the keys that cannot affect results."""
-    out = {k: dict(v) if isinstance(v, dict) else v for k, v in cfg.items()}
-    for key in NOT_RESULT_AFFECTING:
-        section, _, name = key.partition(".")
-        if isinstance(out.get(section), dict):
-            out[section].pop(name, None)
-    return out
-
-
-def run_hash(variant: str, cfg_hash: str, dataset: str, scene: str, seed: int) -> str:
+def run_hash(variant: str, config: dict[str, Any], dataset: str, scene: str, seed: int) -> str:
+    """The run's identity: the same hash ``bench.method.train`` writes into config.yaml (it
+    refuses to reuse a directory holding another one), so the two can never disagree."""
     from bench.method.config import config_hash
 
-    return config_hash({"method": variant, "config": cfg_hash, "dataset": dataset, "scene": scene,
-                        "seed": seed})
+    return config_hash({"method": variant, "dataset": dataset, "scene": scene, "seed": int(seed),
+                        "config": config})
+
+
+class _Hasher:
+    """:func:`run_hash` for many runs sharing one config, serialising the config once.
+
+    ``config_hash`` is sha256 of sorted compact JSON; the config's JSON is computed once and the
+    run's fields appended in sorted key order. The first hash is checked against
+    :func:`run_hash`; should the two ever differ, every run falls back to :func:`run_hash`.
+    """
+
+    def __init__(self, variant: str, config: dict[str, Any]):
+        self.variant, self.config = variant, config
+        text = json.dumps({"config": config}, sort_keys=True, separators=(",", ":"), default=str)
+        self.prefix = text[:-1] + ',"dataset":'
+        self.method = ',"method":' + json.dumps(variant) + ',"scene":'
+        self.fast: bool | None = None
+
+    def __call__(self, dataset: str, scene: str, seed: int) -> str:
+        if self.fast is False:
+            return run_hash(self.variant, self.config, dataset, scene, seed)
+        text = f'{self.prefix}{json.dumps(dataset)}{self.method}{json.dumps(scene)},"seed":{int(seed)}}}'
+        h = hashlib.sha256(text.encode()).hexdigest()[:16]
+        if self.fast is None:
+            self.fast = h == run_hash(self.variant, self.config, dataset, scene, seed)
+            return self(dataset, scene, seed)
+        return h
 
 
 def make_run_id(variant: str, dataset: str, scene: str, seed: int, chash: str) -> str:
@@ -87,29 +104,33 @@ def make_run_id(variant: str, dataset: str, scene: str, seed: int, chash: str) -
 
 def expand(spec: SweepSpec) -> list[RunSpec]:
     """Every run of the sweep, in the order variant, dataset, scene, seed."""
-    from bench.data.registry import get_dataset
-    from bench.method.config import config_hash, resolve_config
-    from bench.method.registry import get_method
+    from bench.data.registry import list_datasets
+    from bench.method.config import resolve_config
+    from bench.method.registry import list_methods
 
+    methods = {m.name: m for m in list_methods()}
+    datasets = {d.name: d for d in list_datasets()}
     runs: list[RunSpec] = []
     for variant in variant_names(spec):
-        base = get_method(variant).base
+        method = methods[variant]
         for i, entry in enumerate(spec.datasets):
-            ds = get_dataset(entry.name)
+            ds = datasets[entry.name]
             overrides = {**spec.overrides, **entry.overrides}
             try:
-                cfg = resolve_config(variant, spec.profile, overrides)
+                # Same layering as resolve_config(variant, ...): profile < variant < user overrides;
+                # the variant's overrides are applied from the list read once above.
+                cfg = resolve_config(None, spec.profile, {**method.overrides, **overrides})
             except BenchError as err:
                 raise BenchError(f"{spec.where('datasets', i)}: {variant} on {entry.name}: {err}") from None
-            cfg_hash = config_hash(_strip(cfg.to_dict()))
+            hasher = _Hasher(variant, cfg.to_dict())
             resources = spec.resources_for(entry)
             blur = {s.name: s.blur_type for s in ds.scenes}
             for scene in entry.scenes or list(blur):
                 for seed in spec.seeds:
-                    h = run_hash(variant, cfg_hash, entry.name, scene, seed)
+                    h = hasher(entry.name, scene, seed)
                     runs.append(RunSpec(
                         run_id=make_run_id(variant, entry.name, scene, seed, h), sweep=spec.name,
-                        variant=variant, base_method=base, dataset=entry.name, scene=scene,
+                        variant=variant, base_method=method.base, dataset=entry.name, scene=scene,
                         blur_type=blur.get(scene, ds.blur_type), seed=seed, config_hash=h,
                         profile=spec.profile, overrides=overrides, data_root=entry.data_root,
                         device=spec.executor.device, resources=resources))
