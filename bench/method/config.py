@@ -14,6 +14,7 @@ import torch (listing variants and resolving configs stays cheap).
 from __future__ import annotations
 
 import hashlib
+import math
 import json
 from typing import Any, Literal
 
@@ -144,8 +145,8 @@ class MethodConfig(_Section):
     train: TrainConfig = TrainConfig()
 
     def at(self, frac: float) -> int:
-        """The step of a schedule fraction: ``round(frac * train.steps)``."""
-        return int(round(frac * self.train.steps))
+        """The step of a schedule fraction: ``frac * train.steps`` rounded half up."""
+        return int(math.floor(frac * self.train.steps + 0.5))
 
     def every(self, frac: float) -> int:
         """An interval fraction as a step count, at least 1."""

@@ -224,11 +224,17 @@ def init_model(scene, cfg, seed: int) -> tuple[GaussianModel, str]:
     return GaussianModel(params, bases, canonical, D), path
 
 
-def scene_extent(scene) -> float:
-    """Radius of the training camera centres around their mean, times 1.1 (3DGS convention).
+def scene_extent(scene, means: torch.Tensor) -> float:
+    """The length scale of densification's size rules ("extent" in 3DGS).
 
-    Floors at a tenth of the far bound so a static camera still gets a usable extent.
+    3DGS uses 1.1 x the radius of the camera centres, which for forward-facing video with little
+    camera motion is far smaller than the scene and would prune every Gaussian wider than a
+    pixel or two. [ours] The extent is the larger of that and the median distance of the initial
+    Gaussians (means (N,3)) from the mean camera centre, i.e. the typical scene depth.
     """
-    centres = scene.train.cameras.c2w[:, :3, 3]
-    radius = (centres - centres.mean(0)).norm(dim=1).max().item() * 1.1
-    return max(radius, 0.1 * float(scene.far), 1e-3) if math.isfinite(radius) else 1.0
+    centres = scene.train.cameras.c2w[:, :3, 3].float()
+    centre = centres.mean(0)
+    cam_radius = (centres - centre).norm(dim=1).max().item() * 1.1
+    depth = (means.detach().cpu() - centre).norm(dim=1).median().item() if means.shape[0] else 0.0
+    extent = max(cam_radius, depth)
+    return extent if math.isfinite(extent) and extent > 0 else 1.0

@@ -116,7 +116,11 @@ def run_dydeblur(run_dir: Path, cfg: MethodConfig, record: dict, *, data_root=No
     else:
         log(f"motion bases init: {run.init_path}")
     _truncate_curves(run_dir, run.step)
-    _loop(run, log, progress)
+    try:
+        _loop(run, log, progress)
+    except BaseException as err:  # log why the run stopped; the checkpoints allow a resume
+        log(f"stopped at step {run.step}: {type(err).__name__}: {err}")
+        raise
     return _finish(run, log)
 
 
@@ -138,7 +142,7 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene, dev, backend: 
     run = Run(cfg=cfg, record=record, run_dir=run_dir, device=dev, backend=backend, scene=scene,
               data=_scene_tensors(scene, dev), model=model, bpnet=bpnet,
               optimizers=_make_optimizers(cfg, model, bpnet),
-              densify_state=DensifyState(model.num_gaussians, dev, scene_extent(scene)),
+              densify_state=DensifyState(model.num_gaussians, dev, scene_extent(scene, model.params["means"])),
               virtual=None, init_path=init_path, log=log)
     if cfg.unseen.enabled:
         run.virtual = _build_virtual(run, log)
@@ -723,10 +727,10 @@ def _densify_ops(run: Run, done: int) -> None:
         if done % cfg.every(d.opacity_reset_every_frac) == 0:
             reset_opacity(params, opt)
     if d.dgd and done == max(1, cfg.at(d.dgd_at_frac)):
-        _dgd(run)
+        _dgd(run, done)
 
 
-def _dgd(run: Run) -> None:
+def _dgd(run: Run, done: int) -> None:
     """Dynamic Gaussian densification: new dynamic Gaussians copy their neighbour's coefficients."""
     import torch
 
@@ -736,14 +740,14 @@ def _dgd(run: Run) -> None:
     d, model = run.cfg.densify, run.model
     p = model.params
     dyn = p["flag"] > 0.5
-    gen = torch.Generator().manual_seed(run.record["seed"] * 7919 + run.step)
+    gen = torch.Generator().manual_seed(run.record["seed"] * 7919 + done)
     rows = dynamic_gaussian_densification(run.scene.train, model.bases, p["means"].detach()[dyn],
                                           p["motion_coefs"].detach()[dyn],
                                           max_points_per_view=d.dgd_points_per_view, opacity=d.dgd_opacity,
                                           generator=gen)
     m = rows["means"].shape[0]
     if m == 0:
-        run.log(f"DGD at step {run.step}: no dynamic pixel with depth or no dynamic Gaussian; nothing added")
+        run.log(f"DGD at step {done}: no dynamic pixel with depth or no dynamic Gaussian; nothing added")
         return
     dev = p["means"].device
     new = {
@@ -753,4 +757,4 @@ def _dgd(run: Run) -> None:
         "motion_coefs": rows["coef_logits"], "flag": torch.ones(m, device=dev),
     }
     append_gaussians(p, run.optimizers["gaussians"], run.densify_state.stats, new)
-    run.log(f"DGD at step {run.step}: added {m} dynamic Gaussians (total {model.num_gaussians})")
+    run.log(f"DGD at step {done}: added {m} dynamic Gaussians (total {model.num_gaussians})")

@@ -1,0 +1,126 @@
+"""Quality bar of issue 4 on the synthetic benchmark (prints figures; not a test).
+
+Trains the variants that the bar compares (full, no_blur, defocus_kernel, motion_kernel) on the
+four synthetic scenes with the ``cpu`` profile, then prints test-view PSNR per run, the averages
+per blur type, the bar's differences and the wall time per run::
+
+    python tests/perf/quality_bar.py --out /tmp/quality_bar --jobs 2
+
+Bar: full - no_blur >= 1.0 dB averaged over the motion scenes and over the defocus scenes;
+defocus_kernel > motion_kernel on the defocus scenes and < on the motion scenes. Finished runs
+in --out are reused (train() resumes from their final checkpoint). PSNR is full-image PSNR of the
+8-bit test renders against the sharp right-camera frames, averaged over the test views.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+MOTION = ("motion_0", "motion_1")
+DEFOCUS = ("defocus_0", "defocus_1")
+VARIANTS = ("full", "no_blur", "defocus_kernel", "motion_kernel")
+
+
+def _train_one(job: tuple) -> tuple:
+    """Train one (variant, scene) run in a worker process; returns (variant, scene, wall s, summary)."""
+    variant, scene, out, profile, overrides, seed = job
+    from bench.method.train import train
+
+    start = time.perf_counter()
+    summary = train(Path(out) / f"{variant}__{scene}", method=variant, dataset="synthetic", scene=scene,
+                    seed=seed, profile=profile, overrides=overrides, progress=False)
+    return variant, scene, time.perf_counter() - start, summary
+
+
+def test_psnr(run_dir: Path, scene_name: str) -> float:
+    """Mean PSNR (dB) of renders/test/*.png against the scene's sharp test images."""
+    import numpy as np
+    import cv2
+
+    from bench.data.registry import load_scene
+
+    scene = load_scene("synthetic", scene_name)
+    values = []
+    for i, name in enumerate(scene.test.names):
+        bgr = cv2.imread(str(run_dir / "renders" / "test" / f"{name}.png"), cv2.IMREAD_COLOR)
+        pred = bgr[..., ::-1].astype(np.float64) / 255.0
+        gt = scene.test.images[i].numpy().astype(np.float64)
+        mse = float(((pred - gt) ** 2).mean())
+        values.append(-10 * math.log10(max(mse, 1e-12)))
+    return float(np.mean(values))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", default="/tmp/quality_bar")
+    parser.add_argument("--jobs", type=int, default=2, help="parallel runs (one torch thread each)")
+    parser.add_argument("--profile", default="cpu")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--scenes", default=",".join(MOTION + DEFOCUS))
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
+    args = parser.parse_args()
+    from bench.data.registry import load_scene
+    from bench.method.config import parse_overrides
+
+    overrides = parse_overrides(args.overrides)
+    variants, scenes = args.variants.split(","), args.scenes.split(",")
+    for scene in scenes:  # generate the synthetic scenes once, before the workers race for them
+        load_scene("synthetic", scene)
+    os.environ.setdefault("BENCH_TORCH_THREADS", "1")
+    jobs = [(v, s, args.out, args.profile, overrides, args.seed) for s in scenes for v in variants]
+    start = time.perf_counter()
+    walls, summaries = {}, {}
+    with ProcessPoolExecutor(max_workers=args.jobs) as pool:
+        for variant, scene, wall, summary in pool.map(_train_one, jobs):
+            walls[variant, scene], summaries[variant, scene] = wall, summary
+            print(f"done {variant:15s} {scene:10s} {wall:6.1f} s  train {summary['wall_time_s']:6.1f} s  "
+                  f"N {summary['num_gaussians']}", flush=True)
+    total = time.perf_counter() - start
+    psnr = {(v, s): test_psnr(Path(args.out) / f"{v}__{s}", s) for v in variants for s in scenes}
+    print()
+    print(f"{'variant':16s}" + "".join(f"{s:>11s}" for s in scenes) + f"{'motion':>9s}{'defocus':>9s}")
+    avg = {}
+    for v in variants:
+        row = [psnr[v, s] for s in scenes]
+        avg[v, "motion"] = _mean([psnr[v, s] for s in scenes if s in MOTION])
+        avg[v, "defocus"] = _mean([psnr[v, s] for s in scenes if s in DEFOCUS])
+        print(f"{v:16s}" + "".join(f"{x:11.2f}" for x in row) + f"{avg[v, 'motion']:9.2f}{avg[v, 'defocus']:9.2f}")
+    print()
+    _bar(avg)
+    runs = list(walls.values())
+    print(f"\nwall time per run: mean {sum(runs) / len(runs):.1f} s, max {max(runs):.1f} s "
+          f"({len(runs)} runs, {args.jobs} in parallel, {total:.0f} s in all)")
+    print(json.dumps({"psnr": {f"{v}/{s}": round(x, 3) for (v, s), x in psnr.items()},
+                      "wall_s": {f"{v}/{s}": round(x, 1) for (v, s), x in walls.items()}}))
+
+
+def _mean(xs: list[float]) -> float:
+    return sum(xs) / len(xs) if xs else float("nan")
+
+
+def _bar(avg: dict) -> None:
+    """Print each criterion of the bar with its margin (positive = met)."""
+    checks = []
+    if ("full", "motion") in avg and ("no_blur", "motion") in avg:
+        for kind in ("motion", "defocus"):
+            gain = avg["full", kind] - avg["no_blur", kind]
+            checks.append((f"full - no_blur on {kind} scenes >= 1.0 dB", gain, gain - 1.0))
+    if ("defocus_kernel", "motion") in avg and ("motion_kernel", "motion") in avg:
+        d = avg["defocus_kernel", "defocus"] - avg["motion_kernel", "defocus"]
+        m = avg["motion_kernel", "motion"] - avg["defocus_kernel", "motion"]
+        checks.append(("defocus_kernel - motion_kernel on defocus scenes > 0", d, d))
+        checks.append(("motion_kernel - defocus_kernel on motion scenes > 0", m, m))
+    for text, value, margin in checks:
+        print(f"{'MET ' if margin > 0 or (margin == 0 and 'dB' in text) else 'MISSED'} {text}: "
+              f"{value:+.2f} dB (margin {margin:+.2f})")
+
+
+if __name__ == "__main__":
+    main()
