@@ -41,3 +41,53 @@ def make_sweep(root: Path, table: dict, seeds=(0,), dataset="toy", protocol="syn
                 write_run(sweep, variant, dataset, scene, seed, vals, protocol,
                           blur_type="defocus" if scene.startswith("defocus") else "motion")
     return sweep
+
+
+def tiny_scene(dataset="toy", name="a", h=16, w=24, n=3):
+    """A hand-made Scene: n blurry train views, n sharp test views, motion masks and ground truth."""
+    import numpy as np
+    import torch
+
+    from bench.data.scene import Cameras, GroundTruth, LazyImages, Scene, Views
+
+    g = torch.Generator().manual_seed(0)
+    sharp = torch.rand(n, h, w, 3, generator=g)
+    blurry = (sharp + torch.roll(sharp, 1, dims=2)) / 2
+    cams = Cameras(K=torch.eye(3).repeat(n, 1, 1), w2c=torch.eye(4).repeat(n, 1, 1), width=w, height=h)
+    mask = torch.zeros(n, h, w)
+    mask[:, 4:12, 6:18] = 1
+    frames = torch.arange(n)
+    time = frames.float() / max(n - 1, 1)
+    names = [f"{i:05d}" for i in range(n)]
+    train = Views(names, cams, LazyImages.from_tensor(blurry), frames, time, depth=torch.ones(n, h, w))
+    test = Views(names, cams, LazyImages.from_tensor(sharp), frames, time, motion_mask=mask)
+    disp = torch.zeros(n, 5, h, w, 2)
+    disp[..., 0] = torch.linspace(-2, 2, 5)[None, :, None, None] * mask[:, None]  # 4 px horizontal streak
+    gt = GroundTruth(LazyImages.from_tensor(sharp), torch.ones(n, h, w), mask, "mixed",
+                     coc_radius=torch.full((n, h, w), 1.0), motion_disp=disp)
+    return Scene(dataset, name, "mixed", train, test, near=0.1, far=10.0, gt=gt)
+
+
+def fake_registry(monkeypatch, scenes: dict, protocol="synthetic"):
+    """Point bench.data.registry.get_dataset / load_scene at hand-made scenes {(dataset, scene): Scene}."""
+    import types
+
+    import bench.data.registry as reg
+
+    def get_dataset(name):
+        names = [s for d, s in scenes if d == name]
+        return types.SimpleNamespace(name=name, protocol=protocol, blur_type="mixed",
+                                     scenes=[types.SimpleNamespace(name=s, blur_type="mixed") for s in names])
+
+    monkeypatch.setattr(reg, "get_dataset", get_dataset)
+    monkeypatch.setattr(reg, "load_scene", lambda d, s, data_root=None: scenes[(d, s)])
+
+
+def write_png(path: Path, image) -> None:
+    """(H,W,3) float in [0,1] -> 8-bit PNG (RGB order on disk as OpenCV expects BGR)."""
+    import cv2
+    import numpy as np
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    arr = np.clip(np.round(np.asarray(image) * 255), 0, 255).astype(np.uint8)
+    cv2.imwrite(str(path), arr[..., ::-1])
