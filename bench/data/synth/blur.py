@@ -80,5 +80,5 @@ def reblur_motion(sharp: np.ndarray, disp: np.ndarray) -> np.ndarray:
     acc = np.zeros_like(sharp, dtype=np.float32)
     for d in disp:
         acc += cv2.remap(sharp.astype(np.float32), gx - d[..., 0].astype(np.float32),
-                         gy - d[..., 1].astype(np.float32), cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+                         gy - d[..., 1].astype(np.float32), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
     return acc / len(disp)

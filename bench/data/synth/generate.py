@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import time
@@ -9,12 +10,20 @@ from pathlib import Path
 
 from bench.data.synth.render import render_scene
 from bench.data.synth.scenes import make_scene
-from bench.data.synth.write import GT_DIR, write_d2rf, write_dyblurf, write_gt
+from bench.data.synth.write import GENERATOR_VERSION, GT_DIR, write_d2rf, write_dyblurf, write_gt
 
 
 def scene_complete(root: Path, name: str) -> bool:
-    """A scene folder exists only once fully written (it is renamed into place last)."""
-    return (Path(root) / name / GT_DIR / "meta.json").is_file()
+    """True when ``root/name`` holds a scene of the current generator version.
+
+    A scene folder exists only once fully written (it is renamed into place last); a scene from an
+    older generator version counts as missing, so it is regenerated (and replaced atomically).
+    """
+    meta = Path(root) / name / GT_DIR / "meta.json"
+    try:
+        return json.loads(meta.read_text()).get("generator_version") == GENERATOR_VERSION
+    except (OSError, ValueError):
+        return False
 
 
 def generate_scene(root: Path, name: str, *, seed: int, layout: str, blur_type: str, progress=None) -> Path:

@@ -42,7 +42,7 @@ class SceneDef:
     baseline: float
     frames: int = 16
     subframes: int = 9
-    exposure: float = 0.8
+    exposure: float = 1.0
     max_coc: float = 4.0
     focus: tuple[float, float] = (4.6, 6.0)
 
@@ -107,9 +107,9 @@ def _movers(rng: np.random.Generator, speed: float) -> list[Primitive]:
 
 FAMILIES = {
     # blur_type, layout, object speed, camera shake (yaw, pitch, roll rad)
-    "motion": ("motion", "dyblurf", 0.75, np.array([0.022, 0.012, 0.01])),
+    "motion": ("motion", "dyblurf", 0.55, np.array([0.029, 0.016, 0.013])),
     "defocus": ("defocus", "d2rf", 0.4, np.zeros(3)),
-    "mixed": ("mixed", "dyblurf", 0.7, np.array([0.012, 0.008, 0.006])),
+    "mixed": ("mixed", "dyblurf", 0.45, np.array([0.018, 0.01, 0.008])),
 }
 
 
