@@ -154,3 +154,19 @@ def test_latex_compiles(sweep, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
+
+
+def test_blur_type_groups_average_complete_subsets(tmp_path):
+    vals = {"full": {"motion_0": {"psnr": 20.0}, "motion_1": {"psnr": 22.0}, "defocus_0": {"psnr": 30.0}}}
+    df = collect(make_sweep(tmp_path, vals))
+    expected = {"toy": ["motion_0", "motion_1", "defocus_0", ("defocus_1", "defocus")]}
+    summary = dataset_summary(seed_summary(df), expected)
+    psnr = summary[summary.metric == "psnr"].set_index("group")
+    assert np.isnan(psnr.loc["toy", "value"]) and psnr.loc["toy", "missing"] == "defocus_1"
+    assert psnr.loc["toy/motion", "value"] == pytest.approx(21.0) and psnr.loc["toy/motion", "missing"] == ""
+    assert psnr.loc["toy/defocus", "missing"] == "defocus_1"
+    table = T.main_table(df, summary)
+    assert [c.group for c in table.columns][::3] == ["toy", "toy (motion)", "toy (defocus)"]
+    per = T.per_scene_tables(df, seed_summary(df), summary)[0]
+    assert [c.header for c in per.columns][-3:] == ["Avg.", "Avg. motion", "Avg. defocus"]
+    assert per.values[0, -2] == pytest.approx(21.0) and np.isnan(per.values[0, -1])

@@ -48,7 +48,7 @@ def summarise(sweep_dir: Path, save: bool = True) -> Built:
     built.per_scene = seed_summary(df)
     built.summary = dataset_summary(built.per_scene)
     for row in built.summary[(built.summary.metric == "psnr") & (built.summary.missing != "")].itertuples():
-        built.notes.append(f"{row.dataset} average of {row.variant} left blank: missing scenes {row.missing}")
+        built.notes.append(f"{row.group} average of {row.variant} left blank: missing scenes {row.missing}")
     return built
 
 

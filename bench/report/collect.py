@@ -119,31 +119,59 @@ def seed_summary(df: pd.DataFrame) -> pd.DataFrame:
     return g.agg(mean="mean", std="std", n_seeds="count", n_missing=lambda v: int(v.isna().sum())).reset_index()
 
 
-def expected_scenes(dataset: str, seen: list[str]) -> list[str]:
-    """The dataset's scene list from the data registry; the scenes seen when the registry cannot say."""
+def _registry_scenes(dataset: str) -> list[tuple[str, str | None]] | None:
+    """(scene, blur_type) pairs of a dataset from the data registry; None when it cannot say."""
     try:
         from bench.data.registry import get_dataset
 
-        return [s.name for s in get_dataset(dataset).scenes]
+        return [(s.name, getattr(s, "blur_type", None)) for s in get_dataset(dataset).scenes]
     except (ImportError, BenchError):
-        return sorted(set(seen))
+        return None
+
+
+def expected_scenes(dataset: str, seen: list[str]) -> list[str]:
+    """The dataset's scene list from the data registry; the scenes seen when the registry cannot say."""
+    pairs = _registry_scenes(dataset)
+    return [name for name, _ in pairs] if pairs is not None else sorted(set(seen))
+
+
+def scene_groups(dataset: str, per_scene: pd.DataFrame, expected: dict[str, list[str]] | None = None):
+    """[(group, scenes)]: the whole dataset, then one group per blur type when its scenes mix types.
+
+    Group names are ``dataset`` and ``dataset/blur_type`` (e.g. ``synthetic/motion``), so a sweep
+    over the motion scenes of a mixed dataset still gets a complete motion average.
+    """
+    sub = per_scene[per_scene.dataset == dataset]
+    seen_bt = dict(zip(sub.scene, sub.blur_type))
+    if expected is not None and dataset in expected:
+        # entries: scene names, or (name, blur_type) pairs for scenes that may have no runs
+        pairs = [(x, seen_bt.get(x)) if isinstance(x, str) else tuple(x) for x in expected[dataset]]
+    else:
+        pairs = _registry_scenes(dataset) or [(name, seen_bt[name]) for name in sorted(seen_bt)]
+    groups = [(dataset, [name for name, _ in pairs])]
+    blur_types = list(dict.fromkeys(bt for _, bt in pairs if isinstance(bt, str)))
+    if len(blur_types) > 1:
+        groups += [(f"{dataset}/{bt}", [name for name, b in pairs if b == bt]) for bt in blur_types]
+    return groups
 
 
 def dataset_summary(per_scene: pd.DataFrame, expected: dict[str, list[str]] | None = None) -> pd.DataFrame:
-    """Scene average per variant, dataset and metric; NaN with ``missing`` naming absent scenes.
+    """Scene average per variant, scene group and metric; NaN with ``missing`` naming absent scenes.
 
-    per_scene: output of ``seed_summary``. expected: dataset -> scene list (default: data registry).
+    per_scene: output of ``seed_summary``. expected: dataset -> scene names or (name, blur_type)
+    pairs (default: the data registry). Groups: see ``scene_groups``. An average exists only when every scene of the group has a value.
     """
     rows = []
-    for (variant, dataset, metric), g in per_scene.groupby(["variant", "dataset", "metric"], sort=False):
-        scenes = expected[dataset] if expected and dataset in expected else \
-            expected_scenes(dataset, list(per_scene.loc[per_scene.dataset == dataset, "scene"]))
-        have = set(g.loc[g["mean"].notna(), "scene"])
-        absent = [s for s in scenes if s not in have]
-        value = math.nan if absent else float(g.loc[g.scene.isin(scenes), "mean"].mean())
-        rows.append({"variant": variant, "dataset": dataset, "metric": metric, "value": value,
-                     "n_scenes": len(have & set(scenes)), "missing": ", ".join(absent)})
-    return pd.DataFrame(rows, columns=["variant", "dataset", "metric", "value", "n_scenes", "missing"])
+    for dataset in per_scene.dataset.unique():
+        sub = per_scene[per_scene.dataset == dataset]
+        for group, scenes in scene_groups(dataset, per_scene, expected):
+            for (variant, metric), g in sub.groupby(["variant", "metric"], sort=False):
+                have = set(g.loc[g["mean"].notna(), "scene"])
+                absent = [s for s in scenes if s not in have]
+                value = math.nan if absent else float(g.loc[g.scene.isin(scenes), "mean"].mean())
+                rows.append({"variant": variant, "dataset": dataset, "group": group, "metric": metric,
+                             "value": value, "n_scenes": len(have & set(scenes)), "missing": ", ".join(absent)})
+    return pd.DataFrame(rows, columns=["variant", "dataset", "group", "metric", "value", "n_scenes", "missing"])
 
 
 def known_metric_order(metrics) -> list[str]:

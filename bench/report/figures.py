@@ -58,7 +58,8 @@ def plot_scene_bars(df: pd.DataFrame, per_scene: pd.DataFrame, out_dir: Path):
         if not metrics:
             notes.append(f"bars_{d}: no metric values")
             continue
-        fig, axes = plt.subplots(1, len(metrics), figsize=(4 + 1.2 * len(scenes) * len(metrics), 3.2), squeeze=False)
+        width_each = max(3.5, 0.35 * len(scenes) * len(variants))
+        fig, axes = plt.subplots(1, len(metrics), figsize=(width_each * len(metrics) + 1.5, 3.4), squeeze=False)
         width = 0.8 / len(variants)
         for ax, m in zip(axes[0], metrics):
             for k, v in enumerate(variants):
@@ -69,7 +70,8 @@ def plot_scene_bars(df: pd.DataFrame, per_scene: pd.DataFrame, out_dir: Path):
             ax.set_title(f"{METRICS[m].label} {arrow(m)}")
             _tight_ylim(ax, sub.loc[sub.metric == m, "mean"])
         axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.suptitle(labels.dataset_label(d))
+        fig.suptitle(f"{labels.dataset_label(d)}: per scene (mean over seeds, bars = std)")
+        fig.tight_layout()
         paths += save_figure(fig, out_dir, f"bars_{d}")
     return paths, notes
 
@@ -80,7 +82,7 @@ def _tight_ylim(ax, values: pd.Series) -> None:
     if v.empty:
         return
     lo, hi = float(v.min()), float(v.max())
-    pad = max(hi - lo, 1e-3) * 0.6
+    pad = max((hi - lo) * 0.6, 0.02 * max(abs(hi), 1e-3))
     ax.set_ylim(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad)
 
 
@@ -99,7 +101,7 @@ def plot_ablation_deltas(per_scene: pd.DataFrame, summary: pd.DataFrame, out_dir
         if not variants:
             notes.append(f"ablation_delta_{d}: only 'full' was run")
             continue
-        s = summary[(summary.dataset == d) & (summary.metric == metric)].set_index("variant")["value"]
+        s = summary[(summary.group == d) & (summary.metric == metric)].set_index("variant")["value"]
         groups = scenes + ["average"]
         fig, ax = plt.subplots(figsize=(3 + 0.9 * len(groups) * max(1, len(variants) / 3), 3.2))
         width = 0.8 / len(variants)
@@ -143,6 +145,8 @@ def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
         if not curves:
             notes.append(f"curves_{d}: no curves.csv in the runs")
             continue
+        order = labels.order_variants({v for v, _ in curves.values()})
+        curves = dict(sorted(curves.items(), key=lambda item: order.index(item[1][0])))
         columns = [c for c in dict.fromkeys(col for _, cv in curves.values() for col in cv.columns)
                    if c not in ("step", "elapsed_s") and any(cv[c].notna().any() for _, cv in curves.values() if c in cv)]
         ncols = min(4, len(columns))
@@ -156,13 +160,14 @@ def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
                             label=variant if variant not in seen else None)
                     seen.add(variant)
             ax.set_title(col, fontsize=8)
-            ax.tick_params(labelsize=7)
-            if col.startswith("loss") or col in ("rec",):
-                ax.set_yscale("log")
+            ax.tick_params(labelsize=7, which="both")
+            values = pd.concat([cv[col] for _, cv in curves.values() if col in cv]).dropna()
+            if col not in ("train_psnr", "num_gaussians") and (values > 0).all():
+                ax.set_yscale("log")  # loss terms span decades
         for ax in list(axes.flat)[len(columns):]:
             ax.axis("off")
-        fig.legend(fontsize=7, loc="upper right")
-        fig.suptitle(f"{labels.dataset_label(d)}: training curves (one line per run)")
-        fig.tight_layout()
+        fig.suptitle(f"{labels.dataset_label(d)}: training curves against step (one line per run)")
+        fig.tight_layout(rect=(0, 0.08, 1, 1))
+        fig.legend(fontsize=7, loc="lower center", ncol=min(len(seen), 8), frameon=False)
         paths += save_figure(fig, out_dir, f"curves_{d}")
     return paths, notes

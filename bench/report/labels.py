@@ -55,7 +55,17 @@ def order_datasets(datasets) -> list[str]:
 
 
 def dataset_label(name: str) -> str:
-    return DATASET_LABELS.get(name, name)
+    """Display name of a dataset or of a scene group ``dataset/blur_type``."""
+    dataset, _, blur = name.partition("/")
+    label = DATASET_LABELS.get(dataset, dataset)
+    return f"{label} ({blur})" if blur else label
+
+
+def order_groups(groups) -> list[str]:
+    """Scene groups: datasets in DATASET_ORDER, each followed by its blur-type groups."""
+    groups = list(dict.fromkeys(groups))
+    datasets = order_datasets({g.partition("/")[0] for g in groups})
+    return [g for d in datasets for g in [d] + [x for x in groups if x.startswith(d + "/")] if g in groups]
 
 
 def ablation_label(variant: str) -> str:

@@ -223,8 +223,9 @@ def _add_reported(table: Table, reported: pd.DataFrame, which: str, keys: list[t
     return table
 
 
-def _summary_value(summary: pd.DataFrame, variant: str, dataset: str, metric: str) -> tuple[float, str]:
-    hit = summary[(summary.variant == variant) & (summary.dataset == dataset) & (summary.metric == metric)]
+def _summary_value(summary: pd.DataFrame, variant: str, group: str, metric: str) -> tuple[float, str]:
+    """(scene average, note) of a variant in a scene group (a dataset or ``dataset/blur_type``)."""
+    hit = summary[(summary.variant == variant) & (summary.group == group) & (summary.metric == metric)]
     if hit.empty:
         return np.nan, "no runs"
     row = hit.iloc[0]
@@ -232,10 +233,10 @@ def _summary_value(summary: pd.DataFrame, variant: str, dataset: str, metric: st
 
 
 def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame | None = None) -> Table:
-    """Rows = variants, column groups = datasets x (PSNR, SSIM, LPIPS), averaged over scenes."""
-    datasets = labels.order_datasets(summary.dataset.unique())
+    """Rows = variants, column groups = datasets (and blur-type groups) x (PSNR, SSIM, LPIPS), scene means."""
+    groups = labels.order_groups(summary.group.unique())
     variants = labels.order_variants(summary.variant.unique())
-    keys = [(d, m) for d in datasets for m in ("psnr", _headline_ssim(df, d), "lpips")]
+    keys = [(g, m) for g in groups for m in ("psnr", _headline_ssim(df, g.partition("/")[0]), "lpips")]
     columns = [Column(labels.dataset_label(d), f"{METRICS[m].label} {arrow(m)}", m) for d, m in keys]
     values, notes, marks = _empty(len(variants), len(keys))
     for r, v in enumerate(variants):
@@ -247,8 +248,8 @@ def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame |
 
 
 def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, metric: str = "psnr") -> Table:
-    """The paper's ablation shape: rows "w/o ..." down to "Full", one column per dataset."""
-    datasets = labels.order_datasets(summary.dataset.unique())
+    """The paper's ablation shape: rows "w/o ..." down to "Full", one column per dataset (and blur type)."""
+    datasets = labels.order_groups(summary.group.unique())
     present = set(summary.variant.unique())
     variants = [v for v in labels.ABLATION_ROWS if v in present and v != "full"]
     variants += sorted(present - set(labels.ABLATION_ROWS)) + (["full"] if "full" in present else [])
@@ -276,16 +277,20 @@ def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.Data
         variants = labels.order_variants(sub.variant.unique())
         metrics = [m for m in ("psnr", _headline_ssim(df, d), "lpips", "psnr_dyn", "ssim_dyn", "lpips_dyn")
                    if sub.loc[sub.metric == m, "mean"].notna().any()]
+        averages = labels.order_groups(summary.loc[summary.dataset == d, "group"].unique())
         for m in metrics:
             group = f"{METRICS[m].label} {arrow(m)}"
-            columns = [Column(group, s, m) for s in scenes] + [Column(group, "Avg.", m)]
+            columns = [Column(group, s, m) for s in scenes]
+            columns += [Column(group, "Avg." + (f" {a.partition('/')[2]}" if "/" in a else ""), m) for a in averages]
             values, notes, marks = _empty(len(variants), len(columns))
             for r, v in enumerate(variants):
                 for c, s in enumerate(scenes):
                     hit = sub[(sub.variant == v) & (sub.scene == s) & (sub.metric == m)]
                     values[r, c] = hit["mean"].iloc[0] if len(hit) else np.nan
                     notes[r][c] = "" if len(hit) else "no run"
-                values[r, -1], notes[r][-1] = _summary_value(summary, v, d, m)
+                for k, a in enumerate(averages):
+                    c = len(scenes) + k
+                    values[r, c], notes[r][c] = _summary_value(summary, v, a, m)
             tables.append(Table(f"per_scene_{d}_{m}", f"{labels.dataset_label(d)}: {METRICS[m].label} per scene "
                                 f"(mean over seeds)", list(variants), columns, values, notes, marks,
                                 [False] * len(variants)))
