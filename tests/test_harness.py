@@ -379,3 +379,61 @@ def test_dry_run_writes_nothing(write_sweep, tmp_path, capsys):
     assert "plan: 4 runs, 0 finished, 4 to run" in out and out.count("would run") == 4
     assert not (tmp_path / "out").exists()
     yaml.safe_load(path.read_text())
+
+
+def test_dataset_may_repeat_only_with_disjoint_scenes(write_sweep, tmp_path):
+    ok = write_sweep(datasets=[{"name": "synthetic", "scenes": ["motion_0"]},
+                               {"name": "synthetic", "scenes": ["defocus_0"], "data_root": str(tmp_path)}])
+    runs = expand(load_sweep(ok))
+    assert {(r.scene, r.data_root) for r in runs} == {("motion_0", None), ("defocus_0", str(tmp_path))}
+    bad = write_sweep(datasets=[{"name": "synthetic"}, {"name": "synthetic", "scenes": ["defocus_0"]}])
+    with pytest.raises(BenchError, match="listed twice with overlapping scenes"):
+        load_sweep(bad)
+
+
+def test_job_refuses_a_config_that_changed_since_planning(write_sweep, monkeypatch):
+    monkeypatch.setattr(J, "_pipeline", _fake_pipeline())
+    spec = load_sweep(write_sweep())
+    run = expand(spec)[0]
+    run.overrides = {**run.overrides, "train.steps": 30}  # as if the code resolved differently now
+    d = _prepare(spec.output_dir(), run, state="pending")
+    with pytest.raises(BenchError, match="changed since"):
+        J.run_job(d, executor="debug")
+    status = read_status(d)
+    assert status["state"] == "failed" and "submit the sweep again" in status["error"]
+    assert not (d / rundir.RESULTS).exists()
+
+
+# ---------------------------------------------------------------- local queue
+
+
+def test_local_queue_caps_concurrency_assigns_gpus_and_isolates_crashes(tmp_path):
+    from bench.harness.localq import LocalQueue
+
+    script = ("import json, os, sys, time; t0 = time.time(); time.sleep(0.4); "
+              "json.dump({'start': t0, 'end': time.time(), 'gpu': os.environ.get('CUDA_VISIBLE_DEVICES'), "
+              "'pgid': os.getpgid(0), 'pid': os.getpid()}, open(sys.argv[1], 'w')); "
+              "sys.exit(3 if sys.argv[1].endswith('item2.json') else 0)")
+    items = [str(tmp_path / f"item{i}.json") for i in range(6)]
+    queue = LocalQueue(items, cap=2, command=lambda item: [sys.executable, "-c", script, item],
+                       log_for=lambda item: Path(item + ".log"), gpus=["0", "1"],
+                       state_path=tmp_path / "state.json")
+    codes = queue.run(poll_s=0.05)
+    assert codes == {item: (3 if item.endswith("item2.json") else 0) for item in items}
+    rec = [json.loads(Path(i).read_text()) for i in items]
+    assert all(r["pgid"] == r["pid"] for r in rec)  # each run in its own process group
+    for r in rec:
+        overlapping = [o for o in rec if o["start"] < r["end"] and r["start"] < o["end"]]
+        # Never more than the cap at once, and never two runs on one GPU at once.
+        assert len(overlapping) <= 2
+        assert len({o["gpu"] for o in overlapping}) == len(overlapping)
+    state = json.loads((tmp_path / "state.json").read_text())
+    assert state["done"] and not state["running"] and not state["pending"]
+
+
+def test_default_local_concurrency(monkeypatch):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    assert X.default_concurrency("auto") == 3
+    assert X.default_concurrency("cpu") == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
+    assert X.default_concurrency("auto") == 1

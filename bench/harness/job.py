@@ -113,6 +113,7 @@ def _train_and_evaluate(run_dir: Path, job: dict, executor: str) -> str:
           flush=True)
     train, evaluate_run, write_results = _pipeline()
     try:
+        _check_identity(job)
         summary = train(run_dir, method=job["variant"], dataset=job["dataset"], scene=job["scene"],
                         seed=job["seed"], profile=job["profile"], overrides=job["overrides"],
                         data_root=job["data_root"], device=job["device"], progress=False)
@@ -130,6 +131,21 @@ def _train_and_evaluate(run_dir: Path, job: dict, executor: str) -> str:
     write_status(run_dir, state=DONE, end_time=end, wall_time_s=round(time.time() - t0, 3))
     print(f"{job['run_id']}: done in {time.time() - t0:.1f}s", flush=True)
     return DONE
+
+
+def _check_identity(job: dict) -> None:
+    """The config resolved now must be the one planned: code edited between submission and start
+    would otherwise train something else under this run's id."""
+    from bench.errors import BenchError
+    from bench.harness.runs import run_hash
+    from bench.method.config import resolve_config
+
+    cfg = resolve_config(job["variant"], job["profile"], job["overrides"])
+    now = run_hash(job["variant"], cfg.to_dict(), job["dataset"], job["scene"], job["seed"])
+    if now != job["config_hash"]:
+        raise BenchError(f"{job['run_id']}: the configuration resolves to hash {now} now, but "
+                         f"{job['config_hash']} when the sweep was planned (code or method files "
+                         "changed since); submit the sweep again")
 
 
 def _extra(job: dict, summary: dict, executor: str, start: str, end: str, t0: float, resumed: int,

@@ -21,7 +21,7 @@ from pathlib import Path
 from bench.harness import plan as P
 from bench.harness.executors import SUBMITIT_DIR, local_alive, squeue_states
 from bench.harness.manifest import submissions_by_id
-from bench.harness.runs import CANCELLED, PENDING, runs_dir
+from bench.harness.runs import CANCELLED, PENDING, REQUEUED, runs_dir
 
 DONE, FAILED, RUNNING, PENDING_, INTERRUPTED, NOT_SUBMITTED = (
     "done", "failed", "running", "pending", "interrupted", "not submitted")
@@ -76,7 +76,7 @@ def run_display_state(run_dir: Path, chash: str, live: Liveness) -> tuple[str, d
         return NOT_SUBMITTED, status
     if state == P.ACTIVE:
         job = live.job_state(run_dir.name)
-        if status.get("state") == PENDING and job not in SLURM_RUNNING:
+        if status.get("state") in (PENDING, REQUEUED) and job not in SLURM_RUNNING:
             return PENDING_, status
         return RUNNING, status
     if state == P.STALE:

@@ -117,14 +117,29 @@ class SweepSpec(_Strict):
             return [{"name": v} if isinstance(v, str) else v for v in value]
         return value
 
-    @field_validator("variants", "seeds", "datasets")
+    @field_validator("variants", "seeds")
     @classmethod
     def _unique(cls, value: Any) -> Any:
         if isinstance(value, list):
-            names = [getattr(v, "name", v) for v in value]
-            dupes = sorted({str(n) for n in names if names.count(n) > 1})
+            dupes = sorted({str(v) for v in value if value.count(v) > 1})
             if dupes:
                 raise ValueError(f"listed twice: {', '.join(dupes)}")
+        return value
+
+    @field_validator("datasets")
+    @classmethod
+    def _disjoint(cls, value: list[DatasetEntry]) -> list[DatasetEntry]:
+        # A dataset may appear twice (e.g. two data roots) only with explicit, disjoint scenes.
+        seen: dict[str, set[str] | None] = {}
+        for entry in value:
+            if entry.name in seen:
+                before = seen[entry.name]
+                if before is None or entry.scenes is None or before & set(entry.scenes):
+                    raise ValueError(f"dataset {entry.name} listed twice with overlapping scenes "
+                                     "(repeat a dataset only with disjoint scene lists)")
+                before.update(entry.scenes)
+            else:
+                seen[entry.name] = None if entry.scenes is None else set(entry.scenes)
         return value
 
     # Not part of the schema: where the file came from, and the line of every key path.
