@@ -39,18 +39,36 @@ def generate_scene(root: Path, name: str, *, seed: int, layout: str, blur_type: 
     try:
         {"dyblurf": write_dyblurf, "d2rf": write_d2rf}[layout](rendered, tmp)
         write_gt(sd, rendered, tmp)
-        final = root / name
-        old = None
-        if final.exists():
-            old = root / f".old-{name}-{os.getpid()}-{time.time_ns()}"
-            os.rename(final, old)
-        os.rename(tmp, final)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        _install(tmp, root / name)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return root / name
+
+
+def _install(tmp: Path, final: Path) -> None:
+    """Rename the finished ``tmp`` folder onto ``final``, replacing an older scene there.
+
+    A concurrent generator may install the same (deterministic) scene first; that one is kept.
+    """
+    old = None
+    if final.exists():
+        old = final.parent / f".old-{final.name}-{os.getpid()}-{time.time_ns()}"
+        try:
+            os.rename(final, old)
+        except FileNotFoundError:
+            old = None
+    try:
+        os.rename(tmp, final)
+    except OSError:
+        if old is not None and not final.exists():
+            os.rename(old, final)  # put the previous scene back
+            old = None
+        if not scene_complete(final.parent, final.name):
+            raise
+    finally:
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
 
 
 def generate(root: Path, scenes: list[dict], *, force: bool = False, show_progress: bool = True) -> list[Path]:
