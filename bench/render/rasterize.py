@@ -8,7 +8,7 @@ import torch
 from torch import Tensor
 
 from bench.errors import BenchError
-from bench.render.composite import composite, plan_tiles
+from bench.render.composite import composite, pair_coefficients, plan_tiles
 from bench.render.projection import project, quat_scale_to_covar, sh_colors
 
 BACKENDS = ("auto", "torch", "gsplat")
@@ -115,12 +115,13 @@ def _rasterize_torch(
         channels.append(features[None].expand(C, N, features.shape[-1]))
     feats = torch.cat(channels, dim=-1)
 
-    plan = plan_tiles(means2d.detach(), proj.radii, proj.depths.detach(), width, height)
-    fg, trans = composite(means2d, proj.conics, proj.opacities, feats, plan, width, height)
-    alpha = 1.0 - trans
+    plan = plan_tiles(means2d.detach(), proj.conics.detach(), proj.opacities.detach(), proj.radii,
+                      proj.depths.detach(), width, height)
+    q = pair_coefficients(means2d, proj.conics, proj.opacities, plan)
+    fg, alpha = composite(q, feats.reshape(C * N, -1)[plan.pair_ids], plan, width, height)
     image = fg[..., :3]
     if background is not None:
-        image = image + trans * background
+        image = image + (1.0 - alpha) * background
     return RenderOutput(
         rgb=image,
         depth=fg[..., 3:4] / alpha.clamp(min=1e-10),
