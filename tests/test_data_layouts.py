@@ -132,3 +132,21 @@ def test_colmap_reader_reads_documented_format(tmp_path):
     assert np.allclose(images[1].w2c(), w2c)
     xyz, rgb = read_points3d(tmp_path / "points3D.bin")
     assert np.allclose(xyz, [[1, 2, 3]]) and rgb.tolist() == [[10, 20, 30]]
+
+
+def test_relative_disparity_is_aligned_to_the_camera_bounds(tmp_path):
+    """Monocular disparities (any affine scale) map their 2nd/98th percentiles to far/near."""
+    c2w = [np.eye(4), np.eye(4)]
+    c2w[1][0, 3] = 1.0
+    ramp = np.linspace(-3.0, 7.0, 8 * 16, dtype=np.float32).reshape(1, 8, 16)  # shifted, arbitrary scale
+    write_dyblurf(tmp_path, "rel", [c2w[0]], [c2w[1]], full_hw=(8, 16), train_hw=(8, 16), focal_full=10.0,
+                  bounds=np.array([[2.0, 8.0], [2.0, 8.0]]), disp=ramp, flow=False)
+    scene = dyblurf.load(tmp_path, "rel", dataset="x", blur_type="motion", height=8, disparity="relative")
+    depth = scene.train.depth[0].flatten()
+    sc = scene.scale
+    assert float(depth.min()) == pytest.approx(2.0 * sc, rel=1e-5) and float(depth.max()) == pytest.approx(8.0 * sc)
+    assert torch.all(depth[1:] <= depth[:-1])  # larger disparity = nearer
+    inv = 1.0 / depth.numpy()
+    lo, hi = np.percentile(ramp, [2, 98])
+    mid = np.abs(ramp.ravel() - (lo + hi) / 2).argmin()
+    assert inv[mid] == pytest.approx((1 / (2.0 * sc) + 1 / (8.0 * sc)) / 2, rel=1e-2)  # affine in disparity

@@ -45,16 +45,38 @@ def set_times(train: Views, test: Views) -> None:
     test.time = times[test.frame_index]
 
 
-def depth_from_disparity(disp: np.ndarray, scale: float) -> np.ndarray:
-    """Depth in scene units from a disparity in inverse raw (pose) units: ``scale / disp``, 0 where disp <= 1e-6.
+DISPARITY_MODES = ("inverse_depth", "relative")
+RELATIVE_PERCENTILES = (2.0, 98.0)
 
-    The LLFF loaders scale raw translations by ``scale``; a point at raw depth d has disparity 1/d,
-    so its scene depth is ``scale * d = scale / disp``.
+
+def depth_from_disparity(disp: np.ndarray, scale: float, mode: str = "inverse_depth",
+                         bounds: tuple[float, float] | None = None) -> np.ndarray:
+    """Depth in scene units (0 = invalid) from an (H,W) disparity map.
+
+    ``inverse_depth``: the disparity is 1/depth in raw (pose) units, so a point at raw depth d
+    has scene depth ``scale * d = scale / disp`` (exact; the synthetic scenes use it).
+    ``relative``: the disparity of a monocular estimator, known only up to an affine map. Per
+    frame, ``a * disp + b`` is fitted so that the 2nd / 98th percentiles of the disparity land on
+    1/far / 1/near of that camera's scaled LLFF ``bounds``; depth = 1 / (a * disp + b), clipped to
+    the bounds. [ours] The released DyBluRF and D2RF disparities are of this kind.
     """
     disp = np.asarray(disp, dtype=np.float32)
     out = np.zeros_like(disp)
-    ok = np.isfinite(disp) & (disp > 1e-6)
-    out[ok] = scale / disp[ok]
+    finite = np.isfinite(disp)
+    if mode == "inverse_depth":
+        ok = finite & (disp > 1e-6)
+        out[ok] = scale / disp[ok]
+        return out
+    near, far = bounds
+    if not finite.any():
+        return out
+    lo, hi = np.percentile(disp[finite], RELATIVE_PERCENTILES)
+    if hi - lo < 1e-12:
+        out[finite] = 2.0 / (1.0 / near + 1.0 / far)
+        return out
+    a = (1.0 / near - 1.0 / far) / (hi - lo)
+    inv = np.clip(1.0 / far + a * (disp[finite] - lo), 1.0 / far, 1.0 / near)
+    out[finite] = 1.0 / inv
     return out
 
 

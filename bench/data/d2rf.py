@@ -6,8 +6,8 @@ defocused at 1/factor with left and right interleaved by sorted name (training =
 even positions), ``dpt/*.npy`` disparity per image (2N), ``motion_masks/*.png`` per image (> 1e-3
 = dynamic), ``background_mask/`` per image, ``flow_i1/%06d_left_{fwd,bwd}.npz`` (left only),
 ``poses_bounds.npy`` (2N rows, left/right alternating; row count = files in ``images_{factor}``).
-Parsing as the DyBluRF layout with focal / factor; depth = ``sc / dpt`` (see
-``common.depth_from_disparity``). Ground truth may be .jpg (release) or .png (synthetic).
+Parsing as the DyBluRF layout with focal / factor; depth from ``dpt`` per the dataset's
+``disparity`` mode (``common.depth_from_disparity``). Ground truth may be .jpg (release) or .png (synthetic).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ def _by_stem(folder: Path) -> dict[str, Path]:
     return {p.stem: p for p in list_images(folder)}
 
 
-def check(root: Path, scene: str, factor: int = 2) -> list[str]:
+def check(root: Path, scene: str, factor: int = 2, disparity: str = "inverse_depth") -> list[str]:
     """Problems of one scene, one line each ([] = loadable)."""
     base = Path(root) / scene
     if not base.is_dir():
@@ -85,7 +85,8 @@ def check(root: Path, scene: str, factor: int = 2) -> list[str]:
     return problems
 
 
-def load(root: Path, scene: str, *, dataset: str, blur_type: str, factor: int = 2) -> Scene:
+def load(root: Path, scene: str, *, dataset: str, blur_type: str, factor: int = 2,
+         disparity: str = "inverse_depth") -> Scene:
     """Load a validated D2RF scene: train = left (even), test = right (odd) positions."""
     base = Path(root) / scene
     llff = parse_llff(read_poses_bounds(base / "poses_bounds.npy"))
@@ -99,9 +100,12 @@ def load(root: Path, scene: str, *, dataset: str, blur_type: str, factor: int = 
     masks = _by_stem(base / "motion_masks")
     sharp = _by_stem(base / "images")
 
+    rows = {p.stem: i for i, p in enumerate(imgs)}
+
     def depth_of(paths):
         return torch.from_numpy(np.stack([
-            depth_from_disparity(resize_nearest(read_npy(dpt[p.stem]).astype(np.float32).squeeze(), size), llff.scale)
+            depth_from_disparity(resize_nearest(read_npy(dpt[p.stem]).astype(np.float32).squeeze(), size),
+                                 llff.scale, disparity, tuple(llff.bounds[rows[p.stem]]))
             for p in paths]))
 
     def masks_of(paths):

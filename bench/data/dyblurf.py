@@ -6,7 +6,8 @@ height is used), ``images_{W}x{H}/`` training images, ``inference_images/%05d.pn
 ``motion_masks/*.png``, ``flow_i1/%05d_{fwd,bwd}.npz`` (optional), ``poses_bounds.npy`` with
 rows alternating left, right. Parsing: ``factor = H_full / height``, focal / factor, principal
 point at the image centre, LLFF scaling and recentring over all 2N poses (see ``llff.py``).
-Depth = ``sc / disp`` (disparity taken as inverse raw depth; see ``common.depth_from_disparity``).
+Depth from ``disp`` per the dataset's ``disparity`` mode (``common.depth_from_disparity``): exact
+``sc / disp`` for inverse raw depth (synthetic), or affine-aligned to the camera's bounds (release).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ def train_folder(dense: Path, height: int) -> tuple[Path, float]:
     return dense / f"images_{width}x{height}", factor
 
 
-def check(root: Path, scene: str, height: int = DEFAULT_HEIGHT) -> list[str]:
+def check(root: Path, scene: str, height: int = DEFAULT_HEIGHT, disparity: str = "inverse_depth") -> list[str]:
     """Problems of one scene, one line each ([] = loadable)."""
     dense = scene_dir(root, scene)
     if not dense.is_dir():
@@ -124,7 +125,8 @@ def _check_flow(dense: Path, n: int, problems: list[str]) -> None:
                 problems.append(f"{path}: expected 'flow' of shape (H,W,2), got {tuple(data['flow'].shape)}")
 
 
-def load(root: Path, scene: str, *, dataset: str, blur_type: str, height: int = DEFAULT_HEIGHT) -> Scene:
+def load(root: Path, scene: str, *, dataset: str, blur_type: str, height: int = DEFAULT_HEIGHT,
+         disparity: str = "inverse_depth") -> Scene:
     """Load a validated DyBluRF scene (see module docstring for the parsing)."""
     dense = scene_dir(root, scene)
     llff = parse_llff(read_poses_bounds(dense / "poses_bounds.npy"))
@@ -137,7 +139,8 @@ def load(root: Path, scene: str, *, dataset: str, blur_type: str, height: int = 
     cams_left = make_cameras(K[0::2], llff.c2w[0::2], width, h)
     cams_right = make_cameras(K[1::2], llff.c2w[1::2], width, h)
     disp = [resize_nearest(read_npy(f).astype(np.float32).squeeze(), size) for f in sorted((dense / "disp").glob("*.npy"))]
-    depth = torch.from_numpy(np.stack([depth_from_disparity(d, llff.scale) for d in disp]))
+    depth = torch.from_numpy(np.stack([depth_from_disparity(d, llff.scale, disparity, tuple(llff.bounds[2 * k]))
+                                       for k, d in enumerate(disp)]))
     masks = torch.from_numpy(np.stack([read_mask(p, size) for p in list_images(dense / "motion_masks")]))
     names = [p.stem for p in train_paths]
     train = make_views(names, cams_left, lazy_images(train_paths, size), range(n), depth=depth, motion_mask=masks)

@@ -37,6 +37,9 @@ class DatasetSpec(BaseModel):
     train_height: DyBluRF layout training height (folder ``images_{W}x{H}``).
     resolution_factor: D2RF ``images_{factor}`` folder and focal divisor; for the Deblur4DGS
     layout None = derived from the COLMAP camera width.
+    disparity: how the LLFF layouts' disparity files become depth: "inverse_depth" (exact, the
+    synthetic scenes) or "relative" (monocular estimates, aligned to the LLFF bounds); see
+    ``bench.data.common.depth_from_disparity``.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -48,6 +51,7 @@ class DatasetSpec(BaseModel):
     protocol: str
     train_height: int | None = None
     resolution_factor: float | None = None
+    disparity: Literal["inverse_depth", "relative"] = "relative"
     data_root: str | None = None
     scenes: list[SceneSpec]
     source: Path | None = None
@@ -152,9 +156,9 @@ def _layout_module(layout: str):
 def layout_options(spec: DatasetSpec, layout: str) -> dict:
     """Keyword options of a layout's check/load from the dataset spec."""
     if layout == "dyblurf":
-        return {"height": spec.train_height or 288}
+        return {"height": spec.train_height or 288, "disparity": spec.disparity}
     if layout == "d2rf":
-        return {"factor": int(spec.resolution_factor or 2)}
+        return {"factor": int(spec.resolution_factor or 2), "disparity": spec.disparity}
     return {"factor": spec.resolution_factor}
 
 
