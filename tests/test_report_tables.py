@@ -170,3 +170,14 @@ def test_blur_type_groups_average_complete_subsets(tmp_path):
     per = T.per_scene_tables(df, seed_summary(df), summary)[0]
     assert [c.header for c in per.columns][-3:] == ["Avg.", "Avg. motion", "Avg. defocus"]
     assert per.values[0, -2] == pytest.approx(21.0) and np.isnan(per.values[0, -1])
+
+
+def test_metric_not_computed_is_na_with_reason(tmp_path):
+    vals = {"full": {"a": {"psnr": 20.0, "ssim": 0.5}}, "no_blur": {"a": {"psnr": 19.0, "ssim": 0.4}}}
+    df = collect(make_sweep(tmp_path, vals))
+    summary = dataset_summary(seed_summary(df), {"toy": ["a"]})
+    table = T.main_table(df, summary)
+    c = [col.metric for col in table.columns].index("lpips")
+    assert np.isnan(table.values[:, c]).all() and table.notes[0][c] == "n/a"
+    assert table.footnotes == ["n/a LPIPS: not computed in this fixture"]
+    assert "| full | **20.00** | **0.500** | n/a |" in T.to_markdown(table)

@@ -112,11 +112,16 @@ def save_collected(sweep_dir, df: pd.DataFrame) -> list[Path]:
 def seed_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Mean, std (ddof 1; NaN for one seed) and seed count per variant, dataset, scene and metric.
 
-    Seeds with a missing value are left out of the mean and counted in ``n_missing``.
+    Seeds with a missing value are left out of the mean and counted in ``n_missing``; ``reason``
+    is the first recorded reason of a missing value.
     """
     keys = ["variant", "dataset", "scene", "blur_type", "metric"]
-    g = df.groupby(keys, dropna=False, sort=False)["value"]
-    return g.agg(mean="mean", std="std", n_seeds="count", n_missing=lambda v: int(v.isna().sum())).reset_index()
+    g = df.groupby(keys, dropna=False, sort=False)
+    out = g["value"].agg(mean="mean", std="std", n_seeds="count",
+                         n_missing=lambda v: int(v.isna().sum())).reset_index()
+    reasons = g["missing_reason"].agg(lambda v: next((r for r in v if isinstance(r, str) and r), ""))
+    out["reason"] = reasons.to_numpy()
+    return out
 
 
 def _registry_scenes(dataset: str) -> list[tuple[str, str | None]] | None:
@@ -165,13 +170,20 @@ def dataset_summary(per_scene: pd.DataFrame, expected: dict[str, list[str]] | No
     for dataset in per_scene.dataset.unique():
         sub = per_scene[per_scene.dataset == dataset]
         for group, scenes in scene_groups(dataset, per_scene, expected):
+            if group != dataset and not set(scenes) & set(sub.scene):
+                continue  # a blur-type group the sweep did not run at all
             for (variant, metric), g in sub.groupby(["variant", "metric"], sort=False):
-                have = set(g.loc[g["mean"].notna(), "scene"])
-                absent = [s for s in scenes if s not in have]
-                value = math.nan if absent else float(g.loc[g.scene.isin(scenes), "mean"].mean())
+                ran = set(g.scene)
+                absent = [s for s in scenes if s not in ran]
+                no_value = g[g.scene.isin(scenes) & g["mean"].isna()]
+                ok = not absent and no_value.empty
+                reason = next((r for r in no_value.get("reason", []) if r), "no value") if len(no_value) else ""
                 rows.append({"variant": variant, "dataset": dataset, "group": group, "metric": metric,
-                             "value": value, "n_scenes": len(have & set(scenes)), "missing": ", ".join(absent)})
-    return pd.DataFrame(rows, columns=["variant", "dataset", "group", "metric", "value", "n_scenes", "missing"])
+                             "value": float(g.loc[g.scene.isin(scenes), "mean"].mean()) if ok else math.nan,
+                             "n_scenes": int(g.loc[g.scene.isin(scenes), "mean"].notna().sum()),
+                             "missing": ", ".join(absent), "reason": reason})
+    return pd.DataFrame(rows, columns=["variant", "dataset", "group", "metric", "value", "n_scenes", "missing",
+                                       "reason"])
 
 
 def known_metric_order(metrics) -> list[str]:

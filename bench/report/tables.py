@@ -229,7 +229,17 @@ def _summary_value(summary: pd.DataFrame, variant: str, group: str, metric: str)
     if hit.empty:
         return np.nan, "no runs"
     row = hit.iloc[0]
-    return float(row["value"]), (f"missing: {row['missing']}" if row["missing"] else "")
+    if row["missing"]:
+        return float(row["value"]), f"missing: {row['missing']}"
+    return float(row["value"]), ("n/a" if row["reason"] else "")
+
+
+def _reason_notes(summary: pd.DataFrame, metrics) -> list[str]:
+    """One footnote per metric whose value was not computed, with the recorded reason."""
+    from bench.metrics.registry import METRICS as M
+
+    hit = summary[summary.metric.isin(list(metrics)) & (summary.reason != "") & (summary.missing == "")]
+    return [f"n/a {M[m].label}: {r}" for m, r in hit[["metric", "reason"]].drop_duplicates("metric").itertuples(index=False)]
 
 
 def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame | None = None) -> Table:
@@ -243,7 +253,7 @@ def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame |
         for c, (d, m) in enumerate(keys):
             values[r, c], notes[r][c] = _summary_value(summary, v, d, m)
     table = Table("main", "Main comparison (mean over scenes of the mean over seeds)", list(variants), columns,
-                  values, notes, marks, [False] * len(variants))
+                  values, notes, marks, [False] * len(variants), _reason_notes(summary, {m for _, m in keys}))
     return _add_reported(table, reported, "main", keys) if reported is not None else table
 
 
@@ -261,7 +271,7 @@ def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, 
             values[r, c], notes[r][c] = _summary_value(summary, v, d, m)
     table = Table("ablation", f"Ablation ({METRICS[metric].label}, mean over scenes)",
                   [labels.ablation_label(v) for v in variants], columns, values, notes, marks,
-                  [False] * len(variants))
+                  [False] * len(variants), _reason_notes(summary, [metric]))
     return _add_reported(table, reported, "ablation", keys) if reported is not None else table
 
 
