@@ -163,3 +163,33 @@ def test_gt_resized_with_inter_area():
     out = evaluate_images([("a", pred, gt_big, None)], get_protocol("dyblurf"), None, "off")
     want = im.psnr(pred, cv2.resize(gt_big, (20, 16), interpolation=cv2.INTER_AREA))
     assert out["per_image"]["a"]["psnr"] == pytest.approx(want)
+
+
+def test_weights_check_and_fetch_failure(tmp_path, monkeypatch, capsys):
+    from torchvision.models import AlexNet_Weights
+
+    from bench.cli import main
+    from bench.metrics import weights
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "th"))
+    assert main(["weights", "check"]) == 1
+    assert "MISSING torchvision AlexNet backbone" in capsys.readouterr().out
+
+    def offline(self, *a, **k):
+        raise OSError("network unreachable")
+
+    monkeypatch.setattr(type(AlexNet_Weights.IMAGENET1K_V1), "get_state_dict", offline)
+    assert main(["weights", "fetch"]) == 2
+    assert "download failed (network unreachable)" in capsys.readouterr().err
+    ckpt = weights.lpips_metric.alexnet_checkpoint()
+    ckpt.parent.mkdir(parents=True)
+    ckpt.write_bytes(b"x")
+    assert weights.fetch() == ckpt          # present: nothing to download
+    assert main(["weights", "check"]) == 0
+
+
+def test_every_registered_dataset_has_a_protocol():
+    from bench.data.registry import list_datasets
+
+    specs = list_datasets()
+    assert specs and all(spec.protocol in PROTOCOLS for spec in specs)

@@ -205,13 +205,15 @@ def _blur_figure(shown: dict, title: str):
     fig, axes = plt.subplots(len(shown), 5, figsize=(14, 2.3 * len(shown)), squeeze=False)
     vmax = max(max(t.max(), p.max()) for _, p, _, t in shown.values()) or 1.0
     for row, (v, (name, pred, mask, true)) in zip(axes, shown.items()):
+        handles = []
         for ax, img, t in zip(row[:4], (true, pred, true > BLUR_PRESENT_PX, mask),
                               ("GT RMS radius (px)", "predicted RMS radius", "GT blur present", "predicted mask")):
-            im = ax.imshow(img, vmin=0, vmax=vmax if "radius" in t else 1, cmap="magma")
+            handles.append(ax.imshow(img, vmin=0, vmax=vmax if "radius" in t else 1, cmap="magma"))
             ax.set_title(f"{v} view {name}: {t}" if ax is row[0] else t, fontsize=7)
             ax.set_xticks([])
             ax.set_yticks([])
-        fig.colorbar(im, ax=row[3], fraction=0.04)
+        fig.colorbar(handles[1], ax=row[1], fraction=0.04)
+        fig.colorbar(handles[3], ax=row[3], fraction=0.04)
         idx = np.random.default_rng(0).choice(true.size, size=min(3000, true.size), replace=False)
         row[4].scatter(true.ravel()[idx], pred.ravel()[idx], s=2, alpha=0.4, color=labels.colour(v))
         row[4].plot([0, vmax], [0, vmax], "k--", lw=0.8)
