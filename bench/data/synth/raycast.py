@@ -47,17 +47,21 @@ class Texture:
     noise_period: float
 
     def __call__(self, uv: np.ndarray) -> np.ndarray:
-        """(M,2) surface coordinates -> (M,3) RGB in [0,1]."""
+        """(M,2) surface coordinates -> (M,3) RGB in [0,1] (float32 arithmetic: colour needs no more)."""
+        import cv2
+
+        uv = uv.astype(np.float32)
         checker = (np.floor(uv[:, 0] / self.cell) + np.floor(uv[:, 1] / self.cell)) % 2.0
-        stripes = 0.5 + 0.5 * np.sin(2.0 * np.pi * (uv @ self.stripe))
+        stripes = 0.5 + 0.5 * np.sin(2.0 * np.pi * (uv @ self.stripe.astype(np.float32)))
+        # bilinear, periodic lookup of the noise grid (row = u, column = v), done by OpenCV for speed;
+        # remap wants 2-D maps shorter than 32767, so the M lookups are laid out in rows of 256
         g = self.noise.shape[0]
-        q = (uv / self.noise_period) * g
-        i0 = np.floor(q).astype(np.int64)
-        f = q - i0
-        a, b = i0[:, 0] % g, i0[:, 1] % g
-        a1, b1 = (a + 1) % g, (b + 1) % g
-        n = (self.noise[a, b] * (1 - f[:, 0]) * (1 - f[:, 1]) + self.noise[a1, b] * f[:, 0] * (1 - f[:, 1])
-             + self.noise[a, b1] * (1 - f[:, 0]) * f[:, 1] + self.noise[a1, b1] * f[:, 0] * f[:, 1])
+        q = np.mod(uv * np.float32(g / self.noise_period), np.float32(g))
+        m = len(q)
+        pad = np.zeros((-m % 256, 2), np.float32)
+        maps = np.concatenate([q, pad]).reshape(-1, 256, 2)
+        n = cv2.remap(self.noise.astype(np.float32), maps[..., 1], maps[..., 0], cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_WRAP).reshape(-1)[:m]
         p = np.clip(0.55 * checker + 0.25 * n + 0.2 * stripes, 0.0, 1.0)[:, None]
         return self.color_a * (1.0 - p) + self.color_b * p
 
@@ -162,19 +166,18 @@ def cast(objects: list[Primitive], c2w: np.ndarray, dirs_cam: np.ndarray, t: flo
     """
     d = dirs_cam @ c2w[:3, :3].T
     frames = [p.motion.pose(t) for p in objects]
-    locals_ = [((c2w[:3, 3] - T) @ R, d @ R) for R, T in frames]  # R^T applied to row vectors
-    hits = np.stack([p.intersect(ol, dl) for p, (ol, dl) in zip(objects, locals_)])
+    origins = [(c2w[:3, 3] - T) @ R for R, T in frames]  # R^T applied to row vectors
+    hits = np.stack([p.intersect(ol, d @ R) for p, ol, (R, _) in zip(objects, origins, frames)])
     obj = hits.argmin(0)
-    best = hits[obj, np.arange(len(d))]
+    best = hits.min(0)
     obj[~np.isfinite(best)] = -1
     local = np.zeros_like(d)
     rgb = np.zeros_like(d)
     for k, prim in enumerate(objects):
-        sel = obj == k
-        if sel.any():
-            ol, dl = locals_[k]
-            local[sel] = ol + best[sel, None] * dl[sel]
-            rgb[sel] = prim.texture(prim.surface_uv(local[sel]))
+        idx = np.flatnonzero(obj == k)
+        if idx.size:
+            local[idx] = origins[k] + best[idx, None] * (d[idx] @ frames[k][0])
+            rgb[idx] = prim.texture(prim.surface_uv(local[idx]))
     depth = np.where(obj >= 0, best, 0.0)
     return Hits(depth=depth, obj=obj, local=local, rgb=rgb)
 
