@@ -72,7 +72,7 @@ def slurm_parameters(res: Resources, sweep: str) -> dict:
     """submitit AutoExecutor parameters for one resource setting."""
     params = {"name": f"bench-{sweep}", "timeout_min": res.time_min, "cpus_per_task": res.cpus_per_task,
               "slurm_array_parallelism": res.array_parallelism, "slurm_signal_delay_s": res.signal_delay_s,
-              "slurm_setup": list(res.setup),
+              "slurm_setup": list(res.setup), "slurm_stderr_to_stdout": True,
               "slurm_additional_parameters": {k: v for k, v in res.additional.items()}}
     if res.gpus_per_node:
         params["gpus_per_node"] = res.gpus_per_node

@@ -44,7 +44,7 @@ def _job_log(run_dir: Path, executor: str) -> str | None:
     """Where this job's stdout/stderr go: submitit's per-task log, the local job.log, or a console."""
     if executor == "slurm":
         try:
-            return str(submitit.JobEnvironment().paths.stderr)
+            return str(submitit.JobEnvironment().paths.stdout)
         except RuntimeError:
             return None
     if executor == "local":

@@ -116,7 +116,7 @@ def log_hint(sweep_dir: Path, manifest: dict, run_id: str, status: dict) -> str 
     info = manifest.get("runs", {}).get(run_id) or {}
     sub = submissions_by_id(manifest).get(info.get("submission")) or {}
     if sub.get("executor") == "slurm" and info.get("job_id"):
-        return str(Path(sweep_dir) / SUBMITIT_DIR / f"{info['job_id']}_0_log.err")
+        return str(Path(sweep_dir) / SUBMITIT_DIR / f"{info['job_id']}_0_log.out")
     if sub.get("executor") == "local":
         return str(runs_dir(sweep_dir) / run_id / "job.log")
     return status.get("log")
