@@ -42,6 +42,13 @@ def test_dyblurf_handmade_scene_matches_generator(tmp_path):
     # disparity 0.5 in raw units -> depth 2 raw units -> 2 * sc scene units
     assert torch.allclose(hand.train.depth, torch.full_like(hand.train.depth, 2.0 * hand.scale))
     assert hand.extras.flow_fwd.shape == (len(hand.train) - 1, h, w, 2)
+    # optional COLMAP points (raw pose frame) come out in the loaded world frame
+    pts = np.array([lm["point"] for lm in meta["landmarks"][:4]])
+    write_colmap(tmp_path / "hand" / "dense" / "sparse" / "0", width=w * s, height=h * s, fx=1.0, fy=1.0, cx=0.0,
+                 cy=0.0, w2cs=[], names=[], points=pts)
+    loaded = dyblurf.load(tmp_path, "hand", dataset="x", blur_type="motion", height=h).extras.points
+    T = gen.gt.world_from_generator
+    assert torch.allclose(loaded, torch.from_numpy(pts).float() @ T[:3, :3].T + T[:3, 3], atol=1e-5)
 
 
 def test_d2rf_handmade_scene_matches_generator(tmp_path):

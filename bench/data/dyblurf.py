@@ -152,9 +152,27 @@ def load(root: Path, scene: str, *, dataset: str, blur_type: str, height: int = 
     sharp = list_images(dense / "sharp_images")
     if len(sharp) == n:
         extras.sharp_train = lazy_images(sharp, size)
+    load_sparse_points(dense / "sparse", llff.scale, llff.recenter, extras)
     return Scene(dataset=dataset, name=scene, blur_type=blur_type, train=train, test=test,
                  near=float(llff.bounds[:, 0].min()), far=float(llff.bounds[:, 1].max()), scale=llff.scale,
                  extras=extras)
+
+
+def load_sparse_points(sparse: Path, scale: float, recenter: np.ndarray, extras: Extras) -> None:
+    """Optional COLMAP points (``sparse/points3D.bin`` or ``sparse/0/``) mapped into the loaded world.
+
+    [inferred] The LLFF poses were made from this COLMAP model, so its world frame is the raw
+    pose frame: a point X goes to ``recenter @ (scale * X)`` like the camera centres.
+    """
+    from bench.data.colmap import read_points3d
+
+    path = next((p for p in (sparse / "points3D.bin", sparse / "0" / "points3D.bin") if p.is_file()), None)
+    if path is None:
+        return
+    xyz, rgb = read_points3d(path)
+    world = xyz * scale @ recenter[:3, :3].T + recenter[:3, 3]
+    extras.points = torch.from_numpy(world).float()
+    extras.point_colors = torch.from_numpy(rgb.astype(np.float32) / 255.0)
 
 
 def _resize_flow(flow: np.ndarray, size: tuple[int, int]) -> np.ndarray:
