@@ -8,6 +8,7 @@ backbone ourselves. ``bench weights fetch`` puts the checkpoint there on a conne
 
 from __future__ import annotations
 
+import copy
 import os
 import warnings
 from pathlib import Path
@@ -81,15 +82,15 @@ class LPIPSMetric:
 
         path = Path(backbone_path) if backbone_path else alexnet_checkpoint()
         state = torch.load(path, map_location="cpu", weights_only=True)
-        self.models = {}
-        for spatial in (False, True):
-            with warnings.catch_warnings():
-                # pnet_rand=True passes pretrained=False to torchvision (deprecated keyword): no download.
-                warnings.simplefilter("ignore", UserWarning)
-                model = lpips.LPIPS(pretrained=True, net="alex", version=version, pnet_rand=True,
-                                    spatial=spatial, verbose=False)
-            model.net.load_state_dict(backbone_state_for_lpips(model, state))
-            self.models[spatial] = model.eval().to(device)
+        with warnings.catch_warnings():
+            # pnet_rand=True passes pretrained=False to torchvision (deprecated keyword): no download.
+            warnings.simplefilter("ignore", UserWarning)
+            model = lpips.LPIPS(pretrained=True, net="alex", version=version, pnet_rand=True, verbose=False)
+        model.net.load_state_dict(backbone_state_for_lpips(model, state))
+        # The spatial variant shares every weight; only its forward differs (per-layer maps upsampled).
+        spatial = copy.deepcopy(model)
+        spatial.spatial = True
+        self.models = {False: model.eval().to(device), True: spatial.eval().to(device)}
         self.input_range = input_range
         self.device = device
 
