@@ -8,7 +8,10 @@ trunk mixes them; the shortcut concatenates the raw 5-channel input before the h
 Differences from upstream [ours]: the scene-feature CNN is a registered submodule, so it is
 trained and saved with the rest (upstream never optimises it). The heads start near a delta
 kernel with a small mask (see ``_init_heads``) so that the first steps after BP-Net is switched on
-do not disturb a sharp render that already fits the frames.
+do not disturb a sharp render that already fits the frames. The parametric heads bound their
+outputs smoothly, radius = (K-1)/2 * sigmoid(x) and length = (K-1) * sigmoid(x), instead of a
+clamped softplus: a clamp has zero gradient past the bound, so pixels that overshoot it once
+would stay stuck at the largest kernel.
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import math
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
 
 from bench.method.kernels import centre_index, defocus_kernel, full_kernel, motion_kernel
 
@@ -49,8 +51,10 @@ def normalise_depth(depth: torch.Tensor) -> torch.Tensor:
     return (depth - lo) / (hi - lo).clamp_min(1e-8)
 
 
-def _inverse_softplus(y: float) -> float:
-    return math.log(math.expm1(y))
+def _bounded_logit(value: float, bound: float) -> float:
+    """The pre-activation x with bound * sigmoid(x) = value."""
+    p = value / bound
+    return math.log(p / (1 - p))
 
 
 class BPNet(nn.Module):
@@ -91,7 +95,13 @@ class BPNet(nn.Module):
 
     @property
     def max_radius(self) -> float:
+        """Largest defocus radius: the disc's full-weight part just fits the K x K support."""
         return (self.kernel_size - 1) / 2
+
+    @property
+    def max_length(self) -> float:
+        """Largest motion length: the segment just fits the K x K support."""
+        return float(self.kernel_size - 1)
 
     def _init_heads(self, centre: float, mask: float) -> None:
         """Near-delta kernels and a small mask at the start.
@@ -110,10 +120,10 @@ class BPNet(nn.Module):
             if self.kernel_type == "full" and kk > 1:
                 self.kernel_head.bias[centre_index(self.kernel_size)] = math.log(centre * (kk - 1) / (1 - centre))
             elif self.kernel_type == "defocus":
-                self.kernel_head.bias[0] = _inverse_softplus((1 - centre) / (4 * centre))
+                self.kernel_head.bias[0] = _bounded_logit((1 - centre) / (4 * centre), self.max_radius)
             elif self.kernel_type == "motion":
                 self.kernel_head.bias[0] = 1.0
-                self.kernel_head.bias[2] = _inverse_softplus((1 - centre) / centre)
+                self.kernel_head.bias[2] = _bounded_logit((1 - centre) / centre, self.max_length)
             self.mask_head.bias.fill_(math.log(mask / (1 - mask)))
 
     def forward(self, frame_index: torch.Tensor, rgb: torch.Tensor, depth: torch.Tensor,
@@ -134,7 +144,7 @@ class BPNet(nn.Module):
         if self.kernel_type == "full":
             return full_kernel(out)
         if self.kernel_type == "defocus":
-            radius = F.softplus(out).clamp(max=self.max_radius)
+            radius = self.max_radius * torch.sigmoid(out)
             return defocus_kernel(radius, K)
-        length = F.softplus(out[:, 2:3]).clamp(max=float(K - 1))
+        length = self.max_length * torch.sigmoid(out[:, 2:3])
         return motion_kernel(out[:, :2], length, K)
