@@ -1,9 +1,6 @@
 """Metrics: PSNR/SSIM against scikit-image, masked metrics on hand-made cases, LPIPS against the
 lpips package with a random backbone, missing weights recorded as missing, results files."""
 
-import json
-import sys
-import types
 
 import numpy as np
 import pytest

@@ -1,7 +1,6 @@
 """Collection and tables on hand-made sweeps: schema, averaging, missing scenes, ranking with ties,
 reported rows, and LaTeX that compiles."""
 
-import math
 import shutil
 import subprocess
 

@@ -16,7 +16,6 @@ import pandas as pd
 from bench import rundir
 from bench.atomic import write_bytes, write_text
 from bench.errors import BenchError
-from bench.metrics.registry import METRICS
 
 ID_COLUMNS = ["sweep", "variant", "dataset", "scene", "blur_type", "seed", "metric", "value", "run_id"]
 PROVENANCE_COLUMNS = ["git_commit", "git_dirty", "bench_version", "torch", "gsplat", "device", "hostname",
@@ -184,9 +183,3 @@ def dataset_summary(per_scene: pd.DataFrame, expected: dict[str, list[str]] | No
                              "missing": ", ".join(absent), "reason": reason})
     return pd.DataFrame(rows, columns=["variant", "dataset", "group", "metric", "value", "n_scenes", "missing",
                                        "reason"])
-
-
-def known_metric_order(metrics) -> list[str]:
-    """Metrics in registry order, unknown names last."""
-    order = list(METRICS)
-    return sorted(set(metrics), key=lambda m: (order.index(m) if m in order else len(order), m))
