@@ -188,3 +188,24 @@ def test_cancel_preempt_and_failure_on_slurm(tmp_path):
     assert f"resuming from checkpoint step {status['resumed_from_step']}" in log
     assert json.loads((victim_dir / rundir.RESULTS).read_text())["provenance"]["resumed_from_step"] > 0
     assert _hashes(preempted_dir) == finished_files
+
+
+def test_cancel_a_slurm_sweep(tmp_path):
+    doc = yaml.safe_load(SMOKE.read_text())
+    doc.update(name="cancelme", output_root=str(tmp_path / "out"), variants=["no_blur"])
+    doc["overrides"]["train.steps"] = 2000
+    doc["executor"]["resources"]["array_parallelism"] = 1
+    path = tmp_path / "cancelme.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    sub = _bench("sweep", str(path), "--executor", "slurm", "--no-wait", cwd=tmp_path)
+    assert sub.returncode == 0, sub.stdout + sub.stderr
+    sweep_dir = tmp_path / "out" / "cancelme"
+    (job,) = read_manifest(sweep_dir)["submissions"][0]["jobs"]
+    _wait(lambda: any(line.endswith("RUNNING") for line in _squeue("bench-cancelme")), 120, "a running task")
+    cancel = _bench("cancel", str(sweep_dir), cwd=tmp_path)
+    assert cancel.returncode == 0 and f"scancel {job['job_id']}" in cancel.stdout, cancel.stdout + cancel.stderr
+    assert _squeue("bench-cancelme") == []
+    for run_id in job["run_ids"]:
+        assert read_status(runs_dir(sweep_dir) / run_id)["state"] == "cancelled"
+    status = _bench("status", str(sweep_dir), cwd=tmp_path)
+    assert status.returncode == 1 and status.stdout.count("interrupted: ") == 2, status.stdout

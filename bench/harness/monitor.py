@@ -40,12 +40,18 @@ class Liveness:
         self.manifest = manifest or {"runs": {}, "submissions": []}
         self.subs = submissions_by_id(self.manifest)
         self.slurm: dict[str, str] = {}
+        self.slurm_known = False
         self.local: dict[int, bool] = {}
         self.refresh()
 
     def refresh(self) -> None:
         kinds = {s.get("executor") for s in self.subs.values()}
-        self.slurm = (squeue_states() or {}) if "slurm" in kinds else {}
+        if "slurm" in kinds:
+            states = squeue_states()
+            # squeue can time out on a busy cluster: then keep the last answer, and before any
+            # answer treat SLURM jobs as alive (never declare a run interrupted on no evidence).
+            self.slurm_known = states is not None or self.slurm_known
+            self.slurm = states if states is not None else self.slurm
         self.local = {sid: local_alive(s["local"]) for sid, s in self.subs.items()
                       if s.get("executor") == "local" and s.get("local")}
 
@@ -56,6 +62,8 @@ class Liveness:
         if sub is None:
             return None
         if sub.get("executor") == "slurm" and info.get("job_id"):
+            if not self.slurm_known:
+                return "UNKNOWN"
             jid = info["job_id"]
             return self.slurm.get(jid) or self.slurm.get(jid.split("_")[0])
         if sub.get("executor") == "local":
