@@ -239,3 +239,17 @@ def test_fit_bases_separates_two_rigid_motions():
     for t in range(T):
         moved, _ = bases.apply(src, torch.tensor([[1.0, 0, 0, 0]]).expand(80, 4), coef, t)
         assert torch.allclose(moved, traj[:, t], atol=1e-3), t
+
+
+def test_flow_chains_stop_at_invalid_flow():
+    from bench.method.motion import _trajectories_from_flow
+
+    scene = moving_square_scene(with_flow=True)
+    scene.extras.flow_fwd_valid = scene.extras.flow_fwd_valid.clone()
+    scene.extras.flow_fwd_valid[1, :, :7] = False  # frame 1 -> 2 unreliable on the square's left part
+    traj, vis = _trajectories_from_flow(scene.extras, scene.train, 0, 4096, torch.Generator().manual_seed(0))
+    assert vis[:, :2].all()
+    start_u = traj[:, 0, 0] * F_PX / Z + W / 2  # pixel column at frame 0
+    lost = start_u + 1 < 7  # at frame 1 these sit in the invalid columns
+    assert lost.any() and (~lost).any()
+    assert not vis[lost, 2:].any() and vis[~lost, 2:].all()
