@@ -118,7 +118,7 @@ def _rasterize_torch(
     plan = plan_tiles(means2d.detach(), proj.conics.detach(), proj.opacities.detach(), proj.radii,
                       proj.depths.detach(), width, height)
     q = pair_coefficients(means2d, proj.conics, proj.opacities, plan)
-    fg, alpha = composite(q, feats.reshape(C * N, -1)[plan.pair_ids], plan, width, height)
+    fg, alpha = composite(q, feats.reshape(C * N, feats.shape[-1])[plan.pair_ids], plan, width, height)
     image = fg[..., :3]
     if background is not None:
         image = image + (1.0 - alpha) * background

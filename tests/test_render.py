@@ -1,0 +1,259 @@
+"""Renderer tests: agreement with the brute-force reference, gradients, channels, backends."""
+
+from __future__ import annotations
+
+import math
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from render_reference import random_scene, reference_render  # noqa: E402
+
+import bench.render.composite as composite_mod  # noqa: E402
+from bench.errors import BenchError  # noqa: E402
+from bench.render import RenderOutput, rasterize  # noqa: E402
+
+W, H = 70, 45  # not multiples of the tile size: partial tiles on the right and bottom
+
+
+def hard_scene(seed: int, n: int = 240):
+    """Random scene plus Gaussians behind the camera, between the camera and the near plane,
+    partly off-screen, centred on tile borders and corners, and very large ones."""
+    means, quats, log_scales, logits, colors, viewmats, Ks = random_scene(
+        n, num_cameras=2, width=W, height=H, seed=seed, spread=1.6)
+    g = torch.Generator().manual_seed(100 + seed)
+    f = Ks[0, 0, 0].item()
+    # behind the camera and inside the near plane
+    means[:8, 2] = torch.tensor([-1.0, -0.2, 0.0, 0.005, 0.009, -3.0, 0.0101, 0.02], dtype=means.dtype)
+    # centres exactly on tile borders/corners of camera 0 (multiples of 8 and 16 pixels)
+    z = 2.0 + torch.rand(12, generator=g, dtype=means.dtype)
+    px = torch.tensor([8, 16, 32, 48, 64, 16, 24, 40, 56, 0, 70, 32], dtype=means.dtype)
+    py = torch.tensor([8, 16, 32, 16, 40, 0, 24, 8, 32, 16, 45, 44], dtype=means.dtype)
+    means[8:20, 0] = (px - W / 2) * z / f
+    means[8:20, 1] = (py - H / 2) * z / f
+    means[8:20, 2] = z
+    # partly off-screen: centres just outside the image
+    means[20:26, 0] = torch.tensor([-0.85, 0.85, -0.9, 0.9, 0.0, 0.0], dtype=means.dtype) * 3.0
+    means[20:26, 1] = torch.tensor([0.0, 0.0, 0.5, -0.5, -0.6, 0.6], dtype=means.dtype) * 3.0
+    means[20:26, 2] = 3.0
+    log_scales[20:26] = -1.0
+    # very large Gaussians covering most of the image
+    log_scales[26:30] = torch.tensor([0.5, 1.0, 0.0, 1.5], dtype=means.dtype)[:, None]
+    logits[26:30] = torch.tensor([-2.0, -3.0, -1.5, -4.0], dtype=means.dtype)
+    return means, quats, log_scales, logits, colors, viewmats, Ks
+
+
+def assert_matches_reference(out: RenderOutput, ref: dict, tol: float) -> None:
+    for name in ("rgb", "depth", "alpha", "features"):
+        got, want = getattr(out, name), ref[name]
+        if want is None:
+            assert got is None
+            continue
+        assert got.shape == want.shape, name
+        err = (got.double() - want).abs().max().item()
+        assert err <= tol, f"{name}: max error {err}"
+    assert torch.equal(out.radii, ref["radii"])
+    assert torch.equal(out.visible, ref["visible"])
+    vis = ref["visible"]
+    assert torch.allclose(out.means2d[vis].double(), ref["means2d"][vis], atol=1e-9)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_matches_brute_force_reference(seed):
+    scene = hard_scene(seed)
+    n = len(scene[0])
+    feats = torch.rand(n, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    bg = torch.tensor([0.3, 0.6, 0.9], dtype=torch.float64)
+    out = rasterize(*scene, W, H, features=feats, background=bg, backend="torch")
+    ref = reference_render(*scene, W, H, features=feats, background=bg)
+    assert out.visible.any() and not out.visible.all()
+    assert (out.alpha > 0.99).any()  # some pixels saturate, so the stop rule is exercised
+    assert_matches_reference(out, ref, 1e-5)
+
+
+def test_near_and_far_planes_and_culling():
+    scene = hard_scene(3)
+    out = rasterize(*scene, W, H, near=0.5, far=3.5, backend="torch")
+    ref = reference_render(*scene, W, H, near=0.5, far=3.5)
+    assert_matches_reference(out, ref, 1e-5)
+    assert not out.visible[0, :8].any()  # behind the camera or nearer than 0.5
+    assert (out.radii[~out.visible] == 0).all() and (out.radii[out.visible] > 0).all()
+    assert out.radii.dtype == torch.int32 and out.radii.shape == (2, len(scene[0]), 2)
+
+
+def test_float32_close_to_float64_reference():
+    scene = hard_scene(4)
+    ref = reference_render(*scene, W, H)
+    out = rasterize(*[t.float() for t in scene], W, H, backend="torch")
+    err = (out.rgb.double() - ref["rgb"]).abs()
+    # float32 rounding; a rare pixel may flip a 1/255 threshold decision
+    assert err.mean().item() < 1e-5
+    assert torch.quantile(err.flatten(), 0.999).item() < 1e-3
+
+
+def test_tile_size_does_not_change_the_image(monkeypatch):
+    scene = hard_scene(5)
+    base = rasterize(*scene, W, H, backend="torch")
+    for tile in (4, 16):
+        monkeypatch.setattr(composite_mod, "TILE", tile)
+        out = rasterize(*scene, W, H, backend="torch")
+        assert (out.rgb - base.rgb).abs().max().item() < 1e-12
+        assert (out.alpha - base.alpha).abs().max().item() < 1e-12
+
+
+def test_zero_gaussians_render_background():
+    scene = [t[:0] for t in random_scene(1)[:5]] + list(random_scene(1)[5:])
+    bg = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
+    out = rasterize(*scene, 64, 48, background=bg, features=torch.zeros(0, 2, dtype=torch.float64))
+    assert out.rgb.shape == (1, 48, 64, 3)
+    assert torch.equal(out.rgb, bg.expand(1, 48, 64, 3))
+    assert (out.alpha == 0).all() and (out.depth == 0).all() and (out.features == 0).all()
+    assert out.means2d.shape == (1, 0, 2) and out.radii.shape == (1, 0, 2)
+
+
+def test_sh_colours_match_gsplat_reference_formula():
+    from gsplat.cuda._torch_impl import _spherical_harmonics
+
+    scene = list(hard_scene(6, n=120))
+    means, viewmats = scene[0], scene[5]
+    g = torch.Generator().manual_seed(6)
+    for degree in (0, 1, 2, 3, 4):
+        coeffs = 0.4 * torch.randn(len(means), 25, 3, dtype=torch.float64, generator=g)
+        out = rasterize(*scene[:4], coeffs, *scene[5:], W, H, sh_degree=degree, backend="torch")
+        campos = torch.linalg.inv(viewmats)[:, :3, 3]
+        for c in range(len(viewmats)):
+            rgb = _spherical_harmonics(degree, means - campos[c], coeffs).add(0.5).clamp_min(0.0)
+            ref = reference_render(*scene[:4], rgb, viewmats[c:c + 1], scene[6][c:c + 1], W, H)
+            assert (out.rgb[c] - ref["rgb"][0]).abs().max().item() < 1e-5, degree
+
+
+def test_depth_and_features_composite_like_colour():
+    scene = list(hard_scene(7))
+    means, viewmats = scene[0], scene[5]
+    # camera-0 depth of every Gaussian as a feature must give the depth channel times alpha
+    z0 = (means @ viewmats[0, :3, :3].T + viewmats[0, :3, 3])[:, 2:3]
+    out = rasterize(*scene, W, H, features=torch.cat([scene[4], z0], 1), backend="torch")
+    assert torch.allclose(out.features[0, ..., :3], out.rgb[0], atol=1e-12)
+    assert torch.allclose(out.features[0, ..., 3:], out.depth[0] * out.alpha[0], atol=1e-9)
+    mask = out.alpha[0, ..., 0] > 1e-3
+    assert torch.allclose(out.depth[0][mask], (out.features[0, ..., 3:] / out.alpha[0])[mask], atol=1e-9)
+    # depth stays within the depth range of the visible Gaussians
+    zs = z0[out.visible[0]]
+    assert out.depth[0][mask].min() >= zs.min() - 1e-9 and out.depth[0][mask].max() <= zs.max() + 1e-9
+
+
+def _tiny_scene(seed):
+    means, quats, log_scales, logits, colors, viewmats, Ks = random_scene(
+        5, num_cameras=2, width=20, height=14, seed=seed, scale_range=(-1.8, -1.0))
+    feats = torch.rand(5, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
+    # opacity above 0.999, centred on pixel (10, 7) of camera 0: alpha clamped there (zero slope)
+    logits[0] = 9.0
+    means[0] = torch.tensor([0.5 * 3.0 / 18.0, 0.5 * 3.0 / 18.0, 3.0], dtype=means.dtype)
+    return means, quats, log_scales, logits, colors, feats, viewmats, Ks
+
+
+@pytest.mark.parametrize("seed, fast", [(3, False), (4, True)])
+def test_gradients_match_finite_differences(seed, fast):
+    means, quats, log_scales, logits, colors, feats, viewmats, Ks = _tiny_scene(seed)
+    bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
+    g = torch.Generator().manual_seed(seed)
+    weights = [torch.randn(2, 14, 20, k, dtype=torch.float64, generator=g) for k in (3, 1, 1, 2)]
+
+    def loss(means, quats, log_scales, logits, colors, feats):
+        out = rasterize(means, quats, log_scales, logits, colors, viewmats, Ks, 20, 14,
+                        features=feats, background=bg, backend="torch")
+        return ((out.rgb * weights[0]).sum() + 0.1 * (out.depth * weights[1]).sum()
+                + (out.alpha * weights[2]).sum() + (out.features * weights[3]).sum())
+
+    inputs = [t.clone().requires_grad_() for t in (means, quats, log_scales, logits, colors, feats)]
+    assert torch.autograd.gradcheck(loss, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=fast)
+
+
+def test_sh_gradients_match_finite_differences():
+    means, quats, log_scales, logits, _, _, viewmats, Ks = _tiny_scene(5)
+    coeffs = 0.3 * torch.randn(5, 16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
+    weights = torch.randn(2, 14, 20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+
+    def loss(means, coeffs):
+        out = rasterize(means, quats, log_scales, logits, coeffs, viewmats, Ks, 20, 14, sh_degree=3,
+                        backend="torch")
+        return (out.rgb * weights).sum()
+
+    inputs = [means.clone().requires_grad_(), coeffs.clone().requires_grad_()]
+    # fast mode: checks random directional derivatives instead of all 255 partials
+    assert torch.autograd.gradcheck(loss, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
+
+
+def test_means2d_gradient_is_retained():
+    scene = [t.clone().requires_grad_(i == 0) for i, t in enumerate(hard_scene(8))]
+    out = rasterize(*scene, W, H, backend="torch")
+    out.rgb.sum().backward()
+    grad = out.means2d.grad
+    assert grad is not None and grad.shape == (2, len(scene[0]), 2)
+    assert (grad[~out.visible] == 0).all()
+    assert (grad[out.visible].abs().sum(-1) > 0).float().mean() > 0.5
+
+
+def test_float32_gradients_close_to_float64():
+    scene64 = hard_scene(9, n=150)
+    grads = []
+    for dtype in (torch.float64, torch.float32):
+        params = [t.detach().to(dtype).clone().requires_grad_(i < 5) for i, t in enumerate(scene64)]
+        out = rasterize(*params, W, H, backend="torch")
+        (out.rgb.sum() + out.alpha.sum()).backward()
+        grads.append([p.grad.double() for p in params[:5]])
+    for g64, g32 in zip(*grads):
+        scale = g64.abs().max().item()
+        assert (g64 - g32).abs().max().item() <= 2e-3 * scale
+
+
+def test_gsplat_backend_without_cuda_is_a_clear_error():
+    scene = random_scene(10)
+    with pytest.raises(BenchError, match="CUDA"):
+        rasterize(*scene, 64, 48, backend="gsplat")
+
+
+def test_auto_backend_on_cpu_is_torch():
+    scene = random_scene(20, seed=2)
+    a = rasterize(*scene, 64, 48, backend="auto")
+    b = rasterize(*scene, 64, 48, backend="torch")
+    assert torch.equal(a.rgb, b.rgb) and torch.equal(a.radii, b.radii)
+
+
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        (lambda a: a.update(quats=a["quats"][:, :3]), "quats"),
+        (lambda a: a.update(colors=a["colors"][:-1]), "colors"),
+        (lambda a: a.update(Ks=a["Ks"][:, :2]), "Ks"),
+        (lambda a: a.update(backend="cuda"), "backend"),
+        (lambda a: a.update(width=0), "width"),
+        (lambda a: a.update(sh_degree=2), "sh_degree=2"),
+        (lambda a: a.update(background=torch.zeros(4)), "background"),
+    ],
+)
+def test_bad_inputs_raise_bench_error(change, message):
+    names = ["means", "quats", "log_scales", "opacity_logits", "colors", "viewmats", "Ks"]
+    args = dict(zip(names, random_scene(10)), width=64, height=48)
+    change(args)
+    with pytest.raises(BenchError, match=message):
+        rasterize(**args)
+
+
+def test_opacity_aware_radius():
+    """A faint Gaussian gets a smaller box than an opaque one of the same shape (gsplat 1.5.3)."""
+    means = torch.tensor([[0.0, 0.0, 3.0], [0.3, 0.0, 3.0]], dtype=torch.float64)
+    quats = torch.tensor([[1.0, 0, 0, 0]] * 2, dtype=torch.float64)
+    log_scales = torch.full((2, 3), math.log(0.1), dtype=torch.float64)
+    logits = torch.tensor([6.0, -4.0], dtype=torch.float64)
+    scene = random_scene(1)
+    out = rasterize(means, quats, log_scales, logits, torch.ones(2, 3, dtype=torch.float64),
+                    scene[5], scene[6], 64, 48)
+    sigma_px = math.sqrt((scene[6][0, 0, 0].item() * 0.1 / 3.0) ** 2 + 0.3)
+    o = [1 / (1 + math.exp(-6.0)), 1 / (1 + math.exp(4.0))]
+    want = [math.ceil(min(3.33, math.sqrt(2 * math.log(255 * x))) * sigma_px) for x in o]
+    assert out.radii[0, :, 0].tolist() == want
