@@ -69,16 +69,17 @@ def test_d2rf_handmade_scene_matches_generator(tmp_path):
     assert hand.test.motion_mask.shape == (len(hand.test), h, w)
 
 
-def test_d4dgs_handmade_scene_projects_generator_points(tmp_path):
-    """The generator's raw cameras written as a COLMAP model (no recentring in this layout)."""
-    root = synthetic_root("motion_0")
-    meta = _meta(root, "motion_0")
+def test_d4dgs_handmade_scene_matches_generator(tmp_path):
+    """The generator's raw cameras written as a hand-made COLMAP model (no recentring in this layout)."""
+    root = synthetic_root("mixed_0")
+    gen = load_scene("synthetic", "mixed_0", root)
+    meta = _meta(root, "mixed_0")
     w, h = meta["train_size"]
     c2ws = []
     for left, right in zip(meta["c2w_left"], meta["c2w_right"]):
         c2ws += [np.array(left), np.array(right)]
     w2cs = [np.linalg.inv(c) for c in c2ws]
-    f_full = meta["focal"] * 2.5
+    f_full = meta["focal"] * 2.5  # the release's COLMAP camera is 2.5x the image size
     K_full = np.array([[f_full, 0, w * 1.25], [0, f_full, h * 1.25], [0, 0, 1]])
     n = len(meta["c2w_left"])
     disp = np.full((n, h, w), 0.5, np.float32)
@@ -87,20 +88,22 @@ def test_d4dgs_handmade_scene_projects_generator_points(tmp_path):
                 disp=disp, points=np.array([[0.0, 1.0, 5.0], [1.0, 2.0, 3.0]]))
     assert d4dgs.check(tmp_path, "hand") == []
     scene = d4dgs.load(tmp_path, "hand", dataset="x", blur_type="motion")
-    assert torch.allclose(scene.train.cameras.K[0], torch.tensor([[100.0, 0, 64], [0, 100.0, 36], [0, 0, 1]]))
-    for lm in meta["landmarks"]:
-        views = scene.train if lm["view"] == "left" else scene.test
-        w2c, K = views.cameras.w2c[lm["frame"]].double(), views.cameras.K[lm["frame"]].double()
-        cam = w2c[:3, :3] @ torch.tensor(lm["point"], dtype=torch.float64) + w2c[:3, 3]
-        uv = (K @ cam)[:2] / cam[2]
-        assert torch.allclose(uv, torch.tensor(lm["pixel"], dtype=torch.float64), atol=1e-3)
-    assert torch.equal(scene.train.time, torch.arange(n) / (n - 1.0)) and scene.test.names[0] == "00001"
+    _assert_same_cameras(scene.train.cameras, gen.train.cameras)
+    _assert_same_cameras(scene.test.cameras, gen.test.cameras)
+    assert torch.equal(scene.train.time, gen.train.time) and scene.test.names == gen.test.names
     assert float(scene.train.depth[0, 1, 1]) == pytest.approx(2.0)
     assert float(scene.train.depth[0, 0, 0]) == pytest.approx(5.0)  # 2.5 x median(max depth = 2)
     assert scene.extras.tracks.shape == (5 * n, n, 4)
     assert float(scene.extras.tracks[0, 3, 0]) == 6.0  # query frame 0 -> target file 00006 (frame 3)
     assert torch.allclose(scene.extras.points, torch.tensor([[0.0, 1.0, 5.0], [1.0, 2.0, 3.0]]))
     assert torch.all(scene.train.motion_mask == 1)  # flow3d_preprocessed masks, first channel
+    # the generator's own Deblur4DGS files: exact depth, true tracks starting at their query pixel
+    assert torch.allclose(gen.train.depth, gen.gt.depth, rtol=1e-5)
+    tracks = gen.extras.tracks.reshape(n, -1, n, 4)
+    own = torch.stack([tracks[q, :, q] for q in range(n)])
+    assert torch.allclose(own[..., :2] % 1.0, torch.full_like(own[..., :2], 0.5), atol=1e-3)
+    assert torch.all(own[..., 2] < 0) and (tracks[..., 2] < 0).float().mean() > 0.6
+    assert gen.extras.points.shape[1] == 3 and gen.extras.sharp_train is not None
 
 
 def test_llff_parsing_matches_hand_computation(tmp_path):

@@ -21,7 +21,7 @@ def _project(cams, k, pts):
     return uv, cam[:, 2]
 
 
-@pytest.mark.parametrize("name", ["motion_0", "defocus_0"])
+@pytest.mark.parametrize("name", ["motion_0", "defocus_0", "mixed_0"])  # DyBluRF, D2RF, Deblur4DGS layouts
 def test_geometry_round_trip(name):
     """Generator 3D points project with the loaded cameras to where they were drawn (sub-pixel)."""
     root = synthetic_root(name)

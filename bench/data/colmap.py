@@ -151,3 +151,38 @@ def read_points3d(path: Path) -> tuple[np.ndarray, np.ndarray]:
         r.skip(8 * track)
     r.done()
     return xyz, rgb
+
+
+def rotation_to_qvec(R: np.ndarray) -> np.ndarray:
+    """Unit quaternion (w, x, y, z) of a (3,3) rotation, w >= 0 (from the largest diagonal term)."""
+    m = np.asarray(R, dtype=np.float64)
+    # Row i of k is 4 * q_i * q; use the row of the largest |q_i| (numerically stable everywhere).
+    k = np.eye(4) + np.array([
+        [m[0, 0] + m[1, 1] + m[2, 2], m[2, 1] - m[1, 2], m[0, 2] - m[2, 0], m[1, 0] - m[0, 1]],
+        [m[2, 1] - m[1, 2], m[0, 0] - m[1, 1] - m[2, 2], m[0, 1] + m[1, 0], m[0, 2] + m[2, 0]],
+        [m[0, 2] - m[2, 0], m[0, 1] + m[1, 0], m[1, 1] - m[0, 0] - m[2, 2], m[1, 2] + m[2, 1]],
+        [m[1, 0] - m[0, 1], m[0, 2] + m[2, 0], m[1, 2] + m[2, 1], m[2, 2] - m[0, 0] - m[1, 1]],
+    ])
+    i = int(np.argmax(np.diag(k)))
+    q = k[i] / (2.0 * np.sqrt(k[i, i]))
+    return q if q[0] >= 0 else -q
+
+
+def write_model(sparse: Path, camera: ColmapCamera, images: list[ColmapImage], xyz: np.ndarray,
+                rgb: np.ndarray) -> None:
+    """Write cameras.bin (one camera), images.bin (no 2D points) and points3D.bin (empty tracks)."""
+    model_ids = {name: mid for mid, (name, _) in CAMERA_MODELS.items()}
+    sparse = Path(sparse)
+    sparse.mkdir(parents=True, exist_ok=True)
+    cams = struct.pack("<Q", 1) + struct.pack("<iiQQ", camera.id, model_ids[camera.model], camera.width,
+                                               camera.height) + struct.pack(f"<{len(camera.params)}d", *camera.params)
+    (sparse / "cameras.bin").write_bytes(cams)
+    parts = [struct.pack("<Q", len(images))]
+    for im in images:
+        parts.append(struct.pack("<idddddddi", im.id, *im.qvec, *im.tvec, im.camera_id))
+        parts.append(im.name.encode("utf-8") + b"\0" + struct.pack("<Q", 0))
+    (sparse / "images.bin").write_bytes(b"".join(parts))
+    parts = [struct.pack("<Q", len(xyz))]
+    for i, (p, c) in enumerate(zip(xyz, rgb), start=1):
+        parts.append(struct.pack("<QdddBBBdQ", i, *p, *(int(v) for v in c), 0.0, 0))
+    (sparse / "points3D.bin").write_bytes(b"".join(parts))

@@ -159,7 +159,7 @@ def layout_options(spec: DatasetSpec, layout: str) -> dict:
         return {"height": spec.train_height or 288, "disparity": spec.disparity}
     if layout == "d2rf":
         return {"factor": int(spec.resolution_factor or 2), "disparity": spec.disparity}
-    return {"factor": spec.resolution_factor}
+    return {"factor": spec.resolution_factor if spec.layout == "d4dgs" else None}  # None: from COLMAP
 
 
 def check_scene(dataset: str, scene: str, data_root: str | os.PathLike | None = None) -> list[str]:

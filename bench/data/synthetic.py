@@ -22,10 +22,6 @@ def ensure(root: Path, scenes, *, force: bool = False, show_progress: bool = Tru
     return generate(Path(root), [s.model_dump() for s in scenes], force=force, show_progress=show_progress)
 
 
-def _layout_dir(root: Path, sc) -> Path:
-    return root / sc.name / "dense" if sc.layout == "dyblurf" else root / sc.name
-
-
 def check(root: Path, sc, opts: dict) -> list[str]:
     """Problems of a synthetic scene: the real layout's checks plus the ground-truth files."""
     import importlib
@@ -53,11 +49,17 @@ def check(root: Path, sc, opts: dict) -> list[str]:
     return problems
 
 
-def world_from_generator(poses_bounds: Path) -> torch.Tensor:
-    """(4,4) map from generator world points to the loaded scene's world (scale, then recentre)."""
+def world_from_generator(root: Path, sc) -> torch.Tensor:
+    """(4,4) map from generator world points to the loaded scene's world.
+
+    LLFF layouts scale and recentre (``llff.py``); the COLMAP-based layout keeps the raw world.
+    """
     from bench.data.llff import parse_llff, read_poses_bounds
 
-    llff = parse_llff(read_poses_bounds(poses_bounds))
+    if sc.layout == "d4dgs":
+        return torch.eye(4)
+    folder = root / sc.name / "dense" if sc.layout == "dyblurf" else root / sc.name
+    llff = parse_llff(read_poses_bounds(folder / "poses_bounds.npy"))
     return torch.from_numpy(llff.recenter @ np.diag([llff.scale] * 3 + [1.0])).float()
 
 
@@ -83,7 +85,7 @@ def load(root: Path, sc, opts: dict, *, dataset: str = "synthetic") -> Scene:
         coc_radius=torch.from_numpy(arrays["coc"]).float() if "coc" in arrays else None,
         motion_disp=torch.from_numpy(arrays["motion_disp"].astype(np.float32)) if "motion_disp" in arrays else None,
         test_motion_mask=test_mask,
-        world_from_generator=world_from_generator(_layout_dir(Path(root), sc) / "poses_bounds.npy"),
+        world_from_generator=world_from_generator(Path(root), sc),
     )
     if scene.test.motion_mask is None:
         scene.test.motion_mask = test_mask

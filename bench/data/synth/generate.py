@@ -10,7 +10,7 @@ from pathlib import Path
 
 from bench.data.synth.render import render_scene
 from bench.data.synth.scenes import make_scene
-from bench.data.synth.write import GENERATOR_VERSION, GT_DIR, write_d2rf, write_dyblurf, write_gt
+from bench.data.synth.write import GENERATOR_VERSION, GT_DIR, write_d2rf, write_d4dgs, write_dyblurf, write_gt
 
 
 def scene_complete(root: Path, name: str) -> bool:
@@ -37,7 +37,7 @@ def generate_scene(root: Path, name: str, *, seed: int, layout: str, blur_type: 
     root.mkdir(parents=True, exist_ok=True)
     tmp = root / f".tmp-{name}-{os.getpid()}-{time.time_ns()}"
     try:
-        {"dyblurf": write_dyblurf, "d2rf": write_d2rf}[layout](rendered, tmp)
+        {"dyblurf": write_dyblurf, "d2rf": write_d2rf, "d4dgs": write_d4dgs}[layout](rendered, tmp)
         write_gt(sd, rendered, tmp)
         _install(tmp, root / name)
     finally:

@@ -22,6 +22,9 @@ class Rendered:
     coc: (N,H,W) CoC radius in training pixels or None; motion_disp: (N,S,H,W,2) or None.
     flow_fwd / flow_bwd (N-1,H,W,2) and their validity masks (N-1,H,W).
     c2w_left / c2w_right: (N,4,4). landmarks: list of dicts (view, frame, point, pixel).
+    tracks: (N,P,N,4) for every query frame q, P surface points seen in q followed through all N
+    frames: x, y (pixels), occlusion logit (-5 visible / +5 occluded), expected-distance logit (-5).
+    points / point_colors: (M,3) static surface points (raw world) and their colours, a sparse model.
     """
 
     left_blurry_full: np.ndarray
@@ -43,6 +46,9 @@ class Rendered:
     c2w_right: np.ndarray
     kappa: float
     landmarks: list[dict]
+    tracks: np.ndarray
+    points: np.ndarray
+    point_colors: np.ndarray
 
 
 def _dyn(sd: SceneDef, obj: np.ndarray) -> np.ndarray:
@@ -126,6 +132,33 @@ def _landmarks(rng: np.random.Generator, hit: Hits, sd: SceneDef, t: float, view
              "depth": float(hit.depth[i])} for i in picks]
 
 
+def _tracks(sd: SceneDef, mids: list, depths: list, rng: np.random.Generator, count: int = 24) -> np.ndarray:
+    """(N,P,N,4) ground-truth 2D tracks of ``count`` points per query frame (see Rendered)."""
+    w, h = TRAIN_SIZE
+    out = np.zeros((len(mids), count, len(mids), 4), dtype=np.float32)
+    for q, (hit, _) in enumerate(mids):
+        pick = rng.choice(np.flatnonzero(hit.obj >= 0), count, replace=False)
+        for j, (_, tj) in enumerate(mids):
+            pts = world_points(sd.objects, hit.obj[pick], hit.local[pick], tj)
+            uv, z = project(sd.K(), np.linalg.inv(sd.c2w(tj)), pts)
+            col, row = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
+            inside = (col >= 0) & (col < w) & (row >= 0) & (row < h) & (z > 0)
+            seen = np.zeros(count, dtype=bool)
+            target = depths[j][np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)]
+            seen[inside] = np.abs(target[inside] - z[inside]) < 0.02 * z[inside]
+            out[q, :, j, :2] = uv
+            out[q, :, j, 2] = np.where(seen, -5.0, 5.0)
+            out[q, :, j, 3] = -5.0
+    return out
+
+
+def _sparse_points(sd: SceneDef, mid: Hits, sharp: np.ndarray, rng: np.random.Generator, count: int = 400):
+    """Static surface points of the first frame (raw world) with their sharp colours."""
+    static = np.flatnonzero((mid.obj >= 0) & ~_dyn(sd, mid.obj))
+    pick = rng.choice(static, min(count, static.size), replace=False)
+    return world_points(sd.objects, mid.obj[pick], mid.local[pick], 0.0), sharp.reshape(-1, 3)[pick]
+
+
 def _pool_mask(mask_full: np.ndarray) -> np.ndarray:
     w, h = TRAIN_SIZE
     return mask_full.reshape(h, SUPERSAMPLE, w, SUPERSAMPLE).any(axis=(1, 3))
@@ -175,6 +208,7 @@ def render_scene(sd: SceneDef, progress=None) -> Rendered:
         landmarks += _landmarks(rng, mid, sd, t, "left", k) + _landmarks(rng, right, sd, t, "right", k)
         if progress:
             progress()
+    points, colors = _sparse_points(sd, mids[0][0], _downsample(acc["ls"][0]), rng)
     flows = [_flow(sd, mids[i][0], mids[i][1], mids[i + 1][1], acc["ld"][i + 1]) for i in range(sd.frames - 1)]
     backs = [_flow(sd, mids[i + 1][0], mids[i + 1][1], mids[i][1], acc["ld"][i]) for i in range(sd.frames - 1)]
     return Rendered(
@@ -188,7 +222,8 @@ def render_scene(sd: SceneDef, progress=None) -> Rendered:
         flow_bwd=np.stack([f for f, _ in backs]), flow_bwd_valid=np.stack([v for _, v in backs]),
         c2w_left=np.stack([sd.c2w(k / (sd.frames - 1)) for k in range(sd.frames)]),
         c2w_right=np.stack([sd.c2w(k / (sd.frames - 1), right=True) for k in range(sd.frames)]),
-        kappa=kappa, landmarks=landmarks)
+        kappa=kappa, landmarks=landmarks, tracks=_tracks(sd, mids, acc["ld"], rng),
+        points=points, point_colors=colors)
 
 
 def downsample(img_full: np.ndarray) -> np.ndarray:

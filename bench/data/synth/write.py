@@ -18,7 +18,7 @@ from bench.data.synth.render import Rendered, downsample
 from bench.data.synth.scenes import FOCAL, SUPERSAMPLE, TRAIN_SIZE, SceneDef
 
 GT_DIR = "synthetic_gt"
-GENERATOR_VERSION = 3  # bump whenever the rendered data change: older scenes are regenerated
+GENERATOR_VERSION = 4  # bump whenever the rendered data change: older scenes are regenerated
 
 
 def _poses_bounds(r: Rendered) -> np.ndarray:
@@ -80,6 +80,46 @@ def write_d2rf(r: Rendered, scene_dir: Path) -> None:
         _save_flow(scene_dir / "flow_i1" / f"{i:06d}_left_fwd.npz", r.flow_fwd[i], r.flow_fwd_valid[i])
         _save_flow(scene_dir / "flow_i1" / f"{i + 1:06d}_left_bwd.npz", r.flow_bwd[i], r.flow_bwd_valid[i])
     np.save(scene_dir / "poses_bounds.npy", _poses_bounds(r))
+
+
+def write_d4dgs(r: Rendered, scene_dir: Path) -> None:
+    """Deblur4DGS (Shape-of-Motion) layout under ``scene_dir/x1`` at the training resolution.
+
+    images/: even = blurry left, odd = right (defocused if the scene has defocus, else sharp);
+    images_test/: sharp, interleaved; COLMAP model of the raw cameras at full resolution (so the
+    loader divides K by SUPERSAMPLE); aligned_depth_anything_colmap/: exact disparity 1/depth;
+    2d_tracks/: the true tracks of the generator.
+    """
+    from bench.data.colmap import ColmapCamera, ColmapImage, rotation_to_qvec, write_model
+
+    base = scene_dir / "x1"
+    pre = base / "flow3d_preprocessed"
+    w, h = TRAIN_SIZE
+    right_blurry = r.right_blurry_full if r.right_blurry_full is not None else r.right_sharp_full
+    images = []
+    for k in range(len(r.c2w_left)):
+        for side, name in ((0, f"{2 * k:05d}"), (1, f"{2 * k + 1:05d}")):
+            blurry = r.left_blurry_full[k] if side == 0 else right_blurry[k]
+            sharp = r.left_sharp_full[k] if side == 0 else r.right_sharp_full[k]
+            mask = r.left_mask_blur[k] if side == 0 else r.right_mask[k]
+            write_image(base / "images" / f"{name}.png", downsample(blurry))
+            write_image(base / "images_test" / f"{name}.png", downsample(sharp))
+            write_image(base / "masks" / f"{name}.png", mask.astype(np.float32))
+            w2c = np.linalg.inv(r.c2w_left[k] if side == 0 else r.c2w_right[k])
+            images.append(ColmapImage(2 * k + side + 1, rotation_to_qvec(w2c[:3, :3]), w2c[:3, 3], 1, f"{name}.png"))
+        write_image(pre / "masks" / f"{2 * k:05d}.png", r.left_mask_blur[k].astype(np.float32))
+        (pre / "aligned_depth_anything_colmap").mkdir(parents=True, exist_ok=True)
+        np.save(pre / "aligned_depth_anything_colmap" / f"{2 * k:05d}.npy", _disp(r.left_depth[k]))
+    f = FOCAL * SUPERSAMPLE
+    camera = ColmapCamera(1, "PINHOLE", w * SUPERSAMPLE, h * SUPERSAMPLE,
+                          np.array([f, f, w * SUPERSAMPLE / 2, h * SUPERSAMPLE / 2]))
+    colors = np.clip(np.round(r.point_colors * 255), 0, 255).astype(np.uint8)
+    write_model(pre / "colmap" / "sparse", camera, images, r.points, colors)
+    tracks = pre / "2d_tracks"
+    tracks.mkdir(parents=True, exist_ok=True)
+    for q in range(len(r.tracks)):
+        for t in range(len(r.tracks)):
+            np.save(tracks / f"{2 * q:05d}_{2 * t:05d}.npy", r.tracks[q, :, t])
 
 
 def write_gt(sd: SceneDef, r: Rendered, scene_dir: Path) -> None:
