@@ -235,7 +235,8 @@ def _dgd_view(views, i: int, c2w: torch.Tensor, bases: MotionBases, dyn_means: t
     frame = float(views.frame_index[i])
     R, t = bases.transforms(coef, frame)
     moved = (R @ dyn_means[:, :, None]).squeeze(-1) + t
-    near = torch.cat([torch.cdist(world[j:j + 4096], moved).argmin(1) for j in range(0, world.shape[0], 4096)])
+    rows = max(1, 2 ** 24 // moved.shape[0])  # bound the distance matrix to ~64 MB
+    near = torch.cat([torch.cdist(world[j:j + rows], moved).argmin(1) for j in range(0, world.shape[0], rows)])
     canonical = (R[near].transpose(1, 2) @ (world - t[near])[:, :, None]).squeeze(-1)
     spacing = math.sqrt(n_all / pix.shape[0])  # sampled points are this many pixels apart on average
     scale = z / K[0, 0] * spacing
