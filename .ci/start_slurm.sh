@@ -31,7 +31,11 @@ node_idle() {
 }
 
 if [[ $(id -u) -ne 0 ]]; then
-    echo "start_slurm: must run as root (it starts munged, slurmctld and slurmd)" >&2
+    # It starts munged, slurmctld and slurmd and may install packages: root is needed.
+    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
+        exec sudo -n bash "$0" "$@"
+    fi
+    echo "start_slurm: must run as root (it starts munged, slurmctld and slurmd); try: sudo bash $0" >&2
     exit 1
 fi
 
@@ -57,15 +61,20 @@ if [[ ! -s /etc/munge/munge.key ]]; then
 fi
 chown munge:munge /etc/munge/munge.key
 chmod 0400 /etc/munge/munge.key
-if ! pgrep -x munged >/dev/null; then
+munge_ok() { munge -n </dev/null 2>/dev/null | unmunge >/dev/null 2>&1; }
+if ! munge_ok; then
     log "starting munged"
-    runuser -u munge -- /usr/sbin/munged
+    # --force: start even if a stale socket or lock file from an unclean stop is left over.
+    runuser -u munge -- /usr/sbin/munged --force
+    for _ in $(seq 1 40); do
+        munge_ok && break
+        sleep 0.25
+    done
+    if ! munge_ok; then
+        echo "start_slurm: munged does not answer; see /var/log/munge/munged.log" >&2
+        exit 1
+    fi
 fi
-for _ in $(seq 1 20); do
-    munge -n </dev/null | unmunge >/dev/null 2>&1 && break
-    sleep 0.5
-done
-munge -n </dev/null | unmunge >/dev/null
 
 # 3. slurm.conf for this host. Client tools look up DNS SRV records unless this file exists.
 CPUS=$(nproc)

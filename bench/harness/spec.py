@@ -94,7 +94,7 @@ class SweepSpec(_Strict):
 
     name: str = Field(pattern=NAME_PATTERN)
     description: str = ""
-    output_root: str = "outputs"
+    output_root: str = "results"
     profile: str | None = None
     variants: list[str] | str = Field(description='"all" or a list of variant names')
     datasets: list[DatasetEntry] = Field(min_length=1)
