@@ -98,13 +98,21 @@ def init_from_flow_or_tracks(bases: MotionBases, dyn_means: torch.Tensor, scene,
     does not allow a fit.
     """
     views = scene.train
-    uniform = torch.zeros(dyn_means.shape[0], bases.num_bases)
+    T = len(views)
+    if bases.num_frames != T or not 0 <= canonical_frame < T:
+        raise ValueError(f"bases for {bases.num_frames} frames / canonical frame {canonical_frame} "
+                         f"do not match {T} training views")
+    uniform = torch.zeros(dyn_means.shape[0], bases.num_bases, device=dyn_means.device)
     if views.depth is None or views.motion_mask is None:
         return MotionInit(uniform, "identity", "no training depth or motion masks")
     if dyn_means.shape[0] == 0:
         return MotionInit(uniform, "identity", "no dynamic Gaussians")
     gen = torch.Generator().manual_seed(seed)
     extras = scene.extras
+    if extras.tracks is not None and extras.tracks.shape[1] != T:
+        return MotionInit(uniform, "identity", f"tracks cover {extras.tracks.shape[1]} frames, not {T}")
+    if extras.tracks is None and extras.flow_fwd is not None and extras.flow_fwd.shape[0] != T - 1:
+        return MotionInit(uniform, "identity", f"{extras.flow_fwd.shape[0]} flow fields for {T} frames")
     if extras.tracks is not None:
         traj, vis = _trajectories_from_tracks(extras.tracks, views, canonical_frame)
         path = "tracks"
@@ -135,6 +143,8 @@ def coefficients_from_labels(points: torch.Tensor, anchors: torch.Tensor, labels
 
     points (N,3), anchors (P,3), labels (P,) long in [0,B).
     """
+    if not 0 < own_weight < 1:
+        raise ValueError(f"own_weight must be in (0, 1), got {own_weight}")
     nearest = _nearest(points, anchors)
     own = labels.to(points.device)[nearest]
     if num_bases == 1:
