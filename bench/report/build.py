@@ -28,6 +28,7 @@ class Built:
 
 def _stage(built: Built, name: str, fn, *args, **kwargs):
     """Run one stage; on failure record a note (and the traceback on stderr) instead of raising."""
+    print(f"report: {name}", file=sys.stderr, flush=True)
     try:
         return fn(*args, **kwargs)
     except Exception as err:  # a report stage must never take the sweep down

@@ -11,26 +11,31 @@ def register(sub) -> None:
     """Add ``collect``, ``table``, ``plot`` and ``report`` to the ``bench`` subparsers."""
     p = sub.add_parser("collect", help="gather a sweep's results into results.parquet / results.csv",
                        description="One tidy row per run and metric (plus provenance), saved beside the sweep.")
-    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    _sweep_args(p)
     p.set_defaults(func=_collect)
 
     p = sub.add_parser("table", help="write LaTeX / Markdown / CSV tables of a sweep into SWEEP/tables",
                        description="Main comparison, ablation (paper shape) and per-scene tables; ranks on "
                                    "displayed values with ties sharing a rank.")
-    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    _sweep_args(p)
     _reported_args(p)
     p.set_defaults(func=_table)
 
     p = sub.add_parser("plot", help="write the sweep's figures (PNG + PDF) into SWEEP/figures")
-    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    _sweep_args(p)
     _frames_arg(p)
     p.set_defaults(func=_plot)
 
     p = sub.add_parser("report", help="collect, tables, figures and one self-contained SWEEP/report.html")
-    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    _sweep_args(p)
     _reported_args(p)
     _frames_arg(p)
     p.set_defaults(func=_report)
+
+
+def _sweep_args(p) -> None:
+    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
+    p.add_argument("--output-root", default=None, help="override the sweep file's output_root (SWEEP = YAML)")
 
 
 def _reported_args(p) -> None:
@@ -55,7 +60,7 @@ def _summarise(args, save: bool):
     from bench.report.build import summarise
     from bench.report.collect import resolve_sweep_dir
 
-    sweep_dir = resolve_sweep_dir(args.sweep)
+    sweep_dir = resolve_sweep_dir(args.sweep, args.output_root)
     return sweep_dir, summarise(sweep_dir, save=save)
 
 
@@ -99,7 +104,7 @@ def _report(args: argparse.Namespace) -> int:
     from bench.report import build_all
     from bench.report.collect import resolve_sweep_dir
 
-    paths = build_all(resolve_sweep_dir(args.sweep), frames=args.frames, reported=args.reported,
+    paths = build_all(resolve_sweep_dir(args.sweep, args.output_root), frames=args.frames, reported=args.reported,
                       rank_reported=args.rank_reported)
     for p in paths:
         print(f"wrote {p}")
