@@ -368,7 +368,8 @@ def test_slurm_parameters_map_every_resource():
     assert params["slurm_partition"] == "gpu" and params["slurm_account"] == "acc"
     assert params["slurm_qos"] == "high" and params["slurm_constraint"] == "a100"
     assert params["gpus_per_node"] == 1 and params["timeout_min"] == 120 and params["mem_gb"] == 32
-    assert params["slurm_setup"] == ["module load x"]
+    assert params["slurm_setup"][0].startswith("export PYTHONPATH=")
+    assert params["slurm_setup"][1:] == ["module load x"]
     assert params["slurm_additional_parameters"] == {"mail-type": "END"}
 
 
@@ -437,3 +438,17 @@ def test_default_local_concurrency(monkeypatch):
     assert X.default_concurrency("cpu") == 1
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert X.default_concurrency("auto") == 1
+
+
+def test_edited_sweep_gets_new_runs_and_keeps_old_directories(write_sweep, monkeypatch):
+    monkeypatch.setattr(J, "_pipeline", _fake_pipeline())
+    first = write_sweep(variants=["full"])
+    assert run_sweep(str(first), report=False, only=["scene=motion_0"]) == 0
+    old_ids = set(read_manifest(load_sweep(first).output_dir())["runs"])
+    edited = write_sweep(variants=["full"], overrides={"train.steps": 30})
+    assert run_sweep(str(edited), report=False, only=["scene=motion_0"]) == 0
+    sweep_dir = load_sweep(edited).output_dir()
+    manifest = read_manifest(sweep_dir)
+    assert not old_ids & set(manifest["runs"]) and len(manifest["runs"]) == 2
+    assert all((runs_dir(sweep_dir) / rid / rundir.RESULTS).is_file() for rid in old_ids if "motion_0" in rid)
+    assert [len(s["run_ids"]) for s in manifest["submissions"]] == [1, 1]

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -72,7 +73,10 @@ def slurm_parameters(res: Resources, sweep: str) -> dict:
     """submitit AutoExecutor parameters for one resource setting."""
     params = {"name": f"bench-{sweep}", "timeout_min": res.time_min, "cpus_per_task": res.cpus_per_task,
               "slurm_array_parallelism": res.array_parallelism, "slurm_signal_delay_s": res.signal_delay_s,
-              "slurm_setup": list(res.setup), "slurm_stderr_to_stdout": True,
+              # This checkout first on the path, so jobs import it even when not pip-installed.
+              "slurm_setup": [f"export PYTHONPATH={_repo_root()}${{PYTHONPATH:+:$PYTHONPATH}}",
+                              *res.setup],
+              "slurm_stderr_to_stdout": True,
               "slurm_additional_parameters": {k: v for k, v in res.additional.items()}}
     if res.gpus_per_node:
         params["gpus_per_node"] = res.gpus_per_node
@@ -184,6 +188,11 @@ def submit_local(sweep_dir: Path, submission: int, runs: list[RunSpec], max_conc
     return {"queue": str(queue), "state": str(state), "log": str(log), "max_concurrent": cap,
             "gpus": gpus, "supervisor": {"pid": proc.pid, "start": proc_start_ticks(proc.pid)},
             "_popen": proc}
+
+
+def _repo_root() -> str:
+    """The checkout holding this package (shlex-quoted for sbatch scripts)."""
+    return shlex.quote(str(Path(__file__).resolve().parents[2]))
 
 
 def _child_env() -> dict[str, str]:

@@ -56,10 +56,12 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
             _print(f"  would run {run.run_id} [{plan.states[run.run_id]}]")
         return 0
     with updating(sweep_dir, spec.name, str(Path(path).absolute())) as manifest:
-        for run in runs:
-            entry = manifest["runs"].setdefault(run.run_id, {})
-            entry.update(variant=run.variant, dataset=run.dataset, scene=run.scene, seed=run.seed,
-                         config_hash=run.config_hash)
+        # The current expansion of the file; runs of an edited file's older configs drop out
+        # here (their directories and the submission history stay).
+        old = manifest["runs"]
+        manifest["runs"] = {run.run_id: {**old.get(run.run_id, {}), "variant": run.variant,
+                                         "dataset": run.dataset, "scene": run.scene, "seed": run.seed,
+                                         "config_hash": run.config_hash} for run in runs}
     if not plan.to_submit:
         _print("nothing to submit")
         return _finish(sweep_dir, [r.run_id for r in selected], report and not no_wait, poll_s,
