@@ -1,4 +1,4 @@
-"""Hand-made sweep folders for the report tests: results.json files with chosen metric values."""
+"""Helpers for the report tests (no tests here): hand-made sweep folders, scenes and a fake data registry."""
 
 import json
 from pathlib import Path
