@@ -133,34 +133,67 @@ def test_scene_contents_and_conventions():
     assert np.abs(warped - sharp0)[ok].mean() < 0.05
 
 
-def test_generation_is_deterministic_and_atomic(tmp_path, monkeypatch):
-    from bench.data.registry import get_dataset
+def test_first_use_generates_deterministically_then_reuses(tmp_path, monkeypatch):
+    monkeypatch.setenv("BENCH_DATA", str(tmp_path))
+    scene = load_scene("synthetic", "defocus_0")
+    here, ref = tmp_path / "synthetic" / "defocus_0", synthetic_root("defocus_0") / "defocus_0"
+    assert scene.gt.coc_radius is not None
+    for rel in ("poses_bounds.npy", "images_2/000003_left.png", "dpt/000004_right.npy", "synthetic_gt/gt.npz"):
+        assert (here / rel).read_bytes() == (ref / rel).read_bytes(), rel
+    marker = here / "synthetic_gt" / "meta.json"
+    before = os.stat(marker).st_mtime_ns
+    load_scene("synthetic", "defocus_0")
+    assert os.stat(marker).st_mtime_ns == before
+
+
+def test_a_crash_while_writing_leaves_no_half_scene(tmp_path, monkeypatch):
     from bench.data import synthetic
+    from bench.data.registry import get_dataset
     from bench.data.synth import generate as gen
 
-    spec = get_dataset("synthetic")
-    root = synthetic_root("defocus_0")
-    synthetic.ensure(tmp_path, [spec.scene("defocus_0")], show_progress=False)
-    for rel in ("poses_bounds.npy", "images_2/000003_left.png", "dpt/000004_right.npy"):
-        assert (tmp_path / "defocus_0" / rel).read_bytes() == (root / "defocus_0" / rel).read_bytes(), rel
-
-    def crash(*args, **kwargs):
+    def crash(rendered, folder):
+        (folder / "images_2").mkdir(parents=True)
+        (folder / "images_2" / "000000_left.png").write_bytes(b"partial")
         raise RuntimeError("simulated crash while writing")
 
-    monkeypatch.setattr(gen, "write_gt", crash)
+    monkeypatch.setattr(gen, "render_scene", lambda sd, progress=None: None)
+    monkeypatch.setattr(gen, "write_d2rf", crash)
+    spec = get_dataset("synthetic").scene("defocus_1")
     with pytest.raises(RuntimeError):
-        synthetic.ensure(tmp_path / "other", [spec.scene("defocus_0")], show_progress=False)
-    assert list((tmp_path / "other").iterdir()) == []  # no half scene, no temp folder left
-    with pytest.raises(RuntimeError):  # --force on an existing scene keeps the old one on a crash
-        synthetic.ensure(tmp_path, [spec.scene("defocus_0")], force=True, show_progress=False)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["defocus_0", "other"]
+        synthetic.ensure(tmp_path, [spec], show_progress=False)
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".lock"] == []  # no half scene, no temp folder
+    (tmp_path / "defocus_1" / "synthetic_gt").mkdir(parents=True)
+    (tmp_path / "defocus_1" / "keep.txt").write_text("previous scene")
+    with pytest.raises(RuntimeError):  # --force over an existing scene keeps the old one on a crash
+        synthetic.ensure(tmp_path, [spec], force=True, show_progress=False)
+    assert (tmp_path / "defocus_1" / "keep.txt").read_text() == "previous scene"
+    assert [p.name for p in tmp_path.iterdir() if p.suffix != ".lock"] == ["defocus_1"]
 
 
-def test_first_use_generates_then_reuses(tmp_path, monkeypatch):
-    monkeypatch.setenv("BENCH_DATA", str(tmp_path))
-    scene = load_scene("synthetic", "defocus_1")
-    marker = tmp_path / "synthetic" / "defocus_1" / "synthetic_gt" / "meta.json"
-    assert marker.is_file() and scene.gt.coc_radius is not None
-    before = os.stat(marker).st_mtime_ns
-    load_scene("synthetic", "defocus_1")
-    assert os.stat(marker).st_mtime_ns == before
+def test_parallel_first_uses_generate_once(tmp_path, monkeypatch):
+    """Two runs loading the same missing scene at once: one generates, the other waits and reuses."""
+    import threading
+    import time
+
+    from bench.data import synthetic
+    from bench.data.registry import get_dataset
+    from bench.data.synth import generate as gen
+
+    calls = []
+
+    def fake_generate_scene(root, name, **kwargs):
+        calls.append(name)
+        time.sleep(0.3)
+        (root / name / "synthetic_gt").mkdir(parents=True)
+        (root / name / "synthetic_gt" / "meta.json").write_text(json.dumps({"generator_version": gen.GENERATOR_VERSION}))
+        return root / name
+
+    monkeypatch.setattr(gen, "generate_scene", fake_generate_scene)
+    spec = get_dataset("synthetic").scene("motion_1")
+    threads = [threading.Thread(target=synthetic.ensure, args=(tmp_path, [spec]), kwargs={"show_progress": False})
+               for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == ["motion_1"]

@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from bench.data.synth.render import render_scene
@@ -78,6 +79,7 @@ def generate(root: Path, scenes: list[dict], *, force: bool = False, show_progre
     """
     from rich.progress import Progress
 
+    root = Path(root)
     todo = [s for s in scenes if force or not scene_complete(root, s["name"])]
     if not todo:
         return []
@@ -87,6 +89,23 @@ def generate(root: Path, scenes: list[dict], *, force: bool = False, show_progre
         task = bar.add_task(f"synthetic scenes -> {root}", total=frames)
         for s in todo:
             bar.update(task, description=f"rendering {s['name']}")
-            written.append(generate_scene(root, s["name"], seed=s["seed"], layout=s["layout"],
-                                          blur_type=s["blur_type"], progress=lambda: bar.advance(task)))
+            with _scene_lock(root, s["name"]):
+                # another process (a parallel run's first use) may have written it while we waited
+                if force or not scene_complete(root, s["name"]):
+                    written.append(generate_scene(root, s["name"], seed=s["seed"], layout=s["layout"],
+                                                  blur_type=s["blur_type"], progress=lambda: bar.advance(task)))
     return written
+
+
+@contextmanager
+def _scene_lock(root: Path, name: str):
+    """Exclusive advisory lock per scene, so parallel first uses generate it once."""
+    import fcntl
+
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / f".{name}.lock", "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
