@@ -36,12 +36,15 @@ def _root_for(name: str, data_root: str | None):
 
 def cmd_list(args) -> int:
     from bench.data.registry import list_datasets
+    from bench.data.synth.generate import scene_complete
 
     for spec in list_datasets():
         root = _root_for(spec.name, args.data_root)
         print(f"{spec.name}: {spec.blur_type} blur, protocol {spec.protocol}, {spec.resolution}, data root {root}")
         for s in spec.scenes:
             state = "present" if (root / s.name).is_dir() else "missing"
+            if spec.layout == "synthetic" and state == "present" and not scene_complete(root, s.name):
+                state = "outdated (regenerated on next use)"
             print(f"  {s.name:<12} {s.layout:<8} {s.blur_type:<8} {state}")
     return 0
 
