@@ -74,10 +74,12 @@ def test_malformed_dyblurf_scene_reports_each_problem(tmp_path):
     np.save(dense / "disp" / "00002.npy", d)  # NaN in depth
     shutil.rmtree(dense / "inference_images")  # missing folder
     (dense / "motion_masks" / "00001.png").unlink()  # wrong count
+    np.save(dense / "disp" / "00006.npy", np.ones((128, 72), np.float32))  # transposed: shape mismatch
     problems = check_scene("synthetic", "motion_0", root)
     expect = [("images_128x72", "expected 15 training images (30 rows"), ("00003.png", "readable image"),
               ("00004.png", "expected a 128x72 image, got 64x32"), ("disp/00002.npy", "finite disparity"),
-              ("inference_images", "sharp right (test) images"), ("motion_masks", "expected 16 motion masks")]
+              ("inference_images", "sharp right (test) images"), ("motion_masks", "expected 16 motion masks"),
+              ("disp/00006.npy", "aspect ratio (128x72), got 72x128")]
     for path_part, text in expect:
         assert any(path_part in p and text in p for p in problems), (path_part, text, problems)
     assert all("\n" not in p for p in problems)

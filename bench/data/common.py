@@ -80,8 +80,13 @@ def depth_from_disparity(disp: np.ndarray, scale: float, mode: str = "inverse_de
     return out
 
 
-def check_npy_2d(path: Path, problems: list[str], *, what: str = "array") -> np.ndarray | None:
-    """Load an (H,W) or (H,W,1) finite .npy or append a problem line; returns the (H,W) array or None."""
+def check_npy_2d(path: Path, problems: list[str], *, what: str = "array",
+                 size: tuple[int, int] | None = None) -> np.ndarray | None:
+    """Load an (H,W) or (H,W,1) finite .npy or append a problem line; returns the (H,W) array or None.
+
+    With ``size`` = (W,H) of the images, the array must have the same aspect ratio (it is
+    nearest-resized to the images, so only its proportions matter).
+    """
     from bench.errors import BenchError
 
     try:
@@ -96,6 +101,10 @@ def check_npy_2d(path: Path, problems: list[str], *, what: str = "array") -> np.
         return None
     if not np.isfinite(arr).all():
         problems.append(f"{path}: expected finite {what} values, found NaN or inf")
+        return None
+    if size is not None and abs(arr.shape[1] / arr.shape[0] - size[0] / size[1]) > 0.02 * size[0] / size[1]:
+        problems.append(f"{path}: expected a {what} map with the images' aspect ratio ({size[0]}x{size[1]}), "
+                        f"got {arr.shape[1]}x{arr.shape[0]}")
         return None
     return arr
 

@@ -55,7 +55,8 @@ def check(root: Path, scene: str, factor: int = 2, disparity: str = "inverse_dep
     if len(imgs) % 2:
         problems.append(f"{folder}: expected left/right pairs (an even number of images), found {len(imgs)}")
         return problems
-    check_readable_images(imgs, problems, image_size(imgs[0]))
+    size = image_size(imgs[0])
+    check_readable_images(imgs, problems, size)
     names = [p.stem for p in imgs]
     left, right = names[0::2], names[1::2]
     if not all("left" in a for a in left) or not all("right" in b for b in right):
@@ -74,7 +75,7 @@ def check(root: Path, scene: str, factor: int = 2, disparity: str = "inverse_dep
                         f"(+{len(missing) - 1} more)")
     else:
         for n in left:
-            check_npy_2d(dpt[n], problems, what="disparity")
+            check_npy_2d(dpt[n], problems, what="disparity", size=size)
     masks = _by_stem(base / "motion_masks")
     missing = [n for n in names if n not in masks]
     if missing:

@@ -47,7 +47,8 @@ def check(root: Path, scene: str, factor: float | None = None) -> list[str]:
     if not imgs or len(imgs) % 2:
         return [f"{base / 'images'}: expected 2N interleaved left/right frames %05d.png, found {len(imgs)}"]
     m = len(imgs)
-    check_readable_images(imgs, problems, image_size(imgs[0]))
+    size = image_size(imgs[0])
+    check_readable_images(imgs, problems, size)
     test = list_images(base / "images_test")
     if check_count(base / "images_test", len(test), m, "sharp interleaved images", problems, "files in images/"):
         check_readable_images(test, problems)
@@ -74,7 +75,7 @@ def check(root: Path, scene: str, factor: float | None = None) -> list[str]:
         if not f.is_file():
             problems.append(f"{f}: expected the aligned disparity of training frame {p.stem}")
         else:
-            check_npy_2d(f, problems, what="disparity")
+            check_npy_2d(f, problems, what="disparity", size=size)
     masks = {q.stem for q in list_images(_mask_folder(base))}
     missing = [p.stem for p in imgs[0::2] if p.stem not in masks]
     if missing:

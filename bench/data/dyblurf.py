@@ -77,7 +77,7 @@ def check(root: Path, scene: str, height: int = DEFAULT_HEIGHT, disparity: str =
     size = image_size(train[0]) if train else None
     check_readable_images(train, problems, size)
     _check_test(dense, n, problems, src)
-    _check_disp(dense, n, problems, src)
+    _check_disp(dense, n, problems, src, size)
     masks = list_images(dense / "motion_masks")
     if check_count(dense / "motion_masks", len(masks), n, "motion masks", problems, src):
         check_readable_images(masks, problems, what="mask image")
@@ -98,12 +98,12 @@ def _check_test(dense: Path, n: int, problems: list[str], src: str) -> None:
         check_readable_images(paths, problems)
 
 
-def _check_disp(dense: Path, n: int, problems: list[str], src: str) -> None:
+def _check_disp(dense: Path, n: int, problems: list[str], src: str, size: tuple[int, int]) -> None:
     files = sorted((dense / "disp").glob("*.npy"))
     if not check_count(dense / "disp", len(files), n, "disparity .npy files", problems, src):
         return
     for f in files:
-        check_npy_2d(f, problems, what="disparity")
+        check_npy_2d(f, problems, what="disparity", size=size)
 
 
 def _check_flow(dense: Path, n: int, problems: list[str]) -> None:
