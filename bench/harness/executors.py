@@ -7,6 +7,7 @@ never from submitit's result pickles (SLURM says COMPLETED even when the Python 
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import re
@@ -110,10 +111,12 @@ SubmitArray = Callable[[Path, dict, list[str]], list[str]]
 
 
 def submit_slurm(sweep_dir: Path, sweep: str, runs: list[RunSpec], *, array_limit: int | None = None,
-                 submit_array: SubmitArray = submitit_array) -> list[dict]:
+                 submit_array: SubmitArray = submitit_array,
+                 on_record: Callable[[dict], None] = lambda record: None) -> list[dict]:
     """One job array per distinct resource setting, split above MaxArraySize.
 
-    Returns job records ``{"job_id", "run_ids", "task_ids", "resources"}`` for the manifest.
+    Returns job records ``{"job_id", "run_ids", "task_ids", "resources"}`` for the manifest;
+    ``on_record`` sees each as soon as its array is accepted (so a later refusal loses nothing).
     """
     limit = array_limit or max_array_size()
     folder = Path(sweep_dir) / SUBMITIT_DIR
@@ -126,14 +129,15 @@ def submit_slurm(sweep_dir: Path, sweep: str, runs: list[RunSpec], *, array_limi
             records.append({"job_id": ids[0].split("_")[0], "run_ids": [r.run_id for r in part],
                             "task_ids": dict(zip((r.run_id for r in part), ids)),
                             "resources": res.model_dump()})
+            on_record(records[-1])
     return records
 
 
 def squeue_states() -> dict[str, str] | None:
     """{job id ("123" or "123_4"): state} of this user's jobs, None when squeue cannot answer."""
     try:
-        out = subprocess.run(["squeue", "-h", "-r", "--me", "-o", "%i|%T"], capture_output=True,
-                             text=True, timeout=60)
+        out = subprocess.run(["squeue", "-h", "-r", "-u", getpass.getuser(), "-o", "%i|%T"],
+                             capture_output=True, text=True, timeout=60)
     except (OSError, subprocess.TimeoutExpired):
         return None
     if out.returncode != 0:

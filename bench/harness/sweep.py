@@ -107,7 +107,13 @@ def _submit(sweep_dir: Path, sweep: str, path: str, kind: str, runs: list[RunSpe
     _prepare(sweep_dir, runs, sid, kind)
     extra: dict = {}
     if kind == "slurm":
-        record["jobs"] = X.submit_slurm(sweep_dir, sweep, runs)
+        record["jobs"] = []
+
+        def _record(job: dict) -> None:
+            record["jobs"].append(job)
+            _save(sweep_dir, sweep, path, record)
+
+        X.submit_slurm(sweep_dir, sweep, runs, on_record=_record)
         _print("submitted job arrays: " + ", ".join(
             f"{j['job_id']} ({len(j['run_ids'])} runs)" for j in record["jobs"]))
     elif kind == "local":
@@ -117,22 +123,32 @@ def _submit(sweep_dir: Path, sweep: str, path: str, kind: str, runs: list[RunSpe
         _print(f"local queue: {len(runs)} runs, at most {local['max_concurrent']} at once"
                + (f" on GPUs {','.join(local['gpus'])}" if local["gpus"] else "")
                + f" (supervisor pid {local['supervisor']['pid']})")
-    with updating(sweep_dir, sweep, str(Path(path).absolute())) as manifest:
-        subs = manifest["submissions"]
-        subs[[s["id"] for s in subs].index(sid)] = record
-        for job in record.get("jobs", []):
-            for rid, jid in job["task_ids"].items():
-                manifest["runs"][rid]["job_id"] = jid
+    _save(sweep_dir, sweep, path, record)
     if kind == "debug":
         X.run_debug(sweep_dir, runs, lambda run, state: _print(f"{run.run_id}: {state}"))
     return {**record, **extra}
+
+
+def _save(sweep_dir: Path, sweep: str, path: str, record: dict) -> None:
+    """Store a submission record and its runs' job ids in the manifest."""
+    with updating(sweep_dir, sweep, str(Path(path).absolute())) as manifest:
+        subs = manifest["submissions"]
+        subs[[s["id"] for s in subs].index(record["id"])] = record
+        for job in record.get("jobs", []):
+            for rid, jid in job["task_ids"].items():
+                manifest["runs"][rid]["job_id"] = jid
 
 
 def _finish(sweep_dir: Path, run_ids: list[str], report: bool, poll_s: float, follow: bool) -> int:
     """Follow until the runs end, build the report, print the summary; exit code."""
     manifest = require_manifest(sweep_dir)
     if follow:
-        snap = M.follow(sweep_dir, manifest, run_ids, poll_s=poll_s)
+        try:
+            snap = M.follow(sweep_dir, manifest, run_ids, poll_s=poll_s)
+        except KeyboardInterrupt:
+            _print(f"stopped following; the runs go on. Follow again: bench status {sweep_dir} --watch; "
+                   f"stop them: bench cancel {sweep_dir}")
+            return 130
     else:
         snap = M.snapshot(sweep_dir, manifest, M.Liveness(manifest), run_ids)
     code = M.print_summary(sweep_dir, manifest, snap)
