@@ -164,7 +164,8 @@ def _pool_mask(mask_full: np.ndarray) -> np.ndarray:
     return mask_full.reshape(h, SUPERSAMPLE, w, SUPERSAMPLE).any(axis=(1, 3))
 
 
-def _downsample(img: np.ndarray) -> np.ndarray:
+def downsample(img: np.ndarray) -> np.ndarray:
+    """INTER_AREA downsample of a full-resolution (Hf,Wf,3) image to the training size."""
     import cv2
 
     return cv2.resize(img.astype(np.float32), TRAIN_SIZE, interpolation=cv2.INTER_AREA)
@@ -208,7 +209,7 @@ def render_scene(sd: SceneDef, progress=None) -> Rendered:
         landmarks += _landmarks(rng, mid, sd, t, "left", k) + _landmarks(rng, right, sd, t, "right", k)
         if progress:
             progress()
-    points, colors = _sparse_points(sd, mids[0][0], _downsample(acc["ls"][0]), rng)
+    points, colors = _sparse_points(sd, mids[0][0], downsample(acc["ls"][0]), rng)
     flows = [_flow(sd, mids[i][0], mids[i][1], mids[i + 1][1], acc["ld"][i + 1]) for i in range(sd.frames - 1)]
     backs = [_flow(sd, mids[i + 1][0], mids[i + 1][1], mids[i][1], acc["ld"][i]) for i in range(sd.frames - 1)]
     return Rendered(
@@ -225,7 +226,3 @@ def render_scene(sd: SceneDef, progress=None) -> Rendered:
         kappa=kappa, landmarks=landmarks, tracks=_tracks(sd, mids, acc["ld"], rng),
         points=points, point_colors=colors)
 
-
-def downsample(img_full: np.ndarray) -> np.ndarray:
-    """INTER_AREA downsample of a full-resolution (Hf,Wf,3) image to the training size."""
-    return _downsample(img_full)
