@@ -452,3 +452,25 @@ def test_edited_sweep_gets_new_runs_and_keeps_old_directories(write_sweep, monke
     assert not old_ids & set(manifest["runs"]) and len(manifest["runs"]) == 2
     assert all((runs_dir(sweep_dir) / rid / rundir.RESULTS).is_file() for rid in old_ids if "motion_0" in rid)
     assert [len(s["run_ids"]) for s in manifest["submissions"]] == [1, 1]
+
+
+def test_local_liveness_follows_the_supervisor_state(tmp_path):
+    import os
+
+    from bench.harness.localq import proc_start_ticks
+    from bench.harness.monitor import Liveness
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    state = tmp_path / "state.json"
+    me = {"pid": os.getpid(), "start": proc_start_ticks(os.getpid())}
+    manifest = {"runs": {"a": {"submission": 1}, "b": {"submission": 1}, "c": {"submission": 1}},
+                "submissions": [{"id": 1, "executor": "local", "local": {"supervisor": me, "state": str(state)}}]}
+    # Before the supervisor's first state file every run counts as queued.
+    assert all(Liveness(manifest).alive(r, {}) for r in "abc")
+    state.write_text(json.dumps({"pending": [str(tmp_path / "b")], "running": {
+        str(tmp_path / "a"): {"pid": dead.pid, "start": 1}, str(tmp_path / "c"): me}}))
+    live = Liveness(manifest)
+    assert not live.alive("a", {}) and live.alive("b", {}) and live.alive("c", {})
+    manifest["submissions"][0]["local"]["supervisor"] = {"pid": dead.pid, "start": 1}
+    assert not any(Liveness(manifest).alive(r, {}) for r in "abc")

@@ -20,8 +20,9 @@ from pathlib import Path
 
 from bench.harness import plan as P
 from bench.harness.executors import SUBMITIT_DIR, local_alive, squeue_states
+from bench.harness.localq import same_process
 from bench.harness.manifest import submissions_by_id
-from bench.harness.runs import CANCELLED, PENDING, REQUEUED, runs_dir
+from bench.harness.runs import CANCELLED, PENDING, REQUEUED, read_json, runs_dir
 
 DONE, FAILED, RUNNING, PENDING_, INTERRUPTED, NOT_SUBMITTED = (
     "done", "failed", "running", "pending", "interrupted", "not submitted")
@@ -52,7 +53,7 @@ class Liveness:
             # answer treat SLURM jobs as alive (never declare a run interrupted on no evidence).
             self.slurm_known = states is not None or self.slurm_known
             self.slurm = states if states is not None else self.slurm
-        self.local = {sid: local_alive(s["local"]) for sid, s in self.subs.items()
+        self.local = {sid: _local_queue(s["local"]) for sid, s in self.subs.items()
                       if s.get("executor") == "local" and s.get("local")}
 
     def job_state(self, run_id: str) -> str | None:
@@ -67,11 +68,25 @@ class Liveness:
             jid = info["job_id"]
             return self.slurm.get(jid) or self.slurm.get(jid.split("_")[0])
         if sub.get("executor") == "local":
-            return "LOCAL" if self.local.get(sub["id"]) else None
+            waiting = self.local.get(sub["id"])
+            return "LOCAL" if waiting is not None and waiting(run_id) else None
         return None
 
     def alive(self, run_id: str, status: dict) -> bool:
         return self.job_state(run_id) is not None
+
+
+def _local_queue(local: dict):
+    """None when a local submission's supervisor is gone, else a predicate "this run is still
+    queued or its child process runs" read from the supervisor's state file."""
+    if not local_alive(local):
+        return None
+    state = read_json(Path(local["state"]))
+    if state is None:  # the supervisor has not written its first state yet: all queued
+        return lambda run_id: True
+    pending = {Path(d).name for d in state.get("pending", [])}
+    running = {Path(d).name for d, child in (state.get("running") or {}).items() if same_process(child)}
+    return lambda run_id: run_id in pending or run_id in running
 
 
 def run_display_state(run_dir: Path, chash: str, live: Liveness) -> tuple[str, dict]:

@@ -187,9 +187,7 @@ def status(arg: str, *, output_root: str | None = None, watch: bool = False, sho
             _print(f"  {state:13s} {rid}" + (f"  step {step}" if step is not None else "")
                    + (f"  resumed from step {st['resumed_from_step']}" if st.get("resumed_from_step")
                       else ""))
-    in_flight = sum(1 for state, _ in snap.values() if state in (M.PENDING_, M.RUNNING))
-    code = M.print_summary(sweep_dir, manifest, snap)
-    return 0 if in_flight and code == 0 else code
+    return M.print_summary(sweep_dir, manifest, snap)
 
 
 def cancel(arg: str, *, output_root: str | None = None) -> int:
@@ -197,9 +195,10 @@ def cancel(arg: str, *, output_root: str | None = None) -> int:
     sweep_dir = resolve_sweep_dir(arg, output_root)
     manifest = require_manifest(sweep_dir)
     live = M.Liveness(manifest)
+    # Arrays squeue still lists (all of the sweep's arrays when squeue cannot answer).
+    queued = {k.split("_")[0] for k in live.slurm}
     slurm_ids = sorted({j["job_id"] for s in manifest["submissions"] if s.get("executor") == "slurm"
-                        for j in s.get("jobs", [])
-                        if any(k.split("_")[0] == j["job_id"] for k in live.slurm)})
+                        for j in s.get("jobs", []) if j["job_id"] in queued or not live.slurm_known})
     if slurm_ids:
         _print(f"scancel {' '.join(slurm_ids)}")
         X.cancel_slurm(slurm_ids)
