@@ -1,4 +1,4 @@
-"""The synthetic dataset: each scene is stored in a real layout (DyBluRF or D2RF) plus
+"""The synthetic dataset: each scene is stored in a real layout (DyBluRF, D2RF or Deblur4DGS) plus
 ``<scene>/synthetic_gt/``; loading = the real layout's loader + GroundTruth."""
 
 from __future__ import annotations

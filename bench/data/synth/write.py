@@ -1,4 +1,4 @@
-"""Write a rendered synthetic scene in a real layout (DyBluRF or D2RF) plus ``synthetic_gt/``.
+"""Write a rendered synthetic scene in a real layout (DyBluRF, D2RF, Deblur4DGS) plus ``synthetic_gt/``.
 
 ``synthetic_gt/`` (a folder no real layout uses) holds ``gt.npz`` (sharp left frames, raw depth,
 dynamic masks of both views, CoC radii, sub-frame displacements) and ``meta.json`` (scene
