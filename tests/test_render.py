@@ -173,6 +173,20 @@ def test_gradients_match_finite_differences(seed, fast):
     assert torch.autograd.gradcheck(loss, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=fast)
 
 
+def test_backward_without_saved_state_matches(monkeypatch):
+    """Above SAVE_BYTES the backward recomputes each block instead of keeping it: same gradients."""
+    scene = hard_scene(10, n=150)
+    grads = []
+    for save_bytes in (1 << 40, 0):
+        monkeypatch.setattr(composite_mod, "SAVE_BYTES", save_bytes)
+        params = [t.clone().requires_grad_(i < 5) for i, t in enumerate(scene)]
+        out = rasterize(*params, W, H, backend="torch")
+        (out.rgb.sum() + out.depth.sum() + out.alpha.sum()).backward()
+        grads.append([p.grad for p in params[:5]])
+    for a, b in zip(*grads):
+        assert torch.allclose(a, b, rtol=1e-12, atol=1e-12)
+
+
 def test_sh_gradients_match_finite_differences():
     means, quats, log_scales, logits, _, _, viewmats, Ks = _tiny_scene(5)
     coeffs = 0.3 * torch.randn(5, 16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))

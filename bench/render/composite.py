@@ -30,7 +30,8 @@ from bench.render.projection import ALPHA_THRESHOLD
 TILE = 8  # pixels per tile side; any size gives the same image (see module docstring)
 MAX_ALPHA = 0.999
 T_EPS = 1e-4  # a pixel is done before the Gaussian that brings T to T_EPS or below
-CHUNK_ELEMENTS = 1 << 18  # target size of one (tiles, pixels, Gaussians) block
+CHUNK_ELEMENTS = 1 << 17  # target size of one (tiles, pixels, Gaussians) block
+SAVE_BYTES = 1 << 29  # keep block state for the backward pass up to this size, else recompute
 CHUNK_LOAD_RATIO = 0.6  # tiles in one chunk carry at least this fraction of its largest count
 # Exponent of padding slots: exp() of it is far below the 1/255 threshold.
 _PAD_EXPONENT = -30.0
@@ -42,28 +43,27 @@ _BELOW_THRESHOLD = math.nextafter(ALPHA_THRESHOLD, 0.0)
 
 @dataclass
 class TilePlan:
-    """Depth-sorted (tile, Gaussian) pairs for C cameras.
+    """Depth-sorted (tile, Gaussian) pairs for C cameras, grouped into padded blocks.
 
     pair_ids (P,) int64 flat (camera*N + gaussian) ids, grouped by tile, depth-sorted in a tile;
-    pair_tiles (P,) their tile; offsets (T,) and counts (T,) index pairs per tile,
-    T = C * tiles_y * tiles_x; tile_x, tile_y (T,) tile column and row; chunks: list of
-    (tile indices (t,) int64, padded Gaussian count); tiles_x, tiles_y, num_cameras sizes.
+    pair_centres (P,2) float64 pixel centre of each pair's tile; blocks: list of (tiles (t,) int64
+    tile indices, slots (t,G) int64 pair indices with P marking padding); slot_of_pair (P,)
+    position of each pair in the blocks' slots concatenated and flattened; num_tiles = C * tiles_y
+    * tiles_x; tiles_x, tiles_y, num_cameras sizes.
     """
 
     pair_ids: Tensor
-    pair_tiles: Tensor
-    offsets: Tensor
-    counts: Tensor
-    tile_x: Tensor
-    tile_y: Tensor
-    chunks: list[tuple[Tensor, int]]
+    pair_centres: Tensor
+    blocks: list[tuple[Tensor, Tensor]]
+    slot_of_pair: Tensor
+    num_tiles: int
     tiles_x: int
     tiles_y: int
     num_cameras: int
 
     def evaluations(self) -> int:
         """Gaussian-pixel evaluations the padded blocks perform (forward pass)."""
-        return sum(int(t.numel()) * g * TILE * TILE for t, g in self.chunks)
+        return sum(int(slots.numel()) * TILE * TILE for _, slots in self.blocks)
 
 
 @torch.no_grad()
@@ -71,7 +71,7 @@ def plan_tiles(
     means2d: Tensor, conics: Tensor, opacities: Tensor, radii: Tensor, depths: Tensor,
     width: int, height: int,
 ) -> TilePlan:
-    """Bin visible Gaussians to tiles, depth-sorted, and group tiles into chunks.
+    """Bin visible Gaussians to tiles, depth-sorted, and group tiles into padded blocks.
 
     means2d (C,N,2), conics (C,N,3), opacities (C,N), radii (C,N,2) int (0 = culled), depths (C,N).
     A Gaussian goes to the tiles its box covers, minus those where no pixel centre can reach
@@ -83,13 +83,13 @@ def plan_tiles(
     device = means2d.device
     flat_r = radii.reshape(-1, 2)
     vis = torch.nonzero((flat_r > 0).all(-1)).squeeze(-1)
-    vis = vis[_depth_order(depths.reshape(-1)[vis])]
+    vis = vis.index_select(0, _depth_order(depths.reshape(-1).index_select(0, vis)))
 
     # per visible Gaussian, in float64: mean, conic, ln(255 o) and box
-    m = means2d.reshape(-1, 2)[vis].double()
-    r = flat_r[vis].double()
-    gauss = torch.cat([m, conics.reshape(-1, 3)[vis].double(),
-                       torch.log(opacities.reshape(-1)[vis].double() / ALPHA_THRESHOLD)[:, None]], 1)
+    m = means2d.reshape(-1, 2).index_select(0, vis).double()
+    r = flat_r.index_select(0, vis).double()
+    a, b, c = conics.reshape(-1, 3).index_select(0, vis).double().T.contiguous()
+    reach = torch.log(opacities.reshape(-1).index_select(0, vis).double() / ALPHA_THRESHOLD)
     # tiles holding the pixels whose centre j + 0.5 lies in the closed box [m - r, m + r]
     lo = torch.ceil(m - r - 0.5).clamp(min=0)
     hi = torch.minimum(torch.floor(m + r - 0.5), m.new_tensor([width - 1, height - 1]))
@@ -97,28 +97,32 @@ def plan_tiles(
     n_xy = torch.where(hi >= lo, torch.floor(hi / TILE) - t0 + 1, 0.0)
     n_per = (n_xy[:, 0] * n_xy[:, 1]).long()
 
+    # one gather of every per-Gaussian quantity to the candidate (Gaussian, tile) pairs
+    per_gauss = torch.stack([n_xy[:, 0], t0[:, 0], t0[:, 1], (vis // N).double(),
+                             m[:, 0], m[:, 1], a, b, c, -b / c, -b / a, reach])
     rep = torch.repeat_interleave(torch.arange(len(vis), device=device), n_per)
-    k = (torch.arange(len(rep), device=device) - (torch.cumsum(n_per, 0) - n_per)[rep]).double()
-    nx = n_xy[rep, 0]
+    nx, tx0, ty0, cam, *cand = [row.index_select(0, rep) for row in per_gauss]
+    k = (torch.arange(len(rep), device=device) - (torch.cumsum(n_per, 0) - n_per).index_select(0, rep)).double()
     ky = torch.floor(k / nx)
-    tx = t0[rep, 0] + (k - ky * nx)
-    ty = t0[rep, 1] + ky
-    keep = _reaches_tile(gauss[rep], tx, ty, width, height)
-    cam = (vis // N).double()[rep]
-    key = ((cam * tiles_y + ty) * tiles_x + tx)[keep].long()
+    tx = tx0 + (k - ky * nx)
+    ty = ty0 + ky
+    keep = _reaches_tile(cand, tx, ty, width, height)
+    keep = torch.nonzero(keep).squeeze(-1)
+    key = ((cam * tiles_y + ty) * tiles_x + tx).index_select(0, keep).long()
     key_sorted, perm = torch.sort(key, stable=True)
 
     n_tiles = C * tiles_y * tiles_x
     counts = torch.bincount(key_sorted, minlength=n_tiles)
-    tile_local = torch.arange(n_tiles, device=device) % (tiles_x * tiles_y)
+    offsets = torch.cumsum(counts, 0) - counts
+    blocks = _blocks(counts, offsets, len(key_sorted))
+    tile_local = key_sorted % (tiles_x * tiles_y)
+    centres = torch.stack([tile_local % tiles_x, tile_local // tiles_x], -1).double() * TILE + TILE / 2
     return TilePlan(
-        pair_ids=vis[rep[keep][perm]],
-        pair_tiles=key_sorted,
-        offsets=torch.cumsum(counts, 0) - counts,
-        counts=counts,
-        tile_x=tile_local % tiles_x,
-        tile_y=tile_local // tiles_x,
-        chunks=_chunk_tiles(counts),
+        pair_ids=vis.index_select(0, rep.index_select(0, keep).index_select(0, perm)),
+        pair_centres=centres,
+        blocks=blocks,
+        slot_of_pair=_slot_of_pair(blocks, len(key_sorted)),
+        num_tiles=n_tiles,
         tiles_x=tiles_x,
         tiles_y=tiles_y,
         num_cameras=C,
@@ -134,36 +138,38 @@ def _depth_order(d: Tensor) -> Tensor:
     return order[torch.argsort((d[order] < 0).to(torch.int8), stable=True)]
 
 
-def _reaches_tile(gauss: Tensor, tx: Tensor, ty: Tensor, width: int, height: int) -> Tensor:
+def _reaches_tile(cand: list[Tensor], tx: Tensor, ty: Tensor, width: int, height: int) -> Tensor:
     """Whether some pixel centre of tile (tx, ty) may get alpha >= 1/255 from the Gaussian (P,) bool.
 
-    gauss (P,6) float64 rows (mean x, mean y, conic a, b, c, ln(255 o)). The minimum of the convex
-    sigma over the tile's pixel-centre rectangle is 0 when the mean is inside, else on one of the
-    four edges (a clamped 1D minimum each). A margin keeps float32 rounding in the renderer from
+    cand: float64 (P,) rows mean x, mean y, conic a, b, c, -b/c, -b/a, ln(255 o). The minimum of the
+    convex sigma over the tile's pixel-centre rectangle is 0 when the mean is inside, else on one of
+    the four edges (a clamped 1D minimum each). A margin keeps float32 rounding in the renderer from
     ever making a dropped pair contribute.
     """
-    mx, my, a, b, c, reach = gauss.unbind(-1)
-    dx_lo = tx * TILE + 0.5 - mx
-    dx_hi = torch.clamp((tx + 1) * TILE, max=width) - 0.5 - mx
-    dy_lo = ty * TILE + 0.5 - my
-    dy_hi = torch.clamp((ty + 1) * TILE, max=height) - 0.5 - my
+    mx, my, a, b, c, slope_y, slope_x, reach = cand
+    dx_lo = tx * TILE + (0.5 - mx)
+    dx_hi = torch.clamp((tx + 1) * TILE, max=width) - (0.5 + mx)
+    dy_lo = ty * TILE + (0.5 - my)
+    dy_hi = torch.clamp((ty + 1) * TILE, max=height) - (0.5 + my)
     best = None
-    for fx in (dx_lo, dx_hi):
-        fy = torch.minimum(torch.maximum(-b * fx / c, dy_lo), dy_hi)
-        val = 0.5 * (a * fx * fx + c * fy * fy) + b * fx * fy
-        best = val if best is None else torch.minimum(best, val)
-    for fy in (dy_lo, dy_hi):
-        fx = torch.minimum(torch.maximum(-b * fy / a, dx_lo), dx_hi)
-        best = torch.minimum(best, 0.5 * (a * fx * fx + c * fy * fy) + b * fx * fy)
+    for fx, fy in (
+        (dx_lo, (slope_y * dx_lo).clamp_(dy_lo, dy_hi)),
+        (dx_hi, (slope_y * dx_hi).clamp_(dy_lo, dy_hi)),
+        ((slope_x * dy_lo).clamp_(dx_lo, dx_hi), dy_lo),
+        ((slope_x * dy_hi).clamp_(dx_lo, dx_hi), dy_hi),
+    ):
+        val = (a * fx + 2.0 * b * fy).mul_(fx).addcmul_(c * fy, fy)  # 2 sigma
+        best = val if best is None else torch.minimum(best, val, out=best)
     inside = (dx_lo <= 0) & (dx_hi >= 0) & (dy_lo <= 0) & (dy_hi >= 0)
-    return inside | (best <= reach + 1e-3 * (1.0 + reach.abs()))
+    return inside | (best <= 2.0 * reach + 2e-3 * (1.0 + reach.abs()))
 
 
-def _chunk_tiles(counts: Tensor) -> list[tuple[Tensor, int]]:
-    """Group non-empty tiles, heaviest first, into chunks of similar load and bounded size."""
+def _blocks(counts: Tensor, offsets: Tensor, num_pairs: int) -> list[tuple[Tensor, Tensor]]:
+    """Group non-empty tiles, heaviest first, into blocks of similar load and bounded size:
+    (tiles (t,), slots (t,G)) with slots indexing pairs and num_pairs marking padding."""
     sorted_counts, tiles = torch.sort(counts, descending=True)
     values = sorted_counts.tolist()
-    chunks = []
+    blocks = []
     i = 0
     pixels = TILE * TILE
     while i < len(values) and values[i] > 0:
@@ -176,9 +182,23 @@ def _chunk_tiles(counts: Tensor) -> list[tuple[Tensor, int]]:
             and (j - i + 1) * gmax * pixels <= CHUNK_ELEMENTS
         ):
             j += 1
-        chunks.append((tiles[i:j], gmax))
+        block_tiles = tiles[i:j]
+        ar = torch.arange(gmax, device=counts.device)
+        slots = torch.where(ar < counts[block_tiles, None], offsets[block_tiles, None] + ar, num_pairs)
+        blocks.append((block_tiles, slots))
         i = j
-    return chunks
+    return blocks
+
+
+def _slot_of_pair(blocks: list[tuple[Tensor, Tensor]], num_pairs: int) -> Tensor:
+    """(P,) position of every pair in the flattened concatenation of all blocks' slots."""
+    if not blocks:
+        return torch.zeros(0, dtype=torch.long)
+    flat = torch.cat([slots.reshape(-1) for _, slots in blocks])
+    where = torch.nonzero(flat < num_pairs).squeeze(-1)
+    out = torch.empty(num_pairs, dtype=torch.long, device=flat.device)
+    out[flat[where]] = where
+    return out
 
 
 def _pixel_monomials(dtype: torch.dtype, device: torch.device) -> Tensor:
@@ -189,57 +209,59 @@ def _pixel_monomials(dtype: torch.dtype, device: torch.device) -> Tensor:
     return torch.stack([torch.ones_like(u), u, v, u * u, u * v, v * v], dim=-1)
 
 
-def pair_coefficients(means2d: Tensor, conics: Tensor, opacities: Tensor, plan: TilePlan) -> Tensor:
-    """(P,6) per-pair coefficients q with ln(o) - sigma = q . (1, u, v, u^2, uv, v^2), where (u, v)
-    is the pixel centre minus the pair's tile centre. Inputs (C,N,2), (C,N,3), (C,N); differentiable."""
-    ids = plan.pair_ids
-    centre_x = (plan.tile_x[plan.pair_tiles] * TILE + TILE / 2).to(means2d.dtype)
-    centre_y = (plan.tile_y[plan.pair_tiles] * TILE + TILE / 2).to(means2d.dtype)
-    m = means2d.reshape(-1, 2)[ids]
-    a, b, c = conics.reshape(-1, 3)[ids].unbind(-1)
-    dx, dy = m[:, 0] - centre_x, m[:, 1] - centre_y
-    lno = torch.log(opacities.reshape(-1)[ids])
+def pair_tables(means2d: Tensor, conics: Tensor, opacities: Tensor, feats: Tensor,
+                plan: TilePlan) -> tuple[Tensor, Tensor]:
+    """Per-pair inputs of the compositor, differentiable: coefficients q (P,6) with
+    ln(o) - sigma = q . (1, u, v, u^2, uv, v^2), (u, v) = pixel centre minus the pair's tile centre,
+    and channels f (P,ch). Inputs are (C,N,2), (C,N,3), (C,N), (C,N,ch)."""
+    C, N = opacities.shape
+    table = torch.cat([means2d, conics, opacities[..., None], feats], -1)
+    rows = table.reshape(C * N, table.shape[-1]).index_select(0, plan.pair_ids)
+    centres = plan.pair_centres.to(rows.dtype)
+    dx, dy = rows[:, 0] - centres[:, 0], rows[:, 1] - centres[:, 1]
+    a, b, c, o = rows[:, 2:6].unbind(-1)
+    lno = torch.log(o)  # paired Gaussians have o >= 1/255
     const = lno - 0.5 * (a * dx * dx + c * dy * dy) - b * dx * dy
-    return torch.stack([const, a * dx + b * dy, b * dx + c * dy, -0.5 * a, -b, -0.5 * c], dim=-1)
+    q = torch.stack([const, a * dx + b * dy, b * dx + c * dy, -0.5 * a, -b, -0.5 * c], dim=-1)
+    return q, rows[:, 6:]
 
 
-def _gather_block(plan: TilePlan, tiles: Tensor, gmax: int, q: Tensor, f: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Padded pair lists of `tiles`: pair index (t,G) (P = padding), coefficients (t,G,6) and
-    channels (t,G,ch) from tables q (P+1,6), f (P+1,ch) whose last row is the padding."""
-    ar = torch.arange(gmax, device=tiles.device)
-    pos = plan.offsets[tiles, None] + ar
-    idx = torch.where(ar < plan.counts[tiles, None], pos, len(q) - 1)
-    return idx, q[idx], f[idx]
-
-
-def _alphas(mono: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Recomputable per-block state (t,p,G) from coefficients q (t,G,6): alpha as composited,
-    1 - alpha, and T_kept = transmittance after each Gaussian, 0 from the stopping one on."""
+def _block_state(mono: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-block compositing state (t,p,G) from coefficients q (t,G,6): alpha as composited,
+    1 - alpha, and T before each Gaussian, 0 from the stopping Gaussian on."""
     alpha = torch.matmul(mono, q.transpose(1, 2)).clamp_(min=_EXPONENT_FLOOR).exp_()
     alpha = F.threshold(alpha, _BELOW_THRESHOLD, 0.0).clamp_max_(MAX_ALPHA)
     one_minus = 1.0 - alpha
     # T only decreases, so zeroing T <= 1e-4 zeroes exactly the stopping Gaussian and all after it
-    t_kept = F.threshold(torch.cumprod(one_minus, dim=-1), T_EPS, 0.0, inplace=True)
-    return alpha, one_minus, t_kept
+    t_after = F.threshold(torch.cumprod(one_minus, dim=-1), T_EPS, 0.0, inplace=True)
+    return alpha, one_minus, t_after.div_(one_minus)
 
 
 class _Composite(torch.autograd.Function):
     """Pair coefficients q (P,6) and channels f (P,ch) -> tile-layout images (T, TILE*TILE, ch+1)
-    holding sum_i w_i f_i and, last, alpha = sum_i w_i, with w_i = alpha_i T_i."""
+    holding sum_i w_i f_i and, last, alpha = sum_i w_i, with w_i = alpha_i T_i.
+
+    The per-block alpha and T are kept for the backward pass when they fit in SAVE_BYTES,
+    and recomputed otherwise."""
 
     @staticmethod
     def forward(ctx, q, f, plan: TilePlan):
         q_pad, f_pad = _padded(q, f)
         mono = _pixel_monomials(q.dtype, q.device)
-        out = q.new_zeros(len(plan.counts), f_pad.shape[-1], TILE * TILE)
-        for tiles, gmax in plan.chunks:
-            _, qb, fb = _gather_block(plan, tiles, gmax, q_pad, f_pad)
-            alpha, one_minus, t_kept = _alphas(mono, qb)
-            # w_i = alpha_i T_before_i = alpha_i T_after_i / (1 - alpha_i); 0 from the stop on
-            w = t_kept.div_(one_minus).mul_(alpha)
+        out = q.new_zeros(plan.num_tiles, f_pad.shape[-1], TILE * TILE)
+        keep_state = any(ctx.needs_input_grad[:2]) and (
+            2 * plan.evaluations() * q.element_size() <= SAVE_BYTES)
+        states = []
+        for tiles, slots in plan.blocks:
+            alpha, _, t_before = _block_state(mono, _rows(q_pad, slots))
+            w = alpha * t_before
+            fb = _rows(f_pad, slots)
             # (t,ch,G) @ (t,G,p): several times faster on CPU than w @ f with this small ch
-            out[tiles] = torch.bmm(fb.transpose(1, 2).contiguous(), w.transpose(1, 2))
+            out.index_copy_(0, tiles, torch.bmm(fb.transpose(1, 2).contiguous(), w.transpose(1, 2)))
+            if keep_state:
+                states.append((alpha, t_before))
         ctx.plan = plan
+        ctx.states = states
         ctx.save_for_backward(q, f)
         return out.transpose(1, 2)
 
@@ -247,17 +269,30 @@ class _Composite(torch.autograd.Function):
     def backward(ctx, g_out):
         q, f = ctx.saved_tensors
         plan: TilePlan = ctx.plan
+        if not plan.blocks:
+            return torch.zeros_like(q), torch.zeros_like(f), None
         q_pad, f_pad = _padded(q, f)
         mono = _pixel_monomials(q.dtype, q.device)
-        g_q = torch.zeros_like(q_pad)
-        g_f = torch.zeros_like(f_pad)
         g_out_t = g_out.transpose(1, 2).contiguous()  # (T,ch+1,p)
-        for tiles, gmax in plan.chunks:
-            idx, qb, fb = _gather_block(plan, tiles, gmax, q_pad, f_pad)
-            g_qb, g_fb = _block_backward(mono, qb, fb, g_out_t[tiles])
-            g_q[idx] = g_qb  # each real pair appears once; padding rows are dropped below
-            g_f[idx] = g_fb
-        return g_q[:-1], g_f[:-1, :-1], None
+        g_qs, g_fs = [], []
+        for i, (tiles, slots) in enumerate(plan.blocks):
+            if ctx.states:
+                alpha, t_before = ctx.states[i]
+                state = alpha, 1.0 - alpha, t_before
+            else:
+                state = _block_state(mono, _rows(q_pad, slots))
+            g_qb, g_fb = _block_backward(
+                mono, *state, _rows(f_pad, slots), g_out_t.index_select(0, tiles))
+            g_qs.append(g_qb.reshape(-1, 6))
+            g_fs.append(g_fb.reshape(-1, g_fb.shape[-1]))
+        g_q = torch.cat(g_qs).index_select(0, plan.slot_of_pair)
+        g_f = torch.cat(g_fs).index_select(0, plan.slot_of_pair)[:, :-1]
+        return g_q, g_f, None
+
+
+def _rows(table: Tensor, index: Tensor) -> Tensor:
+    """table (R,K) rows at index (t,G) -> (t,G,K); index_select is much faster than table[index]."""
+    return table.index_select(0, index.reshape(-1)).reshape(index.shape + (table.shape[-1],))
 
 
 def _padded(q: Tensor, f: Tensor) -> tuple[Tensor, Tensor]:
@@ -268,13 +303,13 @@ def _padded(q: Tensor, f: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat([q, pad_q]), torch.cat([f_pad, f_pad.new_zeros(1, f_pad.shape[1])])
 
 
-def _block_backward(mono: Tensor, q: Tensor, f: Tensor, g_out: Tensor) -> tuple[Tensor, Tensor]:
+def _block_backward(mono: Tensor, alpha: Tensor, one_minus: Tensor, t_before: Tensor, f: Tensor,
+                    g_out: Tensor) -> tuple[Tensor, Tensor]:
     """Per-pair gradients of one block: coefficients (t,G,6) and channels (t,G,ch+1).
 
-    q (t,G,6), f (t,G,ch+1), g_out (t,ch+1,p) the upstream gradient of the block's pixels.
+    alpha, one_minus, t_before (t,p,G) block state (not modified), f (t,G,ch+1), g_out (t,ch+1,p)
+    the upstream gradient of the block's pixels.
     """
-    alpha, one_minus, t_kept = _alphas(mono, q)
-    t_before = t_kept.div_(one_minus)  # T_i where kept, else 0
     w = alpha * t_before
     g_f = torch.bmm(g_out, w).transpose(1, 2)
     cg = torch.bmm(g_out.transpose(1, 2), f.transpose(1, 2))  # (t,p,G): f_i . dL/dpixel
@@ -283,7 +318,7 @@ def _block_backward(mono: Tensor, q: Tensor, f: Tensor, g_out: Tensor) -> tuple[
     g_alpha = torch.cumsum(w.mul_(cg), dim=-1)
     g_alpha.sub_(g_alpha[..., -1:].clone()).div_(one_minus).addcmul_(t_before, cg)
     # d alpha / d(ln o - sigma) = alpha, but 0 where alpha is clamped at 0.999 (or skipped)
-    neg_slope = F.threshold(alpha.neg_(), -MAX_ALPHA, 0.0)
+    neg_slope = F.threshold(torch.neg(alpha), -MAX_ALPHA, 0.0)
     g_expo = g_alpha.mul_(neg_slope)  # negated dL/d exponent
     g_q = torch.matmul(mono.transpose(0, 1), g_expo).transpose(1, 2).neg()  # (t,G,6)
     return g_q, g_f

@@ -34,8 +34,9 @@ class Projected:
     visible: Tensor
 
 
-def quat_scale_to_covar(quats: Tensor, scales: Tensor) -> Tensor:
-    """World covariance R S S R^T from quaternions (N,4) wxyz (any norm) and scales (N,3) -> (N,3,3)."""
+def quat_scale_to_factor(quats: Tensor, scales: Tensor) -> Tensor:
+    """Covariance factor R S (N,3,3), covariance = (R S)(R S)^T, from quaternions (N,4) wxyz
+    (any norm) and scales (N,3)."""
     q = quats / quats.norm(dim=-1, keepdim=True)
     w, x, y, z = q.unbind(-1)
     rot = torch.stack(
@@ -46,13 +47,12 @@ def quat_scale_to_covar(quats: Tensor, scales: Tensor) -> Tensor:
         ],
         dim=-1,
     ).reshape(q.shape[:-1] + (3, 3))
-    m = rot * scales[..., None, :]
-    return m @ m.transpose(-1, -2)
+    return rot * scales[..., None, :]
 
 
 def project(
     means: Tensor,
-    covars: Tensor,
+    factors: Tensor,
     opacities: Tensor,
     viewmats: Tensor,
     Ks: Tensor,
@@ -62,16 +62,17 @@ def project(
     far: float,
     eps2d: float = 0.3,
 ) -> Projected:
-    """Project N Gaussians (means (N,3), covars (N,3,3), opacities (N,)) into C cameras.
+    """Project N Gaussians (means (N,3), covariance factors R S (N,3,3), opacities (N,)) into C cameras.
 
     viewmats (C,4,4) world-to-camera (OpenCV), Ks (C,3,3). Mirrors gsplat's fused EWA projection:
     near/far culling on camera z, perspective Jacobian evaluated at the mean clamped to 1.3x the
     field of view, eps2d added to the 2D covariance diagonal, opacity < 1/255 culled, per-axis radius
     ceil(min(3.33, sqrt(2 ln(255 o))) * sigma_axis), Gaussians whose box misses the image culled.
     """
-    rot = viewmats[:, None, :3, :3]  # (C,1,3,3)
-    means_c = (rot @ means[None, :, :, None])[..., 0] + viewmats[:, None, :3, 3]  # (C,N,3)
-    covars_c = rot @ covars[None] @ rot.transpose(-1, -2)  # (C,N,3,3)
+    rot = viewmats[:, :3, :3]
+    means_c = torch.einsum("cij,nj->cni", rot, means) + viewmats[:, None, :3, 3]  # (C,N,3)
+    # J W R S with W the camera rotation: the 2D covariance is this times its transpose
+    factors_c = torch.einsum("cij,njk->cnik", rot, factors)  # (C,N,3,3)
     x, y, z = means_c.unbind(-1)
     in_range = (z >= near) & (z <= far)
     # Culled Gaussians may sit at z <= 0; a safe z keeps their (discarded) gradients finite.
@@ -85,20 +86,18 @@ def project(
     rz = 1.0 / zs
     tx = zs * torch.minimum(lim_x_pos, torch.maximum(-lim_x_neg, x * rz))
     ty = zs * torch.minimum(lim_y_pos, torch.maximum(-lim_y_neg, y * rz))
-    zero = torch.zeros_like(zs)
-    jac = torch.stack(
-        [fx * rz, zero, -fx * tx * rz * rz, zero, fy * rz, -fy * ty * rz * rz], dim=-1
-    ).reshape(zs.shape + (2, 3))
-    cov2d = jac @ covars_c @ jac.transpose(-1, -2)  # (C,N,2,2)
+    # Jacobian rows (fx/z, 0, -fx tx/z^2) and (0, fy/z, -fy ty/z^2)
+    row0 = (fx * rz)[..., None] * factors_c[..., 0, :] - (fx * tx * rz * rz)[..., None] * factors_c[..., 2, :]
+    row1 = (fy * rz)[..., None] * factors_c[..., 1, :] - (fy * ty * rz * rz)[..., None] * factors_c[..., 2, :]
     mean2d = torch.stack([fx * x * rz + cx, fy * y * rz + cy], dim=-1)
 
-    c00 = cov2d[..., 0, 0] + eps2d
-    c11 = cov2d[..., 1, 1] + eps2d
-    c01 = cov2d[..., 0, 1]
-    det = c00 * c11 - c01 * cov2d[..., 1, 0]
+    c00 = (row0 * row0).sum(-1) + eps2d
+    c11 = (row1 * row1).sum(-1) + eps2d
+    c01 = (row0 * row1).sum(-1)
+    det = c00 * c11 - c01 * c01
     ok = in_range & (det > 0)
     det_s = torch.where(ok, det, torch.ones_like(det))
-    conics = torch.stack([c11 / det_s, -c01 / det_s, c00 / det_s], dim=-1)
+    conics = torch.stack([c11, -c01, c00], dim=-1) / det_s[..., None]
 
     opac = opacities[None].expand_as(z)
     ok = ok & (opac >= ALPHA_THRESHOLD)
@@ -108,10 +107,10 @@ def project(
     on_image = (mx + rx > 0) & (mx - rx < width) & (my + ry > 0) & (my - ry < height)
     visible = ok & (rx > 0) & (ry > 0) & on_image  # radius_clip = 0 culls empty boxes
     radii = torch.where(visible[..., None], radii, torch.zeros_like(radii)).to(torch.int32)
-    vis_f = visible.to(mean2d.dtype)
+    vis_f = visible.to(mean2d.dtype)[..., None]
     return Projected(
-        means2d=mean2d * vis_f[..., None],
-        conics=conics * vis_f[..., None],
+        means2d=mean2d * vis_f,
+        conics=conics * vis_f,
         depths=z,
         opacities=opac,
         radii=radii,

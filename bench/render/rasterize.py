@@ -8,8 +8,8 @@ import torch
 from torch import Tensor
 
 from bench.errors import BenchError
-from bench.render.composite import composite, pair_coefficients, plan_tiles
-from bench.render.projection import project, quat_scale_to_covar, sh_colors
+from bench.render.composite import composite, pair_tables, plan_tiles
+from bench.render.projection import project, quat_scale_to_factor, sh_colors
 
 BACKENDS = ("auto", "torch", "gsplat")
 EPS2D = 0.3
@@ -101,8 +101,8 @@ def _rasterize_torch(
     """Pure-PyTorch path: EWA projection, tile binning, compositing with a custom backward."""
     C, N = viewmats.shape[0], means.shape[0]
     opacities = torch.sigmoid(opacity_logits)
-    covars = quat_scale_to_covar(quats, torch.exp(log_scales))
-    proj = project(means, covars, opacities, viewmats, Ks, width, height, near, far, EPS2D)
+    factors = quat_scale_to_factor(quats, torch.exp(log_scales))
+    proj = project(means, factors, opacities, viewmats, Ks, width, height, near, far, EPS2D)
     means2d = proj.means2d
     if means2d.requires_grad:
         means2d.retain_grad()
@@ -117,8 +117,8 @@ def _rasterize_torch(
 
     plan = plan_tiles(means2d.detach(), proj.conics.detach(), proj.opacities.detach(), proj.radii,
                       proj.depths.detach(), width, height)
-    q = pair_coefficients(means2d, proj.conics, proj.opacities, plan)
-    fg, alpha = composite(q, feats.reshape(C * N, feats.shape[-1])[plan.pair_ids], plan, width, height)
+    q, f = pair_tables(means2d, proj.conics, proj.opacities, feats, plan)
+    fg, alpha = composite(q, f, plan, width, height)
     image = fg[..., :3]
     if background is not None:
         image = image + (1.0 - alpha) * background

@@ -25,7 +25,7 @@ from render_reference import reference_render  # noqa: E402
 
 from bench.render import rasterize  # noqa: E402
 from bench.render.composite import TILE, plan_tiles  # noqa: E402
-from bench.render.projection import project, quat_scale_to_covar  # noqa: E402
+from bench.render.projection import project, quat_scale_to_factor  # noqa: E402
 
 SIZES = [(5_000, 128, 72), (20_000, 256, 144)]
 
@@ -91,8 +91,8 @@ def evaluations(args, width, height) -> tuple[int, int]:
     """(evaluations the torch backend performs, Gaussian-pixel pairs inside the boxes)."""
     means, quats, log_scales, opacity_logits, _, viewmats, Ks = args
     opacities = torch.sigmoid(opacity_logits)
-    covars = quat_scale_to_covar(quats, torch.exp(log_scales))
-    proj = project(means, covars, opacities, viewmats, Ks, width, height, 0.01, 1e10)
+    factors = quat_scale_to_factor(quats, torch.exp(log_scales))
+    proj = project(means, factors, opacities, viewmats, Ks, width, height, 0.01, 1e10)
     plan = plan_tiles(proj.means2d, proj.conics, proj.opacities, proj.radii, proj.depths, width, height)
     out = proj
     boxes = int(((2 * out.radii[..., 0] + 1) * (2 * out.radii[..., 1] + 1)).sum())
