@@ -51,6 +51,8 @@ class BlurConfig(_Section):
     kernel_type: Literal["full", "defocus", "motion"] = "full"
     shortcut: bool = True
     cnn_width: int = Field(64, ge=1, description="hidden channels of the scene-feature CNN")
+    init_centre: float = Field(0.9, gt=0, lt=1, description="[ours] initial centre weight of the kernels")
+    init_mask: float = Field(0.1, gt=0, lt=1, description="[ours] initial blur mask")
     start_frac: Frac = Field(3500 / 40000, ge=0, le=1, description="BP-Net joins the loss")
     lr: float = Field(5e-4, gt=0)
     lr_final: float = Field(1e-5, gt=0)
@@ -161,7 +163,7 @@ PROFILES: dict[str, dict[str, Any]] = {
     "release": {},
     # Small CPU runs: 128x72-ish images, a few thousand Gaussians, ~1-1.5 min of one core.
     "cpu": {
-        "train.steps": 1500,
+        "train.steps": 1000,
         "train.checkpoint_every": 500,
         "train.log_every": 25,
         "train.num_threads": 1,
@@ -180,6 +182,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         "optim.means_final": 1.6e-5,
         "optim.motion_bases": 1.6e-3,
         "blur.lr": 1e-3,
+        "blur.cnn_width": 16,
     },
 }
 

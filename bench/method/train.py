@@ -138,7 +138,8 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene, dev, backend: 
     bpnet = None
     if cfg.blur.enabled:
         b = cfg.blur
-        bpnet = BPNet(len(scene.train), b.kernel_size, b.kernel_type, b.shortcut, cnn_width=b.cnn_width).to(dev)
+        bpnet = BPNet(len(scene.train), b.kernel_size, b.kernel_type, b.shortcut, cnn_width=b.cnn_width,
+                      init_centre=b.init_centre, init_mask=b.init_mask).to(dev)
     run = Run(cfg=cfg, record=record, run_dir=run_dir, device=dev, backend=backend, scene=scene,
               data=_scene_tensors(scene, dev), model=model, bpnet=bpnet,
               optimizers=_make_optimizers(cfg, model, bpnet),

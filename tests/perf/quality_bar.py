@@ -29,23 +29,24 @@ VARIANTS = ("full", "no_blur", "defocus_kernel", "motion_kernel")
 
 def _train_one(job: tuple) -> tuple:
     """Train one (variant, scene) run in a worker process; returns (variant, scene, wall s, summary)."""
-    variant, scene, out, profile, overrides, seed = job
+    variant, scene, out, profile, overrides, seed, data_root = job
     from bench.method.train import train
 
     start = time.perf_counter()
     summary = train(Path(out) / f"{variant}__{scene}", method=variant, dataset="synthetic", scene=scene,
-                    seed=seed, profile=profile, overrides=overrides, progress=False)
+                    seed=seed, profile=profile, overrides=overrides, data_root=data_root,
+                    progress=False)
     return variant, scene, time.perf_counter() - start, summary
 
 
-def test_psnr(run_dir: Path, scene_name: str) -> float:
+def test_psnr(run_dir: Path, scene_name: str, data_root=None) -> float:
     """Mean PSNR (dB) of renders/test/*.png against the scene's sharp test images."""
     import numpy as np
     import cv2
 
     from bench.data.registry import load_scene
 
-    scene = load_scene("synthetic", scene_name)
+    scene = load_scene("synthetic", scene_name, data_root)
     values = []
     for i, name in enumerate(scene.test.names):
         bgr = cv2.imread(str(run_dir / "renders" / "test" / f"{name}.png"), cv2.IMREAD_COLOR)
@@ -64,6 +65,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     parser.add_argument("--scenes", default=",".join(MOTION + DEFOCUS))
+    parser.add_argument("--data-root", default=None, help="synthetic data root (default: the registry's)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = parser.parse_args()
     from bench.data.registry import load_scene
@@ -72,9 +74,9 @@ def main() -> None:
     overrides = parse_overrides(args.overrides)
     variants, scenes = args.variants.split(","), args.scenes.split(",")
     for scene in scenes:  # generate the synthetic scenes once, before the workers race for them
-        load_scene("synthetic", scene)
+        load_scene("synthetic", scene, args.data_root)
     os.environ.setdefault("BENCH_TORCH_THREADS", "1")
-    jobs = [(v, s, args.out, args.profile, overrides, args.seed) for s in scenes for v in variants]
+    jobs = [(v, s, args.out, args.profile, overrides, args.seed, args.data_root) for s in scenes for v in variants]
     start = time.perf_counter()
     walls, summaries = {}, {}
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
@@ -83,7 +85,7 @@ def main() -> None:
             print(f"done {variant:15s} {scene:10s} {wall:6.1f} s  train {summary['wall_time_s']:6.1f} s  "
                   f"N {summary['num_gaussians']}", flush=True)
     total = time.perf_counter() - start
-    psnr = {(v, s): test_psnr(Path(args.out) / f"{v}__{s}", s) for v in variants for s in scenes}
+    psnr = {(v, s): test_psnr(Path(args.out) / f"{v}__{s}", s, args.data_root) for v in variants for s in scenes}
     print()
     print(f"{'variant':16s}" + "".join(f"{s:>11s}" for s in scenes) + f"{'motion':>9s}{'defocus':>9s}")
     avg = {}
