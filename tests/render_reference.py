@@ -52,10 +52,10 @@ def reference_project(means, quats, log_scales, opacity_logits, viewmats, Ks, wi
         conic = torch.stack([cov2[:, 1, 1], -cov2[:, 0, 1], cov2[:, 0, 0]], -1) / safe_det[:, None]
         mean2d = torch.stack([fx * pc[:, 0] / pz + cx, fy * pc[:, 1] / pz + cy], -1)
         radii, visible = [], []
+        z_, det_, op_ = pc[:, 2].tolist(), det.tolist(), opacity.tolist()
+        c00_, c11_, m_ = cov2[:, 0, 0].tolist(), cov2[:, 1, 1].tolist(), mean2d.tolist()
         for i in range(len(means)):
-            r, v = _radius(float(pc[i, 2]), float(det[i]), float(opacity[i]),
-                           float(cov2[i, 0, 0]), float(cov2[i, 1, 1]), mean2d[i].tolist(),
-                           width, height, near, far)
+            r, v = _radius(z_[i], det_[i], op_[i], c00_[i], c11_[i], m_[i], width, height, near, far)
             radii.append(r)
             visible.append(v)
         out.append({

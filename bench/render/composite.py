@@ -30,8 +30,9 @@ from bench.render.projection import ALPHA_THRESHOLD
 TILE = 8  # pixels per tile side; any size gives the same image (see module docstring)
 MAX_ALPHA = 0.999
 T_EPS = 1e-4  # a pixel is done before the Gaussian that brings T to T_EPS or below
-CHUNK_ELEMENTS = 1 << 17  # target size of one (tiles, pixels, Gaussians) block
+CHUNK_ELEMENTS = 1 << 18  # target size of one (tiles, pixels, Gaussians) block
 SAVE_BYTES = 1 << 29  # keep block state for the backward pass up to this size, else recompute
+FIRST_SEGMENT = 64  # Gaussians of a block's first depth segment; later segments double
 CHUNK_LOAD_RATIO = 0.6  # tiles in one chunk carry at least this fraction of its largest count
 # Exponent of padding slots: exp() of it is far below the 1/255 threshold.
 _PAD_EXPONENT = -30.0
@@ -226,42 +227,70 @@ def pair_tables(means2d: Tensor, conics: Tensor, opacities: Tensor, feats: Tenso
     return q, rows[:, 6:]
 
 
-def _block_state(mono: Tensor, q: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-block compositing state (t,p,G) from coefficients q (t,G,6): alpha as composited,
-    1 - alpha, and T before each Gaussian, 0 from the stopping Gaussian on."""
+def _segments(length: int) -> list[tuple[int, int]]:
+    """Depth segments [start, end) of a block's Gaussian axis: FIRST_SEGMENT, then doubling sizes.
+    Tiles whose pixels have all stopped after a segment skip the rest."""
+    bounds, start, size = [], 0, FIRST_SEGMENT
+    while start < length:
+        end = length if length - start < 1.5 * size else start + size
+        bounds.append((start, end))
+        start, size = end, 2 * size
+    return bounds
+
+
+def _segment_state(mono: Tensor, q: Tensor, t_in: Tensor | None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Compositing state (t,p,S) of one segment from coefficients q (t,S,6) and the transmittance
+    entering it t_in (t,p) (None = 1): alpha as composited, 1 - alpha, T before each Gaussian
+    (0 from the stopping Gaussian on), and T leaving the segment (t,p) (0 where stopped)."""
     alpha = torch.matmul(mono, q.transpose(1, 2)).clamp_(min=_EXPONENT_FLOOR).exp_()
     alpha = F.threshold(alpha, _BELOW_THRESHOLD, 0.0).clamp_max_(MAX_ALPHA)
     one_minus = 1.0 - alpha
+    if t_in is None:
+        t_after = torch.cumprod(one_minus, dim=-1)
+    else:
+        # same product order as a pixel's running T = T * (1 - alpha)
+        t_after = one_minus.clone()
+        t_after[..., 0] *= t_in
+        t_after.cumprod_(dim=-1)
     # T only decreases, so zeroing T <= 1e-4 zeroes exactly the stopping Gaussian and all after it
-    t_after = F.threshold(torch.cumprod(one_minus, dim=-1), T_EPS, 0.0, inplace=True)
-    return alpha, one_minus, t_after.div_(one_minus)
+    t_after = F.threshold(t_after, T_EPS, 0.0, inplace=True)
+    t_out = t_after[..., -1].clone()
+    return alpha, one_minus, t_after.div_(one_minus), t_out
+
+
+@dataclass
+class _Segment:
+    """One depth segment of a block as run forward: live (a,) block-local indices of the tiles
+    still compositing, Gaussian range [start, end), entering transmittance t_in (a,p) or None,
+    and, when kept, alpha and T before each Gaussian (a,p,end-start)."""
+
+    live: Tensor
+    start: int
+    end: int
+    t_in: Tensor | None
+    alpha: Tensor | None = None
+    t_before: Tensor | None = None
 
 
 class _Composite(torch.autograd.Function):
     """Pair coefficients q (P,6) and channels f (P,ch) -> tile-layout images (T, TILE*TILE, ch+1)
     holding sum_i w_i f_i and, last, alpha = sum_i w_i, with w_i = alpha_i T_i.
 
-    The per-block alpha and T are kept for the backward pass when they fit in SAVE_BYTES,
-    and recomputed otherwise."""
+    Blocks run in depth segments; a tile whose pixels have all stopped skips the later segments.
+    The segments' alpha and T are kept for the backward pass when they fit in SAVE_BYTES, and
+    recomputed otherwise."""
 
     @staticmethod
     def forward(ctx, q, f, plan: TilePlan):
         q_pad, f_pad = _padded(q, f)
         mono = _pixel_monomials(q.dtype, q.device)
         out = q.new_zeros(plan.num_tiles, f_pad.shape[-1], TILE * TILE)
-        keep_state = any(ctx.needs_input_grad[:2]) and (
-            2 * plan.evaluations() * q.element_size() <= SAVE_BYTES)
-        states = []
-        for tiles, slots in plan.blocks:
-            alpha, _, t_before = _block_state(mono, _rows(q_pad, slots))
-            w = alpha * t_before
-            fb = _rows(f_pad, slots)
-            # (t,ch,G) @ (t,G,p): several times faster on CPU than w @ f with this small ch
-            out.index_copy_(0, tiles, torch.bmm(fb.transpose(1, 2).contiguous(), w.transpose(1, 2)))
-            if keep_state:
-                states.append((alpha, t_before))
+        keep = any(ctx.needs_input_grad[:2]) and 2 * plan.evaluations() * q.element_size() <= SAVE_BYTES
+        ctx.segments = [
+            _block_forward(mono, _rows(q_pad, slots), _rows(f_pad, slots), tiles, out, keep)
+            for tiles, slots in plan.blocks
+        ]
         ctx.plan = plan
-        ctx.states = states
         ctx.save_for_backward(q, f)
         return out.transpose(1, 2)
 
@@ -275,19 +304,41 @@ class _Composite(torch.autograd.Function):
         mono = _pixel_monomials(q.dtype, q.device)
         g_out_t = g_out.transpose(1, 2).contiguous()  # (T,ch+1,p)
         g_qs, g_fs = [], []
-        for i, (tiles, slots) in enumerate(plan.blocks):
-            if ctx.states:
-                alpha, t_before = ctx.states[i]
-                state = alpha, 1.0 - alpha, t_before
-            else:
-                state = _block_state(mono, _rows(q_pad, slots))
+        for (tiles, slots), segments in zip(plan.blocks, ctx.segments):
             g_qb, g_fb = _block_backward(
-                mono, *state, _rows(f_pad, slots), g_out_t.index_select(0, tiles))
+                mono, _rows(q_pad, slots), _rows(f_pad, slots), g_out_t.index_select(0, tiles), segments)
             g_qs.append(g_qb.reshape(-1, 6))
             g_fs.append(g_fb.reshape(-1, g_fb.shape[-1]))
         g_q = torch.cat(g_qs).index_select(0, plan.slot_of_pair)
         g_f = torch.cat(g_fs).index_select(0, plan.slot_of_pair)[:, :-1]
         return g_q, g_f, None
+
+
+def _block_forward(mono: Tensor, q: Tensor, f: Tensor, tiles: Tensor, out: Tensor,
+                   keep: bool) -> list[_Segment]:
+    """Composite one block (q (t,G,6), f (t,G,ch+1)) into out[tiles] (T,ch+1,p), segment by segment."""
+    live = torch.arange(len(tiles), device=tiles.device)
+    t_in = None
+    segments = []
+    for start, end in _segments(q.shape[1]):
+        if len(live) < len(tiles):
+            qs, fs = q.index_select(0, live)[:, start:end], f.index_select(0, live)[:, start:end]
+        else:
+            qs, fs = q[:, start:end], f[:, start:end]
+        alpha, _, t_before, t_out = _segment_state(mono, qs, t_in)
+        w = alpha * t_before
+        seg = _Segment(live, start, end, t_in, *((alpha, t_before) if keep else ()))
+        segments.append(seg)
+        # (t,ch,S) @ (t,S,p): several times faster on CPU than w @ f with this small ch
+        out.index_add_(0, tiles.index_select(0, live),
+                       torch.bmm(fs.transpose(1, 2).contiguous(), w.transpose(1, 2)))
+        if end == q.shape[1]:
+            break
+        going = torch.nonzero((t_out > 0).any(-1)).squeeze(-1)
+        if len(going) == 0:
+            break
+        live, t_in = live.index_select(0, going), t_out.index_select(0, going)
+    return segments
 
 
 def _rows(table: Tensor, index: Tensor) -> Tensor:
@@ -303,25 +354,55 @@ def _padded(q: Tensor, f: Tensor) -> tuple[Tensor, Tensor]:
     return torch.cat([q, pad_q]), torch.cat([f_pad, f_pad.new_zeros(1, f_pad.shape[1])])
 
 
-def _block_backward(mono: Tensor, alpha: Tensor, one_minus: Tensor, t_before: Tensor, f: Tensor,
-                    g_out: Tensor) -> tuple[Tensor, Tensor]:
-    """Per-pair gradients of one block: coefficients (t,G,6) and channels (t,G,ch+1).
+def _block_backward(mono: Tensor, q: Tensor, f: Tensor, g_out: Tensor,
+                    segments: list[_Segment]) -> tuple[Tensor, Tensor]:
+    """Per-pair gradients of one block (t,G,6) and (t,G,ch+1), segments back to front.
 
-    alpha, one_minus, t_before (t,p,G) block state (not modified), f (t,G,ch+1), g_out (t,ch+1,p)
-    the upstream gradient of the block's pixels.
+    q (t,G,6), f (t,G,ch+1), g_out (t,ch+1,p) the upstream gradient of the block's pixels.
+    Skipped (tile, segment) parts get zero gradient: nothing there reached the image.
+    """
+    t, length = q.shape[:2]
+    g_q = q.new_zeros(t, length, 6)
+    g_f = f.new_zeros(t, length, f.shape[-1])
+    # sum over later segments of w_j f_j . dL/dpixel, per pixel
+    later = q.new_zeros(t, TILE * TILE)
+    for seg in reversed(segments):
+        qs = q.index_select(0, seg.live)[:, seg.start:seg.end]
+        fs = f.index_select(0, seg.live)[:, seg.start:seg.end]
+        if seg.alpha is None:
+            alpha, one_minus, t_before, _ = _segment_state(mono, qs, seg.t_in)
+        else:
+            alpha, one_minus, t_before = seg.alpha, 1.0 - seg.alpha, seg.t_before
+        g_qs, g_fs, total = _segment_backward(
+            mono, alpha, one_minus, t_before, fs, g_out.index_select(0, seg.live),
+            later.index_select(0, seg.live))
+        later.index_add_(0, seg.live, total)
+        g_q[:, seg.start:seg.end].index_copy_(0, seg.live, g_qs)
+        g_f[:, seg.start:seg.end].index_copy_(0, seg.live, g_fs)
+    return g_q, g_f
+
+
+def _segment_backward(mono: Tensor, alpha: Tensor, one_minus: Tensor, t_before: Tensor, f: Tensor,
+                      g_out: Tensor, later: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Gradients of one segment: coefficients (a,S,6), channels (a,S,ch+1), and the segment's
+    sum of w_j f_j . dL/dpixel (a,p) for the segments before it.
+
+    alpha, one_minus, t_before (a,p,S) segment state (not modified), f (a,S,ch+1), g_out (a,ch+1,p)
+    upstream pixel gradient, later (a,p) the same sum over the segments after this one.
     """
     w = alpha * t_before
     g_f = torch.bmm(g_out, w).transpose(1, 2)
-    cg = torch.bmm(g_out.transpose(1, 2), f.transpose(1, 2))  # (t,p,G): f_i . dL/dpixel
+    cg = torch.bmm(g_out.transpose(1, 2), f.transpose(1, 2))  # (a,p,S): f_i . dL/dpixel
     # dL/dalpha_i = T_i f_i.g - sum_{j>i} w_j f_j.g / (1 - alpha_i); the ones channel covers
     # alpha = 1 - T_final. Past the stop both terms are exactly 0 (w_j = 0, T_i = 0 there).
     g_alpha = torch.cumsum(w.mul_(cg), dim=-1)
-    g_alpha.sub_(g_alpha[..., -1:].clone()).div_(one_minus).addcmul_(t_before, cg)
+    total = g_alpha[..., -1].clone()
+    g_alpha.sub_((total + later)[..., None]).div_(one_minus).addcmul_(t_before, cg)
     # d alpha / d(ln o - sigma) = alpha, but 0 where alpha is clamped at 0.999 (or skipped)
     neg_slope = F.threshold(torch.neg(alpha), -MAX_ALPHA, 0.0)
     g_expo = g_alpha.mul_(neg_slope)  # negated dL/d exponent
-    g_q = torch.matmul(mono.transpose(0, 1), g_expo).transpose(1, 2).neg()  # (t,G,6)
-    return g_q, g_f
+    g_q = torch.matmul(mono.transpose(0, 1), g_expo).transpose(1, 2).neg()  # (a,S,6)
+    return g_q, g_f, total
 
 
 def composite(q: Tensor, f: Tensor, plan: TilePlan, width: int, height: int) -> tuple[Tensor, Tensor]:

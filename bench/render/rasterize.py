@@ -78,6 +78,10 @@ def rasterize(
     """
     _check_inputs(means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
                   sh_degree, features, background, backend)
+    # cameras and background follow the Gaussians' dtype (float64 for tests, float32 in training)
+    viewmats, Ks = viewmats.to(means.dtype), Ks.to(means.dtype)
+    if background is not None:
+        background = background.to(means.dtype)
     if backend == "auto":
         backend = "gsplat" if means.is_cuda else "torch"
     if backend == "gsplat":
