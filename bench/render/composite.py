@@ -32,7 +32,7 @@ MAX_ALPHA = 0.999
 T_EPS = 1e-4  # a pixel is done before the Gaussian that brings T to T_EPS or below
 CHUNK_ELEMENTS = 1 << 18  # target size of one (tiles, pixels, Gaussians) block
 SAVE_BYTES = 1 << 29  # keep block state for the backward pass up to this size, else recompute
-FIRST_SEGMENT = 64  # Gaussians of a block's first depth segment; later segments double
+FIRST_SEGMENT = 128  # Gaussians of a block's first depth segment; later segments double
 CHUNK_LOAD_RATIO = 0.6  # tiles in one chunk carry at least this fraction of its largest count
 # Exponent of padding slots: exp() of it is far below the 1/255 threshold.
 _PAD_EXPONENT = -30.0
