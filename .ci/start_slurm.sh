@@ -39,7 +39,56 @@ if [[ $(id -u) -ne 0 ]]; then
     exit 1
 fi
 
-if [[ -f $CONF ]] && pgrep -x slurmctld >/dev/null && pgrep -x slurmd >/dev/null && node_idle; then
+# The wanted slurm.conf for this host (installed in step 3).
+CPUS=$(nproc)
+MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024 * 0.95)}' /proc/meminfo)
+install -d -m 0755 "$CONF_DIR" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
+cat >"$CONF.tmp" <<EOF
+# Written by .ci/start_slurm.sh: a single-node cluster for tests and local trials.
+ClusterName=bench
+SlurmctldHost=$HOST(127.0.0.1)
+AuthType=auth/munge
+CryptoType=crypto/munge
+MpiDefault=none
+SlurmUser=root
+SlurmdUser=root
+SlurmctldPort=6817
+SlurmdPort=6818
+StateSaveLocation=/var/spool/slurmctld
+SlurmdSpoolDir=/var/spool/slurmd
+SlurmctldPidFile=/run/slurmctld.pid
+SlurmdPidFile=/run/slurmd.pid
+SlurmctldLogFile=/var/log/slurm/slurmctld.log
+SlurmdLogFile=/var/log/slurm/slurmd.log
+# No cgroups in containers: track processes through /proc.
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+# Jobs share the node by CPU; memory is checked against the node but not consumed.
+SchedulerType=sched/backfill
+SelectType=select/cons_tres
+SelectTypeParameters=CR_CPU
+ReturnToService=2
+MaxArraySize=$MAX_ARRAY
+MaxJobCount=100000
+# Keep finished jobs visible to scontrol for a while (there is no accounting database).
+MinJobAge=3600
+JobRequeue=1
+KillWait=5
+InactiveLimit=0
+SlurmctldTimeout=60
+SlurmdTimeout=60
+# No slurmdbd: accounting storage is off; completed jobs are appended to a text file.
+AccountingStorageType=accounting_storage/none
+JobAcctGatherType=jobacct_gather/linux
+JobAcctGatherFrequency=30
+JobCompType=jobcomp/filetxt
+JobCompLoc=/var/log/slurm/jobcomp.log
+NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
+PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+EOF
+if [[ -f $CONF ]] && cmp -s "$CONF.tmp" "$CONF" && pgrep -x slurmctld >/dev/null \
+        && pgrep -x slurmd >/dev/null && node_idle; then
+    rm "$CONF.tmp"
     log "SLURM already running on $HOST"
     exit 0
 fi
@@ -77,52 +126,6 @@ if ! munge_ok; then
 fi
 
 # 3. slurm.conf for this host. Client tools look up DNS SRV records unless this file exists.
-CPUS=$(nproc)
-MEM_MB=$(awk '/MemTotal/ {print int($2 / 1024 * 0.95)}' /proc/meminfo)
-install -d -m 0755 "$CONF_DIR" /var/spool/slurmctld /var/spool/slurmd /var/log/slurm
-cat >"$CONF.tmp" <<EOF
-# Written by .ci/start_slurm.sh: a single-node cluster for tests and local trials.
-ClusterName=bench
-SlurmctldHost=$HOST(127.0.0.1)
-AuthType=auth/munge
-CryptoType=crypto/munge
-MpiDefault=none
-SlurmUser=root
-SlurmdUser=root
-SlurmctldPort=6817
-SlurmdPort=6818
-StateSaveLocation=/var/spool/slurmctld
-SlurmdSpoolDir=/var/spool/slurmd
-SlurmctldPidFile=/run/slurmctld.pid
-SlurmdPidFile=/run/slurmd.pid
-SlurmctldLogFile=/var/log/slurm/slurmctld.log
-SlurmdLogFile=/var/log/slurm/slurmd.log
-# No cgroups in containers: track processes through /proc.
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/none
-# Jobs share the node by CPU; memory is checked against the node but not consumed.
-SchedulerType=sched/backfill
-SelectType=select/cons_tres
-SelectTypeParameters=CR_CPU
-ReturnToService=2
-MaxArraySize=$MAX_ARRAY
-MaxJobCount=100000
-# Keep finished jobs visible to scontrol for a while (there is no accounting database).
-MinJobAge=3600
-JobRequeue=1
-KillWait=10
-InactiveLimit=0
-SlurmctldTimeout=60
-SlurmdTimeout=60
-# No slurmdbd: accounting storage is off; completed jobs are appended to a text file.
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/linux
-JobAcctGatherFrequency=30
-JobCompType=jobcomp/filetxt
-JobCompLoc=/var/log/slurm/jobcomp.log
-NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
-PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
-EOF
 if [[ -f $CONF ]] && cmp -s "$CONF.tmp" "$CONF"; then
     rm "$CONF.tmp"
 else
