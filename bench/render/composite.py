@@ -7,13 +7,14 @@ evaluating at pixels of its box (mean +- radius): outside it alpha is below 1/25
 the opacity-aware radius, so the tiling does not change the image. Tiles where no pixel centre
 reaches alpha >= 1/255 (exact ellipse-rectangle test) are dropped from a Gaussian's list as well.
 
-Layout: (tile, Gaussian) pairs sorted by tile then depth. Tiles of TILE x TILE pixels are processed
-in chunks of similar Gaussian counts, padded to dense (tiles, pixels, Gaussians) blocks. Per block,
-the exponent ln(o) - sigma is one matmul of pixel monomials (1, u, v, u^2, uv, v^2) (relative to
-the tile centre) against per-pair coefficients; transmittance is a cumprod along the Gaussian axis;
-colours, depth, features and alpha (a channel of ones) are one bmm. The backward recomputes each
-block rather than storing it and reduces pixel gradients to pair coefficients with matmuls; autograd
-carries them from pair coefficients to Gaussians.
+Layout: (tile, Gaussian) pairs sorted by tile then depth. Tiles of TILE x TILE pixels with similar
+Gaussian counts are padded into dense (tiles, pixels, Gaussians) blocks. Per block, the exponent
+ln(o) - sigma is one matmul of pixel monomials (1, u, v, u^2, uv, v^2) (relative to the tile
+centre) against per-pair coefficients; transmittance is a cumprod along the Gaussian axis; colour,
+depth, features and alpha (a channel of ones) are one bmm. Blocks run in depth segments, and tiles
+whose pixels have all stopped skip the remaining segments. The backward pass walks the segments back
+to front, reusing the forward's alpha and T (or recomputing them above SAVE_BYTES), and reduces pixel
+gradients to pair coefficients with matmuls; autograd carries them on to the Gaussians.
 """
 
 from __future__ import annotations
@@ -30,10 +31,10 @@ from bench.render.projection import ALPHA_THRESHOLD
 TILE = 8  # pixels per tile side; any size gives the same image (see module docstring)
 MAX_ALPHA = 0.999
 T_EPS = 1e-4  # a pixel is done before the Gaussian that brings T to T_EPS or below
-CHUNK_ELEMENTS = 1 << 18  # target size of one (tiles, pixels, Gaussians) block
+BLOCK_ELEMENTS = 1 << 18  # target size of one (tiles, pixels, Gaussians) block
 SAVE_BYTES = 1 << 29  # keep block state for the backward pass up to this size, else recompute
 FIRST_SEGMENT = 128  # Gaussians of a block's first depth segment; later segments double
-CHUNK_LOAD_RATIO = 0.6  # tiles in one chunk carry at least this fraction of its largest count
+BLOCK_LOAD_RATIO = 0.6  # tiles in one block carry at least this fraction of its largest count
 # Exponent of padding slots: exp() of it is far below the 1/255 threshold.
 _PAD_EXPONENT = -30.0
 # Exponents below ln(1/255) are clamped here before exp(), whose underflow path is slow on CPU.
@@ -81,53 +82,59 @@ def plan_tiles(
     """
     C, N = depths.shape
     tiles_x, tiles_y = math.ceil(width / TILE), math.ceil(height / TILE)
-    device = means2d.device
     flat_r = radii.reshape(-1, 2)
     vis = torch.nonzero((flat_r > 0).all(-1)).squeeze(-1)
     vis = vis.index_select(0, _depth_order(depths.reshape(-1).index_select(0, vis)))
-
-    # per visible Gaussian, in float64: mean, conic, ln(255 o) and box
-    m = means2d.reshape(-1, 2).index_select(0, vis).double()
-    r = flat_r.index_select(0, vis).double()
-    a, b, c = conics.reshape(-1, 3).index_select(0, vis).double().T.contiguous()
-    reach = torch.log(opacities.reshape(-1).index_select(0, vis).double() / ALPHA_THRESHOLD)
-    # tiles holding the pixels whose centre j + 0.5 lies in the closed box [m - r, m + r]
-    lo = torch.ceil(m - r - 0.5).clamp(min=0)
-    hi = torch.minimum(torch.floor(m + r - 0.5), m.new_tensor([width - 1, height - 1]))
-    t0 = torch.floor(lo / TILE)
-    n_xy = torch.where(hi >= lo, torch.floor(hi / TILE) - t0 + 1, 0.0)
-    n_per = (n_xy[:, 0] * n_xy[:, 1]).long()
-
-    # one gather of every per-Gaussian quantity to the candidate (Gaussian, tile) pairs
-    per_gauss = torch.stack([n_xy[:, 0], t0[:, 0], t0[:, 1], (vis // N).double(),
-                             m[:, 0], m[:, 1], a, b, c, -b / c, -b / a, reach])
-    rep = torch.repeat_interleave(torch.arange(len(vis), device=device), n_per)
-    nx, tx0, ty0, cam, *cand = [row.index_select(0, rep) for row in per_gauss]
-    k = (torch.arange(len(rep), device=device) - (torch.cumsum(n_per, 0) - n_per).index_select(0, rep)).double()
-    ky = torch.floor(k / nx)
-    tx = tx0 + (k - ky * nx)
-    ty = ty0 + ky
-    keep = _reaches_tile(cand, tx, ty, width, height)
-    keep = torch.nonzero(keep).squeeze(-1)
-    key = ((cam * tiles_y + ty) * tiles_x + tx).index_select(0, keep).long()
+    gauss, cand, tx, ty = _candidate_pairs(
+        means2d.reshape(-1, 2).index_select(0, vis).double(), flat_r.index_select(0, vis).double(),
+        conics.reshape(-1, 3).index_select(0, vis).double(),
+        opacities.reshape(-1).index_select(0, vis).double(), (vis // N).double(), width, height)
+    keep = torch.nonzero(_reaches_tile(cand[1:], tx, ty, width, height)).squeeze(-1)
+    # stable sort by (camera, tile) keeps depth order within a tile
+    key = ((cand[0] * tiles_y + ty) * tiles_x + tx).index_select(0, keep).long()
     key_sorted, perm = torch.sort(key, stable=True)
 
     n_tiles = C * tiles_y * tiles_x
     counts = torch.bincount(key_sorted, minlength=n_tiles)
-    offsets = torch.cumsum(counts, 0) - counts
-    blocks = _blocks(counts, offsets, len(key_sorted))
+    blocks = _blocks(counts, torch.cumsum(counts, 0) - counts, len(key_sorted))
     tile_local = key_sorted % (tiles_x * tiles_y)
     centres = torch.stack([tile_local % tiles_x, tile_local // tiles_x], -1).double() * TILE + TILE / 2
     return TilePlan(
-        pair_ids=vis.index_select(0, rep.index_select(0, keep).index_select(0, perm)),
+        pair_ids=vis.index_select(0, gauss.index_select(0, keep).index_select(0, perm)),
         pair_centres=centres,
         blocks=blocks,
-        slot_of_pair=_slot_of_pair(blocks, len(key_sorted)),
+        slot_of_pair=_slot_of_pair(blocks, len(key_sorted), means2d.device),
         num_tiles=n_tiles,
         tiles_x=tiles_x,
         tiles_y=tiles_y,
         num_cameras=C,
     )
+
+
+def _candidate_pairs(m: Tensor, r: Tensor, conic: Tensor, opac: Tensor, cam: Tensor,
+                     width: int, height: int) -> tuple[Tensor, list[Tensor], Tensor, Tensor]:
+    """Every (Gaussian, tile) pair whose tile holds a pixel centre j + 0.5 inside the Gaussian's
+    closed box [m - r, m + r], Gaussians in input order. Inputs per Gaussian, float64: means (V,2),
+    radii (V,2), conics (V,3), opacities (V,), camera index (V,).
+
+    Returns the Gaussian index (P,), per-pair rows [camera, mean x, mean y, conic a, b, c, -b/c,
+    -b/a, ln(255 o)] (each (P,)), and the tile column and row (P,) as float64.
+    """
+    lo = torch.ceil(m - r - 0.5).clamp(min=0)
+    hi = torch.minimum(torch.floor(m + r - 0.5), m.new_tensor([width - 1, height - 1]))
+    t0 = torch.floor(lo / TILE)
+    n_xy = torch.where(hi >= lo, torch.floor(hi / TILE) - t0 + 1, 0.0)
+    n_per = (n_xy[:, 0] * n_xy[:, 1]).long()
+    a, b, c = conic.T
+    # one gather of every per-Gaussian quantity to the pairs
+    per_gauss = torch.stack([n_xy[:, 0], t0[:, 0], t0[:, 1], cam, m[:, 0], m[:, 1], a, b, c,
+                             -b / c, -b / a, torch.log(opac / ALPHA_THRESHOLD)])
+    gauss = torch.repeat_interleave(torch.arange(len(m), device=m.device), n_per)
+    nx, tx0, ty0, *cand = [row.index_select(0, gauss) for row in per_gauss]
+    # k-th tile of a Gaussian's nx-wide rectangle of tiles
+    k = torch.arange(len(gauss), device=m.device) - (torch.cumsum(n_per, 0) - n_per).index_select(0, gauss)
+    ky = torch.floor(k.double() / nx)
+    return gauss, cand, tx0 + (k - ky * nx), ty0 + ky
 
 
 def _depth_order(d: Tensor) -> Tensor:
@@ -179,8 +186,8 @@ def _blocks(counts: Tensor, offsets: Tensor, num_pairs: int) -> list[tuple[Tenso
         while (
             j < len(values)
             and values[j] > 0
-            and values[j] >= CHUNK_LOAD_RATIO * gmax
-            and (j - i + 1) * gmax * pixels <= CHUNK_ELEMENTS
+            and values[j] >= BLOCK_LOAD_RATIO * gmax
+            and (j - i + 1) * gmax * pixels <= BLOCK_ELEMENTS
         ):
             j += 1
         block_tiles = tiles[i:j]
@@ -191,10 +198,10 @@ def _blocks(counts: Tensor, offsets: Tensor, num_pairs: int) -> list[tuple[Tenso
     return blocks
 
 
-def _slot_of_pair(blocks: list[tuple[Tensor, Tensor]], num_pairs: int) -> Tensor:
+def _slot_of_pair(blocks: list[tuple[Tensor, Tensor]], num_pairs: int, device: torch.device) -> Tensor:
     """(P,) position of every pair in the flattened concatenation of all blocks' slots."""
     if not blocks:
-        return torch.zeros(0, dtype=torch.long)
+        return torch.zeros(0, dtype=torch.long, device=device)
     flat = torch.cat([slots.reshape(-1) for _, slots in blocks])
     where = torch.nonzero(flat < num_pairs).squeeze(-1)
     out = torch.empty(num_pairs, dtype=torch.long, device=flat.device)
