@@ -302,3 +302,15 @@ def test_opacity_aware_radius():
     o = [1 / (1 + math.exp(-6.0)), 1 / (1 + math.exp(4.0))]
     want = [math.ceil(min(3.33, math.sqrt(2 * math.log(255 * x))) * sigma_px) for x in o]
     assert out.radii[0, :, 0].tolist() == want
+
+
+def test_cpu_allocator_tuning_is_idempotent():
+    from bench.render.allocator import tune_cpu_allocator
+
+    first = tune_cpu_allocator()
+    assert isinstance(first, bool) and tune_cpu_allocator() == first
+    if sys.platform.startswith("linux"):
+        import platform
+
+        if platform.libc_ver()[0] == "glibc":
+            assert first

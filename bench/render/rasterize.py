@@ -8,6 +8,7 @@ import torch
 from torch import Tensor
 
 from bench.errors import BenchError
+from bench.render.allocator import tune_cpu_allocator
 from bench.render.composite import composite, pair_tables, plan_tiles
 from bench.render.projection import project, quat_scale_to_factor, sh_colors
 
@@ -70,7 +71,9 @@ def rasterize(
         near, far: camera-z range; Gaussians with centres outside it are culled.
         background: (3,) colour added as T_final * background to rgb only; None = black.
         backend: "torch" (pure PyTorch, CPU or GPU), "gsplat" (CUDA only) or "auto"
-            (gsplat for CUDA tensors, torch otherwise).
+            (gsplat for CUDA tensors, torch otherwise). The first CPU render raises glibc's
+            malloc thresholds for the process (bench/render/allocator.py): much faster
+            repeated renders, at the cost of keeping freed memory mapped.
 
     Returns:
         RenderOutput with rgb (C,H,W,3), depth (C,H,W,1), alpha (C,H,W,1), features (C,H,W,F) or None,
@@ -103,6 +106,8 @@ def _rasterize_torch(
     sh_degree, features, near, far, background,
 ) -> RenderOutput:
     """Pure-PyTorch path: EWA projection, tile binning, compositing with a custom backward."""
+    if means.device.type == "cpu":
+        tune_cpu_allocator()  # keeps freed render buffers in the heap (see bench/render/allocator.py)
     C, N = viewmats.shape[0], means.shape[0]
     opacities = torch.sigmoid(opacity_logits)
     factors = quat_scale_to_factor(quats, torch.exp(log_scales))
