@@ -16,6 +16,7 @@ from render_reference import random_scene, reference_render  # noqa: E402
 import bench.render.composite as composite_mod  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
 from bench.render import RenderOutput, rasterize  # noqa: E402
+from bench.render.projection import project, quat_scale_to_factor  # noqa: E402
 
 W, H = 70, 45  # not multiples of the tile size: partial tiles on the right and bottom
 
@@ -113,6 +114,23 @@ def test_zero_gaussians_render_background():
     assert torch.equal(out.rgb, bg.expand(1, 48, 64, 3))
     assert (out.alpha == 0).all() and (out.depth == 0).all() and (out.features == 0).all()
     assert out.means2d.shape == (1, 0, 2) and out.radii.shape == (1, 0, 2)
+
+
+def test_projection_matches_gsplat_torch_reference():
+    """Means, conics and depths agree with gsplat's own pure-PyTorch EWA projection (its radii
+    follow an older, opacity-unaware rule, so only the geometry is compared)."""
+    from gsplat.cuda._torch_impl import _fully_fused_projection, _quat_scale_to_covar_preci
+
+    means, quats, log_scales, logits, colors, viewmats, Ks = hard_scene(13)
+    covars, _ = _quat_scale_to_covar_preci(quats, torch.exp(log_scales), compute_preci=False)
+    radii, means2d, depths, conics, _ = _fully_fused_projection(means, covars, viewmats, Ks, W, H)
+    mine = project(means, quat_scale_to_factor(quats, torch.exp(log_scales)), torch.sigmoid(logits),
+                   viewmats, Ks, W, H, 0.01, 1e10)
+    both = mine.visible & (radii > 0).all(-1)
+    assert both.sum() > 100
+    assert torch.allclose(mine.means2d[both], means2d[both], rtol=1e-10, atol=1e-9)
+    assert torch.allclose(mine.conics[both], conics[both], rtol=1e-9, atol=1e-12)
+    assert torch.allclose(mine.depths[both], depths[both], rtol=1e-12)
 
 
 def test_sh_colours_match_gsplat_reference_formula():
