@@ -280,6 +280,58 @@ def test_gsplat_backend_without_cuda_is_a_clear_error():
         rasterize(*scene, 64, 48, backend="gsplat")
 
 
+def _fake_gsplat_rasterization(means, quats, scales, opacities, colors, viewmats, Ks, width, height,
+                               **kw):
+    """Stands in for gsplat.rasterization on CPU with gsplat's documented semantics, built on
+    the torch backend one camera at a time, so the adapter's plumbing can be checked."""
+    assert kw["render_mode"] == "RGB+ED" and kw["packed"] is False and kw["radius_clip"] == 0.0
+    assert kw["eps2d"] == 0.3 and kw["rasterize_mode"] == "classic"
+    renders, alphas, means2d, radii = [], [], [], []
+    for c in range(len(viewmats)):
+        cols = colors if colors.dim() == (3 if kw["sh_degree"] is not None else 2) else colors[c]
+        feats = None if kw["sh_degree"] is not None or cols.shape[-1] == 3 else cols[:, 3:]
+        bg = None if kw["backgrounds"] is None else kw["backgrounds"][c]
+        if bg is not None:
+            assert (bg[3:] == 0).all()  # features and depth get no background
+        out = rasterize(means, quats, torch.log(scales), torch.logit(opacities),
+                        cols if kw["sh_degree"] is not None else cols[:, :3], viewmats[c:c + 1],
+                        Ks[c:c + 1], width, height, sh_degree=kw["sh_degree"], features=feats,
+                        near=kw["near_plane"], far=kw["far_plane"],
+                        background=None if bg is None else bg[:3], backend="torch")
+        parts = [out.rgb] + ([out.features] if feats is not None else []) + [out.depth]
+        renders.append(torch.cat(parts, -1))
+        alphas.append(out.alpha)
+        means2d.append(out.means2d)
+        radii.append(out.radii)
+    meta = {"means2d": torch.cat(means2d), "radii": torch.cat(radii)}
+    return torch.cat(renders), torch.cat(alphas), meta
+
+
+@pytest.mark.parametrize("sh_degree, with_features", [(None, True), (None, False), (2, False), (2, True)])
+def test_gsplat_adapter_plumbing(monkeypatch, sh_degree, with_features):
+    import types
+
+    import bench.render.gsplat_backend as adapter
+
+    monkeypatch.setattr(adapter, "_cuda_ready", lambda means: True)
+    monkeypatch.setitem(sys.modules, "gsplat", types.SimpleNamespace(rasterization=_fake_gsplat_rasterization))
+    scene = list(hard_scene(14, n=120))
+    g = torch.Generator().manual_seed(14)
+    if sh_degree is not None:
+        scene[4] = 0.3 * torch.randn(len(scene[0]), 9, 3, dtype=torch.float64, generator=g)
+    feats = torch.rand(len(scene[0]), 2, dtype=torch.float64, generator=g) if with_features else None
+    bg = torch.tensor([0.3, 0.6, 0.9], dtype=torch.float64)
+    kwargs = dict(sh_degree=sh_degree, features=feats, background=bg)
+    via_adapter = rasterize(*scene, W, H, backend="gsplat", **kwargs)
+    direct = rasterize(*scene, W, H, backend="torch", **kwargs)
+    for name in ("rgb", "depth", "alpha", "features", "radii", "visible"):
+        a, b = getattr(via_adapter, name), getattr(direct, name)
+        assert (a is None) == (b is None), name
+        if a is not None:
+            assert a.shape == b.shape and torch.allclose(a.double(), b.double(), atol=1e-12), name
+    assert via_adapter.radii.dtype == torch.int32 and via_adapter.means2d.shape == direct.means2d.shape
+
+
 def test_auto_backend_on_cpu_is_torch():
     scene = random_scene(20, seed=2)
     a = rasterize(*scene, 64, 48, backend="auto")

@@ -6,6 +6,7 @@ import torch
 from torch import Tensor
 
 from bench.errors import BenchError
+from bench.render.output import RenderOutput
 from bench.render.projection import sh_colors
 
 
@@ -13,15 +14,14 @@ def rasterize_gsplat(
     means: Tensor, quats: Tensor, log_scales: Tensor, opacity_logits: Tensor, colors: Tensor,
     viewmats: Tensor, Ks: Tensor, width: int, height: int, *, sh_degree: int | None,
     features: Tensor | None, near: float, far: float, background: Tensor | None, eps2d: float,
-    output: type,
-):
+) -> RenderOutput:
     """Render with gsplat's CUDA kernels; same arguments and RenderOutput as `rasterize`.
 
     gsplat renders "RGB+ED" with the features appended to the colour channels (zero background for
     them and for depth). With features and SH together, SH colours are evaluated here (gsplat's
     rule: camera centre -> mean, +0.5, clamp at 0) because gsplat cannot append channels to SH input.
     """
-    if not (torch.cuda.is_available() and means.is_cuda):
+    if not _cuda_ready(means):
         raise BenchError(
             "rasterize backend='gsplat': needs CUDA tensors on a machine with a CUDA GPU; "
             "use backend='torch' (or 'auto') on CPU"
@@ -50,7 +50,7 @@ def rasterize_gsplat(
     if means2d.requires_grad:
         means2d.retain_grad()
     radii = meta["radii"].to(torch.int32)
-    return output(
+    return RenderOutput(
         rgb=renders[..., :3],
         depth=renders[..., -1:],
         alpha=alphas,
@@ -59,3 +59,8 @@ def rasterize_gsplat(
         radii=radii,
         visible=(radii > 0).all(dim=-1),
     )
+
+
+def _cuda_ready(means: Tensor) -> bool:
+    """gsplat's kernels need a CUDA device and the Gaussians on it."""
+    return torch.cuda.is_available() and means.is_cuda

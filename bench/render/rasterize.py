@@ -2,38 +2,17 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 from torch import Tensor
 
 from bench.errors import BenchError
 from bench.render.allocator import tune_cpu_allocator
 from bench.render.composite import composite, pair_tables, plan_tiles
+from bench.render.output import RenderOutput
 from bench.render.projection import project, quat_scale_to_factor, sh_colors
 
 BACKENDS = ("auto", "torch", "gsplat")
 EPS2D = 0.3
-
-
-@dataclass
-class RenderOutput:
-    """Rendered images and per-Gaussian screen-space information for C cameras.
-
-    rgb (C,H,W,3) colour plus T_final * background; depth (C,H,W,1) expected camera z,
-    sum(w z) / max(alpha, 1e-10); alpha (C,H,W,1) = 1 - T_final; features (C,H,W,F) or None,
-    composited like colour with no background; means2d (C,N,2) pixel-space means, a graph tensor with
-    retain_grad() so its .grad is the screen-space positional gradient after backward (densification);
-    radii (C,N,2) int32 per-axis extent in pixels, 0 = not rendered; visible (C,N) bool.
-    """
-
-    rgb: Tensor
-    depth: Tensor
-    alpha: Tensor
-    features: Tensor | None
-    means2d: Tensor
-    radii: Tensor
-    visible: Tensor
 
 
 def rasterize(
@@ -93,7 +72,7 @@ def rasterize(
         return rasterize_gsplat(
             means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
             sh_degree=sh_degree, features=features, near=near, far=far, background=background,
-            eps2d=EPS2D, output=RenderOutput,
+            eps2d=EPS2D,
         )
     return _rasterize_torch(
         means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
