@@ -11,7 +11,6 @@ from __future__ import annotations
 import math
 
 import torch
-from torch import Tensor
 
 
 def reference_project(means, quats, log_scales, opacity_logits, viewmats, Ks, width, height,
@@ -148,7 +147,8 @@ def random_scene(n, num_cameras=1, width=64, height=48, seed=0, dtype=torch.floa
 
     Returns (means, quats, log_scales, opacity_logits, colors, viewmats, Ks)."""
     g = torch.Generator().manual_seed(seed)
-    means = torch.randn(n, 3, generator=g, dtype=dtype) * torch.tensor([spread, 0.7 * spread, 1.0], dtype=dtype)
+    stretch = torch.tensor([spread, 0.7 * spread, 1.0], dtype=dtype)
+    means = torch.randn(n, 3, generator=g, dtype=dtype) * stretch
     means[:, 2] += 3.0
     quats = torch.randn(n, 4, generator=g, dtype=dtype)
     lo, hi = scale_range
@@ -162,5 +162,6 @@ def random_scene(n, num_cameras=1, width=64, height=48, seed=0, dtype=torch.floa
         viewmats[c, 2, 0], viewmats[c, 2, 2] = -math.sin(angle), math.cos(angle)
         viewmats[c, :3, 3] = torch.tensor([0.1 * c, -0.05 * c, 0.2 * c], dtype=dtype)
     f = 0.9 * width
-    Ks = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=dtype).repeat(num_cameras, 1, 1)
+    K = torch.tensor([[f, 0, width / 2], [0, f, height / 2], [0, 0, 1]], dtype=dtype)
+    Ks = K.repeat(num_cameras, 1, 1)
     return means, quats, log_scales, opacity_logits, colors, viewmats, Ks

@@ -314,7 +314,8 @@ def test_gsplat_adapter_plumbing(monkeypatch, sh_degree, with_features):
     import bench.render.gsplat_backend as adapter
 
     monkeypatch.setattr(adapter, "_cuda_ready", lambda means: True)
-    monkeypatch.setitem(sys.modules, "gsplat", types.SimpleNamespace(rasterization=_fake_gsplat_rasterization))
+    fake = types.SimpleNamespace(rasterization=_fake_gsplat_rasterization)
+    monkeypatch.setitem(sys.modules, "gsplat", fake)
     scene = list(hard_scene(14, n=120))
     g = torch.Generator().manual_seed(14)
     if sh_degree is not None:

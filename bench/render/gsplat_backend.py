@@ -33,7 +33,10 @@ def rasterize_gsplat(
     gs_sh = sh_degree
     gs_colors = colors
     if features is not None:
-        rgb = colors[None].expand(C, N, 3) if sh_degree is None else sh_colors(sh_degree, colors, means, viewmats)
+        if sh_degree is None:
+            rgb = colors[None].expand(C, N, 3)
+        else:
+            rgb = sh_colors(sh_degree, colors, means, viewmats)
         gs_colors = torch.cat([rgb, features[None].expand(C, N, num_feat)], dim=-1)
         gs_sh = None
     backgrounds = None
