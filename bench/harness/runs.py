@@ -20,7 +20,7 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from bench import rundir
 from bench.atomic import write_json
@@ -263,9 +263,3 @@ def checkpoint_step(path: Path | None) -> int:
     if path is None:
         return 0
     return int(path.stem.split("_")[-1])
-
-
-def iter_run_dirs(sweep_dir: Path) -> Iterator[Path]:
-    root = runs_dir(sweep_dir)
-    if root.is_dir():
-        yield from sorted(p for p in root.iterdir() if p.is_dir())
