@@ -23,6 +23,9 @@ HOST=$(hostname -s)
 
 log() { echo "start_slurm: $*"; }
 
+# A daemon runs when the pid in its pid file is alive (no procps needed).
+running() { [[ -s /run/$1.pid ]] && kill -0 "$(cat "/run/$1.pid")" 2>/dev/null; }
+
 node_idle() {
     # The node is usable when sinfo answers and the node is idle, mixed or allocated.
     local state
@@ -86,8 +89,7 @@ JobCompLoc=/var/log/slurm/jobcomp.log
 NodeName=$HOST NodeAddr=127.0.0.1 CPUs=$CPUS RealMemory=$MEM_MB State=UNKNOWN
 PartitionName=debug Nodes=$HOST Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
 EOF
-if [[ -f $CONF ]] && cmp -s "$CONF.tmp" "$CONF" && pgrep -x slurmctld >/dev/null \
-        && pgrep -x slurmd >/dev/null && node_idle; then
+if [[ -f $CONF ]] && cmp -s "$CONF.tmp" "$CONF" && running slurmctld && running slurmd && node_idle; then
     rm "$CONF.tmp"
     log "SLURM already running on $HOST"
     exit 0
@@ -134,7 +136,7 @@ else
     # A changed configuration needs fresh daemons.
     scontrol shutdown >/dev/null 2>&1 || true
     for _ in $(seq 1 20); do
-        pgrep -x slurmctld >/dev/null || pgrep -x slurmd >/dev/null || break
+        running slurmctld || running slurmd || break
         sleep 0.5
     done
 fi
@@ -142,11 +144,11 @@ fi
 [[ -f $CONF_DIR/cgroup.conf ]] || echo "CgroupPlugin=autodetect" >"$CONF_DIR/cgroup.conf"
 
 # 4. Daemons.
-if ! pgrep -x slurmctld >/dev/null; then
+if ! running slurmctld; then
     log "starting slurmctld"
     /usr/sbin/slurmctld
 fi
-if ! pgrep -x slurmd >/dev/null; then
+if ! running slurmd; then
     log "starting slurmd"
     /usr/sbin/slurmd
 fi
