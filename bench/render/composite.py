@@ -15,6 +15,10 @@ depth, features and alpha (a channel of ones) are one bmm. Blocks run in depth s
 whose pixels have all stopped skip the remaining segments. The backward pass walks the segments back
 to front, reusing the forward's alpha and T (or recomputing them above SAVE_BYTES), and reduces pixel
 gradients to pair coefficients with matmuls; autograd carries them on to the Gaussians.
+
+Float rounding differs from the CUDA kernels in two places that are exact in real arithmetic:
+alpha is sum_i w_i rather than 1 - T_final, and gsplat's "sigma < 0: skip" test, which only
+round-off can trigger for a positive-definite conic, is not reproduced.
 """
 
 from __future__ import annotations
