@@ -63,9 +63,10 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
                                          "dataset": run.dataset, "scene": run.scene, "seed": run.seed,
                                          "config_hash": run.config_hash} for run in runs}
     if not plan.to_submit:
+        # Runs still in flight from an earlier submission are followed like new ones.
         _print("nothing to submit")
         return _finish(sweep_dir, [r.run_id for r in selected], report and not no_wait, poll_s,
-                       follow=False)
+                       follow=not no_wait)
     for run in plan.to_archive:
         _print(f"  archived {run.run_id} -> {archive_run(sweep_dir, run.run_id)}")
     submission = _submit(sweep_dir, spec.name, path, kind, plan.to_submit,
