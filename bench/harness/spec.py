@@ -6,17 +6,24 @@ an unknown key, variant, dataset, scene or override key is one :class:`BenchErro
 file, the line and the allowed values. Example (``sweeps/demo.yaml``)::
 
     name: demo
-    profile: cpu
-    variants: all
+    output_root: results          # relative to the current directory
+    profile: cpu                  # a named method profile (bench.method.config.PROFILES)
+    variants: all                 # or a list of methods/*.yaml names
     datasets:
       - name: synthetic
-        scenes: [motion_0, motion_1, defocus_0, defocus_1]
+        scenes: [motion_0, motion_1, defocus_0, defocus_1]   # default: all scenes
+        overrides: {}             # per-dataset method overrides (dotted keys)
+        data_root: null           # default: $BENCH_DATA/<name> or datasets/data/<name>
+        resources: {}             # per-dataset changes to executor.resources
     seeds: [0]
-    overrides: {train.steps: 1500}
+    overrides: {}                 # method overrides for every run, e.g. {train.steps: 2000}
     executor:
-      kind: local
-      max_concurrent: 2
-      resources: {cpus_per_task: 1}
+      kind: local                 # auto | slurm | local | debug
+      device: cpu                 # auto | cpu | cuda
+      max_concurrent: 2           # local queue cap (default: number of GPUs, or 1)
+      resources: {cpus_per_task: 1, mem_gb: 4, time_min: 60, array_parallelism: 2}
+
+A dataset may be listed twice (say, two data roots) when its scene lists are disjoint.
 
 This module imports no torch (planning 10,000 runs must stay fast).
 """
