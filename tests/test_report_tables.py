@@ -180,3 +180,14 @@ def test_metric_not_computed_is_na_with_reason(tmp_path):
     assert np.isnan(table.values[:, c]).all() and table.notes[0][c] == "n/a"
     assert table.footnotes == ["n/a LPIPS: not computed in this fixture"]
     assert "| full | **20.00** | **0.500** | n/a |" in T.to_markdown(table)
+
+
+def test_collect_keeps_only_runs_of_the_current_manifest(sweep):
+    import json
+
+    run_ids = sorted(p.name for p in (sweep / "runs").iterdir())
+    kept = [r for r in run_ids if "-a-" in r]
+    assert 0 < len(kept) < len(run_ids)
+    (sweep / "manifest.json").write_text(json.dumps({"runs": {r: {} for r in kept}}))
+    df = collect(sweep)
+    assert set(df.run_id) == set(kept)

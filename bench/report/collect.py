@@ -78,11 +78,31 @@ def rows_of(doc: dict, sweep: str) -> list[dict]:
     return rows
 
 
+def _current_run_ids(sweep_dir: Path) -> set[str] | None:
+    """Run ids of the sweep's latest expansion (its manifest), or None when there is no manifest.
+
+    Runs of an older version of the sweep file stay on disk; collecting them would mix configurations.
+    """
+    manifest = sweep_dir / "manifest.json"
+    if not manifest.is_file():
+        return None
+    try:
+        return set(json.loads(manifest.read_text()).get("runs") or {})
+    except (OSError, json.JSONDecodeError) as err:
+        raise BenchError(f"{manifest}: not a readable manifest ({err})") from None
+
+
 def collect(sweep_dir) -> pd.DataFrame:
-    """Tidy DataFrame of every ``<sweep_dir>/runs/*/results.json`` (columns: COLUMNS)."""
+    """Tidy DataFrame of the ``<sweep_dir>/runs/*/results.json`` files (columns: COLUMNS).
+
+    When the sweep has a manifest, only the runs it lists are collected.
+    """
     sweep_dir = Path(sweep_dir)
+    current = _current_run_ids(sweep_dir)
     rows: list[dict] = []
     for path in sorted((sweep_dir / "runs").glob(f"*/{rundir.RESULTS}")):
+        if current is not None and path.parent.name not in current:
+            continue
         try:
             doc = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError) as err:
