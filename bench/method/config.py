@@ -161,9 +161,10 @@ class MethodConfig(_Section):
 # Named profiles: flat dotted overrides on top of the release defaults.
 PROFILES: dict[str, dict[str, Any]] = {
     "release": {},
-    # Small CPU runs (the synthetic benchmark's 128x72 frames): ~7k Gaussians, 800 steps, about
-    # 1.5 min of one core per run with the pure-PyTorch renderer. Deviations from the release
-    # schedule shape, each measured on synthetic/motion_0 (tests/perf/quality_bar.py):
+    # Small CPU runs (the synthetic benchmark's 128x72 frames): 7k initial Gaussians (at most
+    # ~9.6k), 800 steps, about 95 s of one core per blur-aware run and 60 s for no_blur with the
+    # pure-PyTorch renderer, so 32 demo runs fit in ~25 min on 2 cores. Deviations from the
+    # release schedule shape, each measured with tests/perf/quality_bar.py:
     "cpu": {
         "train.steps": 800,
         "train.checkpoint_every": 200,
