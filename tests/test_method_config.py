@@ -38,8 +38,7 @@ def test_release_defaults_match_method_md():
     assert (L.ssim_lambda, L.blur_sparsity, L.mask_sparsity) == (0.2, 1e-3, 1e-3)
     assert (L.depth, L.dynamic_mask, L.low_frequency, L.trim_fraction) == (0.075, 0.075, 0.1, 0.02)
     d = cfg.densify
-    assert (d.grad_threshold, d.prune_opacity, d.split_n, d.dgd_opacity, d.dgd_points_per_view) == (
-        2e-4, 0.005, 2, 0.7, 1000)
+    assert (d.grad_threshold, d.prune_opacity, d.dgd_opacity, d.dgd_points_per_view) == (2e-4, 0.005, 0.7, 1000)
     assert d.dgd and d.enabled and cfg.unseen.enabled and cfg.unseen.perpendicular_offset == 0.5
     # Learning rates.
     o = cfg.optim

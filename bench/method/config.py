@@ -84,7 +84,6 @@ class DensifyConfig(_Section):
     every_frac: Frac = Field(100 / 40000, gt=0)
     grad_threshold: float = Field(2e-4, gt=0, description="mean view-space gradient norm (px)")
     percent_dense: float = Field(0.01, gt=0, description="clone below, split above x extent")
-    split_n: int = Field(2, ge=2)
     prune_opacity: float = Field(0.005, ge=0, lt=1)
     prune_scale_frac_extent: float = Field(0.1, gt=0, description="prune world scale above x extent")
     prune_big_after_frac: Frac = Field(3000 / 40000, ge=0, le=1)
