@@ -6,7 +6,7 @@
       config.yaml            resolved configuration (method, variant, dataset, scene, seed, every setting)
       status.json            harness state: pending | running | done | failed, error, log path, job ids
       log.txt                the run's log (which init path was taken, warnings, errors)
-      checkpoints/step_XXXXXXX.pt   atomic checkpoints; the highest step is resumed from
+      checkpoints/step_NNNNNNN.pt   atomic checkpoints; the highest step is resumed from
       renders/test/<name>.png       sharp renders of every test view (final step)
       renders/train/<name>_blurred.png, <name>_sharp.png, <name>_mask.png   a few training views
       renders/train/<name>_kernels.npz   predicted kernels (H,W,K,K) and blur mask (H,W) of those views

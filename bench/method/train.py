@@ -523,7 +523,7 @@ def _set_rng_state(state: dict) -> None:
 
 
 def _save_checkpoint(run: Run) -> None:
-    """Atomically write checkpoints/step_XXXXXXX.pt and drop all but the newest few."""
+    """Atomically write checkpoints/step_NNNNNNN.pt and drop all but the newest few."""
     state = {
         "step": run.step, "elapsed_s": run.elapsed_s, "init_path": run.init_path,
         "model": run.model.state_dict(),
