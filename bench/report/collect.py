@@ -25,15 +25,10 @@ COLUMNS = ID_COLUMNS + PROVENANCE_COLUMNS + EXTRA_COLUMNS
 
 
 def resolve_sweep_dir(arg: str | Path, output_root: str | None = None) -> Path:
-    """A sweep directory, or a sweep YAML resolved by the harness (imported lazily) to its output dir."""
-    path = Path(arg)
-    if path.is_dir():
-        return path
-    try:
-        from bench.harness.sweep import resolve_sweep_dir as harness_resolve
-    except ImportError:
-        raise BenchError(f"{arg}: expected a sweep directory") from None
-    resolved = Path(harness_resolve(str(arg), output_root))
+    """The harness's sweep directory for a sweep YAML or directory; it must exist already."""
+    from bench.harness.sweep import resolve_sweep_dir as harness_resolve
+
+    resolved = harness_resolve(str(arg), output_root)
     if not resolved.is_dir():
         raise BenchError(f"{arg}: sweep output {resolved} does not exist yet (run `bench sweep` first)")
     return resolved

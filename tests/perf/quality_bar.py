@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -42,19 +41,15 @@ def _train_one(job: tuple) -> tuple:
 def test_psnr(run_dir: Path, scene_name: str, data_root=None) -> float:
     """Mean PSNR (dB) of renders/test/*.png against the scene's sharp test images."""
     import numpy as np
-    import cv2
 
     from bench.data.registry import load_scene
+    from bench.metrics.evaluate import read_image
+    from bench.metrics.image import psnr
 
     scene = load_scene("synthetic", scene_name, data_root)
-    values = []
-    for i, name in enumerate(scene.test.names):
-        bgr = cv2.imread(str(run_dir / "renders" / "test" / f"{name}.png"), cv2.IMREAD_COLOR)
-        pred = bgr[..., ::-1].astype(np.float64) / 255.0
-        gt = scene.test.images[i].numpy().astype(np.float64)
-        mse = float(((pred - gt) ** 2).mean())
-        values.append(-10 * math.log10(max(mse, 1e-12)))
-    return float(np.mean(values))
+    return float(np.mean([psnr(read_image(run_dir / "renders" / "test" / f"{name}.png"),
+                               scene.test.images[i].numpy())
+                          for i, name in enumerate(scene.test.names)]))
 
 
 def main() -> None:
