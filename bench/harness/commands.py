@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 
 
+def _sweep_target(p: argparse.ArgumentParser) -> None:
+    """The sweep a reattaching verb acts on: a sweep file or its output directory."""
+    p.add_argument("sweep", help="sweep YAML or sweep output directory")
+    p.add_argument("--output-root", default=None, help="override the file's output_root")
+
+
 def register(sub) -> None:
     """Add the harness verbs to the ``bench`` subparsers."""
     p = sub.add_parser(
@@ -35,19 +41,17 @@ def register(sub) -> None:
                        description="Read a sweep's manifest and run directories and show each run's "
                                    "state (pending, running, done, failed, interrupted), also after "
                                    "the submitting shell is gone.")
-    p.add_argument("sweep", help="sweep YAML or sweep output directory")
+    _sweep_target(p)
     p.add_argument("--watch", action="store_true",
                    help="follow until the sweep ends, then build the report")
     p.add_argument("--all", dest="show_all", action="store_true", help="list finished runs too")
-    p.add_argument("--output-root", default=None, help="override the file's output_root")
     p.set_defaults(func=_status)
 
     p = sub.add_parser("cancel", help="cancel a sweep's queued and running jobs",
                        description="scancel the sweep's SLURM jobs and stop its local queues (their "
                                    "process groups); unfinished runs resume when the sweep is "
                                    "submitted again.")
-    p.add_argument("sweep", help="sweep YAML or sweep output directory")
-    p.add_argument("--output-root", default=None, help="override the file's output_root")
+    _sweep_target(p)
     p.set_defaults(func=_cancel)
 
 
