@@ -206,3 +206,25 @@ def test_training_view_schedule_is_a_function_of_seed_and_step():
     assert a == [T.torch_randint(16, T._step_generator(0, s)) for s in range(50)]
     assert a != [T.torch_randint(16, T._step_generator(1, s)) for s in range(50)]
     assert len(set(a)) > 8
+
+
+def test_camera_embedding_gets_its_own_learning_rate(tiny, tmp_path):
+    run = tmp_path / "emb"
+    _train(run, **{"train.steps": 12, "train.checkpoint_every": 12, "blur.start_frac": 0.0,
+                   "blur.embedding_lr_scale": 50.0})
+    groups = torch.load(rundir.checkpoint_path(run, 12), weights_only=False)["optimizers"]["bpnet"]["param_groups"]
+    rest, emb = groups
+    assert len(emb["params"]) == 1 and emb["lr"] == pytest.approx(50.0 * rest["lr"])
+
+
+def test_ground_truth_blur_replaces_bpnet_and_needs_ground_truth(tiny, tmp_path, monkeypatch):
+    with pytest.raises(BenchError, match="synthetic scenes only"):
+        _train(tmp_path / "nogt", method="no_blur", **{"blur.ground_truth": True})
+    from bench.data.scene import GroundTruth
+
+    tiny.gt = GroundTruth(sharp_train=tiny.train.images, depth=tiny.train.depth, motion_mask=tiny.train.motion_mask,
+                          blur_type="defocus", coc_radius=torch.full((N, H, W), 1.0))
+    run = tmp_path / "gt"
+    _train(run, **{"train.steps": 8, "train.checkpoint_every": 8, "blur.ground_truth": True})
+    assert "ground-truth blur replaces BP-Net" in (run / rundir.LOG).read_text()
+    assert torch.load(rundir.checkpoint_path(run, 8), weights_only=False)["bpnet"] is None

@@ -89,6 +89,7 @@ class Run:
     optimizers: dict
     densify_state: Any
     virtual: Any
+    true_blur: Any = None  # bench.method.true_blur.TrueBlur when blur.ground_truth
     step: int = 0
     elapsed_s: float = 0.0
     init_path: str = ""
@@ -136,7 +137,7 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene, dev, backend: 
     model, init_path = init_model(scene, cfg, seed)
     model = model.to(dev)
     bpnet = None
-    if cfg.blur.enabled:
+    if cfg.blur.enabled and not cfg.blur.ground_truth:
         b = cfg.blur
         bpnet = BPNet(len(scene.train), b.kernel_size, b.kernel_type, b.shortcut, cnn_width=b.cnn_width,
                       init_centre=b.init_centre, init_mask=b.init_mask).to(dev)
@@ -145,6 +146,11 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene, dev, backend: 
               optimizers=_make_optimizers(cfg, model, bpnet),
               densify_state=DensifyState(model.num_gaussians, dev, scene_extent(scene, model.params["means"])),
               virtual=None, init_path=init_path, log=log)
+    if cfg.blur.ground_truth:
+        from bench.method.true_blur import TrueBlur
+
+        run.true_blur = TrueBlur(scene.gt, dev)
+        log("blur: the scene's ground-truth blur replaces BP-Net (diagnostic ceiling)")
     if cfg.unseen.enabled:
         run.virtual = _build_virtual(run, log)
     log(f"init: {model.num_gaussians} Gaussians ({model.num_dynamic} dynamic), extent {run.densify_state.extent:.3f}")
@@ -265,7 +271,13 @@ def _make_optimizers(cfg: MethodConfig, model, bpnet) -> dict:
         "bases": torch.optim.Adam(model.bases.parameters(), lr=o.motion_bases, eps=o.eps),
     }
     if bpnet is not None:
-        opts["bpnet"] = torch.optim.Adam(bpnet.parameters(), lr=cfg.blur.lr, eps=o.eps)
+        # The per-frame camera embedding gets its own group: each frame's row is updated only on
+        # that frame's steps, so short runs need a larger step for it (blur.embedding_lr_scale).
+        emb = list(bpnet.embedding.parameters())
+        rest = [p for n, p in bpnet.named_parameters() if not n.startswith("embedding.")]
+        opts["bpnet"] = torch.optim.Adam([{"params": rest, "scale": 1.0},
+                                          {"params": emb, "scale": cfg.blur.embedding_lr_scale}],
+                                         lr=cfg.blur.lr, eps=o.eps)
     return opts
 
 
@@ -285,7 +297,7 @@ def _set_lrs(run: Run, s: int) -> None:
         start = cfg.at(cfg.blur.start_frac)
         lr = exp_lr(cfg.blur.lr, cfg.blur.lr_final, (s - start) / cfg.every(cfg.blur.lr_decay_frac))
         for group in run.optimizers["bpnet"].param_groups:
-            group["lr"] = lr
+            group["lr"] = lr * group["scale"]
 
 
 def _step_generator(seed: int, step: int):
@@ -304,7 +316,8 @@ def _uses_virtual(run: Run, s: int) -> bool:
 def _target(run: Run, s: int) -> dict:
     """The view step ``s`` trains on: a training frame, or every n-th step a virtual view.
 
-    Returns image (H,W,3), mask (H,W) or None, depth (H,W) or None, K, w2c, frame (int), virtual.
+    Returns image (H,W,3), mask (H,W) or None, depth (H,W) or None, K, w2c, frame (int), virtual,
+    and for a training frame its view index ``view``.
     """
     gen = _step_generator(run.record["seed"], s)
     d = run.data
@@ -315,7 +328,7 @@ def _target(run: Run, s: int) -> dict:
                 "frame": int(d["frame"][int(v.source_frame[j])]), "virtual": True}
     i = int(torch_randint(d["n"], gen))
     return {"image": d["images"][i], "mask": None if d["mask"] is None else d["mask"][i], "depth": d["depth"][i],
-            "K": d["K"][i], "w2c": d["w2c"][i], "frame": int(d["frame"][i]), "virtual": False}
+            "K": d["K"][i], "w2c": d["w2c"][i], "frame": int(d["frame"][i]), "virtual": False, "view": i}
 
 
 def torch_randint(n: int, gen) -> int:
@@ -356,6 +369,8 @@ def _forward(run: Run, s: int, t: dict) -> tuple[dict, Any, Any, Any]:
         kernels, mask = run.bpnet(frame, sharp, _chw(r.depth), _chw(r.dyn_mask))
         pred = blur_formation(sharp, kernels, mask)
         blur = (kernels, mask)
+    elif run.true_blur is not None and not t["virtual"]:  # virtual views are warped frames, no known blur
+        pred = run.true_blur(sharp, t["view"])
     lw = cfg.loss
     terms = {"rec": L.reconstruction_loss(pred, gt, lw.ssim_lambda)}
     if t["mask"] is not None and lw.dynamic_mask > 0:
@@ -612,7 +627,7 @@ def _write_renders(run: Run, log) -> None:
         for i in train_view_indices(d["n"], cfg.train.num_train_renders):
             name = d["names"][i]
             t = {"image": d["images"][i], "mask": None, "depth": None, "K": d["K"][i], "w2c": d["w2c"][i],
-                 "frame": int(d["frame"][i]), "virtual": False}
+                 "frame": int(d["frame"][i]), "virtual": False, "view": i}
             _, r, pred, blur = _forward(run, cfg.train.steps, t)
             write_bytes(out_train / f"{name}_sharp.png", _png_bytes(r.rgb.clamp(0, 1)))
             write_bytes(out_train / f"{name}_blurred.png", _png_bytes(pred[0].permute(1, 2, 0).clamp(0, 1)))

@@ -1,8 +1,9 @@
 """Quality bar of issue 4 on the synthetic benchmark (prints figures; not a test).
 
-Trains the variants that the bar compares (full, no_blur, defocus_kernel, motion_kernel) on the
-four synthetic scenes with the ``cpu`` profile, then prints test-view PSNR per run, the averages
-per blur type, the bar's differences and the wall time per run::
+Trains the variants that the bar compares (full, no_blur, defocus_kernel, motion_kernel) and the
+ceiling ``true_blur`` (no_blur trained through the ground-truth blur) on the four synthetic scenes
+with the ``cpu`` profile, then prints test-view PSNR per run, the averages per blur type, the
+bar's differences, how much of the ceiling ``full`` reaches and the wall time per run::
 
     python tests/perf/quality_bar.py --out /tmp/quality_bar --jobs 2
 
@@ -23,7 +24,11 @@ from pathlib import Path
 
 MOTION = ("motion_0", "motion_1")
 DEFOCUS = ("defocus_0", "defocus_1")
-VARIANTS = ("full", "no_blur", "defocus_kernel", "motion_kernel")
+VARIANTS = ("full", "no_blur", "defocus_kernel", "motion_kernel", "true_blur")
+# Pseudo-variant: no_blur trained through the scene's ground-truth blur (bench/method/true_blur.py),
+# the ceiling of any blur module at this profile; "full - no_blur" can only approach
+# "true_blur - no_blur".
+PSEUDO = {"true_blur": ("no_blur", {"blur.ground_truth": True})}
 
 
 def _train_one(job: tuple) -> tuple:
@@ -31,9 +36,10 @@ def _train_one(job: tuple) -> tuple:
     variant, scene, out, profile, overrides, seed, data_root = job
     from bench.method.train import train
 
+    method, extra = PSEUDO.get(variant, (variant, {}))
     start = time.perf_counter()
-    summary = train(Path(out) / f"{variant}__{scene}", method=variant, dataset="synthetic", scene=scene,
-                    seed=seed, profile=profile, overrides=overrides, data_root=data_root,
+    summary = train(Path(out) / f"{variant}__{scene}", method=method, dataset="synthetic", scene=scene,
+                    seed=seed, profile=profile, overrides={**overrides, **extra}, data_root=data_root,
                     progress=False)
     return variant, scene, time.perf_counter() - start, summary
 
@@ -109,6 +115,10 @@ def _bar(avg: dict) -> None:
         for kind in ("motion", "defocus"):
             gain = avg["full", kind] - avg["no_blur", kind]
             checks.append((f"full - no_blur on {kind} scenes >= 1.0 dB", gain, gain - 1.0))
+            if ("true_blur", kind) in avg:
+                ceiling = avg["true_blur", kind] - avg["no_blur", kind]
+                print(f"ceiling (true blur - no_blur) on {kind} scenes: {ceiling:+.2f} dB; "
+                      f"full reaches {gain / ceiling:.0%} of it")
     if ("defocus_kernel", "motion") in avg and ("motion_kernel", "motion") in avg:
         d = avg["defocus_kernel", "defocus"] - avg["motion_kernel", "defocus"]
         m = avg["motion_kernel", "motion"] - avg["defocus_kernel", "motion"]
