@@ -165,9 +165,9 @@ class MethodConfig(_Section):
 PROFILES: dict[str, dict[str, Any]] = {
     "release": {},
     # Small CPU runs (the synthetic benchmark's 128x72 frames): 7k initial Gaussians (at most
-    # ~9.6k), 800 steps, about 95 s of one core per blur-aware run and 60 s for no_blur with the
-    # pure-PyTorch renderer, so 32 demo runs fit in ~25 min on 2 cores. Deviations from the
-    # release schedule shape, each measured with tests/perf/quality_bar.py:
+    # ~9.6k), 800 steps, 1.5-3 min of one core per run with the pure-PyTorch renderer (see the
+    # README for the measured demo). Deviations from the release schedule shape, each measured
+    # with tests/perf/quality_bar.py:
     "cpu": {
         "train.steps": 800,
         "train.checkpoint_every": 200,
