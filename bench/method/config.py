@@ -56,11 +56,11 @@ class BlurConfig(_Section):
     start_frac: Frac = Field(3500 / 40000, ge=0, le=1, description="BP-Net joins the loss")
     lr: float = Field(5e-4, gt=0)
     lr_final: float = Field(1e-5, gt=0)
+    lr_decay_frac: Frac = Field(35000 / 40000, gt=0, description="lr reaches lr_final after ...")
     ground_truth: bool = Field(False, description="[ours] diagnostic: train through the scene's true blur "
                                                   "instead of BP-Net (synthetic motion/defocus scenes)")
     embedding_lr_scale: float = Field(1.0, gt=0, description="[ours] lr multiplier of the per-frame "
                                                               "camera embedding (1 = release)")
-    lr_decay_frac: Frac = Field(35000 / 40000, gt=0, description="lr reaches lr_final after ...")
 
 
 class LossConfig(_Section):
