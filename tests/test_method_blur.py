@@ -106,6 +106,15 @@ def test_constant_kernel_equals_explicit_convolution_away_from_borders():
     assert torch.allclose(out[:, :, r:-r, r:-r], ref, atol=1e-6)
 
 
+def test_apply_kernels_matches_unfold_and_its_gradients():
+    g = torch.Generator().manual_seed(4)
+    img = torch.rand(2, 3, 7, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    k = torch.rand(2, 9, 7, 8, generator=g, dtype=torch.float64, requires_grad=True)
+    patches = F.unfold(F.pad(img, (1, 1, 1, 1), mode="replicate"), 3).view(2, 3, 9, 7, 8)
+    assert torch.allclose(apply_kernels(img, k), (patches * k.unsqueeze(1)).sum(2))
+    assert torch.autograd.gradcheck(apply_kernels, (img, k))
+
+
 def test_borders_replicate_instead_of_darkening():
     img = torch.full((1, 3, 10, 10), 0.7)
     out = apply_kernels(img, full_kernel(torch.randn(1, K * K, 10, 10)))

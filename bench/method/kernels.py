@@ -74,6 +74,44 @@ def motion_kernel(direction: torch.Tensor, length: torch.Tensor, K: int) -> torc
     return _normalise((1 - dist).clamp(0, 1))
 
 
+class _ShiftedSum(torch.autograd.Function):
+    """out = sum_k kernels[:, k] * padded shifted by offset k, without materialising the patches.
+
+    ``F.unfold`` would build a (B, C*K*K, H*W) patch tensor and its backward a second one; summing
+    K*K shifted views in place is about twice as fast on the CPU and needs no extra memory.
+    padded: (B,C,H+K-1,W+K-1); kernels: (B,K*K,H,W). Returns (B,C,H,W).
+    """
+
+    @staticmethod
+    def forward(ctx, padded: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
+        ctx.save_for_backward(padded, kernels)
+        B, C, H, W, K = _shifted_shape(padded, kernels)
+        out = padded.new_zeros(B, C, H, W)
+        for k in range(K * K):
+            dy, dx = divmod(k, K)
+            out.addcmul_(padded[:, :, dy:dy + H, dx:dx + W], kernels[:, k:k + 1])
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        padded, kernels = ctx.saved_tensors
+        B, C, H, W, K = _shifted_shape(padded, kernels)
+        grad_padded = torch.zeros_like(padded) if ctx.needs_input_grad[0] else None
+        grad_kernels = torch.empty_like(kernels) if ctx.needs_input_grad[1] else None
+        for k in range(K * K):
+            dy, dx = divmod(k, K)
+            if grad_kernels is not None:
+                torch.sum(grad * padded[:, :, dy:dy + H, dx:dx + W], dim=1, out=grad_kernels[:, k])
+            if grad_padded is not None:
+                grad_padded[:, :, dy:dy + H, dx:dx + W].addcmul_(grad, kernels[:, k:k + 1])
+        return grad_padded, grad_kernels
+
+
+def _shifted_shape(padded: torch.Tensor, kernels: torch.Tensor) -> tuple[int, int, int, int, int]:
+    B, C, H, W = padded.shape[:2] + kernels.shape[2:]
+    return B, C, H, W, padded.shape[2] - H + 1
+
+
 def apply_kernels(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Per-pixel kernel application: out(x) = sum_k kernels_k(x) * image(x + offset_k).
 
@@ -81,15 +119,13 @@ def apply_kernels(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     replicating its border so that kernels near the border average real colours instead of
     darkening towards a zero padding.
     """
-    Bn, C, H, W = image.shape
     kk = kernels.shape[1]
     K = int(round(kk ** 0.5))
     if K * K != kk:
         raise ValueError(f"kernel channels must be a square number, got {kk}")
     r = (K - 1) // 2
     padded = F.pad(image, (r, r, r, r), mode="replicate") if r > 0 else image
-    patches = F.unfold(padded, kernel_size=K).view(Bn, C, kk, H, W)
-    return (patches * kernels.unsqueeze(1)).sum(dim=2)
+    return _ShiftedSum.apply(padded, kernels)
 
 
 def blur_formation(sharp: torch.Tensor, kernels: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
