@@ -18,7 +18,7 @@ from bench.data.synth.render import Rendered, downsample
 from bench.data.synth.scenes import FOCAL, SUPERSAMPLE, TRAIN_SIZE, SceneDef
 
 GT_DIR = "synthetic_gt"
-GENERATOR_VERSION = 5  # bump whenever the rendered data change: older scenes are regenerated
+GENERATOR_VERSION = 6  # bump whenever the rendered data change: older scenes are regenerated
 
 
 def _poses_bounds(r: Rendered) -> np.ndarray:
