@@ -200,7 +200,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         # No BP-Net lr decay. The release decays it 50x over 35k steps; over 800 steps that leaves
         # BP-Net about 150 steps at a useful lr, and the per-frame kernels stay isotropic and too
         # small. At a constant lr it learns the frames' anisotropic motion blur (motion_0: full
-        # 21.06 -> 21.78 dB, defocus_0: 21.80 -> 22.08; no_blur 20.79 / 21.43).
+        # 21.06 -> 21.78 dB, defocus_0: 21.80 -> 22.08 on generator v5; no_blur 20.79 / 21.43).
         "blur.lr_final": 5e-4,
         # Each frame's camera embedding is updated only on that frame's ~40 steps: at the release
         # lr it cannot move, so per-frame blur is not learnable. 50x keeps its travel comparable.
