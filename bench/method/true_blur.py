@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from bench.errors import BenchError
+from bench.method.kernels import apply_kernels, kernel_offsets
 
 
 class TrueBlur:
@@ -63,12 +64,7 @@ def defocus_reblur(sharp: torch.Tensor, coc: torch.Tensor) -> torch.Tensor:
 
     Disc weights as :func:`bench.data.synth.blur.disc_kernel`: clip(r + 0.5 - distance, 0, 1), normalised.
     """
-    _, C, H, W = sharp.shape
     half = int(math.ceil(float(coc.max()) + 0.5))
-    size = 2 * half + 1
-    off = torch.arange(-half, half + 1, dtype=sharp.dtype, device=sharp.device)
-    dist = torch.hypot(off[:, None], off[None, :]).reshape(-1, 1, 1)  # (size², 1, 1), row-major like unfold
+    dist = kernel_offsets(2 * half + 1, sharp.device, sharp.dtype).norm(dim=-1).view(-1, 1, 1)  # (size²,1,1)
     w = (coc[None] + 0.5 - dist).clamp(0.0, 1.0)
-    w = w / w.sum(dim=0, keepdim=True)  # (size²,H,W)
-    patches = F.unfold(F.pad(sharp, (half,) * 4, mode="replicate"), size).view(1, C, size * size, H, W)
-    return (patches * w[None, None]).sum(dim=2)
+    return apply_kernels(sharp, (w / w.sum(dim=0, keepdim=True))[None])

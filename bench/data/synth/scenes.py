@@ -40,11 +40,11 @@ class SceneDef:
     shake: np.ndarray
     shake_freq: float
     baseline: float
+    max_coc: float
+    focus: tuple[float, float]
     frames: int = 16
     subframes: int = 9
     exposure: float = 1.0
-    max_coc: float = 4.0
-    focus: tuple[float, float] = (4.6, 6.0)
 
     def c2w(self, t: float, right: bool = False) -> np.ndarray:
         """(4,4) OpenCV camera-to-world of the left (or right) camera at time t."""
