@@ -62,6 +62,23 @@ def test_build_all_writes_everything_and_html_references_figures(sweep):
     assert 'class="r1">25.50<' in html  # full is best on the PSNR average (25 + 26) / 2
 
 
+@pytest.mark.parametrize("mask", [0o022, 0o007])
+def test_report_files_follow_the_umask(sweep, mask):
+    """Tables, figures, the report and the results files are readable by the user's group."""
+    import os
+    import stat
+
+    from bench.report import build_all
+
+    old = os.umask(mask)
+    try:
+        paths = build_all(sweep)
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in paths}
+    assert modes and all(m == 0o666 & ~mask for m in modes.values()), modes
+
+
 def test_blur_accuracy_values(sweep):
     from bench.report.collect import collect
     from bench.report.scene_figures import gt_rms_radius, kernel_rms_radius, plot_blur_accuracy
