@@ -43,18 +43,19 @@ def device_name() -> str:
     return _cpu_model()
 
 
-def peak_memory_bytes() -> dict[str, int | None]:
-    """Peak resident memory of this process and, on CUDA, the peak allocated GPU memory."""
+def peak_memory_bytes(cuda: bool) -> dict[str, int | None]:
+    """Peak resident memory of this process and, for a run on CUDA, the peak allocated GPU memory.
+
+    ``cuda`` says whether the run used the GPU: a CPU run on a GPU host has no GPU peak (None),
+    not the 0 that ``torch.cuda.max_memory_allocated`` would report.
+    """
     # ru_maxrss is in kilobytes on Linux.
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
     gpu = None
-    try:
+    if cuda:
         import torch
 
-        if torch.cuda.is_available():
-            gpu = int(torch.cuda.max_memory_allocated())
-    except ImportError:
-        pass
+        gpu = int(torch.cuda.max_memory_allocated())
     return {"cpu_rss": int(rss), "gpu_allocated": gpu}
 
 

@@ -154,7 +154,8 @@ def _extra(job: dict, summary: dict, executor: str, start: str, end: str, t0: fl
 
     provenance = collect()
     provenance.update(start_time=start, end_time=end, wall_time_s=round(time.time() - t0, 3),
-                      peak_memory=peak_memory_bytes(), executor=executor, attempt=attempt,
+                      peak_memory=peak_memory_bytes(str(summary.get("device", "")).startswith("cuda")),
+                      executor=executor, attempt=attempt,
                       resumed_from_step=resumed)
     return {"run_id": job["run_id"], "sweep": job["sweep"], "method": job["variant"],
             "base_method": job["base_method"], "dataset": job["dataset"], "scene": job["scene"],
