@@ -21,6 +21,11 @@ def rasterize_gsplat(
     them and for depth). With features and SH together, SH colours are evaluated here (gsplat's
     rule: camera centre -> mean, +0.5, clamp at 0) because gsplat cannot append channels to SH input.
     """
+    if means.dtype != torch.float32:
+        raise BenchError(
+            f"rasterize backend='gsplat': gsplat's rasteriser is float32 only, got {means.dtype}; "
+            "cast the Gaussians to float32 or use backend='torch'"
+        )
     if not _cuda_ready(means):
         raise BenchError(
             "rasterize backend='gsplat': needs CUDA tensors on a machine with a CUDA GPU; "

@@ -16,6 +16,10 @@ class RenderOutput:
     composited like colour with no background; means2d (C,N,2) pixel-space means, a graph tensor with
     retain_grad() so its .grad is the screen-space positional gradient after backward (densification);
     radii (C,N,2) int32 per-axis extent in pixels, 0 = not rendered; visible (C,N) bool.
+
+    means2d (and its gradient) of a Gaussian that is not visible in a camera is undefined: gsplat
+    leaves it uninitialised, the torch backend writes 0. Every consumer masks by ``visible`` (or
+    ``radii > 0``), as densification's gradient accumulation does.
     """
 
     rgb: Tensor

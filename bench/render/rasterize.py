@@ -49,14 +49,17 @@ def rasterize(
         features: (N,F) extra per-Gaussian channels composited like colour, or None.
         near, far: camera-z range; Gaussians with centres outside it are culled.
         background: (3,) colour added as T_final * background to rgb only; None = black.
-        backend: "torch" (pure PyTorch, CPU or GPU), "gsplat" (CUDA only) or "auto"
-            (gsplat for CUDA tensors, torch otherwise). The first CPU render raises glibc's
+        backend: "torch" (pure PyTorch, CPU or GPU, float32 or float64), "gsplat" (CUDA and
+            float32 only: its rasteriser has no float64 kernels, so float64 input is rejected
+            rather than silently cast) or "auto" (gsplat for float32 CUDA tensors, torch
+            otherwise). The first CPU render raises glibc's
             malloc thresholds for the process (bench/render/allocator.py): much faster
             repeated renders, at the cost of keeping freed memory mapped.
 
     Returns:
         RenderOutput with rgb (C,H,W,3), depth (C,H,W,1), alpha (C,H,W,1), features (C,H,W,F) or None,
-        means2d (C,N,2), radii (C,N,2) int32, visible (C,N).
+        means2d (C,N,2), radii (C,N,2) int32, visible (C,N). means2d of Gaussians that are not
+        visible is undefined (gsplat leaves it uninitialised): mask every use by ``visible``.
     """
     _check_inputs(means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
                   sh_degree, features, background, backend)
@@ -65,7 +68,7 @@ def rasterize(
     if background is not None:
         background = background.to(means.dtype)
     if backend == "auto":
-        backend = "gsplat" if means.is_cuda else "torch"
+        backend = "gsplat" if means.is_cuda and means.dtype == torch.float32 else "torch"
     if backend == "gsplat":
         from bench.render.gsplat_backend import rasterize_gsplat
 
