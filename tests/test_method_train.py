@@ -98,7 +98,7 @@ def tiny(monkeypatch):
 
 def _train(run_dir, method="full", **extra):
     return T.train(run_dir, method=method, dataset="tiny", scene="square", seed=3, profile="cpu",
-                   overrides={**SMALL, **extra}, progress=False)
+                   overrides={**SMALL, **extra}, device="cpu", progress=False)
 
 
 def _curves(run_dir):
@@ -197,7 +197,7 @@ def test_same_dir_with_other_config_is_refused(tiny, tmp_path):
 
 def test_unknown_variant_is_refused_before_writing(tmp_path):
     with pytest.raises(BenchError, match="full"):
-        T.train(tmp_path / "x", method="nope", dataset="synthetic", scene="motion_0")
+        T.train(tmp_path / "x", method="nope", dataset="synthetic", scene="motion_0", device="cpu")
     assert not (tmp_path / "x").exists()
 
 
@@ -228,3 +228,28 @@ def test_ground_truth_blur_replaces_bpnet_and_needs_ground_truth(tiny, tmp_path,
     _train(run, **{"train.steps": 8, "train.checkpoint_every": 8, "blur.ground_truth": True})
     assert "ground-truth blur replaces BP-Net" in (run / rundir.LOG).read_text()
     assert torch.load(rundir.checkpoint_path(run, 8), weights_only=False)["bpnet"] is None
+
+
+@pytest.mark.parametrize("device, backend, cuda, expected", [
+    ("auto", "auto", False, ("cpu", "torch")),
+    ("auto", "auto", True, ("cuda", "gsplat")),
+    ("auto", "torch", True, ("cpu", "torch")),  # the cpu profile on a GPU node stays on the CPU
+    ("cuda", "torch", True, ("cuda", "torch")),
+    ("cpu", "auto", True, ("cpu", "torch")),
+    ("auto", "gsplat", True, ("cuda", "gsplat")),
+    ("cuda", "auto", True, ("cuda", "gsplat")),
+])
+def test_device_and_backend_choice(device, backend, cuda, expected):
+    choice = T.pick_device(device, backend, cuda_available=cuda)
+    assert (choice.device.type, choice.backend) == expected
+    assert choice.reason
+
+
+@pytest.mark.parametrize("device, backend, cuda, message", [
+    ("cuda", "auto", False, "CUDA is not available"),
+    ("cpu", "gsplat", True, "needs CUDA"),
+    ("auto", "gsplat", False, "no GPU is visible"),
+])
+def test_impossible_device_choices_are_one_line_errors(device, backend, cuda, message):
+    with pytest.raises(BenchError, match=message):
+        T.pick_device(device, backend, cuda_available=cuda)

@@ -103,17 +103,18 @@ def run_dydeblur(run_dir: Path, cfg: MethodConfig, record: dict, *, data_root=No
     import torch
 
     _set_threads(cfg)
-    dev, backend = _pick_device(device, cfg.train.backend)
+    choice = pick_device(device, cfg.train.backend, torch.cuda.is_available())
+    dev, backend = choice.device, choice.backend
     log = _Logger(run_dir / rundir.LOG)
     log(f"start: method={record['method']} dataset={record['dataset']} scene={record['scene']} "
         f"seed={record['seed']} profile={record['profile']} device={dev} backend={backend} "
-        f"threads={torch.get_num_threads()}")
+        f"threads={torch.get_num_threads()} ({choice.reason})")
     scene = _load_scene(record, data_root)
     run = _build(run_dir, cfg, record, scene, dev, backend, log)
-    ckpt = rundir.latest_checkpoint(run_dir)
-    if ckpt is not None:
-        _load_checkpoint(run, ckpt)
-        log(f"resumed from {ckpt.name} (step {run.step})")
+    resume = _resume_state(run)
+    if resume is not None:
+        _load_checkpoint(run, *resume)
+        log(f"resumed from {resume[0].name} (step {run.step})")
     else:
         log(f"motion bases init: {run.init_path}")
     _truncate_curves(run_dir, run.step)
@@ -194,19 +195,43 @@ def _set_threads(cfg: MethodConfig) -> None:
         torch.set_num_threads(cfg.train.num_threads)
 
 
-def _pick_device(device: str, backend: str):
-    """(torch.device, renderer backend): auto = CUDA + gsplat when available, else CPU + torch."""
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where a run executes: torch device, renderer backend, and why (for the log)."""
+
+    device: Any  # torch.device
+    backend: str  # "torch" | "gsplat"
+    reason: str
+
+
+def pick_device(device: str, backend: str, cuda_available: bool) -> DeviceChoice:
+    """Resolve ``--device`` (auto|cpu|cuda) and ``train.backend`` (auto|torch|gsplat).
+
+    device auto + backend auto: CUDA with gsplat when a GPU is seen, else CPU with the torch
+    renderer. device auto + backend torch (the ``cpu`` profile): the CPU, also on a GPU node,
+    because the pure-PyTorch renderer is the reference path, not the fast one; ``--device cuda``
+    runs it on the GPU on purpose. gsplat needs CUDA.
+    """
     import torch
 
-    cuda = torch.cuda.is_available()
-    if device == "cuda" and not cuda:
+    if device == "cuda" and not cuda_available:
         raise BenchError("--device cuda: CUDA is not available on this machine")
-    use_cuda = cuda if device == "auto" else device == "cuda"
+    if backend == "gsplat" and device == "cpu":
+        raise BenchError("train.backend=gsplat: needs CUDA; use train.backend=torch with --device cpu")
+    if backend == "gsplat" and not cuda_available:
+        raise BenchError("train.backend=gsplat: needs CUDA, and no GPU is visible; use train.backend=torch on CPU")
+    if device == "auto":
+        if backend == "torch":
+            use_cuda, why = False, "train.backend=torch with device auto runs on the CPU (--device cuda for the GPU)"
+        else:
+            use_cuda = cuda_available
+            why = "device auto: a CUDA GPU is visible" if use_cuda else "device auto: no CUDA GPU is visible"
+    else:
+        use_cuda, why = device == "cuda", f"--device {device}"
     if backend == "auto":
         backend = "gsplat" if use_cuda else "torch"
-    if backend == "gsplat" and not use_cuda:
-        raise BenchError("train.backend=gsplat: needs CUDA; use train.backend=torch on CPU")
-    return torch.device("cuda" if use_cuda else "cpu"), backend
+        why += f"; backend auto: {backend} on {'CUDA' if use_cuda else 'the CPU'}"
+    return DeviceChoice(torch.device("cuda" if use_cuda else "cpu"), backend, why)
 
 
 class _Logger:
@@ -528,6 +553,7 @@ def _rng_state() -> dict:
 
 
 def _set_rng_state(state: dict) -> None:
+    """Restore the global RNGs; every state must be the CPU ByteTensor torch saved."""
     import numpy as np
     import torch
 
@@ -553,13 +579,61 @@ def _save_checkpoint(run: Run) -> None:
         old.unlink()
 
 
-def _load_checkpoint(run: Run, path: Path) -> None:
-    """Restore every piece of training state from ``path`` into ``run``."""
+def read_checkpoint(path: Path, device) -> dict:
+    """A checkpoint's state with its training tensors on ``device`` and its RNG states on the CPU.
+
+    Loading with ``map_location=device`` would also move the saved RNG states (CPU ByteTensors)
+    to the GPU, which ``torch.set_rng_state`` rejects; so everything is read onto the CPU and only
+    the training state is moved (optimiser moments are placed by ``Optimizer.load_state_dict``,
+    which keeps Adam's step counters on the CPU).
+    """
     import torch
 
+    state = torch.load(path, map_location="cpu", weights_only=False)
+    for key in ("model", "bpnet", "densify"):
+        state[key] = _to_device(state[key], device)
+    return state
+
+
+def _to_device(obj, device):
+    """``obj`` (nested dicts/lists of tensors and plain values) with every tensor on ``device``."""
+    import torch
+
+    if isinstance(obj, torch.Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
+def _resume_state(run: Run) -> tuple[Path, dict] | None:
+    """The newest checkpoint that loads, as (path, state), or None when there is none.
+
+    An unreadable checkpoint (a job killed while the file system was writing it, a truncated copy)
+    is renamed to ``*.corrupt``, kept for inspection, and the next older one is tried, so a
+    requeued job does not die on it every time. BenchError when checkpoints exist and none loads.
+    """
+    found = sorted((run.run_dir / rundir.CHECKPOINTS).glob("step_*.pt"), reverse=True)
+    for path in found:
+        try:
+            return path, read_checkpoint(path, run.device)
+        except Exception as err:  # torch raises RuntimeError, EOFError, UnpicklingError, ... here
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+            path.rename(path.with_name(path.name + ".corrupt"))
+            run.log(f"checkpoint {path.name} does not load ({reason}); kept as {path.name}.corrupt, "
+                    "trying the next older one")
+    if found:
+        raise BenchError(f"{found[0]}: no checkpoint of this run loads (each kept as *.corrupt); "
+                         "delete the run directory's checkpoints/ to start over")
+    return None
+
+
+def _load_checkpoint(run: Run, path: Path, state: dict) -> None:
+    """Restore every piece of training state from ``state`` (read from ``path``) into ``run``."""
     from bench.method.model import GaussianModel
 
-    state = torch.load(path, map_location=run.device, weights_only=False)
     if state.get("config_hash") != run.record["config_hash"]:
         raise BenchError(f"{path}: checkpoint of another config; use another --out")
     run.model = GaussianModel.from_state_dict(state["model"]).to(run.device)
@@ -652,7 +726,7 @@ def _finish(run: Run, log) -> dict:
     from bench.provenance import peak_memory_bytes
 
     _write_renders(run, log)
-    peak = peak_memory_bytes()
+    peak = peak_memory_bytes(run.device.type == "cuda")
     rows = _read_curves(run.run_dir / rundir.CURVES)
     summary = {
         "steps": run.step,
