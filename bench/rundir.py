@@ -18,7 +18,11 @@
 
 from __future__ import annotations
 
+import csv
+import io
 from pathlib import Path
+
+from bench.atomic import write_text
 
 CONFIG = "config.yaml"
 STATUS = "status.json"
@@ -35,10 +39,59 @@ def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"step_{step:07d}.pt"
 
 
+def checkpoints(run_dir: Path) -> list[Path]:
+    """The run's checkpoints, oldest step first (``*.corrupt`` files set aside are not listed)."""
+    return sorted((Path(run_dir) / CHECKPOINTS).glob("step_*.pt"))
+
+
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The checkpoint with the highest step in ``run_dir``, or None."""
-    found = sorted((Path(run_dir) / CHECKPOINTS).glob("step_*.pt"))
+    found = checkpoints(run_dir)
     return found[-1] if found else None
+
+
+# -- curves.csv: one row per logged step; columns step, the loss terms, train_psnr,
+# num_gaussians, elapsed_s (the writer's ``fields``, in that order) -----------------------------
+
+CurveRow = dict[str, float]
+
+
+def _number(text: str) -> float:
+    try:
+        return int(text)
+    except ValueError:
+        return float(text) if text else float("nan")
+
+
+def read_curves(run_dir: Path) -> list[CurveRow]:
+    """Every row of the run's curves.csv as numbers (int where written as one; '' and 'nan' -> NaN)."""
+    path = Path(run_dir) / CURVES
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return [{k: _number(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def write_curves(run_dir: Path, rows: list[CurveRow], fields: list[str]) -> None:
+    """Atomically (re)write curves.csv with columns ``fields``; floats with 6 significant digits."""
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, extrasaction="ignore")
+    w.writeheader()
+    for row in rows:
+        w.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
+    write_text(Path(run_dir) / CURVES, buf.getvalue())
+
+
+def last_curve_step(run_dir: Path) -> int | None:
+    """The step of curves.csv's last row, read from the file's tail (cheap for a live view)."""
+    try:
+        with open(Path(run_dir) / CURVES, "rb") as f:
+            f.seek(0, 2)
+            f.seek(max(0, f.tell() - 512))
+            last = f.read().splitlines()[-1].decode()
+        return int(float(last.split(",")[0]))
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 def is_finished(run_dir: Path) -> bool:

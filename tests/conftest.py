@@ -7,6 +7,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from method_tiny import tiny_scene
+
 
 @pytest.fixture
 def write_sweep(tmp_path):
@@ -23,3 +25,11 @@ def write_sweep(tmp_path):
         return path
 
     return _write
+
+
+@pytest.fixture
+def tiny(monkeypatch):
+    """The tiny analytic scene of method_tiny, served by the data registry under any name."""
+    scene = tiny_scene()
+    monkeypatch.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
+    return scene

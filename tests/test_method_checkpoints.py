@@ -6,10 +6,11 @@ import numpy as np
 import pytest
 import torch
 
+import bench.method.checkpoints as C
 import bench.method.train as T
 from bench import rundir
 from bench.errors import BenchError
-from test_method_train import SMALL, _final_state, _train, tiny  # noqa: F401  (tiny is a fixture)
+from method_tiny import final_state, train_tiny
 
 
 def test_checkpoint_rng_states_stay_on_the_cpu_when_training_state_moves(tmp_path):
@@ -17,17 +18,17 @@ def test_checkpoint_rng_states_stay_on_the_cpu_when_training_state_moves(tmp_pat
     (torch.set_rng_state rejects a CUDA tensor); 'meta' stands in for the GPU here."""
     path = tmp_path / "step_0000001.pt"
     torch.manual_seed(5)
-    rng = T._rng_state()
+    rng = C.rng_state()
     torch.save({"model": {"params": {"means": torch.zeros(3, 3)}}, "bpnet": None,
                 "optimizers": {}, "densify": {"stats": {"count": torch.zeros(3)}, "extent": 1.0},
                 "rng": rng}, path)
-    state = T.read_checkpoint(path, torch.device("meta"))
+    state = C.read_checkpoint(path, torch.device("meta"))
     assert state["model"]["params"]["means"].device.type == "meta"
     assert state["densify"]["stats"]["count"].device.type == "meta"
     assert state["rng"]["torch"].device.type == "cpu" and state["rng"]["torch"].dtype == torch.uint8
     expected = torch.rand(4)
     torch.manual_seed(99)
-    T._set_rng_state(state["rng"])
+    C.set_rng_state(state["rng"])
     assert torch.equal(torch.rand(4), expected)
 
 
@@ -39,7 +40,7 @@ def _truncate(path):
 @pytest.mark.slow
 def test_corrupt_newest_checkpoint_falls_back_to_the_next_older_one(tiny, tmp_path, monkeypatch):
     straight, run = tmp_path / "straight", tmp_path / "run"
-    _train(straight)
+    train_tiny(straight)
     original = T._train_step
 
     def crash(r, s):
@@ -49,26 +50,26 @@ def test_corrupt_newest_checkpoint_falls_back_to_the_next_older_one(tiny, tmp_pa
 
     monkeypatch.setattr(T, "_train_step", crash)
     with pytest.raises(KeyboardInterrupt):
-        _train(run)
+        train_tiny(run)
     monkeypatch.setattr(T, "_train_step", original)
     newest = rundir.checkpoint_path(run, 30)
     _truncate(newest)
-    _train(run)
+    train_tiny(run)
     log = (run / rundir.LOG).read_text()
     assert "checkpoint step_0000030.pt does not load" in log and "resumed from step_0000020.pt" in log
     assert newest.with_name(newest.name + ".corrupt").is_file()
-    a, b = _final_state(straight), _final_state(run)
+    a, b = final_state(straight), final_state(run)
     for key, value in a["model"]["params"].items():
         assert torch.equal(value, b["model"]["params"][key]), key
 
 
 def test_no_loadable_checkpoint_is_one_line_naming_the_file(tiny, tmp_path):
     run = tmp_path / "run"
-    _train(run, **{"train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2})
+    train_tiny(run, **{"train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2})
     for path in (run / rundir.CHECKPOINTS).glob("step_*.pt"):
         _truncate(path)
     with pytest.raises(BenchError, match=r"step_0000004\.pt: no checkpoint of this run loads"):
-        _train(run, **{"train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2})
+        train_tiny(run, **{"train.steps": 4, "train.checkpoint_every": 2, "train.log_every": 2})
 
 
 def test_peak_memory_of_a_cpu_run_has_no_gpu_figure():

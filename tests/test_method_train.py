@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import numpy as np
@@ -10,110 +9,20 @@ import pytest
 import torch
 import yaml
 
+import bench.method.step as S
 import bench.method.train as T
 from bench import rundir
-from bench.data.scene import Cameras, LazyImages, Scene, Views
 from bench.errors import BenchError
+from bench.method.device import pick_device
+from bench.method.outputs import train_view_indices
+from method_tiny import H, N, W, curves, final_state, train_tiny
 
-W, H, N = 48, 32, 5
-FOCAL = 40.0
-
-
-def _checker(u: torch.Tensor, v: torch.Tensor, cell: float, a, b) -> torch.Tensor:
-    """(…,3) two-colour checkerboard of surface coordinates u, v."""
-    on = ((torch.floor(u / cell) + torch.floor(v / cell)) % 2 == 0)[..., None]
-    return torch.where(on, torch.tensor(a), torch.tensor(b))
-
-
-def _render(c2w: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Ray-cast a checkered wall at z=3 and a square at z=2 moving along x. -> rgb, depth, mask."""
-    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
-    dirs = torch.stack([(u - W / 2) / FOCAL, (v - H / 2) / FOCAL, torch.ones_like(u)], -1) @ c2w[:3, :3].T
-    o = c2w[:3, 3]
-    s_wall = (3.0 - o[2]) / dirs[..., 2]
-    p_wall = o + s_wall[..., None] * dirs
-    rgb = _checker(p_wall[..., 0], p_wall[..., 1], 0.3, [0.9, 0.8, 0.2], [0.1, 0.3, 0.6])
-    s_box = (2.0 - o[2]) / dirs[..., 2]
-    p_box = o + s_box[..., None] * dirs
-    cx = -0.3 + 0.6 * t
-    inside = ((p_box[..., 0] - cx).abs() < 0.25) & (p_box[..., 1].abs() < 0.25)
-    box_rgb = _checker(p_box[..., 0] - cx, p_box[..., 1], 0.12, [0.9, 0.1, 0.1], [0.95, 0.95, 0.95])
-    rgb = torch.where(inside[..., None], box_rgb, rgb)
-    depth = torch.where(inside, s_box * dirs[..., 2], s_wall * dirs[..., 2])  # z-depth (c2w rotation ~ identity)
-    return rgb, depth, inside.float()
-
-
-def _box_blur(img: torch.Tensor) -> torch.Tensor:
-    x = img.permute(2, 0, 1)[None]
-    x = torch.nn.functional.avg_pool2d(torch.nn.functional.pad(x, (1, 1, 1, 1), mode="replicate"), 3, stride=1)
-    return x[0].permute(1, 2, 0)
-
-
-def tiny_scene() -> Scene:
-    """5 blurry training frames and 5 sharp test frames (camera shifted by a stereo baseline)."""
-    K = torch.tensor([[FOCAL, 0, W / 2], [0, FOCAL, H / 2], [0, 0, 1.0]])
-    train_c2w, test_c2w, imgs, tests, depths, masks = [], [], [], [], [], []
-    for k in range(N):
-        t = k / (N - 1)
-        c2w = torch.eye(4)
-        c2w[0, 3] = 0.1 * t
-        right = c2w.clone()
-        right[0, 3] += 0.08
-        rgb, depth, mask = _render(c2w, t)
-        imgs.append(_box_blur(rgb))
-        depths.append(depth)
-        masks.append(mask)
-        tests.append(_render(right, t)[0])
-        train_c2w.append(c2w)
-        test_c2w.append(right)
-
-    def views(c2ws, images, depth=None, mask=None):
-        w2c = torch.linalg.inv(torch.stack(c2ws))
-        cams = Cameras(K=K.repeat(N, 1, 1), w2c=w2c, width=W, height=H)
-        idx = torch.arange(N)
-        return Views(names=[f"{k:05d}" for k in range(N)], cameras=cams,
-                     images=LazyImages.from_tensor(torch.stack(images)), frame_index=idx,
-                     time=idx.float() / (N - 1), depth=depth, motion_mask=mask)
-
-    train = views(train_c2w, imgs, torch.stack(depths), torch.stack(masks))
-    test = views(test_c2w, tests)
-    return Scene(dataset="tiny", name="square", blur_type="defocus", train=train, test=test, near=1.5, far=3.5)
-
-
-SMALL = {
-    "train.steps": 40, "train.checkpoint_every": 10, "train.log_every": 5, "train.num_train_renders": 2,
-    "blur.kernel_size": 5, "blur.cnn_width": 8, "blur.start_frac": 0.25,
-    "model.init_static_points": 600, "model.init_dynamic_points": 150, "model.num_motion_bases": 4,
-    "densify.dgd_points_per_view": 20, "densify.max_gaussians": 900,
-    "densify.opacity_reset_every_frac": 1.0, "unseen.perpendicular_offset": 0.1,
-}
-
-
-@pytest.fixture
-def tiny(monkeypatch):
-    scene = tiny_scene()
-    monkeypatch.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
-    return scene
-
-
-def _train(run_dir, method="full", **extra):
-    return T.train(run_dir, method=method, dataset="tiny", scene="square", seed=3, profile="cpu",
-                   overrides={**SMALL, **extra}, device="cpu", progress=False)
-
-
-def _curves(run_dir):
-    with open(run_dir / rundir.CURVES) as f:
-        return list(csv.DictReader(f))
-
-
-def _final_state(run_dir):
-    return torch.load(rundir.checkpoint_path(run_dir, SMALL["train.steps"]), weights_only=False)
 
 
 @pytest.mark.slow
 def test_full_run_writes_every_output_and_lowers_loss(tiny, tmp_path):
     run = tmp_path / "run"
-    summary = _train(run)
+    summary = train_tiny(run)
     cfg = yaml.safe_load((run / rundir.CONFIG).read_text())
     assert (cfg["method"], cfg["dataset"], cfg["scene"], cfg["seed"], cfg["profile"]) == (
         "full", "tiny", "square", 3, "cpu")
@@ -121,14 +30,14 @@ def test_full_run_writes_every_output_and_lowers_loss(tiny, tmp_path):
     assert rundir.latest_checkpoint(run) == rundir.checkpoint_path(run, 40)
     for name in tiny.test.names:
         assert (run / rundir.TEST_RENDERS / f"{name}.png").is_file()
-    for i in T.train_view_indices(N, 2):
+    for i in train_view_indices(N, 2):
         stem = run / rundir.TRAIN_RENDERS / tiny.train.names[i]
         for suffix in ("_sharp.png", "_blurred.png", "_mask.png", "_kernels.npz"):
             assert stem.with_name(stem.name + suffix).is_file()
         npz = np.load(stem.with_name(stem.name + "_kernels.npz"))
         assert npz["kernels"].shape == (H, W, 5, 5) and npz["mask"].shape == (H, W)
         np.testing.assert_allclose(npz["kernels"].sum(axis=(2, 3)), 1.0, atol=1e-4)
-    rows = _curves(run)
+    rows = curves(run)
     assert [int(r["step"]) for r in rows] == list(range(5, 41, 5))
     assert {"loss", "rec", "depth", "dyn_mask", "train_psnr", "elapsed_s"} <= set(rows[0])
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
@@ -147,7 +56,7 @@ def test_full_run_writes_every_output_and_lowers_loss(tiny, tmp_path):
 @pytest.mark.slow
 def test_interrupted_run_resumes_to_identical_result(tiny, tmp_path, monkeypatch):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
-    _train(straight)
+    train_tiny(straight)
     original = T._train_step
 
     def crash(run, s):
@@ -157,11 +66,11 @@ def test_interrupted_run_resumes_to_identical_result(tiny, tmp_path, monkeypatch
 
     monkeypatch.setattr(T, "_train_step", crash)
     with pytest.raises(KeyboardInterrupt):
-        _train(resumed)
+        train_tiny(resumed)
     assert rundir.latest_checkpoint(resumed) == rundir.checkpoint_path(resumed, 20)
     monkeypatch.setattr(T, "_train_step", original)
-    _train(resumed)
-    a, b = _final_state(straight), _final_state(resumed)
+    train_tiny(resumed)
+    a, b = final_state(straight), final_state(resumed)
     for key, value in a["model"]["params"].items():
         assert torch.equal(value, b["model"]["params"][key]), key
     for key, value in a["model"]["bases"].items():
@@ -169,7 +78,7 @@ def test_interrupted_run_resumes_to_identical_result(tiny, tmp_path, monkeypatch
     for key, value in a["bpnet"].items():
         assert torch.equal(value, b["bpnet"][key]), key
     assert torch.equal(a["rng"]["torch"], b["rng"]["torch"])
-    ra, rb = _curves(straight), _curves(resumed)
+    ra, rb = curves(straight), curves(resumed)
     assert [{k: v for k, v in r.items() if k != "elapsed_s"} for r in ra] == \
            [{k: v for k, v in r.items() if k != "elapsed_s"} for r in rb]
     assert "resumed from step_0000020.pt" in (resumed / rundir.LOG).read_text()
@@ -178,13 +87,13 @@ def test_interrupted_run_resumes_to_identical_result(tiny, tmp_path, monkeypatch
 @pytest.mark.slow
 def test_no_blur_has_no_bpnet(tiny, tmp_path):
     run = tmp_path / "nb"
-    _train(run, method="no_blur", **{"train.steps": 12, "train.checkpoint_every": 12, "train.log_every": 4})
+    train_tiny(run, method="no_blur", **{"train.steps": 12, "train.checkpoint_every": 12, "train.log_every": 4})
     state = torch.load(rundir.checkpoint_path(run, 12), weights_only=False)
     assert state["bpnet"] is None and "bpnet" not in state["optimizers"]
     name = tiny.train.names[0]
     assert (run / rundir.TRAIN_RENDERS / f"{name}_blurred.png").is_file()
     assert not (run / rundir.TRAIN_RENDERS / f"{name}_kernels.npz").exists()
-    assert all(float(r["blur_sparsity"]) == 0 and float(r["mask_sparsity"]) == 0 for r in _curves(run))
+    assert all(float(r["blur_sparsity"]) == 0 and float(r["mask_sparsity"]) == 0 for r in curves(run))
 
 
 def test_same_dir_with_other_config_is_refused(tiny, tmp_path):
@@ -192,7 +101,7 @@ def test_same_dir_with_other_config_is_refused(tiny, tmp_path):
     run.mkdir()
     (run / rundir.CONFIG).write_text(yaml.safe_dump({"config_hash": "something-else"}))
     with pytest.raises(BenchError, match="different config"):
-        _train(run)
+        train_tiny(run)
 
 
 def test_unknown_variant_is_refused_before_writing(tmp_path):
@@ -202,15 +111,15 @@ def test_unknown_variant_is_refused_before_writing(tmp_path):
 
 
 def test_training_view_schedule_is_a_function_of_seed_and_step():
-    a = [T.torch_randint(16, T._step_generator(0, s)) for s in range(50)]
-    assert a == [T.torch_randint(16, T._step_generator(0, s)) for s in range(50)]
-    assert a != [T.torch_randint(16, T._step_generator(1, s)) for s in range(50)]
+    a = [S.torch_randint(16, S.step_generator(0, s)) for s in range(50)]
+    assert a == [S.torch_randint(16, S.step_generator(0, s)) for s in range(50)]
+    assert a != [S.torch_randint(16, S.step_generator(1, s)) for s in range(50)]
     assert len(set(a)) > 8
 
 
 def test_camera_embedding_gets_its_own_learning_rate(tiny, tmp_path):
     run = tmp_path / "emb"
-    _train(run, **{"train.steps": 12, "train.checkpoint_every": 12, "blur.start_frac": 0.0,
+    train_tiny(run, **{"train.steps": 12, "train.checkpoint_every": 12, "blur.start_frac": 0.0,
                    "blur.embedding_lr_scale": 50.0})
     groups = torch.load(rundir.checkpoint_path(run, 12), weights_only=False)["optimizers"]["bpnet"]["param_groups"]
     rest, emb = groups
@@ -219,13 +128,13 @@ def test_camera_embedding_gets_its_own_learning_rate(tiny, tmp_path):
 
 def test_ground_truth_blur_replaces_bpnet_and_needs_ground_truth(tiny, tmp_path, monkeypatch):
     with pytest.raises(BenchError, match="synthetic scenes only"):
-        _train(tmp_path / "nogt", method="no_blur", **{"blur.ground_truth": True})
+        train_tiny(tmp_path / "nogt", method="no_blur", **{"blur.ground_truth": True})
     from bench.data.scene import GroundTruth
 
     tiny.gt = GroundTruth(sharp_train=tiny.train.images, depth=tiny.train.depth, motion_mask=tiny.train.motion_mask,
                           blur_type="defocus", coc_radius=torch.full((N, H, W), 1.0))
     run = tmp_path / "gt"
-    _train(run, **{"train.steps": 8, "train.checkpoint_every": 8, "blur.ground_truth": True})
+    train_tiny(run, **{"train.steps": 8, "train.checkpoint_every": 8, "blur.ground_truth": True})
     assert "ground-truth blur replaces BP-Net" in (run / rundir.LOG).read_text()
     assert torch.load(rundir.checkpoint_path(run, 8), weights_only=False)["bpnet"] is None
 
@@ -240,7 +149,7 @@ def test_ground_truth_blur_replaces_bpnet_and_needs_ground_truth(tiny, tmp_path,
     ("cuda", "auto", True, ("cuda", "gsplat")),
 ])
 def test_device_and_backend_choice(device, backend, cuda, expected):
-    choice = T.pick_device(device, backend, cuda_available=cuda)
+    choice = pick_device(device, backend, cuda_available=cuda)
     assert (choice.device.type, choice.backend) == expected
     assert choice.reason
 
@@ -252,4 +161,4 @@ def test_device_and_backend_choice(device, backend, cuda, expected):
 ])
 def test_impossible_device_choices_are_one_line_errors(device, backend, cuda, message):
     with pytest.raises(BenchError, match=message):
-        T.pick_device(device, backend, cuda_available=cuda)
+        pick_device(device, backend, cuda_available=cuda)

@@ -137,8 +137,7 @@ def _check_identity(job: dict) -> None:
     """The config resolved now must be the one planned: code edited between submission and start
     would otherwise train something else under this run's id."""
     from bench.errors import BenchError
-    from bench.harness.runs import run_hash
-    from bench.method.config import resolve_config
+    from bench.method.config import resolve_config, run_hash
 
     cfg = resolve_config(job["variant"], job["profile"], job["overrides"])
     now = run_hash(job["variant"], cfg.to_dict(), job["dataset"], job["scene"], job["seed"])

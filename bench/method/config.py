@@ -304,3 +304,13 @@ def config_hash(d: dict[str, Any]) -> str:
     """A short stable hash of a JSON-able dict (sorted keys)."""
     text = json.dumps(d, sort_keys=True, separators=(",", ":"), default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def run_hash(variant: str, config: dict[str, Any], dataset: str, scene: str, seed: int) -> str:
+    """A run's identity: the hash of its resolved config, variant, dataset, scene and seed.
+
+    The one definition: training writes it into config.yaml (and refuses a directory holding
+    another), the harness names and skips runs by it.
+    """
+    return config_hash({"method": variant, "dataset": dataset, "scene": scene, "seed": int(seed),
+                        "config": config})

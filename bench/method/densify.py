@@ -1,5 +1,7 @@
 """Adaptive density control (3DGS) and dynamic Gaussian densification (DGD), method.md §6.
 
+The functions below edit a parameter dict in place; :class:`DensifyStrategy` drives them over a run.
+
 Gaussians live in a dict ``params`` of per-Gaussian tensors (name -> (N,...)), all in the same
 order. Trainable entries are ``nn.Parameter`` s, each the only parameter of a param group of one
 ``torch.optim.Adam`` whose group carries ``"name": <dict key>``; other entries (e.g. the bool
@@ -25,6 +27,7 @@ from typing import Callable
 import torch
 import torch.nn as nn
 
+from bench.method.config import MethodConfig
 from bench.method.geometry import quat_to_matrix
 from bench.method.motion import MotionBases
 
@@ -246,3 +249,92 @@ def _dgd_view(views, i: int, c2w: torch.Tensor, bases: MotionBases, dyn_means: t
     out["rgb"].append(image[pix[:, 0], pix[:, 1], :3])
     out["coef_logits"].append(coef[near])
     out["frame"].append(torch.full((pix.shape[0],), i, dtype=torch.long, device=device))
+
+
+class DensifyStrategy:
+    """Adaptive density control and DGD over one run: owns the gradient statistics, the scene
+    extent, the growth threshold and the schedule (docs/method.md §6).
+
+    The trainer calls :meth:`step_post_backward` after each backward pass (statistics) and
+    :meth:`step_post_optimizer` after the optimiser steps (clone/split/prune, opacity reset, DGD),
+    as gsplat's strategies are driven. ``state_dict`` holds everything a resume needs.
+    """
+
+    def __init__(self, cfg: MethodConfig, num_gaussians: int, device, extent: float, seed: int, log: Callable[[str], None]):
+        self.cfg, self.seed, self.log = cfg, seed, log
+        self.stats = new_state(num_gaussians, device)
+        self.extent = extent
+
+    def state_dict(self) -> dict:
+        return {"stats": {k: v.clone() for k, v in self.stats.items()}, "extent": self.extent}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.stats = {k: v.clone() for k, v in state["stats"].items()}
+        self.extent = state["extent"]
+
+    def step_post_backward(self, step: int, raw, width: int, height: int) -> None:
+        """Accumulate step ``step``'s view-space gradients (``raw``: the renderer's RenderOutput)
+        while adaptive density control runs."""
+        d = self.cfg.densify
+        if not d.enabled or step >= self.cfg.at(d.end_frac) or raw.means2d.grad is None:
+            return
+        accumulate_gradients(self.stats, raw.means2d.grad, raw.radii, width, height)
+
+    def step_post_optimizer(self, model, optimizer: torch.optim.Optimizer, views, done: int) -> None:
+        """Clone/split/prune, opacity reset and DGD due after ``done`` completed steps.
+
+        model: bench.method.model.GaussianModel; optimizer: its Gaussians' Adam; views: the
+        training ``Views`` (depth and motion masks, for DGD).
+        """
+        cfg, d = self.cfg, self.cfg.densify
+        params = model.params
+        if d.enabled and cfg.at(d.start_frac) < done <= cfg.at(d.end_frac):
+            if done % cfg.every(d.every_frac) == 0:
+                densify_and_prune(params, optimizer, self.stats, scene_extent=self.extent,
+                                  grad_threshold=self.growth_threshold(model.num_gaussians),
+                                  percent_dense=d.percent_dense, prune_opacity=d.prune_opacity,
+                                  prune_big=done > cfg.at(d.prune_big_after_frac),
+                                  max_world_scale=d.prune_scale_frac_extent)
+            if done % cfg.every(d.opacity_reset_every_frac) == 0:
+                reset_opacity(params, optimizer)
+        if d.dgd and done == max(1, cfg.at(d.dgd_at_frac)):
+            self._dgd(model, optimizer, views, done)
+
+    def growth_threshold(self, num_gaussians: int) -> float:
+        """The gradient threshold, raised so that growth cannot exceed ``densify.max_gaussians``."""
+        d = self.cfg.densify
+        if d.max_gaussians <= 0:
+            return d.grad_threshold
+        grads = self.stats["grad2d"] / self.stats["count"].clamp_min(1)
+        room = d.max_gaussians - num_gaussians
+        if room <= 0:
+            return math.inf
+        if int((grads > d.grad_threshold).sum()) <= room:
+            return d.grad_threshold
+        # Only the `room` largest gradients grow (each grown Gaussian adds one net).
+        return max(d.grad_threshold, float(grads.topk(room + 1).values[-1]))
+
+    def _dgd(self, model, optimizer: torch.optim.Optimizer, views, done: int) -> None:
+        """Dynamic Gaussian densification: new dynamic Gaussians copy their neighbour's coefficients."""
+        from bench.method.model import rgb_to_sh_dc
+
+        d, p = self.cfg.densify, model.params
+        dyn = p["flag"] > 0.5
+        gen = torch.Generator().manual_seed(self.seed * 7919 + done)
+        rows = dynamic_gaussian_densification(views, model.bases, p["means"].detach()[dyn],
+                                              p["motion_coefs"].detach()[dyn],
+                                              max_points_per_view=d.dgd_points_per_view, opacity=d.dgd_opacity,
+                                              generator=gen)
+        m = rows["means"].shape[0]
+        if m == 0:
+            self.log(f"DGD at step {done}: no dynamic pixel with depth or no dynamic Gaussian; nothing added")
+            return
+        dev = p["means"].device
+        new = {
+            "means": rows["means"], "quats": rows["quats"], "log_scales": rows["log_scales"],
+            "opacity_logits": rows["opacity_logits"], "sh_dc": rgb_to_sh_dc(rows["rgb"])[:, None, :],
+            "sh_rest": torch.zeros((m,) + tuple(p["sh_rest"].shape[1:]), device=dev),
+            "motion_coefs": rows["coef_logits"], "flag": torch.ones(m, device=dev),
+        }
+        append_gaussians(p, optimizer, self.stats, new)
+        self.log(f"DGD at step {done}: added {m} dynamic Gaussians (total {model.num_gaussians})")

@@ -1,0 +1,104 @@
+"""What a finished run leaves besides its checkpoints: renders, kernels and train_summary.json.
+
+Paths come from bench.rundir: sharp test renders (renders/test/<name>.png) and, for a few training
+views, the sharp render, the blurred reconstruction, the blur mask and the predicted kernels.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+
+import cv2
+import numpy as np
+import torch
+
+from bench import rundir
+from bench.atomic import write_bytes, write_json
+from bench.method.run_state import Run
+from bench.method.step import forward, sh_degree, train_view
+from bench.provenance import peak_memory_bytes
+
+
+def png_bytes(img: torch.Tensor) -> bytes:
+    """PNG encoding of a float (H,W,3) RGB or (H,W) image in [0,1] (8-bit)."""
+    arr = np.clip(np.round(img.detach().float().cpu().numpy() * 255.0), 0, 255).astype(np.uint8)
+    if arr.ndim == 3:
+        arr = np.ascontiguousarray(arr[..., ::-1])  # OpenCV writes BGR
+    ok, buf = cv2.imencode(".png", arr)
+    if not ok:
+        raise RuntimeError("PNG encoding failed")
+    return buf.tobytes()
+
+
+def _npz_bytes(**arrays: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.savez_compressed(buf, **arrays)
+    return buf.getvalue()
+
+
+def train_view_indices(n: int, count: int) -> list[int]:
+    """``count`` training views spread evenly over ``n`` frames (first and last included)."""
+    if count <= 0 or n == 0:
+        return []
+    if count == 1:
+        return [n // 2]
+    return sorted({round(i * (n - 1) / (count - 1)) for i in range(min(count, n))})
+
+
+@torch.no_grad()
+def write_renders(run: Run) -> None:
+    """Sharp test renders and, for a few training views, reconstruction + kernels + mask."""
+    d, cfg = run.data, run.cfg
+    out_test = run.run_dir / rundir.TEST_RENDERS
+    for j, name in enumerate(d["test_names"]):
+        r = run.model.render(d["test_K"][j], d["test_w2c"][j], d["test_W"], d["test_H"],
+                             int(d["test_frame"][j]), sh_degree=sh_degree(cfg, cfg.train.steps), backend=run.backend)
+        write_bytes(out_test / f"{name}.png", png_bytes(r.rgb.clamp(0, 1)))
+    for i in train_view_indices(d["n"], cfg.train.num_train_renders):
+        _write_train_view(run, i)
+    if run.bpnet is None:
+        run.log("no blur module (blur.enabled=false): training renders hold the sharp render as the "
+                "reconstruction; no kernels or blur mask exist")
+    run.log(f"wrote {len(d['test_names'])} test renders and {cfg.train.num_train_renders} training views")
+
+
+def _write_train_view(run: Run, i: int) -> None:
+    """Training view ``i``: sharp render, blurred reconstruction and, with BP-Net, mask and kernels."""
+    d, K = run.data, run.cfg.blur.kernel_size
+    out, name = run.run_dir / rundir.TRAIN_RENDERS, d["names"][i]
+    _, r, pred, blur = forward(run, run.cfg.train.steps, train_view(run, i, with_mask=False, with_depth=False))
+    write_bytes(out / f"{name}_sharp.png", png_bytes(r.rgb.clamp(0, 1)))
+    write_bytes(out / f"{name}_blurred.png", png_bytes(pred[0].permute(1, 2, 0).clamp(0, 1)))
+    if blur is None:
+        return
+    kernels, mask = blur
+    write_bytes(out / f"{name}_mask.png", png_bytes(mask[0, 0]))
+    k = kernels[0].permute(1, 2, 0).reshape(d["H"], d["W"], K, K)
+    write_bytes(out / f"{name}_kernels.npz", _npz_bytes(kernels=k.cpu().numpy().astype("float32"),
+                                                         mask=mask[0, 0].cpu().numpy().astype("float32")))
+
+
+def write_summary(run: Run) -> dict:
+    """train_summary.json: steps, time, peak memory, where it ran, init path, final figures."""
+    peak = peak_memory_bytes(run.device.type == "cuda")
+    rows = rundir.read_curves(run.run_dir)
+    summary = {
+        "steps": run.step,
+        "wall_time_s": round(run.elapsed_s, 3),
+        "peak_memory_bytes": peak["gpu_allocated"] if peak["gpu_allocated"] is not None else peak["cpu_rss"],
+        "peak_memory": peak,
+        "device": str(run.device),
+        "backend": run.backend,
+        "threads": torch.get_num_threads(),
+        "motion_init": run.init_path,
+        "num_gaussians": run.model.num_gaussians,
+        "num_dynamic": run.model.num_dynamic,
+        "final_train_psnr": float(rows[-1]["train_psnr"]) if rows else None,
+        "final_loss": float(rows[-1]["loss"]) if rows else None,
+        "method": run.record["method"], "dataset": run.record["dataset"], "scene": run.record["scene"],
+        "seed": run.record["seed"], "profile": run.record["profile"], "config_hash": run.record["config_hash"],
+    }
+    write_json(run.run_dir / rundir.TRAIN_SUMMARY, summary)
+    run.log(f"done: {json.dumps(summary, default=str)}")
+    return summary

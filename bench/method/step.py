@@ -1,0 +1,109 @@
+"""One training step's view and losses: which view step s trains on, and the loss terms of its render.
+
+The view of step ``s`` is drawn from a generator seeded by (seed, s), so a resumed run draws the
+same views as an uninterrupted one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from bench.method import losses as L
+from bench.method.config import MethodConfig
+from bench.method.kernels import blur_formation
+from bench.method.model import RenderResult
+from bench.method.run_state import Run
+
+
+def step_generator(seed: int, step: int) -> torch.Generator:
+    """The generator that draws step ``step``'s view: a pure function of (seed, step)."""
+    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2 ** 63 - 1))
+
+
+def torch_randint(n: int, gen: torch.Generator) -> int:
+    return int(torch.randint(n, (1,), generator=gen).item())
+
+
+def uses_virtual(run: Run, s: int) -> bool:
+    u = run.cfg.unseen
+    return (run.virtual is not None and s % u.every == 0
+            and run.cfg.at(u.start_frac) <= s < max(run.cfg.at(u.end_frac), 1))
+
+
+def target(run: Run, s: int) -> dict[str, Any]:
+    """The view step ``s`` trains on: a training frame, or every n-th step a virtual view.
+
+    Returns image (H,W,3), mask (H,W) or None, depth (H,W) or None, K, w2c, frame (int), virtual,
+    and for a training frame its view index ``view``.
+    """
+    gen = step_generator(run.record["seed"], s)
+    d = run.data
+    if uses_virtual(run, s):
+        v = run.virtual
+        j = torch_randint(len(v), gen)
+        return {"image": v.images[j], "mask": v.motion_mask[j], "depth": None, "K": v.K[j], "w2c": v.w2c[j],
+                "frame": int(d["frame"][int(v.source_frame[j])]), "virtual": True}
+    i = torch_randint(d["n"], gen)
+    return train_view(run, i, d["mask"] is not None, with_depth=True)
+
+
+def train_view(run: Run, i: int, with_mask: bool, with_depth: bool) -> dict[str, Any]:
+    """Training frame ``i`` as a target (see :func:`target`)."""
+    d = run.data
+    return {"image": d["images"][i], "mask": d["mask"][i] if with_mask else None,
+            "depth": d["depth"][i] if with_depth else None, "K": d["K"][i], "w2c": d["w2c"][i],
+            "frame": int(d["frame"][i]), "virtual": False, "view": i}
+
+
+def sh_degree(cfg: MethodConfig, s: int) -> int:
+    return min(cfg.model.sh_degree, s // cfg.every(cfg.model.sh_increase_every_frac))
+
+
+def chw(x: torch.Tensor) -> torch.Tensor:
+    """(H,W,C) -> (1,C,H,W)."""
+    return x.permute(2, 0, 1)[None]
+
+
+def forward(run: Run, s: int, t: dict[str, Any]) -> tuple[dict[str, torch.Tensor], RenderResult, torch.Tensor,
+                                                          tuple[torch.Tensor, torch.Tensor] | None]:
+    """Render the target's camera and compute every loss term of step ``s``.
+
+    Returns (terms: name -> weighted scalar tensor, render result, prediction (1,3,H,W),
+    (kernels (1,K²,H,W), mask (1,1,H,W)) or None).
+    """
+    cfg, d = run.cfg, run.data
+    r = run.model.render(t["K"], t["w2c"], d["W"], d["H"], t["frame"], sh_degree=sh_degree(cfg, s),
+                         backend=run.backend)
+    sharp = chw(r.rgb)
+    gt = chw(t["image"])
+    blur = None
+    pred = sharp
+    if run.bpnet is not None and s >= cfg.at(cfg.blur.start_frac):
+        frame = torch.tensor([t["frame"]], device=run.device)
+        kernels, mask = run.bpnet(frame, sharp, chw(r.depth), chw(r.dyn_mask))
+        pred = blur_formation(sharp, kernels, mask)
+        blur = (kernels, mask)
+    elif run.true_blur is not None and not t["virtual"]:  # virtual views are warped frames, no known blur
+        pred = run.true_blur(sharp, t["view"])
+    return loss_terms(cfg, s, t, r, sharp, pred, gt, blur), r, pred, blur
+
+
+def loss_terms(cfg: MethodConfig, s: int, t: dict[str, Any], r: RenderResult, sharp: torch.Tensor,
+               pred: torch.Tensor, gt: torch.Tensor, blur) -> dict[str, torch.Tensor]:
+    """The weighted loss terms of step ``s`` (docs/method.md §5); only the active ones appear."""
+    lw = cfg.loss
+    terms = {"rec": L.reconstruction_loss(pred, gt, lw.ssim_lambda)}
+    if t["mask"] is not None and lw.dynamic_mask > 0:
+        terms["dyn_mask"] = lw.dynamic_mask * L.trimmed_l1(r.dyn_mask[..., 0], t["mask"], trim=lw.trim_fraction)
+    if t["depth"] is not None and lw.depth > 0:
+        terms["depth"] = lw.depth * L.depth_loss(r.depth[..., 0], t["depth"], trim=lw.trim_fraction)
+    if not t["virtual"] and lw.low_frequency > 0 and s >= cfg.at(lw.low_frequency_start_frac):
+        terms["low_freq"] = lw.low_frequency * L.low_frequency_loss(sharp, gt, lw.low_frequency_factor)
+    if blur is not None:
+        if lw.blur_sparsity > 0 and s >= cfg.at(lw.blur_sparsity_start_frac):
+            terms["blur_sparsity"] = lw.blur_sparsity * L.blur_aware_sparsity(*blur)
+        if lw.mask_sparsity > 0 and s >= cfg.at(lw.mask_sparsity_start_frac):
+            terms["mask_sparsity"] = lw.mask_sparsity * L.mask_sparsity(blur[1])
+    return terms
