@@ -90,7 +90,8 @@ def test_blur_accuracy_values(sweep):
     rms = gt_rms_radius(sc.gt, 0)
     # Outside the motion mask only defocus: sqrt(1^2 / 2); inside also the streak's variance 2.
     assert rms[0, 0] == pytest.approx(np.sqrt(0.5)) and rms[8, 10] == pytest.approx(np.sqrt(0.5 + 2.0))
-    paths, notes, stats = plot_blur_accuracy(sweep, collect(sweep), sweep / "figures")
+    figs = plot_blur_accuracy(sweep, collect(sweep), sweep / "figures")
+    paths, notes, stats = figs.paths, figs.notes, figs.blur_stats
     assert [p.name for p in paths] == ["blur_toy_a.png", "blur_toy_a.pdf", "blur_toy_b.png", "blur_toy_b.pdf"]
     assert notes == [] and set(stats.variant) == {"full", "no_sparsity"} and set(stats.view) == {"00001"}
     want = np.abs(np.sqrt(2.0) - gt_rms_radius(sc.gt, 1)).mean()

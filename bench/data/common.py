@@ -45,7 +45,6 @@ def set_times(train: Views, test: Views) -> None:
     test.time = times[test.frame_index]
 
 
-DISPARITY_MODES = ("inverse_depth", "relative")
 RELATIVE_PERCENTILES = (2.0, 98.0)
 
 

@@ -27,9 +27,6 @@ from bench.method.motion import MotionBases, init_from_flow_or_tracks
 
 SH_C0 = 0.28209479177387814  # Y_0^0; colour = SH_C0 * dc + 0.5 for degree 0
 
-GAUSSIAN_KEYS = ("means", "quats", "log_scales", "opacity_logits", "sh_dc", "sh_rest",
-                 "motion_coefs", "flag")
-
 
 def rgb_to_sh_dc(rgb: torch.Tensor) -> torch.Tensor:
     """DC SH coefficient whose degree-0 colour is ``rgb``. (...,3) -> (...,3)."""

@@ -19,7 +19,6 @@ from bench.metrics import image as im
 from bench.metrics.protocols import Protocol, get_protocol
 from bench.metrics.registry import METRICS
 
-FULL_METRICS = ("psnr", "ssim", "ssim_gauss", "lpips")
 DYNAMIC_METRICS = ("psnr_dyn", "ssim_dyn", "lpips_dyn")
 
 
@@ -173,7 +172,7 @@ def _render_pairs(run_dir: Path, scene, protocol: Protocol):
 
 
 def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", progress: bool = False) -> dict:
-    """Recompute the metrics block of a run from ``renders/test/*.png`` (see CONTRACTS: metrics).
+    """Recompute the metrics block of a run from ``renders/test/*.png`` (docs/datasets.md §Results).
 
     lpips_input: ``scaled`` / ``unscaled`` overrides the protocol's LPIPS input range.
     """

@@ -86,3 +86,12 @@ def get_protocol(name: str) -> Protocol:
         return PROTOCOLS[name]
     except KeyError:
         raise BenchError(f"protocol {name!r}: expected one of {', '.join(PROTOCOLS)}") from None
+
+
+def headline_ssim(protocol_names) -> str:
+    """The SSIM metric shown as "SSIM" for results recorded under ``protocol_names`` (the first
+    known protocol's ``ssim_metric``; ``ssim`` when none is known)."""
+    for name in protocol_names:
+        if name in PROTOCOLS:
+            return PROTOCOLS[name].ssim_metric
+    return "ssim"

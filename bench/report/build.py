@@ -83,42 +83,19 @@ def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None
     for name, fn, args in stages:
         result = _stage(built, name, fn, *args)
         if result:
-            built.figures += result[0]
-            built.notes += result[1]
+            built.figures += result.paths
+            built.notes += result.notes
     blur = _stage(built, "blur figures", S.plot_blur_accuracy, sweep_dir, built.df, out)
     if blur:
-        built.figures += blur[0]
-        built.notes += blur[1]
-        if not blur[2].empty:
-            table = _stage(built, "blur accuracy table", blur_table, blur[2])
+        built.figures += blur.paths
+        built.notes += blur.notes
+        if not blur.blur_stats.empty:
+            table = _stage(built, "blur accuracy table", T.blur_table, blur.blur_stats)
             if table is not None:
                 built.tables.append(table)
                 built.paths += _stage(built, "write blur table", T.write_tables, Path(sweep_dir) / "tables",
                                       [table]) or []
     built.paths += built.figures
-
-
-def blur_table(stats: pd.DataFrame) -> "T.Table":
-    """Synthetic blur accuracy per variant and scene (mean over saved training views)."""
-    import numpy as np
-
-    from bench.report import labels
-
-    mean = stats.groupby(["variant", "scene"], sort=False)[["rms_mae_px", "rms_corr", "mask_iou"]].mean()
-    variants = labels.order_variants(stats.variant.unique())
-    scenes = list(dict.fromkeys(stats.scene))
-    cols = [("rms_mae_px", "RMS radius MAE (px) \u2193", False), ("rms_corr", "RMS radius corr. \u2191", True),
-            ("mask_iou", "mask IoU \u2191", True)]
-    columns = [T.Column(s, label, key, higher_is_better=up, decimals=3) for s in scenes for key, label, up in cols]
-    values = np.full((len(variants), len(columns)), np.nan)
-    for r, v in enumerate(variants):
-        for c, (s, (key, _, _)) in enumerate([(s, col) for s in scenes for col in cols]):
-            if (v, s) in mean.index:
-                values[r, c] = mean.loc[(v, s), key]
-    empty = [[""] * len(columns) for _ in variants]
-    return T.Table("blur_accuracy", "Synthetic scenes: predicted vs ground-truth blur (training views)",
-                   variants, columns, values, [list(e) for e in empty], [list(e) for e in empty],
-                   [False] * len(variants))
 
 
 def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,

@@ -1,13 +1,15 @@
 """Figures (PNG + PDF, one fixed colour per variant): per-scene bars, ablation deltas, qualitative
 grids, training curves, and predicted-vs-true blur for synthetic scenes.
 
-Every ``plot_*`` returns (written paths, notes); a note says why a figure was skipped.
+Every ``plot_*`` returns a :class:`Figures` (written paths, notes); a note says why a figure was
+skipped.
 """
 
 from __future__ import annotations
 
 import csv
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -15,11 +17,13 @@ import pandas as pd
 
 from bench import rundir
 from bench.atomic import atomic_path
+from bench.metrics.protocols import headline_ssim
 from bench.metrics.registry import METRICS, arrow
 from bench.report import labels
 
 
-def _plt():
+def pyplot():
+    """matplotlib.pyplot on the non-interactive Agg backend (imported on first use)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -36,19 +40,27 @@ def save_figure(fig, out_dir: Path, stem: str) -> list[Path]:
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format=ext, dpi=120, bbox_inches="tight")
         paths.append(path)
-    _plt().close(fig)
+    pyplot().close(fig)
     return paths
 
 
 def _ssim_metric(df: pd.DataFrame, dataset: str) -> str:
-    from bench.report.tables import _headline_ssim
+    return headline_ssim(df.protocol[df.dataset == dataset].dropna())
 
-    return _headline_ssim(df, dataset)
+
+@dataclass
+class Figures:
+    """What a figure family wrote: ``paths`` (PNG and PDF), ``notes`` (why a figure was skipped),
+    and for the blur-accuracy family its per-view statistics ``blur_stats``."""
+
+    paths: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    blur_stats: pd.DataFrame | None = None
 
 
 def plot_scene_bars(df: pd.DataFrame, per_scene: pd.DataFrame, out_dir: Path):
     """Per dataset: grouped bars (scene groups, one bar per variant, seed std as error bars)."""
-    plt = _plt()
+    plt = pyplot()
     paths, notes = [], []
     for d in labels.order_datasets(per_scene.dataset.unique()):
         sub = per_scene[per_scene.dataset == d]
@@ -73,7 +85,7 @@ def plot_scene_bars(df: pd.DataFrame, per_scene: pd.DataFrame, out_dir: Path):
         fig.suptitle(f"{labels.dataset_label(d)}: per scene (mean over seeds, bars = std)")
         fig.tight_layout()
         paths += save_figure(fig, out_dir, f"bars_{d}")
-    return paths, notes
+    return Figures(paths, notes)
 
 
 def _tight_ylim(ax, values: pd.Series) -> None:
@@ -88,7 +100,7 @@ def _tight_ylim(ax, values: pd.Series) -> None:
 
 def plot_ablation_deltas(per_scene: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, metric: str = "psnr"):
     """Per dataset: metric change of every variant against ``full``, per scene and the dataset average."""
-    plt = _plt()
+    plt = pyplot()
     paths, notes = [], []
     for d in labels.order_datasets(per_scene.dataset.unique()):
         sub = per_scene[(per_scene.dataset == d) & (per_scene.metric == metric)]
@@ -118,7 +130,7 @@ def plot_ablation_deltas(per_scene: pd.DataFrame, summary: pd.DataFrame, out_dir
                      fontsize=9)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         paths += save_figure(fig, out_dir, f"ablation_delta_{d}")
-    return paths, notes
+    return Figures(paths, notes)
 
 
 def _read_curves(path: Path) -> pd.DataFrame | None:
@@ -133,7 +145,7 @@ def _read_curves(path: Path) -> pd.DataFrame | None:
 
 def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
     """Per dataset: every curves.csv column (loss terms, train PSNR) against step, one colour per variant."""
-    plt = _plt()
+    plt = pyplot()
     paths, notes = [], []
     runs = df.drop_duplicates("run_id")[["run_id", "variant", "dataset", "scene", "seed"]]
     for d in labels.order_datasets(runs.dataset.unique()):
@@ -170,4 +182,4 @@ def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
         fig.tight_layout(rect=(0, 0.08, 1, 1))
         fig.legend(fontsize=7, loc="lower center", ncol=min(len(seen), 8), frameon=False)
         paths += save_figure(fig, out_dir, f"curves_{d}")
-    return paths, notes
+    return Figures(paths, notes)

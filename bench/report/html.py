@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench.atomic import write_text
-from bench.report.tables import Table, _cell_text, rank_table
+from bench.report.tables import Table, cell_text, rank_table
 
 TEMPLATE = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>{{ title }}</title>
@@ -59,7 +59,7 @@ def table_html(table: Table, rank_reported: bool = False) -> str:
     for r, label in enumerate(table.rows):
         cells = []
         for c in range(len(table.columns)):
-            text = html.escape(_cell_text(table, r, c))
+            text = html.escape(cell_text(table, r, c))
             if math.isnan(table.values[r, c]):
                 cells.append(f'<td class="missing">{text}</td>')
             else:

@@ -1,6 +1,6 @@
 """Display data for reports: variant order, ablation row labels, dataset labels, fixed colours.
 
-The variant -> ablation-row mapping follows the paper's ablation (method.md section 10).
+The variant -> ablation-row mapping follows the paper's ablation (docs/method.md §10).
 """
 
 from __future__ import annotations

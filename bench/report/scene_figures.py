@@ -17,7 +17,7 @@ import pandas as pd
 
 from bench import rundir
 from bench.report import labels
-from bench.report.figures import _plt, save_figure
+from bench.report.figures import Figures, pyplot, save_figure
 
 BLUR_PRESENT_PX = 0.5  # GT RMS radius above which a pixel counts as blurred
 
@@ -69,7 +69,6 @@ def plot_qualitative(sweep_dir: Path, df: pd.DataFrame, out_dir: Path, frames: l
     from bench.data.registry import load_scene
     from bench.metrics.evaluate import read_image
 
-    plt = _plt()
     paths, notes = [], []
     runs = _first_runs(df)
     for (d, sc), group in runs.groupby(["dataset", "scene"], sort=False):
@@ -94,14 +93,14 @@ def plot_qualitative(sweep_dir: Path, df: pd.DataFrame, out_dir: Path, frames: l
             fig = _grid(scene, i, renders, {v: _per_image_psnr(run_dirs[v], name) for v in renders})
             fig.suptitle(f"{labels.dataset_label(d)} / {sc} / test view {name}", fontsize=9)
             paths += save_figure(fig, out_dir, f"qualitative_{d}_{sc}_{name}")
-    return paths, notes
+    return Figures(paths, notes)
 
 
 def _grid(scene, i: int, renders: dict[str, np.ndarray], psnrs: dict):
     """2 x (2 + variants) grid: full images with the crop box, then the crops."""
     from matplotlib.patches import Rectangle
 
-    plt = _plt()
+    plt = pyplot()
     h, w = next(iter(renders.values())).shape[:2]
     gt = _resize(scene.test.images[i].numpy(), h, w)
     partner = (scene.train.frame_index == scene.test.frame_index[i]).nonzero()
@@ -162,7 +161,7 @@ def blur_accuracy(pred_rms: np.ndarray, pred_mask: np.ndarray, true_rms: np.ndar
 
 
 def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
-    """Synthetic scenes: predicted vs GT blur maps and scatter; returns (paths, notes, stats DataFrame)."""
+    """Synthetic scenes: predicted vs GT blur maps and scatter; the Figures carry the per-view stats."""
     from bench.data.registry import load_scene
 
     paths, notes, stats = [], [], []
@@ -197,11 +196,11 @@ def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
                 shown.setdefault(v, (name, pred_rms, mask, true))
         if shown:
             paths += save_figure(_blur_figure(shown, f"{labels.dataset_label(d)} / {sc}"), out_dir, f"blur_{d}_{sc}")
-    return paths, notes, pd.DataFrame(stats)
+    return Figures(paths, notes, pd.DataFrame(stats))
 
 
 def _blur_figure(shown: dict, title: str):
-    plt = _plt()
+    plt = pyplot()
     fig, axes = plt.subplots(len(shown), 5, figsize=(14, 2.3 * len(shown)), squeeze=False)
     vmax = max(max(t.max(), p.max()) for _, p, _, t in shown.values()) or 1.0
     for row, (v, (name, pred, mask, true)) in zip(axes, shown.items()):

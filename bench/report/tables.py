@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench.atomic import write_text
+from bench.metrics.protocols import headline_ssim
 from bench.metrics.registry import METRICS, arrow
 from bench.report import labels
 
@@ -133,7 +134,7 @@ def _cmidrules(columns: list[Column]) -> str:
     return " ".join(rules)
 
 
-def _cell_text(table: Table, r: int, c: int) -> str:
+def cell_text(table: Table, r: int, c: int) -> str:
     v = table.values[r, c]
     if math.isnan(v):
         return table.notes[r][c] or "–"
@@ -148,8 +149,8 @@ def to_markdown(table: Table, rank_reported: bool = False) -> str:
     lines = [f"**{table.caption}**", "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + [":---:"] * len(table.columns)) + "|"]
     for r, label in enumerate(table.rows):
-        cells = [style.get(ranks[r, c], "{}").format(_cell_text(table, r, c)) if not math.isnan(table.values[r, c])
-                 else _cell_text(table, r, c) for c in range(len(table.columns))]
+        cells = [style.get(ranks[r, c], "{}").format(cell_text(table, r, c)) if not math.isnan(table.values[r, c])
+                 else cell_text(table, r, c) for c in range(len(table.columns))]
         lines.append("| " + " | ".join([label] + cells) + " |")
     lines += [""] + [f"{n}  " for n in table.footnotes]
     return "\n".join(lines).rstrip() + "\n"
@@ -170,12 +171,23 @@ def _csv_value(table: Table, r: int, c: int):
 
 # ---------------------------------------------------------------- building tables from summaries
 
-def _headline_ssim(df: pd.DataFrame, dataset: str) -> str:
-    """The SSIM metric of the dataset's protocol, as recorded in its results."""
-    from bench.metrics.protocols import PROTOCOLS
-
-    names = df.loc[df.dataset == dataset, "protocol"].dropna().unique()
-    return PROTOCOLS[names[0]].ssim_metric if len(names) and names[0] in PROTOCOLS else "ssim"
+def blur_table(stats: pd.DataFrame) -> Table:
+    """Synthetic blur accuracy per variant and scene (mean over saved training views)."""
+    mean = stats.groupby(["variant", "scene"], sort=False)[["rms_mae_px", "rms_corr", "mask_iou"]].mean()
+    variants = labels.order_variants(stats.variant.unique())
+    scenes = list(dict.fromkeys(stats.scene))
+    cols = [("rms_mae_px", "RMS radius MAE (px) \u2193", False), ("rms_corr", "RMS radius corr. \u2191", True),
+            ("mask_iou", "mask IoU \u2191", True)]
+    columns = [Column(s, label, key, higher_is_better=up, decimals=3) for s in scenes for key, label, up in cols]
+    values = np.full((len(variants), len(columns)), np.nan)
+    for r, v in enumerate(variants):
+        for c, (s, (key, _, _)) in enumerate([(s, col) for s in scenes for col in cols]):
+            if (v, s) in mean.index:
+                values[r, c] = mean.loc[(v, s), key]
+    empty = [[""] * len(columns) for _ in variants]
+    return Table("blur_accuracy", "Synthetic scenes: predicted vs ground-truth blur (training views)",
+                   variants, columns, values, [list(e) for e in empty], [list(e) for e in empty],
+                   [False] * len(variants))
 
 
 def load_reported(paths=None) -> pd.DataFrame:
@@ -246,7 +258,7 @@ def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame |
     """Rows = variants, column groups = datasets (and blur-type groups) x (PSNR, SSIM, LPIPS), scene means."""
     groups = labels.order_groups(summary.group.unique())
     variants = labels.order_variants(summary.variant.unique())
-    keys = [(g, m) for g in groups for m in ("psnr", _headline_ssim(df, g.partition("/")[0]), "lpips")]
+    keys = [(g, m) for g in groups for m in ("psnr", headline_ssim(df.protocol[df.dataset == g.partition("/")[0]].dropna()), "lpips")]
     columns = [Column(labels.dataset_label(d), f"{METRICS[m].label} {arrow(m)}", m) for d, m in keys]
     values, notes, marks = _empty(len(variants), len(keys))
     for r, v in enumerate(variants):
@@ -285,7 +297,7 @@ def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.Data
         scenes = expected_scenes(d, list(sub.scene.unique()))
         scenes += sorted(set(sub.scene) - set(scenes))
         variants = labels.order_variants(sub.variant.unique())
-        metrics = [m for m in ("psnr", _headline_ssim(df, d), "lpips", "psnr_dyn", "ssim_dyn", "lpips_dyn")
+        metrics = [m for m in ("psnr", headline_ssim(df.protocol[df.dataset == d].dropna()), "lpips", "psnr_dyn", "ssim_dyn", "lpips_dyn")
                    if sub.loc[sub.metric == m, "mean"].notna().any()]
         averages = labels.order_groups(summary.loc[summary.dataset == d, "group"].unique())
         for m in metrics:
