@@ -1,4 +1,4 @@
-"""BP-Net: per-pixel blur kernels and a blur-intensity mask from a sharp render (method.md §3).
+"""BP-Net: per-pixel blur kernels and a blur-intensity mask from a sharp render (docs/method.md §3).
 
 Inputs per view: a learned per-training-frame camera embedding (32-d, broadcast over pixels), a
 16-channel sinusoidal 2D positional encoding and scene features from a small CNN over the

@@ -1,4 +1,4 @@
-"""The method's typed configuration: release defaults (method.md), named profiles, overrides.
+"""The method's typed configuration: release defaults (docs/method.md §9), profiles, overrides.
 
 Every point in the training schedule is a *fraction* of ``train.steps`` (``*_frac`` fields), so a
 short CPU run keeps the shape of the 40k-step release schedule; :meth:`MethodConfig.at` turns a
@@ -30,7 +30,7 @@ class _Section(BaseModel):
 
 
 class ModelConfig(_Section):
-    """Gaussian scene model and its initialisation (method.md §2)."""
+    """Gaussian scene model and its initialisation (docs/method.md §2)."""
 
     sh_degree: int = Field(3, ge=0, le=3, description="highest SH degree")
     sh_increase_every_frac: Frac = Field(1000 / 40000, gt=0, description="raise SH degree every ...")
@@ -44,7 +44,7 @@ class ModelConfig(_Section):
 
 
 class BlurConfig(_Section):
-    """BP-Net and blur formation (method.md §3-4). ``enabled=false`` = no blur module at all."""
+    """BP-Net and blur formation (docs/method.md §3-4). ``enabled=false`` = no blur module at all."""
 
     enabled: bool = True
     kernel_size: int = Field(9, ge=1, description="K, odd")
@@ -64,7 +64,7 @@ class BlurConfig(_Section):
 
 
 class LossConfig(_Section):
-    """Loss weights and start points (method.md §5)."""
+    """Loss weights and start points (docs/method.md §5)."""
 
     ssim_lambda: float = Field(0.2, ge=0, le=1, description="rec = (1-l)*L1 + l*(1-SSIM)")
     blur_sparsity: float = Field(1e-3, ge=0)
@@ -80,7 +80,7 @@ class LossConfig(_Section):
 
 
 class DensifyConfig(_Section):
-    """Adaptive density control and dynamic Gaussian densification (method.md §6)."""
+    """Adaptive density control and dynamic Gaussian densification (docs/method.md §6)."""
 
     enabled: bool = Field(True, description="standard adaptive density control")
     start_frac: Frac = Field(500 / 40000, ge=0, le=1)
@@ -100,7 +100,7 @@ class DensifyConfig(_Section):
 
 
 class UnseenConfig(_Section):
-    """Pseudo unseen views from forward-warped training frames (method.md §7)."""
+    """Pseudo unseen views from forward-warped training frames (docs/method.md §7)."""
 
     enabled: bool = True
     every: int = Field(5, ge=1, description="every n-th step uses a virtual view")
@@ -111,7 +111,7 @@ class UnseenConfig(_Section):
 
 
 class OptimConfig(_Section):
-    """Adam learning rates (method.md §8)."""
+    """Adam learning rates (docs/method.md §8)."""
 
     eps: float = Field(1e-15, gt=0)
     means: float = Field(1.6e-4 * 5, gt=0)
@@ -164,10 +164,9 @@ class MethodConfig(_Section):
 # Named profiles: flat dotted overrides on top of the release defaults.
 PROFILES: dict[str, dict[str, Any]] = {
     "release": {},
-    # Small CPU runs (the synthetic benchmark's 128x72 frames): 7k initial Gaussians (at most
-    # ~9.6k), 800 steps, 1.5-3 min of one core per run with the pure-PyTorch renderer (see the
-    # README for the measured demo). Deviations from the release schedule shape, each measured
-    # with tests/perf/quality_bar.py:
+    # Small CPU runs on the synthetic benchmark's 128x72 frames, one core, pure-PyTorch renderer.
+    # Each departure from the release schedule shape says why; docs/method.md §9 lists them and
+    # how to measure one (tests/perf/quality_bar.py); measured run times are in the README.
     "cpu": {
         "train.steps": 800,
         "train.checkpoint_every": 200,
@@ -199,8 +198,8 @@ PROFILES: dict[str, dict[str, Any]] = {
         "blur.cnn_width": 16,
         # No BP-Net lr decay. The release decays it 50x over 35k steps; over 800 steps that leaves
         # BP-Net about 150 steps at a useful lr, and the per-frame kernels stay isotropic and too
-        # small. At a constant lr it learns the frames' anisotropic motion blur (motion_0: full
-        # 21.06 -> 21.78 dB, defocus_0: 21.80 -> 22.08 on generator v5; no_blur 20.79 / 21.43).
+        # small. At a constant lr it learns the frames' anisotropic motion blur (effect measured as in
+        # docs/method.md §9).
         "blur.lr_final": 5e-4,
         # Each frame's camera embedding is updated only on that frame's ~40 steps: at the release
         # lr it cannot move, so per-frame blur is not learnable. 50x keeps its travel comparable.

@@ -1,4 +1,4 @@
-"""Adaptive density control (3DGS) and dynamic Gaussian densification (DGD), method.md §6.
+"""Adaptive density control (3DGS) and dynamic Gaussian densification (DGD), docs/method.md §6.
 
 The functions below edit a parameter dict in place; :class:`DensifyStrategy` drives them over a run.
 

@@ -1,4 +1,4 @@
-"""Training losses of method.md §5.
+"""Training losses of docs/method.md §5.
 
 Image convention: (B,C,H,W) tensors in [0, 1]. ``ssim`` and ``reconstruction_loss`` also accept
 a single (H,W,C) image (the renderer's layout) and treat it as a batch of one.

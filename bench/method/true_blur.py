@@ -8,7 +8,7 @@ between it and ``no_blur`` says how much a benchmark leaves a blur model to win.
 The operators are the gather-style re-blurs of :mod:`bench.data.synth.blur` in torch:
 motion = mean over the S exposure sub-frames of the render sampled at ``x - d_s(x)``; defocus =
 per-pixel anti-aliased disc of the stored CoC radius. They reproduce the generator's blurry frames
-from its sharp frames to about 34 dB (motion) and 38 dB (defocus), not exactly: the generator
+from its sharp frames closely (measured in docs/datasets.md §Synthetic), not exactly: the generator
 blurs layers at 2x resolution and composites occlusions, a per-pixel gather cannot.
 """
 

@@ -1,6 +1,6 @@
 """Unseen (virtual) views: cameras near the training trajectory, images forward-warped with depth.
 
-method.md §7: for N training frames, 4(N-1) virtual views. For each pair (i, i+1): two views at
+docs/method.md §7: for N training frames, 4(N-1) virtual views. For each pair (i, i+1): two views at
 the midpoint pose (rotation slerp, camera centre mean), one warped from frame i and one from
 frame i+1, and two "perpendicular" views at frame i's pose shifted by +-``offset`` scene units
 along the direction orthogonal to frame i's optical axis and to the trajectory (c_{i+1} - c_i),

@@ -1,4 +1,4 @@
-"""results.json: the run's "finished" marker, written atomically and last (schema in CONTRACTS)."""
+"""results.json: the run's "finished" marker, written atomically and last (docs/datasets.md §Results)."""
 
 from __future__ import annotations
 

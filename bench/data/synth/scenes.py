@@ -108,11 +108,11 @@ def _movers(rng: np.random.Generator, speed: float) -> list[Primitive]:
 FAMILIES = {
     # blur_type, layout, object speed, camera shake (yaw, pitch, roll rad), largest CoC (px),
     # focus distance at t = 0 and t = 1.
-    # Blur strength (generator v5): with the v4 values (shake 0.6x, CoC 4 px) training through the
-    # *true* blur gained only +1.1 / +0.75 dB over no blur model at the cpu profile (the ceiling of
-    # any blur module), too little room for a benchmark of deblurring; these give +1.9 / +1.3 dB.
-    # Focus (v6): the defocus scenes pull focus from the moving objects (depth ~4.5) to the back
-    # wall (~10.5), as D2RF's focus changes over time. With the v5 pull (4.6 -> 6.0) the background
+    # Blur strength: sized so that training through the *true* blur (the ceiling of any blur
+    # module, docs/method.md §10) clearly beats no blur model at the cpu profile; weaker blur left
+    # too little room for a benchmark of deblurring. The measured ceiling is in the README.
+    # Focus: the defocus scenes pull focus from the moving objects (depth ~4.5) to the back wall
+    # (~10.5), as D2RF's focus changes over time. With a short pull (4.6 -> 6.0) the background
     # was equally blurred in every frame: blur a blind multi-frame method cannot tell from texture.
     "motion": ("motion", "dyblurf", 0.55, np.array([0.049, 0.027, 0.022]), 4.0, (4.6, 6.0)),
     "defocus": ("defocus", "d2rf", 0.4, np.zeros(3), 8.5, (4.2, 10.0)),
