@@ -20,9 +20,12 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import re
 from pathlib import Path
 
-from bench.atomic import write_text
+from bench.atomic import write_json, write_text
+from bench.errors import BenchError
 
 CONFIG = "config.yaml"
 STATUS = "status.json"
@@ -97,3 +100,53 @@ def last_curve_step(run_dir: Path) -> int | None:
 def is_finished(run_dir: Path) -> bool:
     """A run is finished exactly when its own results file exists."""
     return (Path(run_dir) / RESULTS).is_file()
+
+
+# -- results.json: schema, identity keys (written first, see results_config_hash), "metrics",
+# then train summary and provenance (docs/datasets.md §Results) ---------------------------------
+
+RESULTS_SCHEMA = 1
+IDENTITY_KEYS = ("run_id", "sweep", "method", "base_method", "dataset", "scene", "blur_type", "seed",
+                 "config_hash")
+_HASH = re.compile(rb'"config_hash"\s*:\s*"([0-9A-Za-z]*)"')
+
+
+def write_results(run_dir: Path, metrics: dict, extra: dict) -> Path:
+    """Atomically write results.json: schema, the identity keys of ``extra``, ``metrics``, the rest
+    of ``extra``. The identity keys come first so that :func:`results_config_hash` finds the run's
+    hash at the top of the file."""
+    doc: dict = {"schema": RESULTS_SCHEMA}
+    doc.update({k: extra.get(k) for k in IDENTITY_KEYS})
+    doc["metrics"] = metrics
+    doc.update({k: v for k, v in extra.items() if k not in doc})
+    path = Path(run_dir) / RESULTS
+    write_json(path, doc)
+    return path
+
+
+def read_results(run_dir: Path) -> dict:
+    """The parsed results.json of a run; BenchError naming the file when it is unreadable."""
+    path = Path(run_dir) / RESULTS
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise BenchError(f"{path}: not a readable results file ({err})") from None
+
+
+def results_config_hash(run_dir: Path) -> str | None | bool:
+    """The config hash a run's results.json records; False when there is no file, None when
+    it records none. Fast for large sweeps: the first "config_hash" in the file is the run's
+    (:func:`write_results` puts the identity keys first); the file is parsed only when that
+    match is missing."""
+    try:
+        with open(Path(run_dir) / RESULTS, "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    match = _HASH.search(data)
+    if match:
+        return match.group(1).decode()
+    try:
+        return json.loads(data).get("config_hash")
+    except ValueError:
+        return None

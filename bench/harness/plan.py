@@ -20,9 +20,7 @@ results hash differs): never overwritten silently.
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -44,29 +42,6 @@ def _never_alive(run_id: str, status: dict) -> bool:
     return False
 
 
-_HASH = re.compile(rb'"config_hash"\s*:\s*"([0-9A-Za-z]*)"')
-
-
-def _results_hash(path: Path) -> str | None | bool:
-    """The config hash of a results.json; False when there is none.
-
-    Fast path for large sweeps: results.json puts the identity keys first, so the first
-    "config_hash" is the run's; only when that one does not match is the whole file parsed.
-    """
-    try:
-        with open(path, "rb") as f:
-            data = f.read()
-    except OSError:
-        return False
-    match = _HASH.search(data)
-    if match:
-        return match.group(1).decode()
-    try:
-        return json.loads(data).get("config_hash")
-    except ValueError:
-        return None
-
-
 def run_state(run_dir: Path, chash: str, alive: Alive = _never_alive, exists: bool | None = None
               ) -> tuple[str, dict]:
     """(state, status.json contents) of one run directory for the planned hash ``chash``.
@@ -75,7 +50,7 @@ def run_state(run_dir: Path, chash: str, alive: Alive = _never_alive, exists: bo
     """
     if exists is False:
         return NEW, {}
-    found = _results_hash(run_dir / rundir.RESULTS)
+    found = rundir.results_config_hash(run_dir)
     if found is not False:
         if found != chash and (read_json(run_dir / rundir.RESULTS) or {}).get("config_hash") == chash:
             found = chash

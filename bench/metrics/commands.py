@@ -32,7 +32,8 @@ def _eval(args: argparse.Namespace) -> int:
     from bench import provenance, rundir
     from bench.errors import BenchError
     from bench.metrics.evaluate import evaluate_run
-    from bench.metrics.results import extra_from_run_dir, read_results, write_results
+    from bench.metrics.results import extra_from_run_dir, write_results
+    from bench.rundir import read_results
 
     run_dir = Path(args.run_dir)
     if not (run_dir / rundir.TEST_RENDERS).is_dir():

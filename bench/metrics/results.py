@@ -6,16 +6,10 @@ import json
 from pathlib import Path
 
 from bench import rundir
-from bench.atomic import write_json
 from bench.errors import BenchError
 
-SCHEMA = 1
-IDENTITY_KEYS = ("run_id", "sweep", "method", "base_method", "dataset", "scene", "blur_type", "seed",
-                 "config_hash")
-
-
 def write_results(run_dir, metrics: dict, extra: dict) -> Path:
-    """Write ``<run_dir>/results.json`` = schema + identity fields from ``extra`` + metrics + the rest of extra.
+    """Write ``<run_dir>/results.json`` (layout and key order: bench.rundir.write_results).
 
     metrics: the block returned by ``evaluate_run``. extra: run_id, sweep, method, base_method,
     dataset, scene, blur_type, seed, config_hash, train (train_summary.json), provenance, ...
@@ -23,22 +17,8 @@ def write_results(run_dir, metrics: dict, extra: dict) -> Path:
     for key in ("aggregate", "per_image", "protocol", "missing"):
         if key not in metrics:
             raise BenchError(f"results metrics: missing key {key!r} (expected the evaluate_run block)")
-    doc: dict = {"schema": SCHEMA}
-    doc.update({k: extra.get(k) for k in IDENTITY_KEYS})
-    doc["metrics"] = metrics
-    doc.update({k: v for k, v in extra.items() if k not in doc})
-    path = Path(run_dir) / rundir.RESULTS
-    write_json(path, doc)
-    return path
+    return rundir.write_results(run_dir, metrics, extra)
 
-
-def read_results(run_dir) -> dict:
-    """The parsed results.json of a run."""
-    path = Path(run_dir) / rundir.RESULTS
-    try:
-        return json.loads(path.read_text())
-    except (OSError, json.JSONDecodeError) as err:
-        raise BenchError(f"{path}: not a readable results file ({err})") from None
 
 
 def _blur_type(dataset: str, scene: str) -> str | None:

@@ -98,10 +98,7 @@ def collect(sweep_dir) -> pd.DataFrame:
     for path in sorted((sweep_dir / "runs").glob(f"*/{rundir.RESULTS}")):
         if current is not None and path.parent.name not in current:
             continue
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
-            raise BenchError(f"{path}: not a readable results file ({err})") from None
+        doc = rundir.read_results(path.parent)
         doc.setdefault("run_id", path.parent.name)
         rows.extend(rows_of(doc, sweep_dir.name))
     df = pd.DataFrame(rows, columns=COLUMNS)
