@@ -7,7 +7,6 @@ skipped.
 
 from __future__ import annotations
 
-import csv
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -133,14 +132,9 @@ def plot_ablation_deltas(per_scene: pd.DataFrame, summary: pd.DataFrame, out_dir
     return Figures(paths, notes)
 
 
-def _read_curves(path: Path) -> pd.DataFrame | None:
-    if not path.is_file():
-        return None
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if not rows:
-        return None
-    return pd.DataFrame(rows).apply(pd.to_numeric, errors="coerce")
+def _read_curves(run_dir: Path) -> pd.DataFrame | None:
+    rows = rundir.read_curves(run_dir)
+    return pd.DataFrame(rows) if rows else None
 
 
 def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
@@ -151,7 +145,7 @@ def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
     for d in labels.order_datasets(runs.dataset.unique()):
         curves = {}
         for r in runs[runs.dataset == d].itertuples():
-            c = _read_curves(Path(sweep_dir) / "runs" / r.run_id / rundir.CURVES)
+            c = _read_curves(Path(sweep_dir) / "runs" / r.run_id)
             if c is not None and "step" in c:
                 curves[r.run_id] = (r.variant, c)
         if not curves:
