@@ -146,7 +146,9 @@ def _fault_sweep(tmp_path: Path) -> Path:
 def test_cancel_preempt_and_failure_on_slurm(tmp_path):
     path = _fault_sweep(tmp_path)
     sweep_dir = tmp_path / "out" / "fault"
-    first = subprocess.Popen([sys.executable, "-m", "bench.cli", "sweep", str(path), "--no-report"],
+    # --skip-data-check: the bad data root is the point (bench sweep would refuse it otherwise).
+    first = subprocess.Popen([sys.executable, "-m", "bench.cli", "sweep", str(path), "--no-report",
+                              "--skip-data-check"],
                              cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     manifest = _wait(lambda: (m := read_manifest(sweep_dir)) and m["submissions"] and
                      m["submissions"][0].get("jobs") and m, 120, "the submission")

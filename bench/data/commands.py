@@ -17,6 +17,8 @@ def register(sub) -> None:
     p.add_argument("dataset", help="dataset name (see `bench data list`)")
     p.add_argument("scene", nargs="?", help="one scene (default: all scenes of the dataset)")
     p.add_argument("--data-root", help="the dataset's folder (default: $BENCH_DATA/<dataset> or datasets/data/<dataset>)")
+    p.add_argument("--quick", action="store_true",
+                   help="folders, files and counts only, no file read (what `bench sweep` checks)")
     p.set_defaults(func=cmd_check)
 
     p = verbs.add_parser("synth", help="generate the synthetic benchmark (reuses scenes already there)")
@@ -57,7 +59,16 @@ def cmd_check(args) -> int:
     root = data_root(args.dataset, args.data_root)
     failed = 0
     for name in scenes:
-        problems = check_scene(args.dataset, name, root)
+        if getattr(args, "quick", False):
+            from bench.data.presence import quick_check_scene
+
+            quick = quick_check_scene(args.dataset, name, root)
+            problems = quick.problems
+            if quick.ok and quick.state != "present":
+                print(f"{args.dataset}/{name}: ok ({quick.state})")
+                continue
+        else:
+            problems = check_scene(args.dataset, name, root)
         if problems:
             failed += 1
             for line in problems:

@@ -23,7 +23,11 @@ def register(sub) -> None:
     p.add_argument("--executor", choices=("auto", "slurm", "local", "debug"), default=None,
                    help="where runs execute (default: the file's executor.kind; auto = slurm when "
                         "sbatch is on PATH, else local)")
-    p.add_argument("--dry-run", action="store_true", help="print the plan and exit")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print the plan and the data check of the runs to submit, and exit")
+    p.add_argument("--skip-data-check", action="store_true",
+                   help="submit without checking that the runs' scenes are present (for data only "
+                        "the compute nodes see); by default missing or broken scenes refuse the sweep")
     p.add_argument("--retry-failed", action="store_true", help="run failed runs again (resuming)")
     p.add_argument("--force", action="store_true",
                    help="re-run finished runs too (old run directories are moved to archive/)")
@@ -61,7 +65,8 @@ def _sweep(args: argparse.Namespace) -> int:
     return run_sweep(args.file, executor=args.executor, dry_run=args.dry_run,
                      retry_failed=args.retry_failed, force=args.force, only=args.only,
                      no_wait=args.no_wait, output_root=args.output_root,
-                     max_concurrent=args.max_concurrent, report=not args.no_report)
+                     max_concurrent=args.max_concurrent, report=not args.no_report,
+                     skip_data_check=args.skip_data_check)
 
 
 def _status(args: argparse.Namespace) -> int:

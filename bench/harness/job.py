@@ -19,8 +19,8 @@ from pathlib import Path
 import submitit
 
 from bench import rundir
-from bench.harness.runs import (DONE, FAILED, REQUEUED, RUNNING, RunLock, checkpoint_step, read_job,
-                                read_json, read_status, write_status)
+from bench.harness.runs import (DONE, FAILED, REQUEUED, RUNNING, RunLock, checkpoint_step, describe_holder,
+                                lock_holder, read_job, read_json, read_status, write_status)
 
 BUSY = "busy"
 LOCK_WAIT_S = 10.0  # a status probe holds a run's lock for microseconds; wait that out
@@ -85,7 +85,8 @@ def run_job(run_dir: str | os.PathLike, executor: str = "local") -> str:
     job = read_job(run_dir)
     lock = RunLock(run_dir)
     if not lock.acquire(LOCK_WAIT_S):
-        print(f"{run_dir.name}: another process holds {lock.path}; not training it twice", flush=True)
+        print(f"{run_dir.name}: {describe_holder(lock_holder(run_dir))} holds {lock.path}; not training it "
+              "twice (the sweep counts the run by that process's outcome)", flush=True)
         return BUSY
     old_env = _set_threads(int(job["resources"]["cpus_per_task"]))
     try:

@@ -10,12 +10,19 @@ Layout::
                       "local": {"queue": ..., "state": ..., "supervisor": {"pid", "start"}}}]}
 
 Read-modify-write happens under an fcntl lock so two ``bench sweep`` calls cannot lose entries.
+A second, longer lock (``.submit.lock``, :func:`submitting`) is held by a ``bench sweep`` from its
+plan until its submission is recorded: two submissions of one sweep plan one after the other, so
+the second sees the first's runs in flight instead of submitting them again. A submission record
+is written with ``"state": "submitting"`` and its submitter's pid first, ``"submitted"`` last.
 """
 
 from __future__ import annotations
 
 import fcntl
+import json
 import os
+import socket
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -27,6 +34,8 @@ from bench.harness.runs import read_json
 
 MANIFEST = "manifest.json"
 SCHEMA = 1
+SUBMIT_LOCK = ".submit.lock"
+SUBMITTING, SUBMITTED = "submitting", "submitted"  # a submission record's state
 
 
 def manifest_path(sweep_dir: Path) -> Path:
@@ -67,3 +76,64 @@ def updating(sweep_dir: Path, sweep: str, sweep_file: str | None) -> Iterator[di
 
 def submissions_by_id(manifest: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {s["id"]: s for s in manifest.get("submissions", [])}
+
+
+@contextmanager
+def submitting(sweep_dir: Path, say=lambda msg: print(msg, file=sys.stderr, flush=True)) -> Iterator[None]:
+    """Hold the sweep's submission lock (waiting for another ``bench sweep`` holding it, and
+    saying so once with its pid and host)."""
+    sweep_dir = Path(sweep_dir)
+    sweep_dir.mkdir(parents=True, exist_ok=True)
+    fd = os.open(sweep_dir / SUBMIT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if not _try_lock(fd, 1.0):  # a status probe holds it for microseconds: wait that out
+            holder = _read_holder(sweep_dir / SUBMIT_LOCK)
+            who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
+            say(f"waiting: {who} is submitting this sweep ({sweep_dir})")
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
+        try:
+            yield
+        finally:
+            os.ftruncate(fd, 0)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def _try_lock(fd: int, wait_s: float) -> bool:
+    deadline = time.monotonic() + wait_s
+    while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.05)
+
+
+def _read_holder(path: Path) -> dict[str, Any] | None:
+    try:
+        record = json.loads(path.read_text() or "null")
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def submission_in_progress(sweep_dir: Path) -> bool:
+    """Whether some ``bench sweep`` holds the sweep's submission lock right now."""
+    try:
+        fd = os.open(Path(sweep_dir) / SUBMIT_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
+    finally:
+        os.close(fd)

@@ -4,8 +4,11 @@ A run's displayed state:
 
 * ``done``: results.json with the planned hash;
 * ``failed``: status.json says failed (error and log path shown);
-* ``running``: its lock is held (a process trains it), or SLURM lists its task as running;
-* ``pending``: submitted, and its job is still queued (squeue) or its local supervisor is alive;
+* ``running``: its lock is held (a process trains it, whichever submission started it; ``bench
+  status`` names the holder: pid and host, SLURM task, submission), or SLURM lists its task as
+  running;
+* ``pending``: submitted, and a job of some submission still has it queued (squeue, a live local
+  supervisor, or a submission being made right now);
 * ``interrupted``: submitted or started, but no process or job holds it any more (killed,
   cancelled, node lost): re-running the sweep resumes it from its latest checkpoint;
 * ``not submitted``: in the sweep, never started.
@@ -13,6 +16,7 @@ A run's displayed state:
 
 from __future__ import annotations
 
+import socket
 import sys
 import time
 from collections import Counter
@@ -21,8 +25,10 @@ from pathlib import Path
 from bench.harness import plan as P
 from bench.harness.executors import SUBMITIT_DIR, local_alive, squeue_states
 from bench.harness.localq import same_process
-from bench.harness.manifest import submissions_by_id
-from bench.harness.runs import CANCELLED, PENDING, REQUEUED, read_json, runs_dir
+from bench.harness.manifest import (SUBMITTING, read_manifest, submission_in_progress,
+                                    submissions_by_id)
+from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, describe_holder, holder_alive, lock_held,
+                                lock_holder, read_json, runs_dir)
 
 DONE, FAILED, RUNNING, PENDING_, INTERRUPTED, NOT_SUBMITTED = (
     "done", "failed", "running", "pending", "interrupted", "not submitted")
@@ -31,21 +37,36 @@ SLURM_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STOPPED", "SUSPENDED"}
 
 
 class Liveness:
-    """Answers "is the job that should run this run still there?" from the manifest.
+    """Answers "is a job that should run this run still there?" from the manifest.
 
-    One squeue call per :meth:`refresh` covers all SLURM jobs; local submissions are alive while
-    their supervisor process is.
+    A run is alive while any submission that lists it still has it: a SLURM task squeue lists, a
+    local queue whose supervisor has it queued or running, or a submission still being submitted
+    (its record says "submitting" while ``bench sweep`` holds the sweep's submission lock). Not
+    only the run's latest submission counts: two submissions of one sweep may both hold a run,
+    and the one whose child got the run's lock trains it. With ``sweep_dir``, :meth:`refresh`
+    re-reads the manifest, so submissions made by other processes meanwhile are seen.
+
+    One squeue call per :meth:`refresh` covers all SLURM jobs.
     """
 
-    def __init__(self, manifest: dict | None):
+    def __init__(self, manifest: dict | None, sweep_dir: Path | None = None):
+        self.sweep_dir = Path(sweep_dir) if sweep_dir is not None else None
         self.manifest = manifest or {"runs": {}, "submissions": []}
-        self.subs = submissions_by_id(self.manifest)
+        self.host = socket.gethostname()
         self.slurm: dict[str, str] = {}
         self.slurm_known = False
-        self.local: dict[int, bool] = {}
+        self.local: dict[int, object] = {}
         self.refresh()
 
     def refresh(self) -> None:
+        if self.sweep_dir is not None:
+            self.manifest = read_manifest(self.sweep_dir) or self.manifest
+        self.subs = submissions_by_id(self.manifest)
+        # run id -> ids of the submissions listing it, newest first
+        self.by_run: dict[str, list[int]] = {}
+        for sid in sorted(self.subs, reverse=True):
+            for rid in self.subs[sid].get("run_ids") or ():
+                self.by_run.setdefault(rid, []).append(sid)
         kinds = {s.get("executor") for s in self.subs.values()}
         if "slurm" in kinds:
             states = squeue_states()
@@ -53,35 +74,78 @@ class Liveness:
             # answer treat SLURM jobs as alive (never declare a run interrupted on no evidence).
             self.slurm_known = states is not None or self.slurm_known
             self.slurm = states if states is not None else self.slurm
-        self.local = {sid: _local_queue(s["local"]) for sid, s in self.subs.items()
-                      if s.get("executor") == "local" and s.get("local")}
+        self.submitting = any(s.get("state") == SUBMITTING for s in self.subs.values()) and (
+            self.sweep_dir is None or submission_in_progress(self.sweep_dir))
+        local = {sid: s for sid, s in self.subs.items() if s.get("executor") == "local" and s.get("local")}
+        states = {sid: read_json(Path(s["local"]["state"])) for sid, s in local.items()}
+        self.local = {sid: _local_queue(s["local"], states[sid], s.get("host"), self.host)
+                      for sid, s in local.items()}
+        # who started a lock holder: local child pid / SLURM task -> submission id
+        self.owner = {("pid", c.get("pid")): sid for sid, st in states.items()
+                      for c in ((st or {}).get("running") or {}).values()}
+        self.owner.update({("slurm", t): sid for sid, s in self.subs.items() for j in s.get("jobs") or []
+                           for t in j.get("task_ids", {}).values()})
 
-    def job_state(self, run_id: str) -> str | None:
-        """The scheduler's state of the run's job (SLURM state name, or LOCAL), None if gone."""
-        info = self.manifest["runs"].get(run_id) or {}
-        sub = self.subs.get(info.get("submission"))
-        if sub is None:
-            return None
-        if sub.get("executor") == "slurm" and info.get("job_id"):
-            if not self.slurm_known:
-                return "UNKNOWN"
-            jid = info["job_id"]
-            return self.slurm.get(jid) or self.slurm.get(jid.split("_")[0])
-        if sub.get("executor") == "local":
+    def _submissions_of(self, run_id: str) -> list[dict]:
+        sids = list(self.by_run.get(run_id, []))
+        latest = (self.manifest["runs"].get(run_id) or {}).get("submission")
+        if latest is not None and latest not in sids:  # records written before run_ids existed
+            sids.insert(0, latest)
+        return [self.subs[i] for i in sids if i in self.subs]
+
+    def _state_in(self, sub: dict, run_id: str) -> str | None:
+        if sub.get("executor") == "slurm":
+            jid = next((j["task_ids"][run_id] for j in sub.get("jobs") or [] if run_id in j.get("task_ids", {})),
+                       None)
+            if jid is None and (self.manifest["runs"].get(run_id) or {}).get("submission") == sub["id"]:
+                jid = self.manifest["runs"][run_id].get("job_id")
+            if jid:
+                if not self.slurm_known:
+                    return "UNKNOWN"
+                return self.slurm.get(jid) or self.slurm.get(jid.split("_")[0])
+        elif sub.get("executor") == "local" and sub.get("local"):
             waiting = self.local.get(sub["id"])
             return "LOCAL" if waiting is not None and waiting(run_id) else None
+        if sub.get("state") == SUBMITTING and self._submitter_alive(sub):
+            return "SUBMITTING"
         return None
+
+    def _submitter_alive(self, sub: dict) -> bool:
+        who = sub.get("submitter")
+        if who and who.get("host") == self.host:
+            return same_process(who)
+        return self.submitting
+
+    def job_state(self, run_id: str) -> str | None:
+        """The scheduler's state of a job holding the run (SLURM state name, LOCAL, SUBMITTING or
+        UNKNOWN when squeue has not answered yet), None when no submission holds it any more."""
+        found = [state for sub in self._submissions_of(run_id) if (state := self._state_in(sub, run_id))]
+        return next((s for s in found if s in SLURM_RUNNING), found[0] if found else None)
+
+    def holding_submission(self, run_id: str) -> dict | None:
+        """The newest submission that still holds the run, None if none does."""
+        return next((sub for sub in self._submissions_of(run_id) if self._state_in(sub, run_id)), None)
 
     def alive(self, run_id: str, status: dict) -> bool:
-        return self.job_state(run_id) is not None
+        if self.job_state(run_id) is not None:
+            return True
+        if self.sweep_dir is not None:
+            return holder_alive(lock_holder(runs_dir(self.sweep_dir) / run_id), self.slurm)
+        return False
 
 
-def _local_queue(local: dict):
+def _local_queue(local: dict, state: dict | None, host: str | None = None, here: str | None = None):
     """None when a local submission's supervisor is gone, else a predicate "this run is still
-    queued or its child process runs" read from the supervisor's state file."""
+    queued or its child process runs" from the supervisor's state file (its contents ``state``).
+
+    A queue started on another host cannot be checked by pid from here: it counts as alive until
+    its state file says it is done."""
+    if host and here and host != here:
+        if state is not None and state.get("done"):
+            return None
+        return lambda run_id: True
     if not local_alive(local):
         return None
-    state = read_json(Path(local["state"]))
     if state is None:  # the supervisor has not written its first state yet: all queued
         return lambda run_id: True
     pending = {Path(d).name for d in state.get("pending", [])}
@@ -99,12 +163,52 @@ def run_display_state(run_dir: Path, chash: str, live: Liveness) -> tuple[str, d
         return NOT_SUBMITTED, status
     if state == P.ACTIVE:
         job = live.job_state(run_dir.name)
-        if status.get("state") in (PENDING, REQUEUED) and job not in SLURM_RUNNING:
+        if (status.get("state") in (PENDING, REQUEUED) and job not in SLURM_RUNNING
+                and not lock_held(run_dir)):
             return PENDING_, status
         return RUNNING, status
     if state == P.STALE:
         return INTERRUPTED, {**status, "error": "run directory holds a different configuration"}
     return INTERRUPTED, status
+
+
+def held_by(sweep_dir: Path, run_id: str, live: Liveness) -> str | None:
+    """Who holds a run in flight: the lock holder (pid and host, SLURM task) and its submission."""
+    holder = lock_holder(runs_dir(sweep_dir) / run_id)
+    sid = None
+    if holder:
+        sid = live.owner.get(("slurm", holder.get("slurm_job"))) or live.owner.get(("pid", holder.get("pid")))
+    sub = live.subs.get(sid) or live.holding_submission(run_id)
+    parts = [describe_holder(holder)] if holder else []
+    if sub:
+        parts.append(f"submission {sub['id']} ({sub.get('executor')}, from {sub.get('host', '?')})")
+    return ", ".join(parts) or None
+
+
+def in_flight_lines(sweep_dir: Path, live: Liveness, run_ids: list[str]) -> list[str]:
+    """One line per submission holding some of ``run_ids`` in flight: which, from where, how many."""
+    held: Counter = Counter()
+    for rid in run_ids:
+        sub = live.holding_submission(rid)
+        if sub is not None:
+            held[sub["id"]] += 1
+        elif lock_held(runs_dir(sweep_dir) / rid):
+            held[None] += 1
+    lines = []
+    for sid, n in sorted(held.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+        sub = live.subs.get(sid) or {}
+        if sid is None:
+            lines.append(f"  in flight: {n} run(s) locked by a process of no recorded submission")
+            continue
+        where = sub.get("host", "?")
+        if sub.get("executor") == "local" and sub.get("local"):
+            where = f"supervisor pid {sub['local']['supervisor']['pid']} on {where}"
+        elif sub.get("executor") == "slurm":
+            jobs = ",".join(j["job_id"] for j in sub.get("jobs") or [])
+            where = f"SLURM job(s) {jobs or '(being submitted)'} from {where}"
+        lines.append(f"  in flight: {n} run(s) of submission {sid} ({sub.get('executor')}, {where}, "
+                     f"{sub.get('time', '?')}); following them")
+    return lines
 
 
 def snapshot(sweep_dir: Path, manifest: dict, live: Liveness, run_ids: list[str] | None = None
@@ -178,7 +282,7 @@ def follow(sweep_dir: Path, manifest: dict, run_ids: list[str], *, poll_s: float
     from rich.live import Live
 
     console = console or Console(stderr=True)
-    live = Liveness(manifest)
+    live = Liveness(manifest, sweep_dir)
     started = time.monotonic()
     snap = snapshot(sweep_dir, manifest, live, run_ids)
     name = manifest.get("sweep", Path(sweep_dir).name)

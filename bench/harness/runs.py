@@ -17,6 +17,7 @@ import fcntl
 import hashlib
 import json
 import os
+import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -26,6 +27,7 @@ from bench import rundir
 from bench.atomic import write_json
 from bench.errors import BenchError
 from bench.harness.spec import Resources, SweepSpec, variant_names
+from bench.method.config import run_hash
 
 JOB = "job.json"
 LOCK = ".lock"
@@ -61,15 +63,6 @@ class RunSpec:
         d = asdict(self)
         d["resources"] = self.resources.model_dump()
         return d
-
-
-def run_hash(variant: str, config: dict[str, Any], dataset: str, scene: str, seed: int) -> str:
-    """The run's identity: the same hash ``bench.method.train`` writes into config.yaml (it
-    refuses to reuse a directory holding another one), so the two can never disagree."""
-    from bench.method.config import config_hash
-
-    return config_hash({"method": variant, "dataset": dataset, "scene": scene, "seed": int(seed),
-                        "config": config})
 
 
 class _Hasher:
@@ -209,6 +202,9 @@ class RunLock:
     """An exclusive fcntl lock on ``<run_dir>/.lock``, held while a process trains the run.
 
     ``acquire(wait_s)`` retries for a moment because a status probe may hold it for microseconds.
+    The holder writes who it is into the file (:func:`lock_holder`: pid, process start, host,
+    SLURM task, time) and empties it on release, so a sweep can say which process holds a run and
+    tell a live holder from a dead one even where flock is not shared between hosts.
     """
 
     def __init__(self, run_dir: Path):
@@ -230,11 +226,12 @@ class RunLock:
                 continue
             self._fd = fd
             os.ftruncate(fd, 0)
-            os.write(fd, f"{os.getpid()} {os.uname().nodename}\n".encode())
+            os.write(fd, (json.dumps(_holder_record()) + "\n").encode())
             return True
 
     def release(self) -> None:
         if self._fd is not None:
+            os.ftruncate(self._fd, 0)  # nobody holds it any more
             fcntl.flock(self._fd, fcntl.LOCK_UN)
             os.close(self._fd)
             self._fd = None
@@ -256,6 +253,60 @@ def lock_held(run_dir: Path) -> bool:
         return False
     finally:
         os.close(fd)
+
+
+def _holder_record() -> dict[str, Any]:
+    from bench.harness.localq import proc_start_ticks
+
+    env = os.environ
+    task = (f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
+            if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID") else env.get("SLURM_JOB_ID"))
+    return {"pid": os.getpid(), "start": proc_start_ticks(os.getpid()), "host": socket.gethostname(),
+            "slurm_job": task, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+
+
+def lock_holder(run_dir: Path) -> dict[str, Any] | None:
+    """Who wrote itself into the run's lock file as holding it (None: nobody, or released).
+
+    Only a record: whether that process still lives is :func:`holder_alive`'s question.
+    """
+    try:
+        text = (Path(run_dir) / LOCK).read_text().strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    if not text:
+        return None
+    try:
+        record = json.loads(text)
+    except ValueError:  # the record of older versions: "<pid> <host>"
+        pid, _, host = text.partition(" ")
+        return {"pid": int(pid), "host": host.strip(), "start": None} if pid.isdigit() else None
+    return record if isinstance(record, dict) else None
+
+
+def holder_alive(holder: dict[str, Any] | None, slurm: dict[str, str] | None = None) -> bool:
+    """Whether a lock holder record names a live process: on this host by pid and start time,
+    elsewhere by its SLURM task still listed by squeue (``slurm``: squeue's {job id: state})."""
+    if not holder:
+        return False
+    if holder.get("host") == socket.gethostname() and holder.get("pid"):
+        from bench.harness.localq import same_process
+
+        if holder.get("start") is None:  # old record: the pid alone
+            return Path(f"/proc/{int(holder['pid'])}").exists()
+        return same_process(holder)
+    job = holder.get("slurm_job")
+    return bool(job and slurm and (job in slurm or str(job).split("_")[0] in slurm))
+
+
+def describe_holder(holder: dict[str, Any] | None) -> str:
+    """``pid 123 on node7 (SLURM 456_3) since ...`` for messages."""
+    if not holder:
+        return "another process"
+    text = f"pid {holder.get('pid')} on {holder.get('host') or '?'}"
+    if holder.get("slurm_job"):
+        text += f" (SLURM job {holder['slurm_job']})"
+    return text + (f" since {holder['since']}" if holder.get("since") else "")
 
 
 def checkpoint_step(path: Path | None) -> int:

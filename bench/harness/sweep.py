@@ -16,8 +16,10 @@ from pathlib import Path
 from bench.errors import BenchError
 from bench.harness import executors as X
 from bench.harness import monitor as M
-from bench.harness.manifest import read_manifest, require_manifest, updating
+from bench.harness.localq import proc_start_ticks
+from bench.harness.manifest import SUBMITTED, SUBMITTING, require_manifest, submitting, updating
 from bench.harness.plan import archive_run, make_plan
+from bench.harness.preflight import check_data
 from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, RUNNING, RunSpec, expand, parse_only,
                                 read_status, runs_dir, select, write_job, write_status)
 from bench.harness.spec import load_sweep, parse_sweep
@@ -40,37 +42,71 @@ def _print(msg: str) -> None:
 def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
               retry_failed: bool = False, force: bool = False, only: list[str] | None = None,
               no_wait: bool = False, output_root: str | None = None,
-              max_concurrent: int | None = None, report: bool = True, poll_s: float = 3.0) -> int:
-    """Validate, plan, submit and (unless ``no_wait``) follow a sweep; returns the exit code."""
+              max_concurrent: int | None = None, report: bool = True, poll_s: float = 3.0,
+              skip_data_check: bool = False) -> int:
+    """Validate, plan, check the data, submit and (unless ``no_wait``) follow a sweep; returns the
+    exit code.
+
+    The data of every run to submit is checked first (:mod:`bench.harness.preflight`; skipped with
+    ``skip_data_check``): missing or broken scenes refuse the submission (exit 2, nothing written).
+    Planning and submitting happen under the sweep's submission lock, so a second ``bench sweep``
+    of the same sweep waits for the first to record its submission and then follows its runs.
+    """
     spec = load_sweep(path)
     kind = X.pick_executor(executor or spec.executor.kind)
     sweep_dir = spec.output_dir(output_root)
     runs = expand(spec)
     selected = select(runs, parse_only(only))
-    live = M.Liveness(read_manifest(sweep_dir))
-    plan = make_plan(selected, sweep_dir, retry_failed=retry_failed, force=force, alive=live.alive)
+    plan = _plan(selected, sweep_dir, retry_failed, force)
     _print(f"sweep {spec.name} -> {sweep_dir}")
     _print(f"plan: {plan.summary()}; executor {kind}")
+    data = None if skip_data_check else check_data(plan.to_submit)
     if dry_run:
+        for line in (data.summary_lines() if data else ["data: not checked (--skip-data-check)"]):
+            _print(line)
+        lacking = data.runs_without_data() if data else set()
         for run in plan.to_submit:
-            _print(f"  would run {run.run_id} [{plan.states[run.run_id]}]")
+            _print(f"  would run {run.run_id} [{plan.states[run.run_id]}]"
+                   + (" (its data is missing)" if run.run_id in lacking else ""))
+        if lacking:
+            _print(f"a submission would be refused: {len(lacking)} of {len(plan.to_submit)} runs to submit "
+                   "lack their data (see above; --skip-data-check submits anyway)")
         return 0
-    with updating(sweep_dir, spec.name, str(Path(path).absolute())) as manifest:
-        # The current expansion of the file; runs of an edited file's older configs drop out
-        # here (their directories and the submission history stay).
-        old = manifest["runs"]
-        manifest["runs"] = {run.run_id: {**old.get(run.run_id, {}), "variant": run.variant,
-                                         "dataset": run.dataset, "scene": run.scene, "seed": run.seed,
-                                         "config_hash": run.config_hash} for run in runs}
+    if data is not None and not data.ok:
+        return _refuse(data)
+    with submitting(sweep_dir, say=_print):
+        # Again under the lock: another submission of this sweep may have been recorded meanwhile.
+        again = _plan(selected, sweep_dir, retry_failed, force)
+        if again.summary() != plan.summary():
+            _print(f"plan now: {again.summary()}")
+        plan = again
+        if data is not None:
+            data.add(plan.to_submit)
+            if not data.ok:
+                return _refuse(data)
+        with updating(sweep_dir, spec.name, str(Path(path).absolute())) as manifest:
+            # The current expansion of the file; runs of an edited file's older configs drop out
+            # here (their directories and the submission history stay).
+            old = manifest["runs"]
+            manifest["runs"] = {run.run_id: {**old.get(run.run_id, {}), "variant": run.variant,
+                                             "dataset": run.dataset, "scene": run.scene, "seed": run.seed,
+                                             "config_hash": run.config_hash} for run in runs}
+        if plan.to_submit:
+            for run in plan.to_archive:
+                _print(f"  archived {run.run_id} -> {archive_run(sweep_dir, run.run_id)}")
+            submission = _submit(sweep_dir, spec.name, path, kind, plan.to_submit,
+                                 max_concurrent or spec.executor.max_concurrent, spec.executor.device)
     if not plan.to_submit:
-        # Runs still in flight from an earlier submission are followed like new ones.
+        # Runs still in flight from an earlier (or a concurrent) submission are followed like new
+        # ones, and counted by their outcome.
         _print("nothing to submit")
+        live = M.Liveness(None, sweep_dir)
+        for line in M.in_flight_lines(sweep_dir, live, [r.run_id for r in selected]):
+            _print(line)
         return _finish(sweep_dir, [r.run_id for r in selected], report and not no_wait, poll_s,
                        follow=not no_wait)
-    for run in plan.to_archive:
-        _print(f"  archived {run.run_id} -> {archive_run(sweep_dir, run.run_id)}")
-    submission = _submit(sweep_dir, spec.name, path, kind, plan.to_submit,
-                         max_concurrent or spec.executor.max_concurrent, spec.executor.device)
+    if kind == "debug":
+        X.run_debug(sweep_dir, plan.to_submit, lambda run, state: _print(f"{run.run_id}: {state}"))
     if no_wait and kind != "debug":
         _print(f"submitted {len(plan.to_submit)} runs; follow with: bench status {sweep_dir} --watch")
         return 0
@@ -79,6 +115,20 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
     if proc is not None:
         proc.poll()  # reap the finished supervisor
     return code
+
+
+def _plan(selected: list[RunSpec], sweep_dir: Path, retry_failed: bool, force: bool):
+    live = M.Liveness(None, sweep_dir)  # reads the manifest
+    return make_plan(selected, sweep_dir, retry_failed=retry_failed, force=force, alive=live.alive)
+
+
+def _refuse(data) -> int:
+    """One line per dataset lacking data, a hint, exit code 2 (nothing was written)."""
+    for line in data.refusal_lines():
+        print(f"bench sweep: error: {line}", file=sys.stderr)
+    print("bench sweep: nothing submitted; details: bench data check DATASET --quick; if only the compute "
+          "nodes see the data, submit with --skip-data-check", file=sys.stderr, flush=True)
+    return 2
 
 
 def _prepare(sweep_dir: Path, runs: list[RunSpec], submission: int, kind: str) -> None:
@@ -101,11 +151,27 @@ def _submit(sweep_dir: Path, sweep: str, path: str, kind: str, runs: list[RunSpe
     with updating(sweep_dir, sweep, str(Path(path).absolute())) as manifest:
         sid = 1 + max((s["id"] for s in manifest["submissions"]), default=0)
         record = {"id": sid, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": kind,
-                  "host": socket.gethostname(), "argv": sys.argv, "run_ids": [r.run_id for r in runs]}
+                  "host": socket.gethostname(), "argv": sys.argv, "run_ids": [r.run_id for r in runs],
+                  "state": SUBMITTING, "submitter": {"pid": os.getpid(), "start": proc_start_ticks(os.getpid()),
+                                                     "host": socket.gethostname()}}
         manifest["submissions"].append(record)
         for run in runs:
             manifest["runs"][run.run_id].update(submission=sid, executor=kind, job_id=None)
     _prepare(sweep_dir, runs, sid, kind)
+    try:
+        extra = _launch(sweep_dir, sweep, path, kind, runs, max_concurrent, device, record)
+    except BaseException:
+        record["state"] = "incomplete"  # what was accepted (SLURM arrays) is recorded already
+        _save(sweep_dir, sweep, path, record)
+        raise
+    record["state"] = SUBMITTED
+    _save(sweep_dir, sweep, path, record)
+    return {**record, **extra}
+
+
+def _launch(sweep_dir: Path, sweep: str, path: str, kind: str, runs: list[RunSpec],
+            max_concurrent: int | None, device: str, record: dict) -> dict:
+    """Hand the prepared runs to the executor; fills ``record``; returns process handles."""
     extra: dict = {}
     if kind == "slurm":
         record["jobs"] = []
@@ -118,16 +184,13 @@ def _submit(sweep_dir: Path, sweep: str, path: str, kind: str, runs: list[RunSpe
         _print("submitted job arrays: " + ", ".join(
             f"{j['job_id']} ({len(j['run_ids'])} runs)" for j in record["jobs"]))
     elif kind == "local":
-        local = X.submit_local(sweep_dir, sid, runs, max_concurrent, device)
+        local = X.submit_local(sweep_dir, record["id"], runs, max_concurrent, device)
         extra["_popen"] = local.pop("_popen")
         record["local"] = local
         _print(f"local queue: {len(runs)} runs, at most {local['max_concurrent']} at once"
                + (f" on GPUs {','.join(local['gpus'])}" if local["gpus"] else "")
                + f" (supervisor pid {local['supervisor']['pid']})")
-    _save(sweep_dir, sweep, path, record)
-    if kind == "debug":
-        X.run_debug(sweep_dir, runs, lambda run, state: _print(f"{run.run_id}: {state}"))
-    return {**record, **extra}
+    return extra
 
 
 def _save(sweep_dir: Path, sweep: str, path: str, record: dict) -> None:
@@ -151,7 +214,7 @@ def _finish(sweep_dir: Path, run_ids: list[str], report: bool, poll_s: float, fo
                    f"stop them: bench cancel {sweep_dir}")
             return 130
     else:
-        snap = M.snapshot(sweep_dir, manifest, M.Liveness(manifest), run_ids)
+        snap = M.snapshot(sweep_dir, manifest, M.Liveness(manifest, sweep_dir), run_ids)
     code = M.print_summary(sweep_dir, manifest, snap)
     if report and any(state == M.DONE for state, _ in snap.values()):
         code = max(code, build_report(sweep_dir))
@@ -179,15 +242,16 @@ def status(arg: str, *, output_root: str | None = None, watch: bool = False, sho
     run_ids = list(manifest["runs"])
     if watch:
         return _finish(sweep_dir, run_ids, report, poll_s, follow=True)
-    live = M.Liveness(manifest)
+    live = M.Liveness(manifest, sweep_dir)
     snap = M.snapshot(sweep_dir, manifest, live, run_ids)
     _print(f"sweep {manifest.get('sweep')} at {sweep_dir}")
     for rid, (state, st) in snap.items():
         if show_all or state not in (M.DONE, M.NOT_SUBMITTED):
             step = M.progress_step(runs_dir(sweep_dir) / rid) if state == M.RUNNING else None
+            holder = M.held_by(sweep_dir, rid, live) if state == M.RUNNING else None
             _print(f"  {state:13s} {rid}" + (f"  step {step}" if step is not None else "")
                    + (f"  resumed from step {st['resumed_from_step']}" if st.get("resumed_from_step")
-                      else ""))
+                      else "") + (f"  [{holder}]" if holder else ""))
     return M.print_summary(sweep_dir, manifest, snap)
 
 
