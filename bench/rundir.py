@@ -5,6 +5,8 @@
     <run_dir>/
       config.yaml            resolved configuration (method, variant, dataset, scene, seed, every setting)
       status.json            harness state: pending | running | done | failed, error, log path, job ids
+      job.json               what the harness asked this run to do (bench.harness.runs.RunSpec)
+      .lock                  held (fcntl) by the process training the run; its text names the holder
       log.txt                the run's log (which init path was taken, warnings, errors)
       checkpoints/step_NNNNNNN.pt   atomic checkpoints; the highest step is resumed from
       renders/test/<name>.png       sharp renders of every test view (final step)
@@ -22,7 +24,9 @@ import csv
 import io
 import json
 import re
+import time
 from pathlib import Path
+from typing import Any, TypedDict
 
 from bench.atomic import write_json, write_text
 from bench.errors import BenchError
@@ -36,6 +40,8 @@ TRAIN_RENDERS = "renders/train"
 CURVES = "curves.csv"
 TRAIN_SUMMARY = "train_summary.json"
 RESULTS = "results.json"
+JOB = "job.json"
+LOCK = ".lock"
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:
@@ -150,3 +156,57 @@ def results_config_hash(run_dir: Path) -> str | None | bool:
         return json.loads(data).get("config_hash")
     except ValueError:
         return None
+
+
+# -- status.json and job.json (the harness's files of a run) -------------------------------------
+
+
+class Status(TypedDict, total=False):
+    """status.json: ``state`` (pending | running | requeued | done | failed) and what the harness
+    knows of the attempt: run_id, attempt, executor, host, pid, slurm ids, start_time, end_time,
+    resumed_from_step, log, job_log, error, traceback, wall_time_s, requeued_at, updated."""
+
+    state: str
+    run_id: str
+    attempt: int
+    error: str | None
+    log: str
+    job_log: str | None
+    updated: str
+
+
+def read_json(path: Path) -> dict[str, Any] | None:
+    """A JSON file's object, or None when missing or unreadable (half-written files never occur:
+    every writer is atomic, but a file may be replaced between two reads)."""
+    try:
+        with open(path, "rb") as f:
+            return json.loads(f.read())
+    except (OSError, ValueError):
+        return None
+
+
+def read_status(run_dir: Path) -> Status:
+    return read_json(Path(run_dir) / STATUS) or {}
+
+
+def write_status(run_dir: Path, **fields: Any) -> Status:
+    """Merge ``fields`` into status.json (atomically) and return the new status."""
+    status = read_status(run_dir)
+    status.update(fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
+    write_json(Path(run_dir) / STATUS, status)
+    return status
+
+
+def read_job(run_dir: Path) -> dict[str, Any]:
+    """job.json (the fields of bench.harness.runs.RunSpec); BenchError when missing or unreadable."""
+    job = read_json(Path(run_dir) / JOB)
+    if job is None:
+        raise BenchError(f"{Path(run_dir) / JOB}: missing or unreadable job file")
+    return job
+
+
+def write_job(run_dir: Path, job: dict[str, Any]) -> None:
+    """Write job.json unless an identical one is there (keeps its mtime for humans)."""
+    path = Path(run_dir) / JOB
+    if read_json(path) != json.loads(json.dumps(job)):
+        write_json(path, job)

@@ -17,8 +17,9 @@ from bench.harness import executors as X
 from bench.harness import job as J
 from bench.harness import plan as P
 from bench.harness.manifest import read_manifest
-from bench.harness.runs import (RunLock, expand, parse_only, read_status, runs_dir, select, write_job,
-                                write_status)
+from bench.harness.runs import RunLock, expand, parse_only, select, write_job
+from bench.rundir import read_status, write_status
+from bench.sweepdir import runs_dir
 from bench.harness.spec import load_sweep
 from bench.harness.sweep import resolve_sweep_dir, run_sweep
 

@@ -20,7 +20,9 @@ from bench.cli import main
 from bench.harness import monitor as M
 from bench.harness.localq import proc_start_ticks
 from bench.harness.manifest import SUBMIT_LOCK, read_manifest, submission_in_progress, submitting
-from bench.harness.runs import RunLock, expand, holder_alive, lock_holder, read_status, runs_dir, write_job, write_status
+from bench.harness.runs import RunLock, expand, holder_alive, lock_holder, write_job
+from bench.rundir import read_status, write_status
+from bench.sweepdir import runs_dir
 from bench.harness.spec import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]

@@ -18,7 +18,8 @@ from bench.data import d2rf, d4dgs, dyblurf
 from bench.data.presence import GENERATED, MISSING, PRESENT, quick_check_scene, quick_d2rf, quick_d4dgs, quick_dyblurf
 from bench.harness import job as J
 from bench.harness.manifest import read_manifest
-from bench.harness.runs import expand, runs_dir
+from bench.harness.runs import expand
+from bench.sweepdir import runs_dir
 from bench.harness.spec import load_sweep
 from bench.harness.sweep import run_sweep
 from data_layouts import write_d2rf, write_d4dgs, write_dyblurf

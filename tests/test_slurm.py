@@ -20,7 +20,8 @@ import yaml
 
 from bench import rundir
 from bench.harness.manifest import read_manifest
-from bench.harness.runs import read_status, runs_dir
+from bench.rundir import read_status
+from bench.sweepdir import runs_dir
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "sweeps" / "smoke.yaml"

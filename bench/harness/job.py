@@ -20,7 +20,8 @@ import submitit
 
 from bench import rundir
 from bench.harness.runs import (DONE, FAILED, REQUEUED, RUNNING, RunLock, checkpoint_step, describe_holder,
-                                lock_holder, read_job, read_json, read_status, write_status)
+                                lock_holder)
+from bench.rundir import read_job, read_json, read_status, write_status
 
 BUSY = "busy"
 LOCK_WAIT_S = 10.0  # a status probe holds a run's lock for microseconds; wait that out

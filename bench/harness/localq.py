@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable
 
 from bench.atomic import write_json
-from bench.harness.runs import read_json
+from bench.rundir import read_json
 
 KILL_GRACE_S = 10.0
 

@@ -30,19 +30,16 @@ from typing import Any, Iterator
 
 from bench.atomic import write_json
 from bench.errors import BenchError
-from bench.harness.runs import read_json
+from bench.sweepdir import manifest_path
+from bench.rundir import read_json
 
-MANIFEST = "manifest.json"
 SCHEMA = 1
 SUBMIT_LOCK = ".submit.lock"
 SUBMITTING, SUBMITTED = "submitting", "submitted"  # a submission record's state
 
 
-def manifest_path(sweep_dir: Path) -> Path:
-    return Path(sweep_dir) / MANIFEST
-
-
 def read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
+    """The manifest, or None when missing or unreadable (bench.sweepdir.read_manifest raises)."""
     return read_json(manifest_path(sweep_dir))
 
 

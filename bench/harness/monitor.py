@@ -27,8 +27,10 @@ from bench.harness.executors import SUBMITIT_DIR, local_alive, squeue_states
 from bench.harness.localq import same_process
 from bench.harness.manifest import (SUBMITTING, read_manifest, submission_in_progress,
                                     submissions_by_id)
-from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, describe_holder, holder_alive, lock_held,
-                                lock_holder, read_json, runs_dir)
+from bench.harness.runs import CANCELLED, PENDING, REQUEUED, describe_holder, holder_alive, lock_held, lock_holder
+from bench import rundir
+from bench.rundir import read_json
+from bench.sweepdir import runs_dir
 
 DONE, FAILED, RUNNING, PENDING_, INTERRUPTED, NOT_SUBMITTED = (
     "done", "failed", "running", "pending", "interrupted", "not submitted")
@@ -225,15 +227,8 @@ def counts(snap: dict[str, tuple[str, dict]]) -> Counter:
 
 
 def progress_step(run_dir: Path) -> int | None:
-    """The last logged step of a running run (last line of curves.csv), None if none yet."""
-    try:
-        with open(run_dir / "curves.csv", "rb") as f:
-            f.seek(0, 2)
-            f.seek(max(0, f.tell() - 512))
-            last = f.read().splitlines()[-1].decode()
-        return int(float(last.split(",")[0]))
-    except (OSError, IndexError, ValueError):
-        return None
+    """The last logged step of a running run, None if none yet."""
+    return rundir.last_curve_step(run_dir)
 
 
 def log_hint(sweep_dir: Path, manifest: dict, run_id: str, status: dict) -> str | None:

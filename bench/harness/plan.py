@@ -27,10 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-from bench import rundir
+from bench import rundir, sweepdir
 from bench.errors import BenchError
-from bench.harness.runs import (JOB, PENDING, REQUEUED, RUNNING, RunSpec, lock_held, read_json,
-                                runs_dir)
+from bench.harness.runs import PENDING, REQUEUED, RUNNING, RunSpec, lock_held
+from bench.rundir import JOB, read_json
+from bench.sweepdir import runs_dir
 
 FINISHED, FAILED, ACTIVE, INTERRUPTED, NEW, STALE = (
     "finished", "failed", "active", "interrupted", "new", "stale")
@@ -133,7 +134,7 @@ def make_plan(runs: list[RunSpec], sweep_dir: Path, *, retry_failed: bool = Fals
 def archive_run(sweep_dir: Path, run_id: str) -> Path:
     """Move a run directory to ``<sweep>/archive/<run_id>.<time>`` (never delete results)."""
     src = runs_dir(sweep_dir) / run_id
-    dst = Path(sweep_dir) / "archive" / f"{run_id}.{time.strftime('%Y%m%dT%H%M%S')}"
+    dst = Path(sweep_dir) / sweepdir.ARCHIVE / f"{run_id}.{time.strftime('%Y%m%dT%H%M%S')}"
     dst.parent.mkdir(parents=True, exist_ok=True)
     shutil.move(str(src), str(dst))
     return dst

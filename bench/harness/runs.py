@@ -24,14 +24,10 @@ from pathlib import Path
 from typing import Any
 
 from bench import rundir
-from bench.atomic import write_json
 from bench.errors import BenchError
 from bench.harness.spec import Resources, SweepSpec, variant_names
 from bench.method.config import run_hash
 
-JOB = "job.json"
-LOCK = ".lock"
-RUNS = "runs"
 
 # status.json states written by the harness and the job.
 PENDING, RUNNING, REQUEUED, DONE, FAILED, CANCELLED = (
@@ -157,45 +153,9 @@ def select(runs: list[RunSpec], only: dict[str, set[str]]) -> list[RunSpec]:
 # ---------------------------------------------------------------- run directory files
 
 
-def runs_dir(sweep_dir: Path) -> Path:
-    return Path(sweep_dir) / RUNS
-
-
-def read_json(path: Path) -> dict[str, Any] | None:
-    """A JSON file's object, or None when missing or unreadable (half-written files never occur:
-    every writer is atomic, but a file may be replaced between two reads)."""
-    try:
-        with open(path, "rb") as f:
-            return json.loads(f.read())
-    except (OSError, ValueError):
-        return None
-
-
-def read_status(run_dir: Path) -> dict[str, Any]:
-    return read_json(Path(run_dir) / rundir.STATUS) or {}
-
-
-def write_status(run_dir: Path, **fields: Any) -> dict[str, Any]:
-    """Merge ``fields`` into status.json (atomically) and return the new status."""
-    status = read_status(run_dir)
-    status.update(fields, updated=time.strftime("%Y-%m-%dT%H:%M:%S%z"))
-    write_json(Path(run_dir) / rundir.STATUS, status)
-    return status
-
-
-def read_job(run_dir: Path) -> dict[str, Any]:
-    job = read_json(Path(run_dir) / JOB)
-    if job is None:
-        raise BenchError(f"{Path(run_dir) / JOB}: missing or unreadable job file")
-    return job
-
-
 def write_job(run_dir: Path, run: RunSpec) -> None:
-    """Write job.json unless an identical one is there (keeps its mtime for humans)."""
-    path = Path(run_dir) / JOB
-    new = run.job_dict()
-    if read_json(path) != json.loads(json.dumps(new)):
-        write_json(path, new)
+    """Write the run's job.json (bench.rundir.write_job)."""
+    rundir.write_job(run_dir, run.job_dict())
 
 
 class RunLock:
@@ -208,7 +168,7 @@ class RunLock:
     """
 
     def __init__(self, run_dir: Path):
-        self.path = Path(run_dir) / LOCK
+        self.path = Path(run_dir) / rundir.LOCK
         self._fd: int | None = None
 
     def acquire(self, wait_s: float = 10.0) -> bool:
@@ -239,7 +199,7 @@ class RunLock:
 
 def lock_held(run_dir: Path) -> bool:
     """Whether some process holds the run's lock right now."""
-    path = Path(run_dir) / LOCK
+    path = Path(run_dir) / rundir.LOCK
     try:
         fd = os.open(path, os.O_RDONLY)
     except FileNotFoundError:
@@ -271,7 +231,7 @@ def lock_holder(run_dir: Path) -> dict[str, Any] | None:
     Only a record: whether that process still lives is :func:`holder_alive`'s question.
     """
     try:
-        text = (Path(run_dir) / LOCK).read_text().strip()
+        text = (Path(run_dir) / rundir.LOCK).read_text().strip()
     except (OSError, UnicodeDecodeError):
         return None
     if not text:

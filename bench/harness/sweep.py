@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from bench import rundir
 from bench.errors import BenchError
 from bench.harness import executors as X
 from bench.harness import monitor as M
@@ -20,9 +21,11 @@ from bench.harness.localq import proc_start_ticks
 from bench.harness.manifest import SUBMITTED, SUBMITTING, require_manifest, submitting, updating
 from bench.harness.plan import archive_run, make_plan
 from bench.harness.preflight import check_data
-from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, RUNNING, RunSpec, expand, parse_only,
-                                read_status, runs_dir, select, write_job, write_status)
+from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, RUNNING, RunSpec, expand, parse_only, select,
+                                write_job)
 from bench.harness.spec import load_sweep, parse_sweep
+from bench.rundir import read_status, write_status
+from bench.sweepdir import runs_dir
 
 
 def resolve_sweep_dir(arg: str, output_root: str | None = None) -> Path:
@@ -277,7 +280,7 @@ def cancel(arg: str, *, output_root: str | None = None) -> int:
     marked = 0
     for rid in manifest["runs"]:
         run_dir = runs_dir(sweep_dir) / rid
-        if (run_dir / "results.json").exists():
+        if rundir.is_finished(run_dir):
             continue
         if read_status(run_dir).get("state") in (PENDING, RUNNING, REQUEUED):
             write_status(run_dir, state=CANCELLED, cancelled_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import rundir
+from bench import rundir, sweepdir
 from bench.errors import BenchError
 
 def write_results(run_dir, metrics: dict, extra: dict) -> Path:
@@ -43,7 +43,7 @@ def extra_from_run_dir(run_dir) -> dict:
     train = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return {
         "run_id": run_dir.name,
-        "sweep": run_dir.parent.parent.name if run_dir.parent.name == "runs" else None,
+        "sweep": run_dir.parent.parent.name if run_dir.parent.name == sweepdir.RUNS else None,
         "method": target["method"],
         "base_method": target["base_method"],
         "dataset": target["dataset"],

@@ -37,7 +37,8 @@ def main() -> int:
     parser.add_argument("--seeds", type=int, default=250, help="seeds per variant and scene")
     args = parser.parse_args()
     from bench.harness.plan import make_plan
-    from bench.harness.runs import expand, runs_dir
+    from bench.harness.runs import expand
+    from bench.sweepdir import runs_dir
     from bench.harness.spec import load_sweep
 
     with tempfile.TemporaryDirectory() as tmp:
