@@ -22,7 +22,9 @@ from typing import Callable, Iterable
 
 from bench.errors import BenchError
 from bench.harness.localq import proc_start_ticks, same_process, visible_gpus
-from bench.harness.runs import RunSpec, read_json, runs_dir
+from bench.harness.runs import RunSpec
+from bench.rundir import read_json
+from bench.sweepdir import runs_dir
 from bench.harness.spec import Resources
 
 DEFAULT_MAX_ARRAY_SIZE = 1001
