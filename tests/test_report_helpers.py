@@ -7,8 +7,9 @@ METRIC_NAMES = ("psnr", "ssim", "ssim_gauss", "lpips", "psnr_dyn", "ssim_dyn", "
 
 
 def write_run(sweep: Path, variant: str, dataset: str, scene: str, seed: int, values: dict,
-              protocol: str = "synthetic", blur_type: str = "motion") -> Path:
-    """One run directory with a results.json whose aggregate holds ``values`` (others None)."""
+              protocol: str = "synthetic", blur_type: str = "motion", per_image: dict | None = None) -> Path:
+    """One run directory with a results.json whose aggregate holds ``values`` (others None);
+    ``per_image`` (view -> {metric: value}) defaults to one view holding the aggregate."""
     run_id = f"{variant}-{dataset}-{scene}-s{seed}"
     run = sweep / "runs" / run_id
     run.mkdir(parents=True)
@@ -17,7 +18,7 @@ def write_run(sweep: Path, variant: str, dataset: str, scene: str, seed: int, va
         "schema": 1, "run_id": run_id, "sweep": sweep.name, "method": variant, "base_method": "dydeblur",
         "dataset": dataset, "scene": scene, "blur_type": blur_type, "seed": seed, "config_hash": "abc",
         "metrics": {"protocol": {"name": protocol, "lpips_input": "scaled"}, "aggregate": aggregate,
-                    "per_image": {"00000": aggregate},
+                    "per_image": per_image or {"00000": aggregate},
                     "missing": {m: "not computed in this fixture" for m, v in aggregate.items() if v is None}},
         "train": {"steps": 10, "wall_time_s": 12.5, "peak_memory_bytes": 1000, "device": "cpu"},
         "provenance": {"git_commit": "deadbeef", "git_dirty": False,

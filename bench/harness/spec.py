@@ -15,7 +15,8 @@ file, the line and the allowed values. Example (``sweeps/demo.yaml``)::
         overrides: {}             # per-dataset method overrides (dotted keys)
         data_root: null           # default: $BENCH_DATA/<name> or datasets/data/<name>
         resources: {}             # per-dataset changes to executor.resources
-    seeds: [0]
+    seeds: [0, 1, 2]
+    reference: full               # variant the paired statistics compare against (default: full)
     overrides: {}                 # method overrides for every run, e.g. {train.steps: 2000}
     executor:
       kind: local                 # auto | slurm | local | debug
@@ -62,6 +63,15 @@ class Resources(_Strict):
     signal_delay_s: int = Field(90, ge=1, description="USR2 this long before the time limit")
     setup: list[str] = Field(default_factory=list, description="shell lines run before each job")
     additional: dict[str, Scalar] = Field(default_factory=dict, description="extra sbatch options")
+    # gsplat's CUDA extension on SLURM (bench.harness.gsplat_build); one value per sweep, not per dataset.
+    gsplat_build: Literal["auto", "here", "job", "off"] = Field(
+        "auto", description="build gsplat's CUDA extension once before the arrays: here, in a build job "
+                            "they wait for, auto (here when this node has a GPU, else a job), or off")
+    torch_extensions_dir: str | None = Field(
+        None, description="shared TORCH_EXTENSIONS_DIR of the jobs (default: $TORCH_EXTENSIONS_DIR, "
+                          "else <output_root>/<name>/torch_extensions)")
+    cuda_arch_list: str | None = Field(
+        None, description='TORCH_CUDA_ARCH_LIST of the jobs and the build, e.g. "9.0" for H100/H200')
 
 
 class ResourcesPatch(_Strict):
@@ -108,6 +118,7 @@ class SweepSpec(_Strict):
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
     overrides: dict[str, Any] = Field(default_factory=dict)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
+    reference: str = Field("full", description="variant the paired statistics compare against (bench compare)")
 
     @field_validator("variants")
     @classmethod
@@ -276,6 +287,9 @@ def validate_names(spec: SweepSpec) -> None:
             if name not in known:
                 raise BenchError(f"{spec.where('variants', i)}: variant {name!r}: unknown; "
                                  f"allowed: all, {', '.join(known)}")
+    if "reference" in spec.model_fields_set and spec.reference not in variant_names(spec):
+        raise BenchError(f"{spec.where('reference')}: reference {spec.reference!r}: not a variant of this sweep; "
+                         f"allowed: {', '.join(variant_names(spec))}")
     datasets = {d.name: d for d in list_datasets()}
     for i, entry in enumerate(spec.datasets):
         if entry.name not in datasets:

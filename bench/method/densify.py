@@ -30,6 +30,7 @@ import torch.nn as nn
 from bench.method.config import MethodConfig
 from bench.method.geometry import quat_to_matrix
 from bench.method.motion import MotionBases
+from bench.method.rng import generator
 
 REQUIRED = ("means", "quats", "log_scales", "opacity_logits")
 Params = dict[str, torch.Tensor]
@@ -257,7 +258,9 @@ class DensifyStrategy:
 
     The trainer calls :meth:`step_post_backward` after each backward pass (statistics) and
     :meth:`step_post_optimizer` after the optimiser steps (clone/split/prune, opacity reset, DGD),
-    as gsplat's strategies are driven. ``state_dict`` holds everything a resume needs.
+    as gsplat's strategies are driven. ``state_dict`` holds everything a resume needs; the split
+    noise and DGD's point sampling of a step come from generators seeded by (seed, purpose, step)
+    (bench.method.rng), which need no saving and are the same in every variant of one seed.
     """
 
     def __init__(self, cfg: MethodConfig, num_gaussians: int, device, extent: float, seed: int, log: Callable[[str], None]):
@@ -294,7 +297,8 @@ class DensifyStrategy:
                                   grad_threshold=self.growth_threshold(model.num_gaussians),
                                   percent_dense=d.percent_dense, prune_opacity=d.prune_opacity,
                                   prune_big=done > cfg.at(d.prune_big_after_frac),
-                                  max_world_scale=d.prune_scale_frac_extent)
+                                  max_world_scale=d.prune_scale_frac_extent,
+                                  generator=generator(self.seed, "split", done))
             if done % cfg.every(d.opacity_reset_every_frac) == 0:
                 reset_opacity(params, optimizer)
         if d.dgd and done == max(1, cfg.at(d.dgd_at_frac)):
@@ -320,7 +324,7 @@ class DensifyStrategy:
 
         d, p = self.cfg.densify, model.params
         dyn = p["flag"] > 0.5
-        gen = torch.Generator().manual_seed(self.seed * 7919 + done)
+        gen = generator(self.seed, "dgd", done)
         rows = dynamic_gaussian_densification(views, model.bases, p["means"].detach()[dyn],
                                               p["motion_coefs"].detach()[dyn],
                                               max_points_per_view=d.dgd_points_per_view, opacity=d.dgd_opacity,

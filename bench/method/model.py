@@ -24,6 +24,7 @@ import torch
 
 from bench.method.geometry import backproject
 from bench.method.motion import MotionBases, init_from_flow_or_tracks
+from bench.method.rng import generator
 
 SH_C0 = 0.28209479177387814  # Y_0^0; colour = SH_C0 * dc + 0.5 for degree 0
 
@@ -185,7 +186,7 @@ def init_model(scene, cfg, seed: int) -> tuple[GaussianModel, str]:
     n_frames = len(views)
     if views.depth is None:
         raise BenchError(f"{scene.dataset}/{scene.name}: the method needs training depth to initialise")
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed, "init")
     canonical = n_frames // 2
     s_pts, s_col = _sample_pixels(views, list(range(n_frames)), False, cfg.model.init_static_points, gen)
     d_pts, d_col = _sample_pixels(views, [canonical], True, cfg.model.init_dynamic_points, gen)

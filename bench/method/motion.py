@@ -15,6 +15,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from bench.method.geometry import matrix_to_quat, matrix_to_rot6d, quat_multiply, rot6d_to_matrix
+from bench.method.rng import generator
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
 
@@ -95,7 +96,8 @@ def init_from_flow_or_tracks(bases: MotionBases, dyn_means: torch.Tensor, scene,
     clusters; each cluster gets a per-frame weighted Kabsch fit from its canonical positions.
     A Gaussian's coefficients put ``own_weight`` of the softmax mass on the cluster of its nearest
     trajectory. Falls back to identity bases (uniform coefficients) with a reason when the data
-    does not allow a fit.
+    does not allow a fit. Random subsampling and k-means seeding draw from the run seed's
+    "motion_init" stream (bench.method.rng).
     """
     views = scene.train
     T = len(views)
@@ -107,7 +109,7 @@ def init_from_flow_or_tracks(bases: MotionBases, dyn_means: torch.Tensor, scene,
         return MotionInit(uniform, "identity", "no training depth or motion masks")
     if dyn_means.shape[0] == 0:
         return MotionInit(uniform, "identity", "no dynamic Gaussians")
-    gen = torch.Generator().manual_seed(seed)
+    gen = generator(seed, "motion_init")
     extras = scene.extras
     if extras.tracks is not None and extras.tracks.shape[1] != T:
         return MotionInit(uniform, "identity", f"tracks cover {extras.tracks.shape[1]} frames, not {T}")

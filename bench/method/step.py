@@ -1,7 +1,8 @@
 """One training step's view and losses: which view step s trains on, and the loss terms of its render.
 
-The view of step ``s`` is drawn from a generator seeded by (seed, s), so a resumed run draws the
-same views as an uninterrupted one.
+The view of step ``s`` is drawn from a generator seeded by (seed, purpose, s) (bench.method.rng), so a
+resumed run draws the same views as an uninterrupted one, and two variants with the same seed draw
+the same training frame on every step where both train on one.
 """
 
 from __future__ import annotations
@@ -14,12 +15,17 @@ from bench.method import losses as L
 from bench.method.config import MethodConfig
 from bench.method.kernels import blur_formation
 from bench.method.model import RenderResult
+from bench.method.rng import generator
 from bench.method.run_state import Run
 
 
-def step_generator(seed: int, step: int) -> torch.Generator:
-    """The generator that draws step ``step``'s view: a pure function of (seed, step)."""
-    return torch.Generator().manual_seed((seed * 1_000_003 + step) % (2 ** 63 - 1))
+def step_generator(seed: int, step: int, purpose: str = "view") -> torch.Generator:
+    """The generator that draws step ``step``'s view: a pure function of (seed, purpose, step).
+
+    Training frames and virtual views have separate streams ("view", "virtual_view"), so a variant
+    without virtual views still draws the same training frames as one with them.
+    """
+    return generator(seed, purpose, step)
 
 
 def torch_randint(n: int, gen: torch.Generator) -> int:
@@ -38,14 +44,13 @@ def target(run: Run, s: int) -> dict[str, Any]:
     Returns image (H,W,3), mask (H,W) or None, depth (H,W) or None, K, w2c, frame (int), virtual,
     and for a training frame its view index ``view``.
     """
-    gen = step_generator(run.record["seed"], s)
-    d = run.data
+    seed, d = run.record["seed"], run.data
     if uses_virtual(run, s):
         v = run.virtual
-        j = torch_randint(len(v), gen)
+        j = torch_randint(len(v), step_generator(seed, s, "virtual_view"))
         return {"image": v.images[j], "mask": v.motion_mask[j], "depth": None, "K": v.K[j], "w2c": v.w2c[j],
                 "frame": int(d["frame"][int(v.source_frame[j])]), "virtual": True}
-    i = torch_randint(d["n"], gen)
+    i = torch_randint(d["n"], step_generator(seed, s))
     return train_view(run, i, d["mask"] is not None, with_depth=True)
 
 

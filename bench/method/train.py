@@ -36,10 +36,12 @@ from bench.method.optim import make_optimizers, set_lrs
 from bench.method.outputs import write_renders, write_summary
 from bench.method.progress import CURVE_TERMS, ProgressBar, RunLog
 from bench.method.registry import base_implementation, get_method
+from bench.method.rng import global_stream
 from bench.method.run_state import Run
 from bench.method.step import chw, forward, target
 from bench.method.true_blur import TrueBlur
 from bench.method.unseen import VirtualViews, build_virtual_views
+from bench.render.gsplat_ext import require_extension
 
 CURVE_FIELDS = ["step", *CURVE_TERMS, "train_psnr", "num_gaussians", "elapsed_s"]
 
@@ -89,6 +91,8 @@ def run_dydeblur(run_dir: Path, cfg: MethodConfig, record: dict, *, data_root=No
     log(f"start: method={record['method']} dataset={record['dataset']} scene={record['scene']} "
         f"seed={record['seed']} profile={record['profile']} device={choice.device} backend={choice.backend} "
         f"threads={torch.get_num_threads()} ({choice.reason})")
+    if choice.backend == "gsplat":  # load or build gsplat's CUDA code now, not inside the first render
+        log(f"gsplat CUDA extension: {require_extension().summary()}")
     run = _build(run_dir, cfg, record, _load_scene(record, data_root), choice.device, choice.backend, log)
     resume = resume_state(run)
     if resume is not None:
@@ -110,14 +114,15 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene: Scene, dev: to
            log: RunLog) -> Run:
     """Fresh model, BP-Net, optimisers, densification strategy and virtual views for ``scene``."""
     seed = record["seed"]
-    torch.manual_seed(seed)  # BP-Net initialisation and every later global draw
+    torch.manual_seed(seed)  # no purpose draws globally (bench.method.rng); any stray draw stays seeded
     model, init_path = init_model(scene, cfg, seed)
     model = model.to(dev)
     bpnet = None
     if cfg.blur.enabled and not cfg.blur.ground_truth:
         b = cfg.blur
-        bpnet = BPNet(len(scene.train), b.kernel_size, b.kernel_type, b.shortcut, cnn_width=b.cnn_width,
-                      init_centre=b.init_centre, init_mask=b.init_mask).to(dev)
+        with global_stream(seed, "bpnet"):  # a head of another shape draws more: it must not shift the rest
+            bpnet = BPNet(len(scene.train), b.kernel_size, b.kernel_type, b.shortcut, cnn_width=b.cnn_width,
+                          init_centre=b.init_centre, init_mask=b.init_mask).to(dev)
     densify = DensifyStrategy(cfg, model.num_gaussians, dev, scene_extent(scene, model.params["means"]), seed, log)
     run = Run(cfg=cfg, record=record, run_dir=run_dir, device=dev, backend=backend, scene=scene,
               data=scene_tensors(scene, dev), model=model, bpnet=bpnet,

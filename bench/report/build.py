@@ -1,4 +1,4 @@
-"""The sweep report pipeline: collect -> tables -> figures -> report.html, degrading gracefully."""
+"""The sweep report pipeline: collect -> statistics -> tables -> figures -> report.html, degrading gracefully."""
 
 from __future__ import annotations
 
@@ -9,17 +9,28 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench.atomic import write_text
 from bench.report import tables as T
-from bench.report.collect import COLUMNS, collect, dataset_summary, save_collected, seed_summary
+from bench.report.collect import (COLUMNS, collect, collect_per_image, dataset_summary, planned_scenes,
+                                  save_collected, seed_summary, sweep_reference)
+from bench.report.labels import ablation_label
+from bench.report.stats import STATS_COLUMNS, compare, interval_note
 
 
 @dataclass
 class Built:
-    """What one pipeline run produced: data frames, tables, written paths and notes."""
+    """What one pipeline run produced: data frames, tables, written paths and notes.
+
+    expected: the scenes the sweep planned (``collect.planned_scenes``); stats: the paired
+    statistics against ``reference`` (``bench.report.stats.compare``), None when there are none.
+    """
 
     df: pd.DataFrame
     per_scene: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None
+    expected: dict | None = None
+    reference: str = "full"
+    stats: pd.DataFrame | None = None
     tables: list = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
@@ -37,8 +48,9 @@ def _stage(built: Built, name: str, fn, *args, **kwargs):
         return None
 
 
-def summarise(sweep_dir: Path, save: bool = True) -> Built:
-    """Collect the sweep (and save results.parquet / results.csv) and average seeds and scenes."""
+def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, stats: bool = True) -> Built:
+    """Collect the sweep (and save results.parquet / results.csv), average seeds and the scenes it
+    planned, and (``stats``) compare every variant with ``reference`` (default: the sweep file's)."""
     df = collect(sweep_dir)
     built = Built(df)
     if save:
@@ -46,26 +58,49 @@ def summarise(sweep_dir: Path, save: bool = True) -> Built:
     if df.empty:
         built.notes.append(f"{sweep_dir}: no finished runs (no runs/*/results.json)")
         return built
+    built.expected = planned_scenes(sweep_dir)
     built.per_scene = seed_summary(df)
-    built.summary = dataset_summary(built.per_scene)
+    built.summary = dataset_summary(built.per_scene, built.expected)
     for row in built.summary[(built.summary.metric == "psnr") & (built.summary.missing != "")].itertuples():
         built.notes.append(f"{row.group} average of {row.variant} left blank: missing scenes {row.missing}")
+    if not stats:
+        return built
+    built.reference = reference or sweep_reference(sweep_dir)
+    if built.reference in set(df.variant):
+        built.stats = _stage(built, "statistics", _paired_stats, sweep_dir, built)
+    else:
+        built.notes.append(f"no runs of the reference variant {built.reference!r}: no paired statistics "
+                           "(set `reference:` in the sweep file, or --ref)")
     return built
 
 
+def _paired_stats(sweep_dir: Path, built: Built) -> pd.DataFrame:
+    return compare(collect_per_image(sweep_dir), built.reference, built.expected)
+
+
 def make_tables(built: Built, reported: bool = True) -> list:
-    """Main, ablation and per-scene tables (reported rows from results/published when asked)."""
+    """Ablation (first: the question a sweep of variants asks), main and per-scene tables (reported
+    rows from results/published when asked)."""
     if built.summary is None:
         return []
     pub = T.load_reported() if reported else None
-    return [T.main_table(built.df, built.summary, pub), T.ablation_table(built.summary, pub),
-            *T.per_scene_tables(built.df, built.per_scene, built.summary)]
+    return [T.ablation_table(built.summary, pub, stats=built.stats), T.main_table(built.df, built.summary, pub),
+            *T.per_scene_tables(built.df, built.per_scene, built.summary, built.expected)]
+
+
+def write_stats(out_dir: Path, stats: pd.DataFrame) -> list[Path]:
+    """``tables/ablation_stats.csv``: one row per variant, group and metric (stats.STATS_COLUMNS)."""
+    path = Path(out_dir) / "ablation_stats.csv"
+    write_text(path, stats[STATS_COLUMNS].to_csv(index=False))
+    return [path]
 
 
 def build_tables(sweep_dir: Path, built: Built, reported: bool = True, rank_reported: bool = False) -> None:
     built.tables = _stage(built, "tables", make_tables, built, reported) or []
     paths = _stage(built, "write tables", T.write_tables, Path(sweep_dir) / "tables", built.tables, rank_reported)
     built.paths += paths or []
+    if built.stats is not None:
+        built.paths += _stage(built, "write statistics", write_stats, Path(sweep_dir) / "tables", built.stats) or []
 
 
 def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None) -> None:
@@ -77,9 +112,10 @@ def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None
         return
     out = Path(sweep_dir) / "figures"
     stages = [("bar figures", F.plot_scene_bars, (built.df, built.per_scene, out)),
-              ("ablation figures", F.plot_ablation_deltas, (built.per_scene, built.summary, out)),
               ("training curves", F.plot_curves, (sweep_dir, built.df, out)),
               ("qualitative figures", S.plot_qualitative, (sweep_dir, built.df, out, frames))]
+    if built.stats is not None:
+        stages.insert(1, ("ablation figures", F.plot_ablation_deltas, (built.stats, built.summary, out)))
     for name, fn, args in stages:
         result = _stage(built, name, fn, *args)
         if result:
@@ -99,15 +135,17 @@ def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None
 
 
 def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
-              rank_reported: bool = False) -> list[Path]:
-    """collect + tables + figures + report.html; returns every written path (report last)."""
+              rank_reported: bool = False, reference: str | None = None) -> list[Path]:
+    """collect + statistics + tables + figures + report.html; returns every written path (report last)."""
     from bench.report.html import write_report
 
     sweep_dir = Path(sweep_dir)
     holder = Built(pd.DataFrame(columns=COLUMNS))
-    built = _stage(holder, "collect", summarise, sweep_dir) or holder
+    built = _stage(holder, "collect", summarise, sweep_dir, True, reference) or holder
     build_tables(sweep_dir, built, reported, rank_reported)
     build_figures(sweep_dir, built, frames)
+    reading = "" if built.stats is None or built.stats.empty else \
+        interval_note(int(built.stats.n_seeds.min()), ablation_label(built.reference))
     report = _stage(built, "report", write_report, sweep_dir / "report.html", sweep_dir, built.df, built.tables,
-                    built.figures, built.notes, rank_reported)
+                    built.figures, built.notes, rank_reported, reading)
     return built.paths + ([report] if report else [])

@@ -1,13 +1,14 @@
 """Collect a sweep's results.json files into one tidy DataFrame and average it.
 
-Tidy = one row per (run, metric). Seeds are averaged per scene (mean, std, n); scenes are averaged
-per dataset only when every scene of the dataset (from the data registry) is present.
+Tidy = one row per (run, metric); ``collect_per_image`` gives one per (run, test view, metric) for
+the paired statistics (bench.report.stats). Seeds are averaged per scene (mean, std, n); scenes are
+averaged per dataset only when every scene the sweep planned (its manifest; without one, every
+scene of the data registry) is present.
 """
 
 from __future__ import annotations
 
 import io
-import json
 import math
 from pathlib import Path
 
@@ -16,12 +17,14 @@ import pandas as pd
 from bench import rundir
 from bench.atomic import write_bytes, write_text
 from bench.errors import BenchError
+from bench.sweepdir import read_manifest, runs_dir
 
 ID_COLUMNS = ["sweep", "variant", "dataset", "scene", "blur_type", "seed", "metric", "value", "run_id"]
 PROVENANCE_COLUMNS = ["git_commit", "git_dirty", "bench_version", "torch", "gsplat", "device", "hostname",
                       "slurm_job_id", "wall_time_s", "peak_memory_bytes"]
 EXTRA_COLUMNS = ["protocol", "lpips_input", "missing_reason"]
 COLUMNS = ID_COLUMNS + PROVENANCE_COLUMNS + EXTRA_COLUMNS
+PER_IMAGE_COLUMNS = ["variant", "dataset", "scene", "blur_type", "seed", "view", "metric", "value", "run_id"]
 
 
 def resolve_sweep_dir(arg: str | Path, output_root: str | None = None) -> Path:
@@ -73,18 +76,32 @@ def rows_of(doc: dict, sweep: str) -> list[dict]:
     return rows
 
 
-def _current_run_ids(sweep_dir: Path) -> set[str] | None:
-    """Run ids of the sweep's latest expansion (its manifest), or None when there is no manifest.
+def per_image_rows(doc: dict) -> list[dict]:
+    """Rows (PER_IMAGE_COLUMNS) of one parsed results.json: one per test view and metric, NaN where
+    the view has no finite value."""
+    base = {"variant": doc.get("method"), "dataset": doc.get("dataset"), "scene": doc.get("scene"),
+            "blur_type": doc.get("blur_type"), "seed": doc.get("seed"), "run_id": doc.get("run_id")}
+    rows = []
+    for view, values in ((doc.get("metrics") or {}).get("per_image") or {}).items():
+        for metric, value in values.items():
+            finite = value is not None and math.isfinite(value)
+            rows.append({**base, "view": view, "metric": metric, "value": float(value) if finite else math.nan})
+    return rows
+
+
+def _current_docs(sweep_dir: Path):
+    """Parsed results.json of every finished run of the sweep's latest expansion (its manifest; every
+    run without one), ``run_id`` filled in.
 
     Runs of an older version of the sweep file stay on disk; collecting them would mix configurations.
     """
-    manifest = sweep_dir / "manifest.json"
-    if not manifest.is_file():
-        return None
-    try:
-        return set(json.loads(manifest.read_text()).get("runs") or {})
-    except (OSError, json.JSONDecodeError) as err:
-        raise BenchError(f"{manifest}: not a readable manifest ({err})") from None
+    manifest = read_manifest(sweep_dir)
+    current = None if manifest is None else set(manifest.get("runs") or {})
+    for path in sorted(runs_dir(sweep_dir).glob(f"*/{rundir.RESULTS}")):
+        if current is None or path.parent.name in current:
+            doc = rundir.read_results(path.parent)
+            doc.setdefault("run_id", path.parent.name)
+            yield doc
 
 
 def collect(sweep_dir) -> pd.DataFrame:
@@ -93,20 +110,58 @@ def collect(sweep_dir) -> pd.DataFrame:
     When the sweep has a manifest, only the runs it lists are collected.
     """
     sweep_dir = Path(sweep_dir)
-    current = _current_run_ids(sweep_dir)
-    rows: list[dict] = []
-    for path in sorted((sweep_dir / "runs").glob(f"*/{rundir.RESULTS}")):
-        if current is not None and path.parent.name not in current:
-            continue
-        doc = rundir.read_results(path.parent)
-        doc.setdefault("run_id", path.parent.name)
-        rows.extend(rows_of(doc, sweep_dir.name))
+    rows = [row for doc in _current_docs(sweep_dir) for row in rows_of(doc, sweep_dir.name)]
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     df["value"] = df["value"].astype(float)
     for col in ("wall_time_s", "peak_memory_bytes"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
+
+
+def collect_per_image(sweep_dir) -> pd.DataFrame:
+    """Per-test-view metrics of the runs ``collect`` reads (columns: PER_IMAGE_COLUMNS)."""
+    df = pd.DataFrame([row for doc in _current_docs(Path(sweep_dir)) for row in per_image_rows(doc)],
+                      columns=PER_IMAGE_COLUMNS)
+    df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
+    df["value"] = df["value"].astype(float)
+    return df
+
+
+def planned_scenes(sweep_dir) -> dict[str, list] | None:
+    """dataset -> the scenes the sweep's manifest plans, as (name, blur_type) pairs where the data
+    registry knows the blur type (``dataset_summary``'s ``expected``); None without a manifest."""
+    manifest = read_manifest(Path(sweep_dir))
+    if manifest is None or not manifest.get("runs"):
+        return None
+    planned: dict[str, list[str]] = {}
+    for run in manifest["runs"].values():
+        scenes = planned.setdefault(run["dataset"], [])
+        if run["scene"] not in scenes:
+            scenes.append(run["scene"])
+    out = {}
+    for dataset, scenes in planned.items():
+        known = dict(_registry_scenes(dataset) or [])
+        out[dataset] = [(s, known[s]) if known.get(s) else s for s in scenes]
+    return out
+
+
+def sweep_reference(sweep_dir) -> str:
+    """The sweep file's ``reference`` variant (its manifest names the file); "full" when there is none.
+
+    Read as plain YAML, not with bench.harness.spec: `bench sweep` validated the file, and the report
+    must not import the harness that calls it.
+    """
+    import yaml
+
+    path = (read_manifest(Path(sweep_dir)) or {}).get("sweep_file")
+    if not path or not Path(path).is_file():
+        return "full"
+    try:
+        doc = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as err:
+        raise BenchError(f"{path}: not valid YAML ({err})") from None
+    return str((doc if isinstance(doc, dict) else {}).get("reference", "full"))
 
 
 def save_collected(sweep_dir, df: pd.DataFrame) -> list[Path]:
@@ -171,11 +226,33 @@ def scene_groups(dataset: str, per_scene: pd.DataFrame, expected: dict[str, list
     return groups
 
 
+def _registry_count(dataset: str, group: str) -> float:
+    """How many scenes the data registry lists for a scene group; NaN when it cannot say."""
+    pairs = _registry_scenes(dataset)
+    if pairs is None:
+        return math.nan
+    blur = group.partition("/")[2]
+    return float(sum(1 for _, bt in pairs if not blur or bt == blur))
+
+
+def _average_std(rows: pd.DataFrame) -> float:
+    """Seed std of a scene average: sqrt(sum of the scenes' seed variances) / scenes (NaN for one seed).
+
+    The spread of the average of one run per scene; runs of different scenes are independent, so
+    their variances add, whether or not they share a seed number.
+    """
+    return float(math.sqrt((rows["std"] ** 2).sum(min_count=len(rows))) / len(rows))
+
+
 def dataset_summary(per_scene: pd.DataFrame, expected: dict[str, list[str]] | None = None) -> pd.DataFrame:
     """Scene average per variant, scene group and metric; NaN with ``missing`` naming absent scenes.
 
     per_scene: output of ``seed_summary``. expected: dataset -> scene names or (name, blur_type)
-    pairs (default: the data registry). Groups: see ``scene_groups``. An average exists only when every scene of the group has a value.
+    pairs, the scenes the sweep planned (default: the data registry). Groups: see ``scene_groups``.
+    An average exists only when every scene of the group has a value. Columns: variant, dataset,
+    group, metric, value, std (``_average_std``), n_seeds (fewest seeds of a scene), n_scenes (with a
+    value), n_planned (scenes in the group), n_dataset (the registry's scenes of the group; NaN when
+    unknown), missing, reason.
     """
     rows = []
     for dataset in per_scene.dataset.unique():
@@ -189,9 +266,13 @@ def dataset_summary(per_scene: pd.DataFrame, expected: dict[str, list[str]] | No
                 no_value = g[g.scene.isin(scenes) & g["mean"].isna()]
                 ok = not absent and no_value.empty
                 reason = next((r for r in no_value.get("reason", []) if r), "no value") if len(no_value) else ""
+                inside = g[g.scene.isin(scenes)]
                 rows.append({"variant": variant, "dataset": dataset, "group": group, "metric": metric,
-                             "value": float(g.loc[g.scene.isin(scenes), "mean"].mean()) if ok else math.nan,
-                             "n_scenes": int(g.loc[g.scene.isin(scenes), "mean"].notna().sum()),
+                             "value": float(inside["mean"].mean()) if ok else math.nan,
+                             "std": _average_std(inside) if ok else math.nan,
+                             "n_seeds": int(inside["n_seeds"].min()) if len(inside) else 0,
+                             "n_scenes": int(inside["mean"].notna().sum()), "n_planned": len(scenes),
+                             "n_dataset": _registry_count(dataset, group),
                              "missing": ", ".join(absent), "reason": reason})
-    return pd.DataFrame(rows, columns=["variant", "dataset", "group", "metric", "value", "n_scenes", "missing",
-                                       "reason"])
+    return pd.DataFrame(rows, columns=["variant", "dataset", "group", "metric", "value", "std", "n_seeds",
+                                       "n_scenes", "n_planned", "n_dataset", "missing", "reason"])

@@ -1,4 +1,5 @@
-"""CLI verbs of the report concern: ``bench collect``, ``bench table``, ``bench plot``, ``bench report``."""
+"""CLI verbs of the report concern: ``bench collect``, ``bench table``, ``bench compare``, ``bench plot``,
+``bench report``."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ SWEEP_HELP = "sweep output directory, or a sweep YAML (resolved to its output di
 
 
 def register(sub) -> None:
-    """Add ``collect``, ``table``, ``plot`` and ``report`` to the ``bench`` subparsers."""
+    """Add ``collect``, ``table``, ``compare``, ``plot`` and ``report`` to the ``bench`` subparsers."""
     p = sub.add_parser("collect", help="gather a sweep's results into results.parquet / results.csv",
                        description="One tidy row per run and metric (plus provenance), saved beside the sweep.")
     _sweep_args(p)
@@ -19,17 +20,30 @@ def register(sub) -> None:
                                    "displayed values with ties sharing a rank.")
     _sweep_args(p)
     _reported_args(p)
+    _ref_arg(p)
     p.set_defaults(func=_table)
+
+    p = sub.add_parser("compare", help="paired differences of every variant against a reference, with "
+                                       "95%% intervals and Holm-corrected p-values",
+                       description="Per variant and scene group: the mean paired difference to the reference "
+                                   "(by scene, seed and test view), a bootstrap interval over seeds and test "
+                                   "views (test views only with one seed) and a sign-flip test (README: Statistics).")
+    _sweep_args(p)
+    _ref_arg(p)
+    p.add_argument("--metric", default="psnr", help="metric to compare (default: psnr)")
+    p.set_defaults(func=_compare)
 
     p = sub.add_parser("plot", help="write the sweep's figures (PNG + PDF) into SWEEP/figures")
     _sweep_args(p)
     _frames_arg(p)
+    _ref_arg(p)
     p.set_defaults(func=_plot)
 
     p = sub.add_parser("report", help="collect, tables, figures and one self-contained SWEEP/report.html")
     _sweep_args(p)
     _reported_args(p)
     _frames_arg(p)
+    _ref_arg(p)
     p.set_defaults(func=_report)
 
 
@@ -44,6 +58,11 @@ def _reported_args(p) -> None:
     p.add_argument("--rank-reported", action="store_true", help="rank published rows together with measured ones")
 
 
+def _ref_arg(p) -> None:
+    p.add_argument("--ref", default=None, metavar="VARIANT",
+                   help="reference variant of the paired statistics (default: the sweep file's `reference`, else full)")
+
+
 def _frames_arg(p) -> None:
     p.add_argument("--frames", type=_int_list, default=None, metavar="I,J",
                    help="test-view indices for the qualitative grids (default: the middle view)")
@@ -56,12 +75,12 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,12") from None
 
 
-def _summarise(args, save: bool):
+def _summarise(args, save: bool, stats: bool = True):
     from bench.report.build import summarise
     from bench.report.collect import resolve_sweep_dir
 
     sweep_dir = resolve_sweep_dir(args.sweep, args.output_root)
-    return sweep_dir, summarise(sweep_dir, save=save)
+    return sweep_dir, summarise(sweep_dir, save=save, reference=getattr(args, "ref", None), stats=stats)
 
 
 def _print_notes_and_paths(built, paths) -> None:
@@ -74,7 +93,7 @@ def _print_notes_and_paths(built, paths) -> None:
 def _collect(args: argparse.Namespace) -> int:
     from bench.report import tables as T
 
-    sweep_dir, built = _summarise(args, save=True)
+    sweep_dir, built = _summarise(args, save=True, stats=False)  # collect prints no comparison
     print(f"{built.df.run_id.nunique()} runs, {len(built.df)} rows")
     if built.summary is not None:
         print(T.to_markdown(T.main_table(built.df, built.summary)))
@@ -88,6 +107,20 @@ def _table(args: argparse.Namespace) -> int:
     sweep_dir, built = _summarise(args, save=False)
     build_tables(sweep_dir, built, args.reported, args.rank_reported)
     _print_notes_and_paths(built, built.paths)
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from bench.errors import BenchError
+    from bench.metrics.registry import METRICS
+    from bench.report.stats import comparison_text
+
+    if args.metric not in METRICS:
+        raise BenchError(f"--metric {args.metric}: unknown; known metrics: {', '.join(METRICS)}")
+    _, built = _summarise(args, save=False)
+    if built.stats is None:
+        raise BenchError(built.notes[-1])  # summarise's last note says why: no runs, or none of the reference
+    print(comparison_text(built.stats, args.metric, METRICS[args.metric].decimals))
     return 0
 
 
@@ -105,7 +138,7 @@ def _report(args: argparse.Namespace) -> int:
     from bench.report.collect import resolve_sweep_dir
 
     paths = build_all(resolve_sweep_dir(args.sweep, args.output_root), frames=args.frames, reported=args.reported,
-                      rank_reported=args.rank_reported)
+                      rank_reported=args.rank_reported, reference=args.ref)
     for p in paths:
         print(f"wrote {p}")
     return 0

@@ -81,7 +81,9 @@ def plot_scene_bars(df: pd.DataFrame, per_scene: pd.DataFrame, out_dir: Path):
             ax.set_title(f"{METRICS[m].label} {arrow(m)}")
             _tight_ylim(ax, sub.loc[sub.metric == m, "mean"])
         axes[0, -1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
-        fig.suptitle(f"{labels.dataset_label(d)}: per scene (mean over seeds, bars = std)")
+        seeds = int(sub["n_seeds"].max())
+        spread = f"mean over {seeds} seeds, error bars = std over seeds" if seeds > 1 else "one seed: no spread"
+        fig.suptitle(f"{labels.dataset_label(d)}: per scene ({spread})")
         fig.tight_layout()
         paths += save_figure(fig, out_dir, f"bars_{d}")
     return Figures(paths, notes)
@@ -97,36 +99,40 @@ def _tight_ylim(ax, values: pd.Series) -> None:
     ax.set_ylim(max(0.0, lo - pad) if lo >= 0 else lo - pad, hi + pad)
 
 
-def plot_ablation_deltas(per_scene: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, metric: str = "psnr"):
-    """Per dataset: metric change of every variant against ``full``, per scene and the dataset average."""
+def plot_ablation_deltas(stats: pd.DataFrame, summary: pd.DataFrame, out_dir: Path, metric: str = "psnr"):
+    """Per dataset: the paired change of every variant against the reference (bench.report.stats),
+    per scene and for the scene average, with the 95% intervals as error bars."""
+    from bench.report.tables import group_label
+
     plt = pyplot()
     paths, notes = [], []
-    for d in labels.order_datasets(per_scene.dataset.unique()):
-        sub = per_scene[(per_scene.dataset == d) & (per_scene.metric == metric)]
-        if "full" not in set(sub.variant):
-            notes.append(f"ablation_delta_{d}: no 'full' runs to compare against")
+    stats = stats[stats.metric == metric]
+    for d in labels.order_datasets(summary.dataset.unique()):
+        scene_groups = [g for g in dict.fromkeys(stats.group) if g.startswith(f"{d}:")]
+        sub = stats[stats.group.isin(scene_groups + [d])]
+        if sub.empty:
+            notes.append(f"ablation_delta_{d}: no variant paired with a reference run")
             continue
-        full = sub[sub.variant == "full"].set_index("scene")["mean"]
-        scenes = list(dict.fromkeys(sub.scene))
-        variants = [v for v in labels.order_variants(sub.variant.unique()) if v != "full"]
-        if not variants:
-            notes.append(f"ablation_delta_{d}: only 'full' was run")
-            continue
-        s = summary[(summary.group == d) & (summary.metric == metric)].set_index("variant")["value"]
-        groups = scenes + ["average"]
+        reference = sub.reference.iloc[0]
+        variants = labels.order_variants(sub.variant.unique())
+        groups = scene_groups + [d]
+        # The average stays blank where the tables say scenes are missing.
+        incomplete = set(summary.loc[(summary.group == d) & (summary.metric == metric) & (summary.missing != ""), "variant"])
         fig, ax = plt.subplots(figsize=(3 + 0.9 * len(groups) * max(1, len(variants) / 3), 3.2))
         width = 0.8 / len(variants)
         for k, v in enumerate(variants):
-            own = sub[sub.variant == v].set_index("scene")["mean"]
-            delta = [own.get(sc, np.nan) - full.get(sc, np.nan) for sc in scenes]
-            delta.append(s.get(v, np.nan) - s.get("full", np.nan))
-            ax.bar(np.arange(len(groups)) + (k - (len(variants) - 1) / 2) * width, delta, width,
-                   color=labels.colour(v), label=labels.ablation_label(v))
+            rows = sub[sub.variant == v].set_index("group").reindex(groups)
+            if v in incomplete:
+                rows.loc[d] = np.nan
+            err = np.vstack([rows["delta"] - rows["ci_low"], rows["ci_high"] - rows["delta"]])
+            ax.bar(np.arange(len(groups)) + (k - (len(variants) - 1) / 2) * width, rows["delta"], width,
+                   yerr=np.nan_to_num(err), color=labels.colour(v), label=labels.ablation_label(v), capsize=2)
         ax.axhline(0, color="k", lw=0.8)
-        ax.set_xticks(np.arange(len(groups)), groups, rotation=30, ha="right")
-        ax.set_ylabel(f"Δ {METRICS[metric].label} vs Full")
-        ax.set_title(f"{labels.dataset_label(d)}: ablation ({'average needs all scenes' if s.isna().any() else 'per scene and average'})",
-                     fontsize=9)
+        ax.set_xticks(np.arange(len(groups)), [g.partition(":")[2] for g in scene_groups] + ["average"],
+                      rotation=30, ha="right")
+        ax.set_ylabel(f"\u0394 {METRICS[metric].label} vs {labels.ablation_label(reference)}")
+        covers = "seeds and test views" if int(sub.n_seeds.min()) > 1 else "test views only (one seed)"
+        ax.set_title(f"{group_label(summary, d)}: ablation, error bars = 95% interval over {covers}", fontsize=9)
         ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
         paths += save_figure(fig, out_dir, f"ablation_delta_{d}")
     return Figures(paths, notes)

@@ -1,4 +1,4 @@
-"""The self-contained HTML report: tables and figures (PNG embedded as base64) on one page."""
+"""The self-contained HTML report: tables (the ablation first) and figures (PNG embedded as base64) on one page."""
 
 from __future__ import annotations
 
@@ -30,16 +30,17 @@ figcaption { font-size: 12px; color: #555; } code { background: #f3f3f3; padding
 <p>Generated {{ generated }} from <code>{{ sweep_dir }}</code>: {{ n_runs }} finished runs,
 {{ n_variants }} variants, {{ n_scenes }} scenes. Ranks (bold 1st, underlined 2nd, italic 3rd) use the displayed
 rounded values; ties share a rank; reported rows are not ranked{{ rank_note }}.
-A dataset average is shown only when every scene of the dataset has results.</p>
-{% if notes %}<h2>Notes</h2><ul>{% for n in notes %}<li class="note">{{ n }}</li>{% endfor %}</ul>{% endif %}
-{% if provenance %}<h2>Provenance</h2><table><tr>{% for k in provenance[0] %}<th>{{ k }}</th>{% endfor %}</tr>
-{% for row in provenance %}<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
-</table>{% endif %}
+A dataset average is shown only when every scene the sweep planned has results.</p>
+{% if reading %}<p class="reading"><b>How to read the ablation:</b> {{ reading }}</p>{% endif %}
 <h2>Tables</h2>
 {% for t in tables %}<h3 id="table-{{ t.name }}">{{ t.caption }}</h3>{{ t.html }}{% endfor %}
 <h2>Figures</h2>
 {% for f in figures %}<figure id="{{ f.name }}"><img src="data:image/png;base64,{{ f.data }}" alt="{{ f.name }}">
 <figcaption>{{ f.name }} (PDF: figures/{{ f.stem }}.pdf)</figcaption></figure>{% endfor %}
+{% if notes %}<h2>Notes</h2><ul>{% for n in notes %}<li class="note">{{ n }}</li>{% endfor %}</ul>{% endif %}
+{% if provenance %}<h2>Provenance</h2><table><tr>{% for k in provenance[0] %}<th>{{ k }}</th>{% endfor %}</tr>
+{% for row in provenance %}<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
+</table>{% endif %}
 </body></html>
 """
 
@@ -81,8 +82,9 @@ def provenance_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(path: Path, sweep_dir: Path, df: pd.DataFrame, tables: list[Table], figures: list[Path],
-                 notes: list[str], rank_reported: bool = False) -> Path:
-    """Write the single-file report; every PNG in ``figures`` is embedded."""
+                 notes: list[str], rank_reported: bool = False, reading: str = "") -> Path:
+    """Write the single-file report; every PNG in ``figures`` is embedded. ``reading``: how to read
+    the ablation's differences and intervals (bench.report.stats.interval_note), shown above the tables."""
     from jinja2 import Environment
 
     env = Environment(autoescape=True)
@@ -95,7 +97,7 @@ def write_report(path: Path, sweep_dir: Path, df: pd.DataFrame, tables: list[Tab
         n_variants=df.variant.nunique() if not df.empty else 0,
         n_scenes=df[["dataset", "scene"]].drop_duplicates().shape[0] if not df.empty else 0,
         rank_note=" (here they are, --rank-reported)" if rank_reported else "",
-        notes=notes, provenance=provenance_summary(df).to_dict("records") if not df.empty else [],
+        notes=notes, reading=reading, provenance=provenance_summary(df).to_dict("records") if not df.empty else [],
         tables=[{"name": t.name, "caption": t.caption, "html": _markup(table_html(t, rank_reported))} for t in tables],
         figures=figs)
     write_text(path, page)

@@ -5,6 +5,12 @@ displayed* (rounded to the metric's decimals), ties share the better rank (compe
 1, 1, 3), and the 1st/2nd/3rd cells are wrapped in ``\\rankfirst``/``\\ranksecond``/``\\rankthird``,
 defined with ``\\providecommand`` so a paper can restyle them. Reported (published) rows are a
 separate block and are not ranked unless ``rank_reported``.
+
+With several seeds a cell reads "mean ± std" (std over seeds; the seed count in a footnote, and in
+the cell where it has fewer). The ablation table adds per scene group the paired difference to the
+reference variant with its 95% interval, * where significant after Holm's correction
+(bench.report.stats). Column groups of a deliberate subset of a dataset's scenes say so:
+"Synthetic, 4 of 5 scenes".
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ class Column:
     metric: str
     higher_is_better: bool | None = None  # overrides the metric registry (columns that are no metric)
     decimals: int | None = None
+    ranked: bool = True  # False for differences: a rank of deltas would repeat the value column's
+    signed: bool = False  # print "+" on positive values (differences)
 
     @property
     def up(self) -> bool:
@@ -68,7 +76,7 @@ class Table:
 
 def displayed(value: float, col: Column) -> str:
     """The value as printed in every table format."""
-    return f"{value:.{col.digits}f}"
+    return f"{value:{'+' if col.signed else ''}.{col.digits}f}"
 
 
 def rank_table(table: Table, rank_reported: bool = False) -> np.ndarray:
@@ -76,6 +84,8 @@ def rank_table(table: Table, rank_reported: bool = False) -> np.ndarray:
     ranks = np.zeros(table.values.shape, dtype=int)
     eligible = [i for i, rep in enumerate(table.reported) if rank_reported or not rep]
     for c, col in enumerate(table.columns):
+        if not col.ranked:
+            continue
         sign = 1.0 if col.up else -1.0
         shown = {i: sign * float(displayed(table.values[i, c], col))
                  for i in eligible if not math.isnan(table.values[i, c])}
@@ -86,7 +96,7 @@ def rank_table(table: Table, rank_reported: bool = False) -> np.ndarray:
 
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\^{}", "\u2020": r"$^\dagger$",
-                  "\u2191": r"$\uparrow$", "\u2193": r"$\downarrow$"}
+                  "\u2191": r"$\uparrow$", "\u2193": r"$\downarrow$", "\u00b1": r"$\pm$", "\u0394": r"$\Delta$"}
 
 
 def latex_escape(text: str) -> str:
@@ -98,8 +108,9 @@ def _cell_latex(table: Table, ranks: np.ndarray, r: int, c: int) -> str:
     v, col = table.values[r, c], table.columns[c]
     if math.isnan(v):
         return "--"
-    text = displayed(v, col) + latex_escape(table.marks[r][c])
-    return f"\\{RANK_MACROS[ranks[r, c] - 1]}{{{text}}}" if 1 <= ranks[r, c] <= 3 else text
+    text = displayed(v, col)
+    ranked = f"\\{RANK_MACROS[ranks[r, c] - 1]}{{{text}}}" if 1 <= ranks[r, c] <= 3 else text
+    return ranked + latex_escape(table.marks[r][c])  # the rank styles the value, not its ± or interval
 
 
 def to_latex(table: Table, rank_reported: bool = False) -> str:
@@ -149,8 +160,10 @@ def to_markdown(table: Table, rank_reported: bool = False) -> str:
     lines = [f"**{table.caption}**", "", "| " + " | ".join(head) + " |",
              "|" + "|".join(["---"] + [":---:"] * len(table.columns)) + "|"]
     for r, label in enumerate(table.rows):
-        cells = [style.get(ranks[r, c], "{}").format(cell_text(table, r, c)) if not math.isnan(table.values[r, c])
-                 else cell_text(table, r, c) for c in range(len(table.columns))]
+        cells = [cell_text(table, r, c) if math.isnan(table.values[r, c]) else
+                 style.get(ranks[r, c], "{}").format(displayed(table.values[r, c], col))
+                 + table.marks[r][c].replace("*", "\\*")  # a significance mark, not emphasis
+                 for c, col in enumerate(table.columns)]
         lines.append("| " + " | ".join([label] + cells) + " |")
     lines += [""] + [f"{n}  " for n in table.footnotes]
     return "\n".join(lines).rstrip() + "\n"
@@ -235,15 +248,40 @@ def _add_reported(table: Table, reported: pd.DataFrame, which: str, keys: list[t
     return table
 
 
-def _summary_value(summary: pd.DataFrame, variant: str, group: str, metric: str) -> tuple[float, str]:
-    """(scene average, note) of a variant in a scene group (a dataset or ``dataset/blur_type``)."""
-    hit = summary[(summary.variant == variant) & (summary.group == group) & (summary.metric == metric)]
+def group_label(summary: pd.DataFrame, group: str) -> str:
+    """Display name of a scene group; "Synthetic, 4 of 5 scenes" when the sweep planned a subset."""
+    hit = summary[summary.group == group]
+    label = labels.dataset_label(group)
+    if hit.empty or not hit["n_dataset"].notna().any():
+        return label
+    planned, total = int(hit["n_planned"].iloc[0]), int(hit["n_dataset"].iloc[0])
+    return f"{label}, {planned} of {total} scenes" if planned < total else label
+
+
+def _spread(std: float, n: int, col: Column, most: int) -> str:
+    """Cell suffix " ± std" over seeds, with " (n=k)" where the cell has fewer seeds than the table."""
+    if n < 2 or not math.isfinite(std):
+        return ""
+    return f" \u00b1 {std:.{col.digits}f}" + (f" (n={n})" if n < most else "")
+
+
+def _seed_note(most: int) -> list[str]:
+    """The footnote naming the seed count behind the ± values (none for one seed)."""
+    if most < 2:
+        return []
+    return [f"\u00b1: standard deviation over seeds ({most} seeds; a cell with fewer says n); for a scene "
+            "average, that of the average of one run per scene."]
+
+
+def _summary_cell(summary: pd.DataFrame, variant: str, group: str, col: Column, most: int) -> tuple[float, str, str]:
+    """(scene average, note, ± mark) of a variant in a scene group (a dataset or ``dataset/blur_type``)."""
+    hit = summary[(summary.variant == variant) & (summary.group == group) & (summary.metric == col.metric)]
     if hit.empty:
-        return np.nan, "no runs"
+        return np.nan, "no runs", ""
     row = hit.iloc[0]
     if row["missing"]:
-        return float(row["value"]), f"missing: {row['missing']}"
-    return float(row["value"]), ("n/a" if row["reason"] else "")
+        return float(row["value"]), f"missing: {row['missing']}", ""
+    return float(row["value"]), ("n/a" if row["reason"] else ""), _spread(row["std"], int(row["n_seeds"]), col, most)
 
 
 def _reason_notes(summary: pd.DataFrame, metrics) -> list[str]:
@@ -254,68 +292,121 @@ def _reason_notes(summary: pd.DataFrame, metrics) -> list[str]:
     return [f"n/a {M[m].label}: {r}" for m, r in hit[["metric", "reason"]].drop_duplicates("metric").itertuples(index=False)]
 
 
+def _fill(columns: list[Column], rows: list[str], cell) -> tuple[np.ndarray, list[list[str]], list[list[str]]]:
+    """values, notes, marks of a table whose cell (r, c) is ``cell(row, column) -> (value, note, mark)``."""
+    values, notes, marks = _empty(len(rows), len(columns))
+    for r, row in enumerate(rows):
+        for c, col in enumerate(columns):
+            values[r, c], notes[r][c], marks[r][c] = cell(row, c, col)
+    return values, notes, marks
+
+
 def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame | None = None) -> Table:
     """Rows = variants, column groups = datasets (and blur-type groups) x (PSNR, SSIM, LPIPS), scene means."""
     groups = labels.order_groups(summary.group.unique())
     variants = labels.order_variants(summary.variant.unique())
     keys = [(g, m) for g in groups for m in ("psnr", headline_ssim(df.protocol[df.dataset == g.partition("/")[0]].dropna()), "lpips")]
-    columns = [Column(labels.dataset_label(d), f"{METRICS[m].label} {arrow(m)}", m) for d, m in keys]
-    values, notes, marks = _empty(len(variants), len(keys))
-    for r, v in enumerate(variants):
-        for c, (d, m) in enumerate(keys):
-            values[r, c], notes[r][c] = _summary_value(summary, v, d, m)
+    columns = [Column(group_label(summary, d), f"{METRICS[m].label} {arrow(m)}", m) for d, m in keys]
+    most = int(summary["n_seeds"].max())
+    values, notes, marks = _fill(columns, variants, lambda v, c, col: _summary_cell(summary, v, keys[c][0], col, most))
     table = Table("main", "Main comparison (mean over scenes of the mean over seeds)", list(variants), columns,
-                  values, notes, marks, [False] * len(variants), _reason_notes(summary, {m for _, m in keys}))
+                  values, notes, marks, [False] * len(variants),
+                  _reason_notes(summary, {m for _, m in keys}) + _seed_note(most))
     return _add_reported(table, reported, "main", keys) if reported is not None else table
 
 
-def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, metric: str = "psnr") -> Table:
-    """The paper's ablation shape: rows "w/o ..." down to "Full", one column per dataset (and blur type)."""
+def _delta_cell(stats: pd.DataFrame, summary: pd.DataFrame, variant: str, group: str, col: Column,
+                reference: str) -> tuple[float, str, str]:
+    """(paired delta, note, " [lo, hi]" with * when significant) of a variant against the reference."""
+    if variant == reference:
+        return np.nan, "reference", ""
+    _, note, _ = _summary_cell(summary, variant, group, col, 1)
+    if note.startswith("missing") or note == "no runs":  # the table's missing marks stay
+        return np.nan, note, ""
+    hit = stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == col.metric)]
+    if hit.empty:
+        return np.nan, "no pairs", ""
+    row = hit.iloc[0]
+    mark = f" [{displayed(row.ci_low, col)}, {displayed(row.ci_high, col)}]" + ("*" if row.significant else "")
+    return float(row.delta), "", mark
+
+
+def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, metric: str = "psnr",
+                   stats: pd.DataFrame | None = None) -> Table:
+    """The paper's ablation shape: rows "w/o ..." down to "Full", per dataset (and blur type) the scene
+    average and, given ``stats`` (bench.report.stats.compare), the paired difference to its reference
+    with its 95% interval."""
+    from bench.report.stats import interval_note
+
     datasets = labels.order_groups(summary.group.unique())
     present = set(summary.variant.unique())
     variants = [v for v in labels.ABLATION_ROWS if v in present and v != "full"]
     variants += sorted(present - set(labels.ABLATION_ROWS)) + (["full"] if "full" in present else [])
-    keys = [(d, metric) for d in datasets]
-    columns = [Column(labels.dataset_label(d), f"{METRICS[metric].label} {arrow(metric)}", metric) for d in datasets]
-    values, notes, marks = _empty(len(variants), len(keys))
-    for r, v in enumerate(variants):
-        for c, (d, m) in enumerate(keys):
-            values[r, c], notes[r][c] = _summary_value(summary, v, d, m)
+    shown = None if stats is None else stats[(stats.metric == metric) & stats.group.isin(datasets)]
+    per_group = 1 if shown is None or shown.empty else 2
+    keys = [(d, metric if k == 0 else "delta") for d in datasets for k in range(per_group)]
+    reference = None if per_group == 1 else shown.reference.iloc[0]
+    head = f"{METRICS[metric].label} {arrow(metric)}"
+    columns = [Column(group_label(summary, d), head, metric) if k == metric else
+               Column(group_label(summary, d), f"\u0394 vs {labels.ablation_label(reference)} [95% CI]", metric,
+                      ranked=False, signed=True) for d, k in keys]
+    most = int(summary["n_seeds"].max())
+
+    def cell(v, c, col):
+        group, kind = keys[c]
+        if kind == metric:
+            return _summary_cell(summary, v, group, col, most)
+        return _delta_cell(shown, summary, v, group, col, reference)
+
+    values, notes, marks = _fill(columns, variants, cell)
+    foot = _reason_notes(summary, [metric]) + _seed_note(most)
+    if reference is not None:
+        foot.append(interval_note(int(shown.n_seeds.min()), labels.ablation_label(reference)))
     table = Table("ablation", f"Ablation ({METRICS[metric].label}, mean over scenes)",
                   [labels.ablation_label(v) for v in variants], columns, values, notes, marks,
-                  [False] * len(variants), _reason_notes(summary, [metric]))
+                  [False] * len(variants), foot)
     return _add_reported(table, reported, "ablation", keys) if reported is not None else table
 
 
-def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.DataFrame) -> list[Table]:
-    """One table per dataset and metric: rows = variants, columns = scenes + the dataset average."""
+def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.DataFrame,
+                     expected: dict | None = None) -> list[Table]:
+    """One table per dataset and metric: rows = variants, columns = scenes + the dataset average.
+
+    Scenes: those the sweep planned (``expected``, as for ``collect.dataset_summary``), else the
+    data registry's, then any other scene with runs.
+    """
     from bench.report.collect import expected_scenes
 
     tables = []
     for d in labels.order_datasets(per_scene.dataset.unique()):
         sub = per_scene[per_scene.dataset == d]
-        scenes = expected_scenes(d, list(sub.scene.unique()))
+        if expected is not None and d in expected:
+            scenes = [x if isinstance(x, str) else x[0] for x in expected[d]]
+        else:
+            scenes = expected_scenes(d, list(sub.scene.unique()))
         scenes += sorted(set(sub.scene) - set(scenes))
         variants = labels.order_variants(sub.variant.unique())
         metrics = [m for m in ("psnr", headline_ssim(df.protocol[df.dataset == d].dropna()), "lpips", "psnr_dyn", "ssim_dyn", "lpips_dyn")
                    if sub.loc[sub.metric == m, "mean"].notna().any()]
         averages = labels.order_groups(summary.loc[summary.dataset == d, "group"].unique())
+        most = int(sub["n_seeds"].max())
         for m in metrics:
             group = f"{METRICS[m].label} {arrow(m)}"
             columns = [Column(group, s, m) for s in scenes]
             columns += [Column(group, "Avg." + (f" {a.partition('/')[2]}" if "/" in a else ""), m) for a in averages]
-            values, notes, marks = _empty(len(variants), len(columns))
-            for r, v in enumerate(variants):
-                for c, s in enumerate(scenes):
-                    hit = sub[(sub.variant == v) & (sub.scene == s) & (sub.metric == m)]
-                    values[r, c] = hit["mean"].iloc[0] if len(hit) else np.nan
-                    notes[r][c] = "" if len(hit) else "no run"
-                for k, a in enumerate(averages):
-                    c = len(scenes) + k
-                    values[r, c], notes[r][c] = _summary_value(summary, v, a, m)
-            tables.append(Table(f"per_scene_{d}_{m}", f"{labels.dataset_label(d)}: {METRICS[m].label} per scene "
+
+            def cell(v, c, col):
+                if c >= len(scenes):
+                    return _summary_cell(summary, v, averages[c - len(scenes)], col, most)
+                hit = sub[(sub.variant == v) & (sub.scene == scenes[c]) & (sub.metric == m)]
+                if hit.empty:
+                    return np.nan, "no run", ""
+                return float(hit["mean"].iloc[0]), "", _spread(hit["std"].iloc[0], int(hit["n_seeds"].iloc[0]), col, most)
+
+            values, notes, marks = _fill(columns, variants, cell)
+            tables.append(Table(f"per_scene_{d}_{m}", f"{group_label(summary, d)}: {METRICS[m].label} per scene "
                                 f"(mean over seeds)", list(variants), columns, values, notes, marks,
-                                [False] * len(variants)))
+                                [False] * len(variants), _seed_note(most)))
     return tables
 
 

@@ -1,0 +1,238 @@
+"""Paired statistics of every variant against a reference variant (README "Statistics").
+
+Input: per-image metrics (``bench.report.collect.collect_per_image``; columns variant, dataset, scene,
+blur_type, seed, view, metric, value). A variant's differences to the reference are paired by
+(dataset, scene, seed, view): the same test view of the same scene, rendered by runs of the same
+seed, which share their random draws wherever the variants do not differ (bench.method.rng).
+
+For each variant, metric and group the tables show (a dataset, a ``dataset/blur_type`` group, a
+scene ``dataset:scene``):
+
+- ``delta``: mean over the group's scenes of the mean over seeds of the mean over test views of
+  (variant - reference); the scene average the tables show, as a difference;
+- ``ci_low``, ``ci_high``: a 95% percentile bootstrap interval, resampling within each scene its
+  seeds and its test views, crossed (every drawn seed keeps the drawn views, as every seed renders
+  the same views); the scenes are held fixed (the tables speak about these scenes). With one seed
+  it covers the test views only, not training noise;
+- ``p_value``: a two-sided paired sign-flip permutation test of ``delta`` over runs (scene, seed),
+  exact for up to EXACT_MAX runs; with one seed over test views (scene, view) instead;
+- ``p_holm``, ``significant``: Holm's correction over the comparisons of one table (a metric's
+  dataset-level groups; a metric's scenes of one dataset), significant when p_holm < ALPHA;
+- ``n_scenes``, ``n_seeds`` (distinct seeds), ``n_views`` (test views summed over scenes; each is
+  evaluated once per seed).
+
+Every random draw comes from ``numpy.random.default_rng(seed)``, fresh for each comparison, so a
+row does not depend on which other rows were computed.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from bench.errors import BenchError
+from bench.report.labels import order_variants
+
+ALPHA = 0.05
+LEVEL = 0.95
+N_BOOT = 4000
+EXACT_MAX = 16  # sign flips enumerated exactly up to 2^16 = 65536 of them
+N_FLIPS = 20000  # Monte Carlo sign flips beyond that
+STATS_COLUMNS = ["variant", "reference", "group", "metric", "delta", "ci_low", "ci_high", "p_value", "p_holm",
+                 "significant", "n_scenes", "n_seeds", "n_views"]
+PAIR_KEYS = ["dataset", "scene", "seed", "view"]
+
+
+def paired_differences(per_image: pd.DataFrame, variant: str, reference: str, metric: str) -> pd.DataFrame:
+    """Rows (dataset, scene, blur_type, seed, view, diff) where both variants have a finite value."""
+    cols = PAIR_KEYS + ["blur_type", "value"]
+    sel = per_image[per_image.metric == metric]
+    a = sel.loc[sel.variant == variant, cols]
+    b = sel.loc[sel.variant == reference, PAIR_KEYS + ["value"]]
+    out = a.merge(b, on=PAIR_KEYS, suffixes=("", "_ref"))
+    out["diff"] = out["value"] - out["value_ref"]
+    out = out[np.isfinite(out["diff"])]
+    return out[PAIR_KEYS[:2] + ["blur_type", "seed", "view", "diff"]].reset_index(drop=True)
+
+
+def scene_matrices(pairs: pd.DataFrame) -> list[np.ndarray]:
+    """Per scene an (R,V) array of differences: rows = seeds, columns = test views, NaN where unpaired."""
+    out = []
+    for _, scene in pairs.groupby(["dataset", "scene"], sort=True):
+        row, seeds = pd.factorize(scene["seed"], sort=True)
+        col, views = pd.factorize(scene["view"], sort=True)
+        m = np.full((len(seeds), len(views)), np.nan)
+        m[row, col] = scene["diff"].to_numpy(float)
+        out.append(m)
+    return out
+
+
+def group_delta(scenes: list[np.ndarray]) -> float:
+    """Mean over scenes of the mean over runs of the mean over views."""
+    return float(np.mean([np.nanmean(np.nanmean(m, axis=1)) for m in scenes]))
+
+
+def _counts(n_boot: int, k: int, rng: np.random.Generator) -> np.ndarray:
+    """(n_boot,k) how often each of k items is drawn in k draws with replacement, per replicate."""
+    idx = rng.integers(0, k, size=(n_boot, k)) + k * np.arange(n_boot)[:, None]
+    return np.bincount(idx.ravel(), minlength=n_boot * k).reshape(n_boot, k)
+
+
+def _scene_replicates(m: np.ndarray, rng: np.random.Generator, n_boot: int) -> np.ndarray:
+    """(n_boot,) bootstrap scene means of an (R,V) seed x view matrix.
+
+    Seeds and views are resampled independently and crossed (every drawn seed keeps the drawn views):
+    each seed renders the same test views, so a view's effect repeats over seeds and must be drawn
+    once per replicate, not once per run. Deviations from the view means are first scaled by
+    sqrt(R/(R-1)) so that the seed-level variance is not shrunk by (R-1)/R, which matters with 3 seeds.
+    """
+    n_runs, n_views = m.shape
+    if n_runs > 1:
+        view_mean = np.nanmean(m, axis=0)
+        m = view_mean + np.sqrt(n_runs / (n_runs - 1)) * (m - view_mean)
+    ok = ~np.isnan(m)
+    views = _counts(n_boot, n_views, rng)
+    num, den = views @ np.where(ok, m, 0.0).T, views @ ok.T  # (B,R) per drawn view multiset
+    weight = _counts(n_boot, n_runs, rng) * (den > 0)  # a run none of whose drawn views is paired drops out
+    return (weight * num / np.maximum(den, 1)).sum(axis=1) / weight.sum(axis=1)
+
+
+def bootstrap_ci(scenes: list[np.ndarray], rng: np.random.Generator, n_boot: int = N_BOOT,
+                 level: float = LEVEL) -> tuple[float, float]:
+    """Percentile interval of the group delta; each scene resampled on its own, scenes fixed."""
+    reps = np.mean([_scene_replicates(m, rng, n_boot) for m in scenes], axis=0)
+    tail = (1 - level) / 2 * 100
+    lo, hi = np.nanpercentile(reps, [tail, 100 - tail])
+    return float(lo), float(hi)
+
+
+def units(scenes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
+    """(values, weights, unit) of the permutation test; weights @ values is the group delta.
+
+    unit "runs": one value per (scene, seed), the run's mean over views. With one seed there is a
+    single run per scene, too few to test, so the unit is "views": one value per (scene, view).
+    """
+    s = len(scenes)
+    if max(m.shape[0] for m in scenes) > 1:
+        values = [np.nanmean(m, axis=1) for m in scenes]
+        unit = "runs"
+    else:
+        values = [m[~np.isnan(m)] for m in scenes]
+        unit = "views"
+    weights = [np.full(len(v), 1 / (s * len(v))) for v in values]
+    return np.concatenate(values), np.concatenate(weights), unit
+
+
+def sign_flip_p(values: np.ndarray, weights: np.ndarray, rng: np.random.Generator,
+                exact_max: int = EXACT_MAX, n_flips: int = N_FLIPS) -> float:
+    """Two-sided p-value of ``weights @ values`` under random signs of the paired units.
+
+    Exact over all 2^n sign patterns when n <= exact_max (the smallest p is then 2 / 2^n), else
+    Monte Carlo with the observed pattern counted once, p = (1 + hits) / (1 + n_flips).
+    """
+    x = np.asarray(weights, float) * np.asarray(values, float)
+    n = len(x)
+    observed = abs(x.sum()) - 1e-12 * np.abs(x).sum()  # float ties with the observed pattern count
+    if n <= exact_max:
+        signs = 1 - 2 * ((np.arange(2 ** n)[:, None] >> np.arange(n)) & 1)
+        return float(np.mean(np.abs(signs @ x) >= observed))
+    hits, chunk = 0, max(1, 2 ** 22 // n)  # bounded memory for many views
+    for start in range(0, n_flips, chunk):
+        signs = rng.choice(np.array([-1.0, 1.0]), size=(min(chunk, n_flips - start), n))
+        hits += int((np.abs(signs @ x) >= observed).sum())
+    return (1 + hits) / (1 + n_flips)
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjusted p-values (same order as ``p``)."""
+    p = np.asarray(p, float)
+    order = np.argsort(p)
+    scaled = (len(p) - np.arange(len(p))) * p[order]
+    adjusted = np.empty_like(p)
+    adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
+    return adjusted
+
+
+def compare_pairs(pairs: pd.DataFrame, seed: int = 0) -> dict:
+    """delta, ci_low, ci_high, p_value, unit and counts of one group's paired differences."""
+    rng = np.random.default_rng(seed)
+    scenes = scene_matrices(pairs)
+    lo, hi = bootstrap_ci(scenes, rng)
+    values, weights, unit = units(scenes)
+    return {"delta": group_delta(scenes), "ci_low": lo, "ci_high": hi,
+            "p_value": sign_flip_p(values, weights, rng), "unit": unit,
+            "n_scenes": len(scenes), "n_seeds": int(pairs["seed"].nunique()),
+            "n_views": int(pairs[["dataset", "scene", "view"]].drop_duplicates().shape[0])}
+
+
+def table_groups(per_image: pd.DataFrame, expected: dict | None = None) -> list[tuple[str, str, str, list[str]]]:
+    """[(family, group, dataset, scenes)]: the dataset-level groups of ``collect.scene_groups`` (family
+    "datasets", the ablation table) and one group ``dataset:scene`` per scene (family "scenes of <dataset>")."""
+    from bench.report.collect import scene_groups
+
+    out = []
+    for dataset in sorted(per_image.dataset.unique()):
+        groups = scene_groups(dataset, per_image, expected)
+        out += [("datasets", g, dataset, scenes) for g, scenes in groups]
+        seen = set(per_image.loc[per_image.dataset == dataset, "scene"])
+        scenes = [s for s in groups[0][1] if s in seen] + sorted(seen - set(groups[0][1]))  # the tables' order
+        out += [(f"scenes of {dataset}", f"{dataset}:{s}", dataset, [s]) for s in scenes]
+    return out
+
+
+def compare(per_image: pd.DataFrame, reference: str = "full", expected: dict | None = None,
+            seed: int = 0) -> pd.DataFrame:
+    """STATS_COLUMNS and ``unit`` (of the test: runs, or views with one seed), one row per variant, group
+    (``table_groups``) and metric with paired values.
+
+    Holm's correction runs over the rows of one metric and one family (one table). BenchError when
+    the reference variant has no runs.
+    """
+    variants = order_variants(per_image.variant.unique())
+    if reference not in variants:
+        raise BenchError(f"reference {reference!r}: no runs of it; variants with runs: {', '.join(variants) or '(none)'}")
+    rows = []
+    groups = table_groups(per_image, expected)
+    for metric in dict.fromkeys(per_image.metric):
+        for variant in (v for v in variants if v != reference):
+            pairs = paired_differences(per_image, variant, reference, metric)
+            for family, group, dataset, scenes in groups:
+                sub = pairs[(pairs.dataset == dataset) & pairs.scene.isin(scenes)]
+                if not sub.empty:
+                    rows.append({"variant": variant, "reference": reference, "group": group, "metric": metric,
+                                 "family": family, **compare_pairs(sub, seed)})
+    out = pd.DataFrame(rows, columns=STATS_COLUMNS + ["family", "unit"])
+    out["p_holm"] = out.groupby(["metric", "family"])["p_value"].transform(holm)
+    out["significant"] = out["p_holm"] < ALPHA
+    return out.drop(columns="family")
+
+
+def interval_note(n_seeds: int, reference: str) -> str:
+    """Two sentences on how to read a delta, its interval and its mark, for a table of ``n_seeds`` seeds."""
+    if n_seeds > 1:
+        covers, unit = "over seeds and test views within each scene (scenes fixed)", "runs"
+    else:
+        covers = ("over test views only: with one seed it shows how much the number would move with other "
+                  "test views, not with another training run")
+        unit = "test views"
+    return (f"\u0394 is each variant minus {reference}, paired by scene, seed and test view, and the bracket is "
+            f"its 95% bootstrap interval {covers}. * marks a difference whose paired sign-flip test over {unit} "
+            "gives p < 0.05 after Holm's correction over the comparisons of the table.")
+
+
+def comparison_text(stats: pd.DataFrame, metric: str, decimals: int = 2) -> str:
+    """``stats`` of one metric as an aligned plain-text table, then the note on what the intervals cover."""
+    rows = stats[stats.metric == metric]
+    if rows.empty:
+        known = ", ".join(dict.fromkeys(stats.metric)) or "(none)"
+        raise BenchError(f"--metric {metric}: no paired values; metrics with values: {known}")
+    f = f"{{:+.{decimals}f}}"
+    table = pd.DataFrame({
+        "variant": rows.variant, "group": rows.group, "delta": rows.delta.map(f.format),
+        "95% CI": [f"[{f.format(lo)}, {f.format(hi)}]" for lo, hi in zip(rows.ci_low, rows.ci_high)],
+        "p": rows.p_value.map("{:.4f}".format), "p (Holm)": rows.p_holm.map("{:.4f}".format),
+        "sig.": np.where(rows.significant, "*", ""), "unit": rows.unit,
+        "scenes": rows.n_scenes, "seeds": rows.n_seeds, "views": rows.n_views})
+    reference = rows.reference.iloc[0]
+    return (f"{metric}: variant - {reference}, paired by scene, seed and test view\n"
+            + table.to_string(index=False) + "\n\nnote: " + interval_note(int(rows.n_seeds.min()), reference))

@@ -1,0 +1,202 @@
+"""Paired statistics (bench.report.stats): the interval's coverage and the test's calibration on
+simulated data, a hand-made sweep with a known 1 dB effect, and where they show up (CSV, tables,
+HTML, ``bench compare``), plus dataset averages over the scenes a sweep planned."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats as scipy_stats
+
+from bench.cli import main
+from bench.errors import BenchError
+from bench.harness.spec import load_sweep
+from bench.report import stats as S
+from bench.report import tables as T
+from bench.report.build import build_all, summarise
+from test_report_helpers import write_run
+
+TRUTH = -0.3
+
+
+def _simulated(rng, effect, scenes=4, seeds=3, views=16, sd_seed=0.1, sd_view=0.1, sd_noise=0.1, spread=0.2):
+    """Per scene an (R,V) matrix of paired differences: scene effect + seed effect + view effect
+    (shared by the seeds, as the test views are) + noise. The scene effects, ``effect`` -/+ ``spread``,
+    average to ``effect``."""
+    offsets = np.linspace(-spread, spread, scenes)
+    return [effect + offsets[s] + rng.normal(0, sd_seed, (seeds, 1)) + rng.normal(0, sd_view, (1, views))
+            + rng.normal(0, sd_noise, (seeds, views)) for s in range(scenes)]
+
+
+def test_bootstrap_interval_covers_a_known_effect_at_about_the_nominal_level():
+    rng = np.random.default_rng(1)
+    covered = 0
+    for i in range(200):
+        lo, hi = S.bootstrap_ci(_simulated(rng, TRUTH), np.random.default_rng(i))
+        covered += lo <= TRUTH <= hi
+    assert 0.90 <= covered / 200 <= 0.99, covered
+
+
+def test_sign_flip_p_values_are_uniform_without_an_effect():
+    # The test's null is "the variant changes nothing" (no scene effect either); scene effects that
+    # only average to zero make it conservative, not uniform.
+    rng = np.random.default_rng(2)
+    p = []
+    for i in range(200):
+        values, weights, unit = S.units(_simulated(rng, 0.0, spread=0.0))
+        p.append(S.sign_flip_p(values, weights, np.random.default_rng(i)))
+    assert unit == "runs" and len(values) == 12
+    assert scipy_stats.kstest(p, "uniform").pvalue > 0.01
+
+
+def test_sign_flip_exact_and_monte_carlo_agree_and_holm_by_hand():
+    x = np.array([0.3, 0.1, 0.2, 0.4])
+    assert S.sign_flip_p(x, np.full(4, 0.25), None) == pytest.approx(2 / 16)  # only all-plus and all-minus
+    x = np.random.default_rng(0).normal(0.05, 0.1, 14)
+    exact = S.sign_flip_p(x, np.ones(14), None)
+    approx = S.sign_flip_p(x, np.ones(14), np.random.default_rng(0), exact_max=10)
+    assert approx == pytest.approx(exact, abs=0.01)
+    # Holm: sorted 0.01, 0.02, 0.04 -> 0.03, 0.04, 0.04 (running maximum), back in the given order.
+    assert S.holm([0.04, 0.01, 0.02]) == pytest.approx([0.04, 0.03, 0.04])
+    assert S.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
+
+
+def paired_sweep(root, effects: dict, seeds=(0, 1, 2), scenes=("a", "b", "c", "d"), dataset="toy", views=8):
+    """A sweep whose per-view PSNR of each variant is full's plus ``effects[variant]`` plus small noise;
+    a run-level draw common to the variants of one (scene, seed) stands for shared randomness."""
+    rng = np.random.default_rng(0)
+    sweep = root / "demo"
+    base = {s: 25 + rng.normal(0, 1, views) for s in scenes}
+    for seed in seeds:
+        for s in scenes:
+            common = base[s] + rng.normal(0, 0.3)
+            for variant, effect in effects.items():
+                own = 0.0 if variant == "full" else rng.normal(0, 0.05) + rng.normal(0, 0.1, views)
+                psnr = common + effect + own
+                write_run(sweep, variant, dataset, s, seed, {"psnr": float(psnr.mean())},
+                          per_image={f"{i:05d}": {"psnr": float(v)} for i, v in enumerate(psnr)},
+                          blur_type="defocus" if s.startswith("defocus") else "motion")
+    return sweep
+
+
+EFFECTS = {"full": 0.0, "no_sparsity": -1.0, "no_shortcut": 0.0}
+
+
+def _row(stats, variant, group="toy", metric="psnr"):
+    return stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == metric)].iloc[0]
+
+
+def test_a_variant_1_db_worse_is_significant_and_an_equal_one_is_not(tmp_path):
+    built = summarise(paired_sweep(tmp_path, EFFECTS), save=False)
+    stats = built.stats
+    worse, equal = _row(stats, "no_sparsity"), _row(stats, "no_shortcut")
+    assert worse.significant and worse.ci_low <= -1.0 <= worse.ci_high and worse.delta == pytest.approx(-1, abs=0.1)
+    assert not equal.significant and equal.ci_low <= 0.0 <= equal.ci_high
+    assert (worse.n_scenes, worse.n_seeds, worse.n_views, worse.unit) == (4, 3, 32, "runs")
+    assert worse.reference == "full" and worse.p_holm >= worse.p_value
+    # The table's scene average and the paired delta agree (complete pairs).
+    summary = built.summary.set_index(["variant", "group", "metric"])["value"]
+    assert worse.delta == pytest.approx(summary["no_sparsity", "toy", "psnr"] - summary["full", "toy", "psnr"])
+    scene = _row(stats, "no_sparsity", "toy:a")
+    assert (scene.n_scenes, scene.n_seeds, scene.n_views) == (1, 3, 8)
+    assert scene.p_value == pytest.approx(2 / 8) and not scene.significant  # 3 runs cannot be significant
+
+
+def test_one_seed_falls_back_to_views_and_says_so(tmp_path):
+    stats = summarise(paired_sweep(tmp_path, EFFECTS, seeds=(0,)), save=False).stats
+    worse = _row(stats, "no_sparsity")
+    assert worse.unit == "views" and worse.n_seeds == 1 and worse.significant
+    assert "test views only" in S.interval_note(1, "Full") and "another training run" in S.interval_note(1, "Full")
+    assert "seeds and test views" in S.interval_note(3, "Full")
+
+
+def test_report_writes_the_stats_csv_and_leads_with_the_ablation_deltas(tmp_path):
+    sweep = paired_sweep(tmp_path, EFFECTS)
+    build_all(sweep, reported=False)
+    csv = pd.read_csv(sweep / "tables" / "ablation_stats.csv")
+    assert list(csv.columns) == S.STATS_COLUMNS
+    assert set(csv.group) == {"toy", "toy:a", "toy:b", "toy:c", "toy:d"} and set(csv.metric) == {"psnr"}
+    md = (sweep / "tables" / "ablation.md").read_text()
+    assert "\u0394 vs Full [95% CI]" in md and "\u00b1" in md and "3 seeds" in md
+    worse = next(line for line in md.splitlines() if line.startswith("| w/o sparsity"))
+    assert "\\*" in worse and "[-1." in worse
+    equal = next(line for line in md.splitlines() if line.startswith("| w/o shortcut"))
+    assert "\\*" not in equal
+    assert "| Full |" in md and "reference" in md
+    tex = (sweep / "tables" / "ablation.tex").read_text()
+    assert "$\\Delta$ vs Full" in tex and "$\\pm$" in tex
+    html = (sweep / "report.html").read_text()
+    assert "How to read the ablation" in html and "seeds and test views" in html
+    assert html.index('id="table-ablation"') < html.index('id="table-main"')
+
+
+@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
+def test_ablation_latex_with_intervals_compiles(tmp_path):
+    built = summarise(paired_sweep(tmp_path, EFFECTS), save=False)
+    path = T.write_tables(tmp_path / "tables", [T.ablation_table(built.summary, stats=built.stats)])[0]
+    (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
+                                      f"\\input{{{path}}}\n\\end{{document}}\n")
+    out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", "doc.tex"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout[-2000:]
+
+
+def test_bench_compare_prints_the_comparison(tmp_path, capsys):
+    sweep = paired_sweep(tmp_path, EFFECTS)
+    assert main(["compare", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("psnr: variant - full, paired by scene, seed and test view")
+    line = next(l for l in out.splitlines() if l.split()[:2] == ["no_sparsity", "toy"])
+    assert "*" in line and line.split()[-3:] == ["4", "3", "32"]
+    assert "note: " in out and "seeds and test views" in out
+    assert main(["compare", str(sweep), "--ref", "no_shortcut"]) == 0
+    assert "psnr: variant - no_shortcut" in capsys.readouterr().out
+    assert main(["compare", str(sweep), "--ref", "no_blur"]) == 2
+    assert "no runs of the reference variant 'no_blur'" in capsys.readouterr().err
+    assert main(["compare", str(sweep), "--metric", "nope"]) == 2
+    assert main(["compare", str(sweep), "--metric", "lpips"]) == 2  # no values of it
+
+
+def _manifest(sweep, scenes, dataset="synthetic", variants=("full", "no_sparsity"), seeds=(0,), sweep_file=None):
+    runs = {f"{v}-{dataset}-{s}-s{seed}": {"variant": v, "dataset": dataset, "scene": s, "seed": seed}
+            for v in variants for s in scenes for seed in seeds}
+    (sweep / "manifest.json").write_text(json.dumps({"runs": runs, "sweep_file": sweep_file}))
+
+
+DEMO_SCENES = ["motion_0", "motion_1", "defocus_0", "defocus_1"]
+
+
+def test_a_planned_subset_of_scenes_is_averaged_and_labelled(tmp_path):
+    sweep = paired_sweep(tmp_path, {"full": 0.0, "no_sparsity": -1.0}, seeds=(0,), scenes=DEMO_SCENES,
+                         dataset="synthetic")
+    _manifest(sweep, DEMO_SCENES)
+    built = summarise(sweep, save=False)
+    row = built.summary[(built.summary.group == "synthetic") & (built.summary.metric == "psnr")].iloc[0]
+    assert row.missing == "" and np.isfinite(row.value) and (row.n_planned, row.n_dataset) == (4, 5)
+    assert T.group_label(built.summary, "synthetic") == "Synthetic, 4 of 5 scenes"
+    assert T.group_label(built.summary, "synthetic/motion") == "Synthetic (motion)"  # both motion scenes
+    per_scene = T.per_scene_tables(built.df, built.per_scene, built.summary, built.expected)[0]
+    assert [c.header for c in per_scene.columns][:4] == DEMO_SCENES  # no mixed_0 column
+    # A scene the sweep planned and did not get keeps the missing mark.
+    _manifest(sweep, DEMO_SCENES + ["mixed_0"])
+    built = summarise(sweep, save=False)
+    row = built.summary[(built.summary.group == "synthetic") & (built.summary.metric == "psnr")].iloc[0]
+    assert row.missing == "mixed_0" and np.isnan(row.value)
+    assert T.group_label(built.summary, "synthetic") == "Synthetic"
+    ab = T.ablation_table(built.summary, stats=built.stats)
+    assert ab.notes[0][0] == "missing: mixed_0" and ab.notes[0][1] == "missing: mixed_0"
+
+
+def test_sweep_file_reference_is_validated_and_used(tmp_path, write_sweep):
+    with pytest.raises(BenchError, match="reference 'no_unseen_views': not a variant of this sweep"):
+        load_sweep(write_sweep(reference="no_unseen_views"))
+    assert load_sweep(write_sweep("plain")).reference == "full"
+    path = write_sweep(reference="no_blur")
+    assert load_sweep(path).reference == "no_blur"
+    sweep = paired_sweep(tmp_path, {"full": 0.0, "no_blur": -1.0}, seeds=(0,), scenes=["motion_0"], dataset="synthetic")
+    _manifest(sweep, ["motion_0"], variants=("full", "no_blur"), sweep_file=str(path))
+    stats = summarise(sweep, save=False).stats
+    assert set(stats.reference) == {"no_blur"} and set(stats.variant) == {"full"}
