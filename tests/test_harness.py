@@ -216,7 +216,7 @@ def test_debug_sweep_runs_records_and_skips(write_sweep, monkeypatch, capsys):
     calls: list[str] = []
     monkeypatch.setattr(J, "_pipeline", _fake_pipeline(calls=calls))
     path = write_sweep()
-    assert run_sweep(str(path), report=False) == 0
+    assert run_sweep(str(path), report=None) == 0
     sweep_dir = load_sweep(path).output_dir()
     runs = expand(load_sweep(path))
     assert len(calls) == 4
@@ -235,12 +235,12 @@ def test_debug_sweep_runs_records_and_skips(write_sweep, monkeypatch, capsys):
     assert manifest["submissions"][0]["executor"] == "debug"
     # Second call: nothing to run, finished results untouched.
     before = {r.run_id: (runs_dir(sweep_dir) / r.run_id / rundir.RESULTS).read_bytes() for r in runs}
-    assert run_sweep(str(path), report=False) == 0
+    assert run_sweep(str(path), report=None) == 0
     assert len(calls) == 4
     assert "4 finished, 0 to run" in capsys.readouterr().out
     assert before == {r.run_id: (runs_dir(sweep_dir) / r.run_id / rundir.RESULTS).read_bytes() for r in runs}
     # --force archives the old run directories (never deletes results) and trains again.
-    assert run_sweep(str(path), report=False, force=True, only=["scene=motion_0"]) == 0
+    assert run_sweep(str(path), report=None, force=True, only=["scene=motion_0"]) == 0
     assert len(calls) == 6
     archived = list((sweep_dir / "archive").iterdir())
     assert len(archived) == 2 and all((a / rundir.RESULTS).is_file() for a in archived)
@@ -250,7 +250,7 @@ def test_failing_run_is_isolated_and_retried_only_on_request(write_sweep, monkey
     calls: list[str] = []
     monkeypatch.setattr(J, "_pipeline", _fake_pipeline(fail_scenes={"defocus_0"}, calls=calls))
     path = write_sweep()
-    assert run_sweep(str(path), report=False) == 1
+    assert run_sweep(str(path), report=None) == 1
     out = capsys.readouterr().out
     sweep_dir = load_sweep(path).output_dir()
     runs = expand(load_sweep(path))
@@ -266,10 +266,10 @@ def test_failing_run_is_isolated_and_retried_only_on_request(write_sweep, monkey
         assert (runs_dir(sweep_dir) / run.run_id / rundir.RESULTS).is_file()
     assert "2 done, 2 failed" in out
     # A failed run is never finished: re-running skips it (exit 1 again), --retry-failed retries it.
-    assert run_sweep(str(path), report=False) == 1
+    assert run_sweep(str(path), report=None) == 1
     assert len(calls) == 4
     monkeypatch.setattr(J, "_pipeline", _fake_pipeline(calls=calls))
-    assert run_sweep(str(path), report=False, retry_failed=True) == 0
+    assert run_sweep(str(path), report=None, retry_failed=True) == 0
     assert sorted(calls[4:]) == sorted(r.run_id for r in bad)
     assert read_status(runs_dir(sweep_dir) / bad[0].run_id)["previous_error"].startswith("FileNotFound")
 
@@ -281,7 +281,7 @@ def test_interrupted_run_resumes_from_its_checkpoint(write_sweep, monkeypatch):
     d = _prepare(spec.output_dir(), run, state="running")
     rundir.checkpoint_path(d, 10).parent.mkdir(parents=True)
     rundir.checkpoint_path(d, 10).write_bytes(b"x")
-    assert run_sweep(str(spec.path), report=False, only=[f"scene={run.scene}", f"variant={run.variant}"]) == 0
+    assert run_sweep(str(spec.path), report=None, only=[f"scene={run.scene}", f"variant={run.variant}"]) == 0
     status = read_status(d)
     assert status["state"] == "done" and status["resumed_from_step"] == 10
     assert json.loads((d / rundir.RESULTS).read_text())["train"]["start_step"] == 10
@@ -442,10 +442,10 @@ def test_default_local_concurrency(monkeypatch):
 def test_edited_sweep_gets_new_runs_and_keeps_old_directories(write_sweep, monkeypatch):
     monkeypatch.setattr(J, "_pipeline", _fake_pipeline())
     first = write_sweep(variants=["full"])
-    assert run_sweep(str(first), report=False, only=["scene=motion_0"]) == 0
+    assert run_sweep(str(first), report=None, only=["scene=motion_0"]) == 0
     old_ids = set(read_manifest(load_sweep(first).output_dir())["runs"])
     edited = write_sweep(variants=["full"], overrides={"train.steps": 30})
-    assert run_sweep(str(edited), report=False, only=["scene=motion_0"]) == 0
+    assert run_sweep(str(edited), report=None, only=["scene=motion_0"]) == 0
     sweep_dir = load_sweep(edited).output_dir()
     manifest = read_manifest(sweep_dir)
     assert not old_ids & set(manifest["runs"]) and len(manifest["runs"]) == 2

@@ -163,7 +163,7 @@ def test_submission_over_missing_data_is_refused_and_writes_nothing(mixed_sweep,
     assert "--skip-data-check" in err[2]
     assert not (tmp_path / "out").exists() and calls == []
     # A sweep directory already there is not touched either.
-    assert run_sweep(str(mixed_sweep), report=False, only=["scene=Camp"]) == 0
+    assert run_sweep(str(mixed_sweep), report=None, only=["scene=Camp"]) == 0
     sweep_dir = load_sweep(mixed_sweep).output_dir()
     before = (sweep_dir / "manifest.json").read_bytes()
     assert main(["sweep", str(mixed_sweep), "--no-report"]) == 2
@@ -171,7 +171,7 @@ def test_submission_over_missing_data_is_refused_and_writes_nothing(mixed_sweep,
     assert sorted(os.listdir(runs_dir(sweep_dir))) == [r.run_id for r in expand(load_sweep(mixed_sweep))
                                                        if r.scene == "Camp"]
     # --skip-data-check submits anyway (the fake pipeline trains anything).
-    assert run_sweep(str(mixed_sweep), report=False, skip_data_check=True) == 0
+    assert run_sweep(str(mixed_sweep), report=None, skip_data_check=True) == 0
     assert len(calls) == 4
 
 

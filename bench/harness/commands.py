@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
+
+from bench.errors import BenchError
 
 
 def _sweep_target(p: argparse.ArgumentParser) -> None:
@@ -65,17 +69,33 @@ def _sweep(args: argparse.Namespace) -> int:
     return run_sweep(args.file, executor=args.executor, dry_run=args.dry_run,
                      retry_failed=args.retry_failed, force=args.force, only=args.only,
                      no_wait=args.no_wait, output_root=args.output_root,
-                     max_concurrent=args.max_concurrent, report=not args.no_report,
+                     max_concurrent=args.max_concurrent,
+                     report=None if args.no_report else build_report,
                      skip_data_check=args.skip_data_check)
 
 
 def _status(args: argparse.Namespace) -> int:
     from bench.harness.sweep import status
 
-    return status(args.sweep, output_root=args.output_root, watch=args.watch, show_all=args.show_all)
+    return status(args.sweep, output_root=args.output_root, watch=args.watch, show_all=args.show_all,
+                  report=build_report)
 
 
 def _cancel(args: argparse.Namespace) -> int:
     from bench.harness.sweep import cancel
 
     return cancel(args.sweep, output_root=args.output_root)
+
+
+def build_report(sweep_dir: Path) -> int:
+    """Collect results and build tables, figures and report.html; 1 if that fails. The CLI layer
+    is where the harness meets the report (the harness's own modules never import it)."""
+    from bench.report import build_all
+
+    try:
+        paths = build_all(sweep_dir)
+    except BenchError as err:
+        print(f"bench sweep: report: error: {err}", file=sys.stderr)
+        return 1
+    print(f"report: {len(paths)} files under {sweep_dir}", flush=True)
+    return 0

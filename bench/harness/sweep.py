@@ -1,8 +1,7 @@
 """``bench sweep``, ``bench status``, ``bench cancel``: plan, submit, follow, collect.
 
-Output of a sweep ``<output_root>/<name>/``: ``manifest.json``, ``runs/<run_id>/``, ``submitit/``
-(SLURM scripts and logs), ``local/`` (local queue files), ``archive/`` (runs replaced by
-``--force``), and after collection the report's files (``bench.report.build_all``).
+The sweep's output directory is laid out by :mod:`bench.sweepdir`; the report at the end is built
+by the builder the CLI layer passes in (``report``), so the harness never imports the report.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ import socket
 import sys
 import time
 from pathlib import Path
+from typing import Callable
 
 from bench import rundir
 from bench.errors import BenchError
@@ -38,6 +38,11 @@ def resolve_sweep_dir(arg: str, output_root: str | None = None) -> Path:
     raise BenchError(f"{arg}: neither a sweep file (.yaml) nor a sweep output directory")
 
 
+# Builds a sweep's report and returns an exit code. The CLI layer passes bench.report's builder
+# (bench.harness.commands), so that the harness itself never imports the report.
+ReportBuilder = Callable[[Path], int]
+
+
 def _print(msg: str) -> None:
     print(msg, flush=True)
 
@@ -45,7 +50,7 @@ def _print(msg: str) -> None:
 def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
               retry_failed: bool = False, force: bool = False, only: list[str] | None = None,
               no_wait: bool = False, output_root: str | None = None,
-              max_concurrent: int | None = None, report: bool = True, poll_s: float = 3.0,
+              max_concurrent: int | None = None, report: ReportBuilder | None = None, poll_s: float = 3.0,
               skip_data_check: bool = False) -> int:
     """Validate, plan, check the data, submit and (unless ``no_wait``) follow a sweep; returns the
     exit code.
@@ -106,7 +111,7 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
         live = M.Liveness(None, sweep_dir)
         for line in M.in_flight_lines(sweep_dir, live, [r.run_id for r in selected]):
             _print(line)
-        return _finish(sweep_dir, [r.run_id for r in selected], report and not no_wait, poll_s,
+        return _finish(sweep_dir, [r.run_id for r in selected], None if no_wait else report, poll_s,
                        follow=not no_wait)
     if kind == "debug":
         X.run_debug(sweep_dir, plan.to_submit, lambda run, state: _print(f"{run.run_id}: {state}"))
@@ -206,8 +211,9 @@ def _save(sweep_dir: Path, sweep: str, path: str, record: dict) -> None:
                 manifest["runs"][rid]["job_id"] = jid
 
 
-def _finish(sweep_dir: Path, run_ids: list[str], report: bool, poll_s: float, follow: bool) -> int:
-    """Follow until the runs end, build the report, print the summary; exit code."""
+def _finish(sweep_dir: Path, run_ids: list[str], report: ReportBuilder | None, poll_s: float,
+            follow: bool) -> int:
+    """Follow until the runs end, build the report (when given a builder), print the summary; exit code."""
     manifest = require_manifest(sweep_dir)
     if follow:
         try:
@@ -219,26 +225,13 @@ def _finish(sweep_dir: Path, run_ids: list[str], report: bool, poll_s: float, fo
     else:
         snap = M.snapshot(sweep_dir, manifest, M.Liveness(manifest, sweep_dir), run_ids)
     code = M.print_summary(sweep_dir, manifest, snap)
-    if report and any(state == M.DONE for state, _ in snap.values()):
-        code = max(code, build_report(sweep_dir))
+    if report is not None and any(state == M.DONE for state, _ in snap.values()):
+        code = max(code, report(sweep_dir))
     return code
 
 
-def build_report(sweep_dir: Path) -> int:
-    """Collect results and build tables, figures and report.html; 1 if that fails."""
-    from bench.report import build_all
-
-    try:
-        paths = build_all(sweep_dir)
-    except BenchError as err:
-        print(f"bench sweep: report: error: {err}", file=sys.stderr)
-        return 1
-    _print(f"report: {len(paths)} files under {sweep_dir}")
-    return 0
-
-
 def status(arg: str, *, output_root: str | None = None, watch: bool = False, show_all: bool = False,
-           report: bool = True, poll_s: float = 3.0) -> int:
+           report: ReportBuilder | None = None, poll_s: float = 3.0) -> int:
     """Reattach from the manifest: each run's state; ``watch`` follows until the sweep ends."""
     sweep_dir = resolve_sweep_dir(arg, output_root)
     manifest = require_manifest(sweep_dir)

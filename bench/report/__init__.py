@@ -1,4 +1,4 @@
-"""Reports of a sweep: collection, tables, figures, HTML. ``build_all`` is what the harness calls."""
+"""Reports of a sweep: collection, tables, figures, HTML. ``build_all`` is what the CLI calls after a sweep."""
 
 from __future__ import annotations
 

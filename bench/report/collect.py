@@ -27,16 +27,6 @@ COLUMNS = ID_COLUMNS + PROVENANCE_COLUMNS + EXTRA_COLUMNS
 PER_IMAGE_COLUMNS = ["variant", "dataset", "scene", "blur_type", "seed", "view", "metric", "value", "run_id"]
 
 
-def resolve_sweep_dir(arg: str | Path, output_root: str | None = None) -> Path:
-    """The harness's sweep directory for a sweep YAML or directory; it must exist already."""
-    from bench.harness.sweep import resolve_sweep_dir as harness_resolve
-
-    resolved = harness_resolve(str(arg), output_root)
-    if not resolved.is_dir():
-        raise BenchError(f"{arg}: sweep output {resolved} does not exist yet (run `bench sweep` first)")
-    return resolved
-
-
 def _peak_memory(prov: dict, train: dict) -> float | None:
     peak = prov.get("peak_memory", prov.get("peak_memory_bytes", train.get("peak_memory_bytes")))
     if isinstance(peak, dict):  # {"cpu_rss": ..., "gpu_allocated": ...}: the GPU figure when there is one

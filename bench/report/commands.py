@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
+
+from bench.errors import BenchError
 
 SWEEP_HELP = "sweep output directory, or a sweep YAML (resolved to its output directory)"
 
@@ -77,7 +80,6 @@ def _int_list(text: str) -> list[int]:
 
 def _summarise(args, save: bool, stats: bool = True):
     from bench.report.build import summarise
-    from bench.report.collect import resolve_sweep_dir
 
     sweep_dir = resolve_sweep_dir(args.sweep, args.output_root)
     return sweep_dir, summarise(sweep_dir, save=save, reference=getattr(args, "ref", None), stats=stats)
@@ -111,7 +113,6 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from bench.errors import BenchError
     from bench.metrics.registry import METRICS
     from bench.report.stats import comparison_text
 
@@ -135,10 +136,20 @@ def _plot(args: argparse.Namespace) -> int:
 
 def _report(args: argparse.Namespace) -> int:
     from bench.report import build_all
-    from bench.report.collect import resolve_sweep_dir
 
     paths = build_all(resolve_sweep_dir(args.sweep, args.output_root), frames=args.frames, reported=args.reported,
                       rank_reported=args.rank_reported, reference=args.ref)
     for p in paths:
         print(f"wrote {p}")
     return 0
+
+
+def resolve_sweep_dir(arg: str | Path, output_root: str | None = None) -> Path:
+    """The sweep directory of a sweep YAML or directory (resolved by the harness, which the CLI
+    layer may import); it must exist already."""
+    from bench.harness.sweep import resolve_sweep_dir as harness_resolve
+
+    resolved = harness_resolve(str(arg), output_root)
+    if not resolved.is_dir():
+        raise BenchError(f"{arg}: sweep output {resolved} does not exist yet (run `bench sweep` first)")
+    return resolved
