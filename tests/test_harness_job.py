@@ -1,0 +1,117 @@
+"""Running runs through the debug executor with an injected fake training pipeline: records,
+skipping, isolation of failures, resume, locks."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from bench import rundir
+from bench.harness import job as J
+from bench.harness.manifest import read_manifest
+from bench.harness.runs import expand
+from bench.rundir import read_status
+from bench.sweepdir import runs_dir
+from bench.harness.spec import load_sweep
+from bench.harness.sweep import run_sweep
+
+from harness_fakes import fake_pipeline, prepare_run
+
+
+# ---------------------------------------------------------------- debug executor with a fake pipeline
+
+
+def test_debug_sweep_runs_records_and_skips(write_sweep, monkeypatch, capsys):
+    calls: list[str] = []
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline(calls=calls))
+    path = write_sweep()
+    assert run_sweep(str(path), report=None) == 0
+    sweep_dir = load_sweep(path).output_dir()
+    runs = expand(load_sweep(path))
+    assert len(calls) == 4
+    for run in runs:
+        d = runs_dir(sweep_dir) / run.run_id
+        res = json.loads((d / rundir.RESULTS).read_text())
+        assert res["config_hash"] == run.config_hash and res["run_id"] == run.run_id
+        assert res["method"] == run.variant and res["blur_type"] == run.blur_type
+        prov = res["provenance"]
+        for key in ("git_commit", "git_dirty", "packages", "device", "hostname", "slurm", "start_time",
+                    "end_time", "wall_time_s", "peak_memory"):
+            assert key in prov
+        assert read_status(d)["state"] == "done"
+    manifest = read_manifest(sweep_dir)
+    assert set(manifest["runs"]) == {r.run_id for r in runs}
+    assert manifest["submissions"][0]["executor"] == "debug"
+    # Second call: nothing to run, finished results untouched.
+    before = {r.run_id: (runs_dir(sweep_dir) / r.run_id / rundir.RESULTS).read_bytes() for r in runs}
+    assert run_sweep(str(path), report=None) == 0
+    assert len(calls) == 4
+    assert "4 finished, 0 to run" in capsys.readouterr().out
+    assert before == {r.run_id: (runs_dir(sweep_dir) / r.run_id / rundir.RESULTS).read_bytes() for r in runs}
+    # --force archives the old run directories (never deletes results) and trains again.
+    assert run_sweep(str(path), report=None, force=True, only=["scene=motion_0"]) == 0
+    assert len(calls) == 6
+    archived = list((sweep_dir / "archive").iterdir())
+    assert len(archived) == 2 and all((a / rundir.RESULTS).is_file() for a in archived)
+
+
+def test_failing_run_is_isolated_and_retried_only_on_request(write_sweep, monkeypatch, capsys):
+    calls: list[str] = []
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline(fail_scenes={"defocus_0"}, calls=calls))
+    path = write_sweep()
+    assert run_sweep(str(path), report=None) == 1
+    out = capsys.readouterr().out
+    sweep_dir = load_sweep(path).output_dir()
+    runs = expand(load_sweep(path))
+    bad = [r for r in runs if r.scene == "defocus_0"]
+    good = [r for r in runs if r.scene != "defocus_0"]
+    for run in bad:
+        status = read_status(runs_dir(sweep_dir) / run.run_id)
+        assert status["state"] == "failed"
+        assert "no such scene directory" in status["error"] and status["log"]
+        assert f"failed: {run.run_id}: FileNotFoundError" in out
+        assert not (runs_dir(sweep_dir) / run.run_id / rundir.RESULTS).exists()
+    for run in good:
+        assert (runs_dir(sweep_dir) / run.run_id / rundir.RESULTS).is_file()
+    assert "2 done, 2 failed" in out
+    # A failed run is never finished: re-running skips it (exit 1 again), --retry-failed retries it.
+    assert run_sweep(str(path), report=None) == 1
+    assert len(calls) == 4
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline(calls=calls))
+    assert run_sweep(str(path), report=None, retry_failed=True) == 0
+    assert sorted(calls[4:]) == sorted(r.run_id for r in bad)
+    assert read_status(runs_dir(sweep_dir) / bad[0].run_id)["previous_error"].startswith("FileNotFound")
+
+
+def test_interrupted_run_resumes_from_its_checkpoint(write_sweep, monkeypatch):
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline())
+    spec = load_sweep(write_sweep())
+    run = expand(spec)[0]
+    d = prepare_run(spec.output_dir(), run, state="running")
+    rundir.checkpoint_path(d, 10).parent.mkdir(parents=True)
+    rundir.checkpoint_path(d, 10).write_bytes(b"x")
+    assert run_sweep(str(spec.path), report=None, only=[f"scene={run.scene}", f"variant={run.variant}"]) == 0
+    status = read_status(d)
+    assert status["state"] == "done" and status["resumed_from_step"] == 10
+    assert json.loads((d / rundir.RESULTS).read_text())["train"]["start_step"] == 10
+
+
+def test_job_does_not_train_a_run_locked_by_another_process(write_sweep, monkeypatch):
+    calls: list[str] = []
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline(calls=calls))
+    spec = load_sweep(write_sweep())
+    run = expand(spec)[0]
+    d = prepare_run(spec.output_dir(), run, state="pending")
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import fcntl, sys, time; f = open(sys.argv[1], 'w'); fcntl.flock(f, fcntl.LOCK_EX); "
+        "print('locked', flush=True); time.sleep(60)"), str(d / ".lock")], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        monkeypatch.setattr(J, "LOCK_WAIT_S", 0.5)
+        assert J.run_job(d, executor="debug") == J.BUSY
+        assert calls == [] and read_status(d)["state"] == "pending"
+    finally:
+        holder.kill()
+        holder.wait()
+    assert J.run_job(d, executor="debug") == "done"
