@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from bench import sweepdir
 from bench.atomic import write_text
 from bench.report import tables as T
 from bench.report.collect import (COLUMNS, collect, collect_per_image, dataset_summary, planned_scenes,
@@ -97,10 +98,10 @@ def write_stats(out_dir: Path, stats: pd.DataFrame) -> list[Path]:
 
 def build_tables(sweep_dir: Path, built: Built, reported: bool = True, rank_reported: bool = False) -> None:
     built.tables = _stage(built, "tables", make_tables, built, reported) or []
-    paths = _stage(built, "write tables", T.write_tables, Path(sweep_dir) / "tables", built.tables, rank_reported)
+    paths = _stage(built, "write tables", T.write_tables, Path(sweep_dir) / sweepdir.TABLES, built.tables, rank_reported)
     built.paths += paths or []
     if built.stats is not None:
-        built.paths += _stage(built, "write statistics", write_stats, Path(sweep_dir) / "tables", built.stats) or []
+        built.paths += _stage(built, "write statistics", write_stats, Path(sweep_dir) / sweepdir.TABLES, built.stats) or []
 
 
 def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None) -> None:
@@ -110,7 +111,7 @@ def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None
 
     if built.summary is None:
         return
-    out = Path(sweep_dir) / "figures"
+    out = Path(sweep_dir) / sweepdir.FIGURES
     stages = [("bar figures", F.plot_scene_bars, (built.df, built.per_scene, out)),
               ("training curves", F.plot_curves, (sweep_dir, built.df, out)),
               ("qualitative figures", S.plot_qualitative, (sweep_dir, built.df, out, frames))]
@@ -129,7 +130,7 @@ def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None
             table = _stage(built, "blur accuracy table", T.blur_table, blur.blur_stats)
             if table is not None:
                 built.tables.append(table)
-                built.paths += _stage(built, "write blur table", T.write_tables, Path(sweep_dir) / "tables",
+                built.paths += _stage(built, "write blur table", T.write_tables, Path(sweep_dir) / sweepdir.TABLES,
                                       [table]) or []
     built.paths += built.figures
 
@@ -146,6 +147,6 @@ def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
     build_figures(sweep_dir, built, frames)
     reading = "" if built.stats is None or built.stats.empty else \
         interval_note(int(built.stats.n_seeds.min()), ablation_label(built.reference))
-    report = _stage(built, "report", write_report, sweep_dir / "report.html", sweep_dir, built.df, built.tables,
+    report = _stage(built, "report", write_report, sweep_dir / sweepdir.REPORT, sweep_dir, built.df, built.tables,
                     built.figures, built.notes, rank_reported, reading)
     return built.paths + ([report] if report else [])

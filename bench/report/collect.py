@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from bench import rundir
+from bench import rundir, sweepdir
 from bench.atomic import write_bytes, write_text
 from bench.errors import BenchError
 from bench.sweepdir import read_manifest, runs_dir
@@ -159,7 +159,7 @@ def save_collected(sweep_dir, df: pd.DataFrame) -> list[Path]:
     sweep_dir = Path(sweep_dir)
     buf = io.BytesIO()
     df.to_parquet(buf, index=False)
-    parquet, csv = sweep_dir / "results.parquet", sweep_dir / "results.csv"
+    parquet, csv = sweep_dir / sweepdir.RESULTS_PARQUET, sweep_dir / sweepdir.RESULTS_CSV
     write_bytes(parquet, buf.getvalue())
     write_text(csv, df.to_csv(index=False))
     return [parquet, csv]

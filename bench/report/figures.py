@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import rundir
+from bench import rundir, sweepdir
 from bench.atomic import atomic_path
 from bench.metrics.protocols import headline_ssim
 from bench.metrics.registry import METRICS, arrow
@@ -151,7 +151,7 @@ def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
     for d in labels.order_datasets(runs.dataset.unique()):
         curves = {}
         for r in runs[runs.dataset == d].itertuples():
-            c = _read_curves(Path(sweep_dir) / "runs" / r.run_id)
+            c = _read_curves(sweepdir.run_dir(sweep_dir, r.run_id))
             if c is not None and "step" in c:
                 curves[r.run_id] = (r.variant, c)
         if not curves:

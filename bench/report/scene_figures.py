@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import rundir
+from bench import rundir, sweepdir
 from bench.report import labels
 from bench.report.figures import Figures, pyplot, save_figure
 
@@ -72,7 +72,7 @@ def plot_qualitative(sweep_dir: Path, df: pd.DataFrame, out_dir: Path, frames: l
     paths, notes = [], []
     runs = _first_runs(df)
     for (d, sc), group in runs.groupby(["dataset", "scene"], sort=False):
-        run_dirs = {r.variant: Path(sweep_dir) / "runs" / r.run_id for r in group.itertuples()}
+        run_dirs = {r.variant: sweepdir.run_dir(sweep_dir, r.run_id) for r in group.itertuples()}
         variants = [v for v in labels.order_variants(run_dirs) if (run_dirs[v] / rundir.TEST_RENDERS).is_dir()]
         if not variants:
             notes.append(f"qualitative {d}/{sc}: no test renders")
@@ -167,7 +167,7 @@ def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
     paths, notes, stats = [], [], []
     runs = _first_runs(df)
     for (d, sc), group in runs.groupby(["dataset", "scene"], sort=False):
-        run_dirs = {r.variant: Path(sweep_dir) / "runs" / r.run_id for r in group.itertuples()}
+        run_dirs = {r.variant: sweepdir.run_dir(sweep_dir, r.run_id) for r in group.itertuples()}
         kernel_files = {v: sorted((p / rundir.TRAIN_RENDERS).glob("*_kernels.npz")) for v, p in run_dirs.items()}
         kernel_files = {v: f for v, f in kernel_files.items() if f}
         if not kernel_files:
