@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import os
-import subprocess
 import sys
-from pathlib import Path
 
 from bench import __version__
 from bench.errors import BenchError
+from bench.provenance import git_commit
 
 # Order here is the order of verbs in ``bench --help``.
 COMMAND_MODULES = (
@@ -24,23 +23,8 @@ COMMAND_MODULES = (
     "bench.harness.commands",
     "bench.metrics.commands",
     "bench.report.commands",
+    "bench.doctor.commands",
 )
-
-
-def git_commit(repo: Path | None = None) -> tuple[str | None, bool | None]:
-    """Return (commit sha, dirty flag) of the checkout holding this package, or (None, None)."""
-    repo = repo or Path(__file__).resolve().parent.parent
-    try:
-        sha = subprocess.run(
-            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
-        ).stdout.strip()
-        status = subprocess.run(
-            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None, None
-    return sha, bool(status.strip())
 
 
 def version_string() -> str:

@@ -6,11 +6,28 @@ import os
 import platform
 import resource
 import socket
+import subprocess
 import sys
 from importlib import metadata
+from pathlib import Path
 
 from bench import __version__
-from bench.cli import git_commit
+
+
+def git_commit(repo: Path | None = None) -> tuple[str | None, bool | None]:
+    """Return (commit sha, dirty flag) of the checkout holding this package, or (None, None)."""
+    repo = repo or Path(__file__).resolve().parent.parent
+    try:
+        sha = subprocess.run(
+            ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "-C", str(repo), "status", "--porcelain", "--untracked-files=no"],
+            capture_output=True, text=True, check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None, None
+    return sha, bool(status.strip())
 
 
 def _package_version(name: str) -> str | None:

@@ -7,7 +7,8 @@ import pytest
 
 from bench.cli import build_parser, main, version_string
 
-VERBS = {"data", "train", "sweep", "status", "cancel", "eval", "weights", "collect", "table", "plot", "report"}
+VERBS = {"data", "train", "sweep", "status", "cancel", "eval", "weights", "collect", "table", "plot", "report",
+         "compare", "doctor"}
 
 
 def test_help_lists_every_verb():

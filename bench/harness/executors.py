@@ -21,14 +21,15 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 from bench.errors import BenchError
+from bench.harness.gsplat_build import SubmitBuild, prebuild_local, prebuild_slurm, with_prebuild
 from bench.harness.localq import proc_start_ticks, same_process, visible_gpus
 from bench.harness.runs import RunSpec
 from bench.rundir import read_json
+from bench import sweepdir
 from bench.sweepdir import runs_dir
 from bench.harness.spec import Resources
 
 DEFAULT_MAX_ARRAY_SIZE = 1001
-SUBMITIT_DIR = "submitit"
 LOCAL_DIR = "local"
 
 
@@ -113,18 +114,20 @@ SubmitArray = Callable[[Path, dict, list[str]], list[str]]
 
 
 def submit_slurm(sweep_dir: Path, sweep: str, runs: list[RunSpec], *, array_limit: int | None = None,
-                 submit_array: SubmitArray = submitit_array,
+                 submit_array: SubmitArray = submitit_array, submit_build: SubmitBuild | None = None,
                  on_record: Callable[[dict], None] = lambda record: None) -> list[dict]:
     """One job array per distinct resource setting, split above MaxArraySize.
 
     Returns job records ``{"job_id", "run_ids", "task_ids", "resources"}`` for the manifest;
     ``on_record`` sees each as soon as its array is accepted (so a later refusal loses nothing).
+    Runs on gsplat get its CUDA extension built once first (:func:`prebuild_slurm`).
     """
     limit = array_limit or max_array_size()
-    folder = Path(sweep_dir) / SUBMITIT_DIR
+    folder = Path(sweep_dir) / sweepdir.SUBMITIT
     records = []
+    prebuild = prebuild_slurm(sweep_dir, sweep, runs, submit_build)
     for res, group in group_by_resources(runs):
-        params = slurm_parameters(res, sweep)
+        params = with_prebuild(slurm_parameters(res, sweep), prebuild)
         for part in chunks(group, limit):
             dirs = [str(runs_dir(sweep_dir) / r.run_id) for r in part]
             ids = submit_array(folder, params, dirs)
@@ -180,6 +183,7 @@ def submit_local(sweep_dir: Path, submission: int, runs: list[RunSpec], max_conc
     folder.mkdir(parents=True, exist_ok=True)
     gpus = [] if device == "cpu" else visible_gpus()
     cap = max_concurrent or default_concurrency(device)
+    prebuild_local(runs, gpus, cap)
     queue = folder / f"sub-{submission:04d}.json"
     state = folder / f"sub-{submission:04d}.state.json"
     log = folder / f"sub-{submission:04d}.log"

@@ -23,12 +23,12 @@ from collections import Counter
 from pathlib import Path
 
 from bench.harness import plan as P
-from bench.harness.executors import SUBMITIT_DIR, local_alive, squeue_states
+from bench.harness.executors import local_alive, squeue_states
 from bench.harness.localq import same_process
 from bench.harness.manifest import (SUBMITTING, read_manifest, submission_in_progress,
                                     submissions_by_id)
 from bench.harness.runs import CANCELLED, PENDING, REQUEUED, describe_holder, holder_alive, lock_held, lock_holder
-from bench import rundir
+from bench import rundir, sweepdir
 from bench.rundir import read_json
 from bench.sweepdir import runs_dir
 
@@ -238,7 +238,7 @@ def log_hint(sweep_dir: Path, manifest: dict, run_id: str, status: dict) -> str 
     info = manifest.get("runs", {}).get(run_id) or {}
     sub = submissions_by_id(manifest).get(info.get("submission")) or {}
     if sub.get("executor") == "slurm" and info.get("job_id"):
-        return str(Path(sweep_dir) / SUBMITIT_DIR / f"{info['job_id']}_0_log.out")
+        return str(Path(sweep_dir) / sweepdir.SUBMITIT / f"{info['job_id']}_0_log.out")
     if sub.get("executor") == "local":
         return str(runs_dir(sweep_dir) / run_id / "job.log")
     return status.get("log")

@@ -1,0 +1,1 @@
+"""``bench doctor``: check a machine (login node or job) before a sweep."""
