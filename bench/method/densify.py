@@ -29,6 +29,7 @@ import torch.nn as nn
 
 from bench.method.config import MethodConfig
 from bench.method.geometry import quat_to_matrix
+from bench.method.model import rgb_to_sh_dc
 from bench.method.motion import MotionBases
 from bench.method.rng import generator
 
@@ -320,8 +321,6 @@ class DensifyStrategy:
 
     def _dgd(self, model, optimizer: torch.optim.Optimizer, views, done: int) -> None:
         """Dynamic Gaussian densification: new dynamic Gaussians copy their neighbour's coefficients."""
-        from bench.method.model import rgb_to_sh_dc
-
         d, p = self.cfg.densify, model.params
         dyn = p["flag"] > 0.5
         gen = generator(self.seed, "dgd", done)

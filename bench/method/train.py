@@ -30,6 +30,7 @@ from bench.method.bpnet import BPNet
 from bench.method.checkpoints import load_checkpoint, resume_state, save_checkpoint
 from bench.method.config import MethodConfig, resolve_config, run_hash
 from bench.method.densify import DensifyStrategy
+from bench.method.losses import psnr
 from bench.method.device import pick_device, set_threads
 from bench.method.model import init_model, scene_extent
 from bench.method.optim import make_optimizers, set_lrs
@@ -182,8 +183,6 @@ def scene_tensors(scene: Scene, dev: torch.device) -> dict[str, Any]:
 
 def _train_step(run: Run, s: int) -> dict[str, float]:
     """One optimisation step (0-based step index ``s``); returns float terms and train PSNR."""
-    from bench.method.losses import psnr
-
     t = target(run, s)
     set_lrs(run.cfg, run.optimizers, s)
     for opt in run.optimizers.values():
