@@ -115,7 +115,8 @@ def test_liveness_rereads_the_manifest(tmp_path):
 HOLDER = textwrap.dedent("""
     import json, sys, time
     from pathlib import Path
-    from bench.harness.runs import RunLock, write_status
+    from bench.harness.runs import RunLock
+    from bench.rundir import write_status
     run_dir, chash, hold_s = Path(sys.argv[1]), sys.argv[2], float(sys.argv[3])
     lock = RunLock(run_dir)
     assert lock.acquire()

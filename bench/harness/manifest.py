@@ -30,8 +30,9 @@ from typing import Any, Iterator
 
 from bench.atomic import write_json
 from bench.errors import BenchError
-from bench.sweepdir import manifest_path
+from bench.harness.runs import flock_held
 from bench.rundir import read_json
+from bench.sweepdir import manifest_path
 
 SCHEMA = 1
 SUBMIT_LOCK = ".submit.lock"
@@ -121,16 +122,4 @@ def _read_holder(path: Path) -> dict[str, Any] | None:
 
 def submission_in_progress(sweep_dir: Path) -> bool:
     """Whether some ``bench sweep`` holds the sweep's submission lock right now."""
-    try:
-        fd = os.open(Path(sweep_dir) / SUBMIT_LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return flock_held(Path(sweep_dir) / SUBMIT_LOCK)

@@ -199,13 +199,18 @@ class RunLock:
 
 def lock_held(run_dir: Path) -> bool:
     """Whether some process holds the run's lock right now."""
-    path = Path(run_dir) / rundir.LOCK
+    return flock_held(Path(run_dir) / rundir.LOCK)
+
+
+def flock_held(path: Path) -> bool:
+    """Whether some process holds an exclusive fcntl lock on ``path`` (probed with a shared,
+    non-blocking lock, so that two probes never see each other)."""
     try:
         fd = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:
         return False
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:
         return True
     else:
