@@ -23,7 +23,7 @@ from bench.sweepdir import runs_dir
 from bench.harness.spec import load_sweep
 from bench.harness.sweep import run_sweep
 from data_layouts import write_d2rf, write_d4dgs, write_dyblurf
-from test_harness import _fake_pipeline
+from harness_fakes import fake_pipeline
 
 N = 3  # frames of the hand-made scenes
 
@@ -152,7 +152,7 @@ def test_dry_run_shows_present_and_missing_scenes_per_dataset(mixed_sweep, tmp_p
 
 def test_submission_over_missing_data_is_refused_and_writes_nothing(mixed_sweep, tmp_path, capsys, monkeypatch):
     calls: list[str] = []
-    monkeypatch.setattr(J, "_pipeline", _fake_pipeline(calls=calls))
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline(calls=calls))
     assert main(["sweep", str(mixed_sweep)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 3, err
@@ -190,7 +190,7 @@ def test_broken_scene_is_refused_with_its_first_problem(write_sweep, tmp_path, c
 
 
 def test_only_runs_that_would_run_need_their_data(mixed_sweep, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(J, "_pipeline", _fake_pipeline())
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline())
     spec = load_sweep(mixed_sweep)
     for run in expand(spec):
         if run.scene in ("Car", "seesaw"):  # finished elsewhere: their data is not needed here

@@ -9,7 +9,7 @@ import pytest
 
 from bench import rundir
 from bench.cli import main
-from test_report_helpers import fake_registry, make_sweep, tiny_scene, write_png
+from report_fakes import fake_registry, make_sweep, tiny_scene, write_png
 
 VALUES = {v: {s: {"psnr": p + k, "ssim": 0.8, "ssim_gauss": 0.7, "lpips": 0.2, "psnr_dyn": p - 3 + k}
               for k, s in enumerate(("a", "b"))}

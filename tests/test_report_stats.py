@@ -17,7 +17,7 @@ from bench.harness.spec import load_sweep
 from bench.report import stats as S
 from bench.report import tables as T
 from bench.report.build import build_all, summarise
-from test_report_helpers import write_run
+from report_fakes import write_run
 
 TRUTH = -0.3
 

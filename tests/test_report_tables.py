@@ -10,7 +10,7 @@ import pytest
 
 from bench.report.collect import COLUMNS, collect, dataset_summary, save_collected, seed_summary
 from bench.report import tables as T
-from test_report_helpers import make_sweep
+from report_fakes import make_sweep
 
 VALUES = {  # seed-mean PSNR 30.000 and 30.001 both display 30.00 (tie); no_shortcut 29.50; no_blur 29.00
     "full": {"a": {"psnr": 29.995, "ssim": 0.9, "lpips": 0.100}, "b": {"psnr": 29.995, "ssim": 0.9, "lpips": 0.100}},

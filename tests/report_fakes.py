@@ -46,7 +46,6 @@ def make_sweep(root: Path, table: dict, seeds=(0,), dataset="toy", protocol="syn
 
 def tiny_scene(dataset="toy", name="a", h=16, w=24, n=3):
     """A hand-made Scene: n blurry train views, n sharp test views, motion masks and ground truth."""
-    import numpy as np
     import torch
 
     from bench.data.scene import Cameras, GroundTruth, LazyImages, Scene, Views
