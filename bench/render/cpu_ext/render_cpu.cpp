@@ -534,8 +534,106 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor means2d, torch::Tens
           g_gauss.slice(1, 6, row)};
 }
 
+// ---- per-pixel kernel application (bench/method/kernels.py: apply_kernels) ---------------------
+//
+// out[b,c,y,x] = sum_k kernels[b,k,y,x] * padded[b,c,y+dy_k,x+dx_k], k = dy_k * K + dx_k, summed
+// in ascending k like the PyTorch shifted-view sum. Loops run along image rows (contiguous in
+// every operand, so they vectorise); rows run in parallel, and the backward pass gathers rather
+// than scatters, so every output element has one writer.
+
+template <typename scalar_t>
+void blur_forward_impl(const scalar_t* pad, const scalar_t* ker, scalar_t* out, int64_t B,
+                       int64_t C, int64_t H, int64_t W, int64_t K) {
+  const int64_t Hp = H + K - 1, Wp = W + K - 1, KK = K * K;
+  at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+    for (int64_t by = begin; by < end; ++by) {
+      const int64_t b = by / H, y = by % H;
+      for (int64_t c = 0; c < C; ++c) {
+        scalar_t* __restrict__ o = out + ((b * C + c) * H + y) * W;
+        for (int64_t x = 0; x < W; ++x) o[x] = 0;
+        for (int64_t k = 0; k < KK; ++k) {
+          const scalar_t* __restrict__ p = pad + ((b * C + c) * Hp + y + k / K) * Wp + k % K;
+          const scalar_t* __restrict__ w = ker + ((b * KK + k) * H + y) * W;
+          for (int64_t x = 0; x < W; ++x) o[x] += p[x] * w[x];
+        }
+      }
+    }
+  });
+}
+
+template <typename scalar_t>
+void blur_backward_impl(const scalar_t* grad, const scalar_t* pad, const scalar_t* ker,
+                        scalar_t* g_pad, scalar_t* g_ker, int64_t B, int64_t C, int64_t H,
+                        int64_t W, int64_t K) {
+  const int64_t Hp = H + K - 1, Wp = W + K - 1, KK = K * K;
+  if (g_ker != nullptr)
+    at::parallel_for(0, B * H, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t by = begin; by < end; ++by) {
+        const int64_t b = by / H, y = by % H;
+        for (int64_t k = 0; k < KK; ++k) {
+          scalar_t* __restrict__ gk = g_ker + ((b * KK + k) * H + y) * W;
+          for (int64_t x = 0; x < W; ++x) gk[x] = 0;
+          for (int64_t c = 0; c < C; ++c) {
+            const scalar_t* __restrict__ g = grad + ((b * C + c) * H + y) * W;
+            const scalar_t* __restrict__ p = pad + ((b * C + c) * Hp + y + k / K) * Wp + k % K;
+            for (int64_t x = 0; x < W; ++x) gk[x] += g[x] * p[x];
+          }
+        }
+      }
+    });
+  if (g_pad != nullptr)
+    at::parallel_for(0, B * Hp, 1, [&](int64_t begin, int64_t end) {
+      for (int64_t bY = begin; bY < end; ++bY) {
+        const int64_t b = bY / Hp, Y = bY % Hp;
+        for (int64_t c = 0; c < C; ++c) {
+          scalar_t* __restrict__ gp = g_pad + ((b * C + c) * Hp + Y) * Wp;
+          for (int64_t X = 0; X < Wp; ++X) gp[X] = 0;
+          // padded pixel (Y, X) feeds output (Y - dy, X - dx) through tap (dy, dx)
+          for (int64_t k = 0; k < KK; ++k) {
+            const int64_t dy = k / K, dx = k % K, y = Y - dy;
+            if (y < 0 || y >= H) continue;
+            const scalar_t* __restrict__ g = grad + ((b * C + c) * H + y) * W;
+            const scalar_t* __restrict__ w = ker + ((b * KK + k) * H + y) * W;
+            scalar_t* __restrict__ dst = gp + dx;
+            for (int64_t x = 0; x < W; ++x) dst[x] += g[x] * w[x];
+          }
+        }
+      }
+    });
+}
+
+// padded (B,C,H+K-1,W+K-1), kernels (B,K*K,H,W) contiguous, one float dtype -> (B,C,H,W).
+torch::Tensor blur_forward(torch::Tensor padded, torch::Tensor kernels, int64_t K) {
+  const int64_t B = padded.size(0), C = padded.size(1), H = kernels.size(2), W = kernels.size(3);
+  auto out = torch::empty({B, C, H, W}, padded.options());
+  AT_DISPATCH_FLOATING_TYPES(padded.scalar_type(), "blur_forward", [&] {
+    blur_forward_impl<scalar_t>(padded.data_ptr<scalar_t>(), kernels.data_ptr<scalar_t>(),
+                                out.data_ptr<scalar_t>(), B, C, H, W, K);
+  });
+  return out;
+}
+
+// Gradients with respect to padded (B,C,H+K-1,W+K-1) and kernels (B,K*K,H,W); each is
+// undefined when not needed.
+std::vector<torch::Tensor> blur_backward(torch::Tensor grad, torch::Tensor padded,
+                                         torch::Tensor kernels, int64_t K, bool need_padded,
+                                         bool need_kernels) {
+  const int64_t B = padded.size(0), C = padded.size(1), H = kernels.size(2), W = kernels.size(3);
+  auto g_pad = need_padded ? torch::empty_like(padded) : torch::Tensor();
+  auto g_ker = need_kernels ? torch::empty_like(kernels) : torch::Tensor();
+  AT_DISPATCH_FLOATING_TYPES(padded.scalar_type(), "blur_backward", [&] {
+    blur_backward_impl<scalar_t>(grad.data_ptr<scalar_t>(), padded.data_ptr<scalar_t>(),
+                                 kernels.data_ptr<scalar_t>(),
+                                 need_padded ? g_pad.data_ptr<scalar_t>() : nullptr,
+                                 need_kernels ? g_ker.data_ptr<scalar_t>() : nullptr, B, C, H, W, K);
+  });
+  return {g_pad, g_ker};
+}
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("plan_tiles", &plan_tiles, "depth-sorted (tile, Gaussian) pairs");
   m.def("composite_forward", &composite_forward, "tile compositing, forward");
   m.def("composite_backward", &composite_backward, "tile compositing, backward");
+  m.def("blur_forward", &blur_forward, "per-pixel kernel application, forward");
+  m.def("blur_backward", &blur_backward, "per-pixel kernel application, backward");
 }
