@@ -110,6 +110,8 @@ def instrument(clock: Clock) -> None:
     clock.wrap(BPNet, "forward", "BP-Net forward")
     clock.wrap(kernels, "blur_formation", "blur formation forward")
     clock.wrap(kernels._ShiftedSum, "backward", "blur formation backward")
+    if hasattr(kernels, "_ShiftedSumCompiled"):
+        clock.wrap(kernels._ShiftedSumCompiled, "backward", "blur formation backward")
     for name in ("reconstruction_loss", "trimmed_l1", "depth_loss", "low_frequency_loss",
                  "blur_aware_sparsity", "mask_sparsity"):
         clock.wrap(losses, name, f"loss: {name}")

@@ -32,9 +32,13 @@ inline void store(float* p, vf8 v) { __builtin_memcpy(p, &v, sizeof(v)); }
 inline void store(int32_t* p, vi8 v) { __builtin_memcpy(p, &v, sizeof(v)); }
 
 inline bool any(vi8 m) {
+#ifdef BENCH_VEC_AVX2
+  return __builtin_ia32_movmskps256((vf8)m) != 0;  // one instruction instead of a store and loads
+#else
   uint64_t w[4];
   __builtin_memcpy(w, &m, sizeof(w));
   return (w[0] | w[1] | w[2] | w[3]) != 0;
+#endif
 }
 
 inline float hsum(vf8 v) {  // fixed lane order
@@ -158,8 +162,8 @@ void backward_tile_vec(const Gaussians<float>& G, const int64_t* ids, const Tile
         const vf8 raw = o * vis;
         const vf8 alpha = vmin(splat(0.999f), raw);
         const vi8 valid = live & (alpha >= splat(float(kAlphaThreshold)));
-        const vf8 one_minus = splat(1.f) - alpha;
-        const vf8 t_i = load(T + p) / one_minus;  // T before Gaussian i, as in gsplat
+        const vf8 inv_one_minus = splat(1.f) / (splat(1.f) - alpha);
+        const vf8 t_i = load(T + p) * inv_one_minus;  // T before Gaussian i, as in gsplat
         store(T + p, valid ? t_i : load(T + p));
         const vf8 w = valid ? alpha * t_i : splat(0.f);
         vf8 fg = load(gp + ch * plane + p);  // the alpha channel composites a constant 1
@@ -170,7 +174,7 @@ void backward_tile_vec(const Gaussians<float>& G, const int64_t* ids, const Tile
         }
         const vf8 l = load(later + p);
         // dL/dalpha_i = T_i f_i.g - sum_{j>i} w_j f_j.g / (1 - alpha_i); clamped alpha: no slope
-        const vf8 g_alpha = (valid & (raw < splat(0.999f))) ? t_i * fg - l / one_minus : splat(0.f);
+        const vf8 g_alpha = (valid & (raw < splat(0.999f))) ? t_i * fg - l * inv_one_minus : splat(0.f);
         store(later + p, l + w * fg);
         go += g_alpha * vis;
         const vf8 g_sigma = -(g_alpha * alpha);

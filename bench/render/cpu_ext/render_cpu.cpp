@@ -345,9 +345,11 @@ template bool clip_box<float>(const Gaussians<float>&, int64_t, const TileGeom&,
 #define BENCH_HAVE_AVX2_BUILD 1
 #pragma GCC push_options
 #pragma GCC target("avx2")
+#define BENCH_VEC_AVX2 1
 namespace avx2 {
 #include "composite_vec.h"
 }  // namespace avx2
+#undef BENCH_VEC_AVX2
 #pragma GCC pop_options
 #endif
 namespace base {
