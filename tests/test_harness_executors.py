@@ -152,9 +152,23 @@ def test_local_queue_caps_concurrency_assigns_gpus_and_isolates_crashes(tmp_path
 def test_default_local_concurrency(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
     assert X.default_concurrency("auto") == 3
-    assert X.default_concurrency("cpu") == 1
+    # CPU: one run per usable core at one thread each, fewer when runs ask for more cores
+    monkeypatch.setattr(X, "usable_cpus", lambda: 16)
+    assert X.default_concurrency("cpu") == 16
+    assert X.default_concurrency("cpu", cpus_per_task=4) == 4
+    assert X.default_concurrency("cpu", cpus_per_task=32) == 1
+    monkeypatch.setattr(X, "usable_cpus", lambda: 2)
+    assert X.default_concurrency("cpu") == 2
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
     assert X.default_concurrency("auto") == 1
+
+
+def test_usable_cpus_follows_the_affinity_mask():
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        assert X.usable_cpus() == len(os.sched_getaffinity(0))
+    assert X.usable_cpus() >= 1
 
 
 def test_edited_sweep_gets_new_runs_and_keeps_old_directories(write_sweep, monkeypatch):

@@ -106,13 +106,49 @@ def test_constant_kernel_equals_explicit_convolution_away_from_borders():
     assert torch.allclose(out[:, :, r:-r, r:-r], ref, atol=1e-6)
 
 
-def test_apply_kernels_matches_unfold_and_its_gradients():
+@pytest.fixture(params=["torch", "compiled"])
+def blur_path(request):
+    """apply_kernels on the PyTorch shifted-view sum and on the compiled CPU loops."""
+    from bench.render import cpu_ext
+
+    if request.param == "compiled" and cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+    cpu_ext.use_compiled(request.param == "compiled")
+    yield request.param
+    cpu_ext.use_compiled(None)
+
+
+def test_apply_kernels_matches_unfold_and_its_gradients(blur_path):
     g = torch.Generator().manual_seed(4)
     img = torch.rand(2, 3, 7, 8, generator=g, dtype=torch.float64, requires_grad=True)
     k = torch.rand(2, 9, 7, 8, generator=g, dtype=torch.float64, requires_grad=True)
     patches = F.unfold(F.pad(img, (1, 1, 1, 1), mode="replicate"), 3).view(2, 3, 9, 7, 8)
     assert torch.allclose(apply_kernels(img, k), (patches * k.unsqueeze(1)).sum(2))
     assert torch.autograd.gradcheck(apply_kernels, (img, k))
+
+
+def test_compiled_and_shifted_view_blur_agree():
+    """float32, the training dtype: same values and gradients from both implementations."""
+    from bench.render import cpu_ext
+
+    if cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+    g = torch.Generator().manual_seed(5)
+    img = torch.rand(2, 3, 12, 17, generator=g)
+    k = full_kernel(torch.randn(2, K * K, 12, 17, generator=g))
+    w = torch.randn(2, 3, 12, 17, generator=g)
+    results = []
+    for compiled in (False, True):
+        cpu_ext.use_compiled(compiled)
+        try:
+            x, kk = img.clone().requires_grad_(), k.clone().requires_grad_()
+            out = apply_kernels(x, kk)
+            (out * w).sum().backward()
+            results.append((out.detach(), x.grad, kk.grad))
+        finally:
+            cpu_ext.use_compiled(None)
+    for a, b in zip(*results):
+        assert torch.allclose(a, b, atol=1e-6, rtol=1e-5)
 
 
 def test_borders_replicate_instead_of_darkening():
@@ -171,6 +207,41 @@ def test_every_bpnet_parameter_gets_a_gradient_and_inputs_are_detached(kernel_ty
             assert p.grad is not None and p.grad.abs().sum() > 0, name
     assert any(n.startswith("scene_cnn.") for n, _ in net.named_parameters())
     assert rgb.grad is None
+
+
+def _conv_reference(net, frame_index, rgb, depth, dyn_mask):
+    """BP-Net as a plain stack of its Conv2d modules on NCHW maps (the matmul form's reference)."""
+    from bench.method.bpnet import normalise_depth
+
+    B, _, H, W = rgb.shape
+    raw = torch.cat([rgb, normalise_depth(depth), dyn_mask], dim=1).detach()
+    pe = positional_encoding(H, W, net.pe_channels).expand(B, -1, -1, -1)
+    emb = net.embedding(frame_index.long())[:, :, None, None].expand(-1, -1, H, W)
+    feat = net.trunk(torch.cat([net.scene_cnn(raw), pe, emb], dim=1))
+    if net.shortcut:
+        feat = torch.cat([feat, raw], dim=1)
+    return net._kernels(net.kernel_head(feat)), torch.sigmoid(net.mask_head(feat))
+
+
+@pytest.mark.parametrize("kernel_type", ["full", "defocus", "motion"])
+@pytest.mark.parametrize("shortcut, B", [(True, 1), (True, 2), (False, 2)])
+def test_bpnet_matmul_form_equals_its_convolutions(kernel_type, shortcut, B):
+    torch.manual_seed(1)
+    net = BPNet(num_frames=5, kernel_size=K, kernel_type=kernel_type, shortcut=shortcut, cnn_width=8)
+    for p in net.parameters():  # away from the near-delta initialisation
+        p.data.add_(0.1 * torch.randn_like(p))
+    inputs = bpnet_inputs(B=B)
+    got, want = net(*inputs), _conv_reference(net, *inputs)
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    grads = []
+    for out in (got, want):
+        net.zero_grad()
+        (out[0] * torch.linspace(0, 1, out[0].numel()).reshape(out[0].shape)).sum().backward(retain_graph=True)
+        out[1].sum().backward()
+        grads.append({n: p.grad.clone() for n, p in net.named_parameters()})
+    for n in grads[0]:
+        assert torch.allclose(grads[0][n], grads[1][n], atol=1e-5, rtol=1e-3), n
 
 
 def test_bpnet_cnn_width_narrows_only_the_scene_cnn():

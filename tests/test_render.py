@@ -15,10 +15,28 @@ from render_reference import random_scene, reference_render  # noqa: E402
 
 import bench.render.composite as composite_mod  # noqa: E402
 from bench.errors import BenchError  # noqa: E402
-from bench.render import RenderOutput, rasterize  # noqa: E402
+from bench.render import RenderOutput, cpu_ext, rasterize  # noqa: E402
 from bench.render.projection import project, quat_scale_to_factor  # noqa: E402
 
 W, H = 70, 45  # not multiples of the tile size: partial tiles on the right and bottom
+
+
+@pytest.fixture(params=["torch", "compiled"])
+def render_path(request):
+    """Run the test on the pure-PyTorch compositor and on the compiled CPU kernels."""
+    if request.param == "compiled" and cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+    cpu_ext.use_compiled(request.param == "compiled")
+    yield request.param
+    cpu_ext.use_compiled(None)
+
+
+@pytest.fixture
+def torch_path():
+    """Tests of the pure-PyTorch compositor's own machinery (blocks, segments, recomputation)."""
+    cpu_ext.use_compiled(False)
+    yield
+    cpu_ext.use_compiled(None)
 
 
 def hard_scene(seed: int, n: int = 240):
@@ -64,7 +82,7 @@ def assert_matches_reference(out: RenderOutput, ref: dict, tol: float) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_brute_force_reference(seed):
+def test_matches_brute_force_reference(seed, render_path):
     scene = hard_scene(seed)
     n = len(scene[0])
     feats = torch.rand(n, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
@@ -76,7 +94,7 @@ def test_matches_brute_force_reference(seed):
     assert_matches_reference(out, ref, 1e-5)
 
 
-def test_near_and_far_planes_and_culling():
+def test_near_and_far_planes_and_culling(render_path):
     scene = hard_scene(3)
     out = rasterize(*scene, W, H, near=0.5, far=3.5, backend="torch")
     ref = reference_render(*scene, W, H, near=0.5, far=3.5)
@@ -86,7 +104,7 @@ def test_near_and_far_planes_and_culling():
     assert out.radii.dtype == torch.int32 and out.radii.shape == (2, len(scene[0]), 2)
 
 
-def test_float32_close_to_float64_reference():
+def test_float32_close_to_float64_reference(render_path):
     scene = hard_scene(4)
     ref = reference_render(*scene, W, H)
     out = rasterize(*[t.float() for t in scene], W, H, backend="torch")
@@ -96,7 +114,7 @@ def test_float32_close_to_float64_reference():
     assert torch.quantile(err.flatten(), 0.999).item() < 1e-3
 
 
-def test_tile_size_does_not_change_the_image(monkeypatch):
+def test_tile_size_does_not_change_the_image(monkeypatch, render_path):
     scene = hard_scene(5)
     base = rasterize(*scene, W, H, backend="torch")
     for tile in (4, 16):
@@ -106,7 +124,7 @@ def test_tile_size_does_not_change_the_image(monkeypatch):
         assert (out.alpha - base.alpha).abs().max().item() < 1e-12
 
 
-def test_zero_gaussians_render_background():
+def test_zero_gaussians_render_background(render_path):
     scene = [t[:0] for t in random_scene(1)[:5]] + list(random_scene(1)[5:])
     bg = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
     out = rasterize(*scene, 64, 48, background=bg, features=torch.zeros(0, 2, dtype=torch.float64))
@@ -133,7 +151,7 @@ def test_projection_matches_gsplat_torch_reference():
     assert torch.allclose(mine.depths[both], depths[both], rtol=1e-12)
 
 
-def test_sh_colours_match_gsplat_reference_formula():
+def test_sh_colours_match_gsplat_reference_formula(render_path):
     from gsplat.cuda._torch_impl import _spherical_harmonics
 
     scene = list(hard_scene(6, n=120))
@@ -149,7 +167,7 @@ def test_sh_colours_match_gsplat_reference_formula():
             assert (out.rgb[c] - ref["rgb"][0]).abs().max().item() < 1e-5, degree
 
 
-def test_depth_and_features_composite_like_colour():
+def test_depth_and_features_composite_like_colour(render_path):
     scene = list(hard_scene(7))
     means, viewmats = scene[0], scene[5]
     # camera-0 depth of every Gaussian as a feature must give the depth channel times alpha
@@ -175,7 +193,7 @@ def _tiny_scene(seed):
 
 
 @pytest.mark.parametrize("seed, fast, first_segment", [(3, False, 64), (4, True, 1)])
-def test_gradients_match_finite_differences(monkeypatch, seed, fast, first_segment):
+def test_gradients_match_finite_differences(monkeypatch, seed, fast, first_segment, render_path):
     monkeypatch.setattr(composite_mod, "FIRST_SEGMENT", first_segment)
     means, quats, log_scales, logits, colors, feats, viewmats, Ks = _tiny_scene(seed)
     bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
@@ -199,7 +217,7 @@ def opaque_scene(seed: int, n: int = 300):
     return scene
 
 
-def test_depth_segments_and_finished_tiles_match_reference(monkeypatch):
+def test_depth_segments_and_finished_tiles_match_reference(monkeypatch, torch_path):
     """Blocks composite in depth segments and drop tiles whose pixels have all stopped."""
     scene = opaque_scene(11)
     feats = torch.rand(len(scene[0]), 2, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -220,7 +238,7 @@ def test_depth_segments_and_finished_tiles_match_reference(monkeypatch):
 
 
 @pytest.mark.parametrize("save_bytes, first_segment", [(0, 10_000), (1 << 40, 2), (0, 2)])
-def test_backward_variants_match(monkeypatch, save_bytes, first_segment):
+def test_backward_variants_match(monkeypatch, save_bytes, first_segment, torch_path):
     """Recomputing blocks (above SAVE_BYTES) and short depth segments with finished tiles
     skipped give the same gradients as one kept segment per block."""
     scene = opaque_scene(12, n=200)
@@ -236,7 +254,7 @@ def test_backward_variants_match(monkeypatch, save_bytes, first_segment):
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-def test_sh_gradients_match_finite_differences():
+def test_sh_gradients_match_finite_differences(render_path):
     means, quats, log_scales, logits, _, _, viewmats, Ks = _tiny_scene(5)
     coeffs = 0.3 * torch.randn(5, 16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     weights = torch.randn(2, 14, 20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -251,7 +269,7 @@ def test_sh_gradients_match_finite_differences():
     assert torch.autograd.gradcheck(loss, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
 
 
-def test_means2d_gradient_is_retained():
+def test_means2d_gradient_is_retained(render_path):
     scene = [t.clone().requires_grad_(i == 0) for i, t in enumerate(hard_scene(8))]
     out = rasterize(*scene, W, H, backend="torch")
     out.rgb.sum().backward()
@@ -261,7 +279,7 @@ def test_means2d_gradient_is_retained():
     assert (grad[out.visible].abs().sum(-1) > 0).float().mean() > 0.5
 
 
-def test_float32_gradients_close_to_float64():
+def test_float32_gradients_close_to_float64(render_path):
     scene64 = hard_scene(9, n=150)
     grads = []
     for dtype in (torch.float64, torch.float32):
@@ -316,7 +334,7 @@ def _fake_gsplat_rasterization(means, quats, scales, opacities, colors, viewmats
 
 
 @pytest.mark.parametrize("sh_degree, with_features", [(None, True), (None, False), (2, False), (2, True)])
-def test_gsplat_adapter_plumbing(monkeypatch, sh_degree, with_features):
+def test_gsplat_adapter_plumbing(monkeypatch, sh_degree, with_features, render_path):
     import types
 
     import bench.render.gsplat_backend as adapter
@@ -342,7 +360,7 @@ def test_gsplat_adapter_plumbing(monkeypatch, sh_degree, with_features):
     assert via_adapter.radii.dtype == torch.int32 and via_adapter.means2d.shape == direct.means2d.shape
 
 
-def test_auto_backend_on_cpu_is_torch():
+def test_auto_backend_on_cpu_is_torch(render_path):
     scene = random_scene(20, seed=2)
     a = rasterize(*scene, 64, 48, backend="auto")
     b = rasterize(*scene, 64, 48, backend="torch")
@@ -369,7 +387,7 @@ def test_bad_inputs_raise_bench_error(change, message):
         rasterize(**args)
 
 
-def test_opacity_aware_radius():
+def test_opacity_aware_radius(render_path):
     """A faint Gaussian gets a smaller box than an opaque one of the same shape (gsplat 1.5.3)."""
     means = torch.tensor([[0.0, 0.0, 3.0], [0.3, 0.0, 3.0]], dtype=torch.float64)
     quats = torch.tensor([[1.0, 0, 0, 0]] * 2, dtype=torch.float64)
@@ -394,3 +412,82 @@ def test_cpu_allocator_tuning_is_idempotent():
 
         if platform.libc_ver()[0] == "glibc":
             assert first
+
+
+def _grads_on(path: str, scene, dtype=torch.float64):
+    """(rgb, alpha, gradients of the first five inputs) of one render + backward on `path`."""
+    cpu_ext.use_compiled(path == "compiled")
+    try:
+        params = [t.detach().to(dtype).clone().requires_grad_(i < 5) for i, t in enumerate(scene)]
+        feats = torch.linspace(0, 1, len(scene[0]), dtype=dtype)[:, None].requires_grad_()
+        out = rasterize(*params, W, H, features=feats, backend="torch")
+        g = torch.Generator().manual_seed(0)
+        loss = sum((x * torch.randn(x.shape, generator=g, dtype=dtype)).sum()
+                   for x in (out.rgb, out.depth, out.alpha, out.features))
+        loss.backward()
+        return out.rgb.detach(), out.alpha.detach(), [p.grad for p in params[:5]] + [feats.grad]
+    finally:
+        cpu_ext.use_compiled(None)
+
+
+@pytest.fixture
+def compiled_available():
+    if cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+
+
+@pytest.mark.parametrize("scene_fn", [hard_scene, opaque_scene])
+def test_compiled_and_torch_paths_agree(scene_fn, compiled_available):
+    """Same images and gradients (float64) from both compositors, on scenes with stopped pixels."""
+    scene = scene_fn(15)
+    rgb_t, alpha_t, grads_t = _grads_on("torch", scene)
+    rgb_c, alpha_c, grads_c = _grads_on("compiled", scene)
+    assert (rgb_t - rgb_c).abs().max().item() < 1e-12
+    assert (alpha_t - alpha_c).abs().max().item() < 1e-12
+    for a, b in zip(grads_t, grads_c):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_compiled_path_is_deterministic_across_thread_counts(compiled_available):
+    """Tiles run in parallel, but every output has one writer and reductions a fixed order."""
+    scene = opaque_scene(16)
+    old = torch.get_num_threads()
+    results = []
+    try:
+        for threads in (1, 2, 1):
+            torch.set_num_threads(threads)
+            results.append(_grads_on("compiled", scene, torch.float32))
+    finally:
+        torch.set_num_threads(old)
+    for other in results[1:]:
+        assert torch.equal(results[0][0], other[0]) and torch.equal(results[0][1], other[1])
+        for a, b in zip(results[0][2], other[2]):
+            assert torch.equal(a, b)
+
+
+def test_compiled_path_can_be_forced_off(monkeypatch):
+    monkeypatch.setenv(cpu_ext.ENV, "0")
+    assert not cpu_ext.enabled() and cpu_ext.active_path() == "torch"
+    monkeypatch.setenv(cpu_ext.ENV, "1")
+    assert cpu_ext.enabled()
+    cpu_ext.use_compiled(False)
+    try:
+        assert not cpu_ext.enabled()
+    finally:
+        cpu_ext.use_compiled(None)
+
+
+def test_failed_build_falls_back_with_one_warning(monkeypatch, caplog):
+    def broken_build():
+        raise RuntimeError("no compiler here")
+
+    monkeypatch.setattr(cpu_ext, "_build", broken_build)
+    monkeypatch.setattr(cpu_ext, "_module", None)
+    monkeypatch.setattr(cpu_ext, "_failed", None)
+    scene = random_scene(30, seed=3)
+    with caplog.at_level("WARNING", logger="bench.render.cpu_ext"):
+        a = rasterize(*scene, 64, 48)
+        b = rasterize(*scene, 64, 48)
+    warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
+    assert len(warnings) == 1 and "no compiler here" in warnings[0].getMessage()
+    assert cpu_ext.active_path() == "torch" and torch.equal(a.rgb, b.rgb)

@@ -171,9 +171,19 @@ def cancel_slurm(job_ids: list[str], wait_s: float = 60.0) -> list[str]:
 # ---------------------------------------------------------------- local queue
 
 
-def default_concurrency(device: str) -> int:
-    """Number of GPUs, or 1 on CPU."""
-    return 1 if device == "cpu" else max(1, len(visible_gpus()))
+def usable_cpus() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under taskset or a cgroup)."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):  # no sched_getaffinity (macOS)
+        return max(1, os.cpu_count() or 1)
+
+
+def default_concurrency(device: str, cpus_per_task: int = 1) -> int:
+    """Number of GPUs; on CPU, as many runs as the usable cores hold at ``cpus_per_task`` each."""
+    if device == "cpu":
+        return max(1, usable_cpus() // max(1, cpus_per_task))
+    return max(1, len(visible_gpus()))
 
 
 def submit_local(sweep_dir: Path, submission: int, runs: list[RunSpec], max_concurrent: int | None,
@@ -182,7 +192,8 @@ def submit_local(sweep_dir: Path, submission: int, runs: list[RunSpec], max_conc
     folder = Path(sweep_dir) / LOCAL_DIR
     folder.mkdir(parents=True, exist_ok=True)
     gpus = [] if device == "cpu" else visible_gpus()
-    cap = max_concurrent or default_concurrency(device)
+    cpus = max((r.resources.cpus_per_task for r in runs), default=1)
+    cap = max_concurrent or default_concurrency(device, cpus)
     prebuild_local(runs, gpus, cap)
     queue = folder / f"sub-{submission:04d}.json"
     state = folder / f"sub-{submission:04d}.state.json"

@@ -21,7 +21,7 @@ file, the line and the allowed values. Example (``sweeps/demo.yaml``)::
     executor:
       kind: local                 # auto | slurm | local | debug
       device: cpu                 # auto | cpu | cuda
-      max_concurrent: 2           # local queue cap (default: number of GPUs, or 1)
+      max_concurrent: 2           # local queue cap (default: number of GPUs; on CPU, usable cores / cpus_per_task)
       resources: {cpus_per_task: 1, mem_gb: 4, time_min: 60, array_parallelism: 2}
 
 A dataset may be listed twice (say, two data roots) when its scene lists are disjoint.
@@ -94,7 +94,7 @@ class ResourcesPatch(_Strict):
 class ExecutorSpec(_Strict):
     kind: Literal["auto", "slurm", "local", "debug"] = "auto"
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    max_concurrent: int | None = Field(None, ge=1, description="local queue cap (default: GPUs, or 1)")
+    max_concurrent: int | None = Field(None, ge=1, description="local queue cap (default: GPUs; on CPU, usable cores / cpus_per_task)")
     resources: Resources = Field(default_factory=Resources)
 
 

@@ -51,6 +51,22 @@ def normalise_depth(depth: torch.Tensor) -> torch.Tensor:
     return (depth - lo) / (hi - lo).clamp_min(1e-8)
 
 
+def _linear_weight(conv: nn.Conv2d) -> torch.Tensor:
+    """(out,in) matrix of a 1x1 convolution."""
+    return conv.weight.reshape(conv.weight.shape[0], conv.weight.shape[1])
+
+
+def _columns(x: torch.Tensor) -> torch.Tensor:
+    """(B,C,H,W) -> (C,B*H*W); a view without copying when B == 1."""
+    B, C, H, W = x.shape
+    return x.transpose(0, 1).reshape(C, B * H * W)
+
+
+def _uncolumns(x: torch.Tensor, B: int, H: int, W: int) -> torch.Tensor:
+    """(C,B*H*W) -> (B,C,H,W); a view without copying when B == 1."""
+    return x.reshape(x.shape[0], B, H, W).transpose(0, 1)
+
+
 def _bounded_logit(value: float, bound: float) -> float:
     """The pre-activation x with bound * sigmoid(x) = value."""
     p = value / bound
@@ -131,12 +147,40 @@ class BPNet(nn.Module):
         B, _, H, W = rgb.shape
         raw = torch.cat([rgb, normalise_depth(depth), dyn_mask], dim=1).detach()
         scene = self.scene_cnn(raw)
-        pe = positional_encoding(H, W, self.pe_channels, rgb.device).to(rgb.dtype).expand(B, -1, -1, -1)
-        emb = self.embedding(frame_index.to(rgb.device).long())[:, :, None, None].expand(-1, -1, H, W)
-        feat = self.trunk(torch.cat([scene, pe, emb], dim=1))
+        # The 1x1 trunk and heads run as 2D matmuls W @ X on (C, B*H*W) column matrices (free
+        # views of the NCHW maps for one image): the same maps as the Conv2d modules, whose
+        # weights they use, without the im2col convolution path. The embedding is constant over
+        # a view's pixels, so its share of the first layer is a per-view bias; the two heads are
+        # one matmul.
+        w1 = _linear_weight(self.trunk[0])
+        n_scene = scene.shape[1]
+        w_scene, w_pe, w_emb = w1.split([n_scene, self.pe_channels, w1.shape[1] - n_scene - self.pe_channels], 1)
+        emb = self.embedding(frame_index.to(rgb.device).long())  # (B,E)
+        per_view = (w_emb @ emb.t()).repeat_interleave(H * W, dim=1) if B > 1 else w_emb @ emb.t()
+        x = w_scene @ _columns(scene) + (w_pe @ self._pixel_encoding(H, W, rgb)).repeat(1, B) + per_view
+        x = torch.relu(x)
+        x = torch.relu(_linear_weight(self.trunk[2]) @ x)
         if self.shortcut:
-            feat = torch.cat([feat, raw], dim=1)
-        return self._kernels(self.kernel_head(feat)), torch.sigmoid(self.mask_head(feat))
+            x = torch.cat([x, _columns(raw)])
+        w_heads = torch.cat([_linear_weight(self.kernel_head), _linear_weight(self.mask_head)])
+        b_heads = torch.cat([self.kernel_head.bias, self.mask_head.bias])
+        out = torch.addmm(b_heads[:, None], w_heads, x)  # (c+1, B*H*W)
+        if self.kernel_type == "full":
+            # softmax over the rows of the contiguous (K*K, B*H*W) block
+            kernels = _uncolumns(torch.softmax(out[:-1], dim=0), B, H, W)
+        else:
+            kernels = self._kernels(_uncolumns(out[:-1], B, H, W))
+        return kernels, _uncolumns(torch.sigmoid(out[-1:]), B, H, W)
+
+    def _pixel_encoding(self, H: int, W: int, like: torch.Tensor) -> torch.Tensor:
+        """(pe,H*W) positional encoding, cached per size, device and dtype (it is a constant)."""
+        key = (H, W, like.device, like.dtype)
+        cache = self.__dict__.setdefault("_pe_cache", {})
+        if key not in cache:
+            pe = positional_encoding(H, W, self.pe_channels, like.device).to(like.dtype)
+            cache.clear()
+            cache[key] = pe.reshape(self.pe_channels, H * W).contiguous()
+        return cache[key]
 
     def _kernels(self, out: torch.Tensor) -> torch.Tensor:
         """Head output -> (B,K*K,H,W) kernels of the configured family."""

@@ -112,12 +112,45 @@ def _shifted_shape(padded: torch.Tensor, kernels: torch.Tensor) -> tuple[int, in
     return B, C, H, W, padded.shape[2] - H + 1
 
 
+class _ShiftedSumCompiled(torch.autograd.Function):
+    """_ShiftedSum by the compiled CPU loops (bench/render/cpu_ext): the same sum in the same
+    order per output element, without one tensor operation per kernel tap."""
+
+    @staticmethod
+    def forward(ctx, padded: torch.Tensor, kernels: torch.Tensor, module) -> torch.Tensor:
+        padded, kernels = padded.contiguous(), kernels.contiguous()
+        ctx.save_for_backward(padded, kernels)
+        ctx.module = module
+        K = padded.shape[2] - kernels.shape[2] + 1
+        return module.blur_forward(padded, kernels, K)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        padded, kernels = ctx.saved_tensors
+        K = padded.shape[2] - kernels.shape[2] + 1
+        g_pad, g_ker = ctx.module.blur_backward(grad.contiguous(), padded, kernels, K,
+                                                ctx.needs_input_grad[0], ctx.needs_input_grad[1])
+        return (g_pad if ctx.needs_input_grad[0] else None,
+                g_ker if ctx.needs_input_grad[1] else None, None)
+
+
+def _compiled_blur(padded: torch.Tensor, kernels: torch.Tensor):
+    """The compiled CPU module for these tensors, or None (GPU, other dtypes, not built)."""
+    if padded.device.type != "cpu" or padded.dtype not in (torch.float32, torch.float64) \
+            or kernels.dtype != padded.dtype:
+        return None
+    from bench.render import cpu_ext
+
+    return cpu_ext.load() if cpu_ext.enabled() else None
+
+
 def apply_kernels(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     """Per-pixel kernel application: out(x) = sum_k kernels_k(x) * image(x + offset_k).
 
     image: (B,C,H,W); kernels: (B,K*K,H,W). Returns (B,C,H,W). The image is padded by
     replicating its border so that kernels near the border average real colours instead of
-    darkening towards a zero padding.
+    darkening towards a zero padding. On CPU the compiled loops of bench/render/cpu_ext run where
+    they are built (BENCH_RENDER_COMPILED=0 forces the PyTorch shifted-view sum).
     """
     kk = kernels.shape[1]
     K = int(round(kk ** 0.5))
@@ -125,6 +158,9 @@ def apply_kernels(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"kernel channels must be a square number, got {kk}")
     r = (K - 1) // 2
     padded = F.pad(image, (r, r, r, r), mode="replicate") if r > 0 else image
+    module = _compiled_blur(padded, kernels)
+    if module is not None:
+        return _ShiftedSumCompiled.apply(padded, kernels, module)
     return _ShiftedSum.apply(padded, kernels)
 
 

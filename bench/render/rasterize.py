@@ -5,9 +5,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+import bench.render.composite as composite_mod
 from bench.errors import BenchError
+from bench.render import cpu_ext
 from bench.render.allocator import tune_cpu_allocator
 from bench.render.composite import composite, pair_tables, plan_tiles
+from bench.render.cpu_ext.ops import composite_compiled, plan_tiles_compiled
 from bench.render.output import RenderOutput
 from bench.render.projection import project, quat_scale_to_factor, sh_colors
 
@@ -87,7 +90,8 @@ def _rasterize_torch(
     means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
     sh_degree, features, near, far, background,
 ) -> RenderOutput:
-    """Pure-PyTorch path: EWA projection, tile binning, compositing with a custom backward."""
+    """EWA projection in PyTorch; tile binning and compositing (custom backward) by the compiled
+    CPU kernels (bench/render/cpu_ext) where available, else in pure PyTorch."""
     if means.device.type == "cpu":
         tune_cpu_allocator()  # keeps freed render buffers in the heap (see bench/render/allocator.py)
     C, N = viewmats.shape[0], means.shape[0]
@@ -106,10 +110,17 @@ def _rasterize_torch(
         channels.append(features[None].expand(C, N, features.shape[-1]))
     feats = torch.cat(channels, dim=-1)
 
-    plan = plan_tiles(means2d.detach(), proj.conics.detach(), proj.opacities.detach(), proj.radii,
-                      proj.depths.detach(), width, height)
-    q, f = pair_tables(means2d, proj.conics, proj.opacities, feats, plan)
-    fg, alpha = composite(q, f, plan, width, height)
+    module = _compiled_module(means2d)
+    if module is not None:
+        plan = plan_tiles_compiled(module, means2d.detach(), proj.conics.detach(), proj.opacities.detach(),
+                                   proj.radii, proj.depths.detach(), width, height, composite_mod.TILE)
+        fg, alpha = composite_compiled(module, means2d, proj.conics, proj.opacities, feats, plan,
+                                       width, height)
+    else:
+        plan = plan_tiles(means2d.detach(), proj.conics.detach(), proj.opacities.detach(), proj.radii,
+                          proj.depths.detach(), width, height)
+        q, f = pair_tables(means2d, proj.conics, proj.opacities, feats, plan)
+        fg, alpha = composite(q, f, plan, width, height)
     image = fg[..., :3]
     if background is not None:
         image = image + (1.0 - alpha) * background
@@ -122,6 +133,16 @@ def _rasterize_torch(
         radii=proj.radii,
         visible=proj.visible,
     )
+
+
+def _compiled_module(means2d: Tensor):
+    """The compiled CPU kernels for these tensors, or None for the pure-PyTorch compositor
+    (CUDA tensors, dtypes other than float32/float64, BENCH_RENDER_COMPILED=0, failed build)."""
+    if means2d.device.type != "cpu" or means2d.dtype not in (torch.float32, torch.float64):
+        return None
+    if not cpu_ext.enabled():
+        return None
+    return cpu_ext.load()
 
 
 def _check_inputs(means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,

@@ -2,11 +2,15 @@
 
 Run: python tests/perf/bench_render.py [--repeats 7] [--threads 1] [--skip-reference]
 Prints, for (5k Gaussians, 128x72) and (20k Gaussians, 256x144), forward and forward+backward
-milliseconds of the torch backend (median wall clock, and the minimum process CPU time, which
-other processes on a shared machine disturb less), the Gaussian-pixel evaluations it performed per
-second, and the same figures for the brute-force reference (tests/render_reference.py) at the small
-size, with the speed-up measured in the same run. One thread by default: on a machine shared with
-other jobs, torch's multi-threaded kernels lose more to contention than they gain.
+milliseconds of the torch backend with the pure-PyTorch compositor ("torch") and with the compiled
+CPU kernels ("compiled"), side by side in the same run (median wall clock, and the minimum process
+CPU time, which other processes on a shared machine disturb less), the Gaussian-pixel evaluations
+per second of the forward pass and of forward+backward (evaluations / (forward+backward time)),
+and the same figures for the brute-force reference (tests/render_reference.py) at the small size.
+Evaluations are the pure-PyTorch path's padded block size for the scene, the same count for both
+paths, so their M eval/s compare as speeds (the compiled kernel evaluates fewer: only the pixels
+of each Gaussian's box inside a tile). One thread by default: on a machine shared with other jobs,
+torch's multi-threaded kernels lose more to contention than they gain.
 """
 
 from __future__ import annotations
@@ -25,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from render_reference import reference_render  # noqa: E402
 
-from bench.render import rasterize  # noqa: E402
+from bench.render import cpu_ext, rasterize  # noqa: E402
 from bench.render.composite import TILE, plan_tiles  # noqa: E402
 from bench.render.projection import project, quat_scale_to_factor  # noqa: E402
 
@@ -89,6 +93,17 @@ def torch_backend(params, width, height):
     return out.rgb, out.depth, out.alpha
 
 
+def on_path(compiled: bool):
+    """The torch backend with the compiled CPU kernels switched on or off."""
+    def render(params, width, height):
+        cpu_ext.use_compiled(compiled)
+        try:
+            return torch_backend(params, width, height)
+        finally:
+            cpu_ext.use_compiled(None)
+    return render
+
+
 def reference(params, width, height):
     out = reference_render(*params, width, height)
     return out["rgb"], out["depth"], out["alpha"]
@@ -117,28 +132,40 @@ def main() -> int:
     torch.set_num_threads(ns.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), tile {TILE}px, float32, CPU")
     print("times in ms: median wall clock / minimum process CPU time")
+    compiled = cpu_ext.load() is not None
+    if not compiled:
+        print(f"compiled CPU kernels unavailable ({cpu_ext.failure()}): torch path only")
     header = (f"{'renderer':<10} {'N':>6} {'size':>8} {'forward':>15} {'fwd+bwd':>15} "
-              f"{'evaluations':>12} {'Meval/s fwd':>12}")
+              f"{'evaluations':>12} {'Meval/s fwd':>12} {'Meval/s f+b':>12}")
     print(header)
 
     def row(name, n, width, height, fwd, fb, evals):
         print(f"{name:<10} {n:>6} {f'{width}x{height}':>8} {fwd[0]:>7.1f} /{fwd[1]:>6.1f} "
-              f"{fb[0]:>7.1f} /{fb[1]:>6.1f} {evals:>12,} {evals / fwd[0] / 1e3:>12.1f}")
+              f"{fb[0]:>7.1f} /{fb[1]:>6.1f} {evals:>12,} {evals / fwd[0] / 1e3:>12.1f} "
+              f"{evals / fb[0] / 1e3:>12.1f}")
 
     small = None
     for n, width, height, shift in CASES:
         args = bench_scene(n, width, height, opacity_shift=shift)
-        fwd, fb = measure(torch_backend, args, width, height, ns.repeats)
         evals, boxes = evaluations(args, width, height)
-        row("torch" if shift == 0 else "torch*", n, width, height, fwd, fb, evals)
+        star = "" if shift == 0 else "*"
+        fwd, fb = measure(on_path(False), args, width, height, ns.repeats)
+        row("torch" + star, n, width, height, fwd, fb, evals)
+        if compiled:
+            fwd_c, fb_c = measure(on_path(True), args, width, height, ns.repeats)
+            row("compiled" + star, n, width, height, fwd_c, fb_c, evals)
+            print(f"{'':<10} compiled over torch (wall): forward {fwd[0] / fwd_c[0]:.1f}x, "
+                  f"forward+backward {fb[0] / fb_c[0]:.1f}x")
         if small is None:
             small = (args, width, height, fwd, fb, boxes)
     if not ns.skip_reference:
         args, width, height, fwd_t, fb_t, boxes = small
         fwd, fb = measure(reference, [a.double() for a in args], width, height, max(1, ns.repeats // 3))
         row("reference", len(args[0]), width, height, fwd, fb, boxes)
-        print(f"speed-up of the torch backend over the brute-force reference (wall): "
+        print(f"speed-up of the pure-PyTorch path over the brute-force reference (wall): "
               f"forward {fwd[0] / fwd_t[0]:.0f}x, forward+backward {fb[0] / fb_t[0]:.0f}x")
+    print("torch = pure-PyTorch compositor, compiled = compiled CPU kernels (BENCH_RENDER_COMPILED); "
+          "Meval/s f+b = evaluations / (forward+backward time)")
     print("torch* = opaque scene (opacity logits + 2.5); evaluations = padded block size before "
           "finished tiles are skipped; reference evaluations = pixels inside the boxes")
     return 0

@@ -1,0 +1,73 @@
+"""Python side of the compiled CPU renderer: tile planning and compositing with its backward.
+
+Same inputs and outputs as the pure-PyTorch path's plan_tiles/pair_tables/composite, but the
+compositor takes per-Gaussian tensors directly and writes image layout, so no per-pair tables or
+tile re-layout are built in PyTorch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+
+@dataclass
+class CompiledPlan:
+    """pair_ids (P,) int64 flat camera*N + gaussian ids grouped by tile, depth-sorted in a tile;
+    offsets (C*tiles_y*tiles_x + 1,) int64 into pair_ids; radii (C*N,2) int32 boxes; tile size."""
+
+    pair_ids: Tensor
+    offsets: Tensor
+    radii: Tensor
+    num_cameras: int
+    tile: int
+
+    def evaluations(self) -> int:
+        """Gaussian-pixel evaluations of whole tiles (an upper bound of what the kernel does)."""
+        return int(self.pair_ids.numel()) * self.tile * self.tile
+
+
+@torch.no_grad()
+def plan_tiles_compiled(module, means2d: Tensor, conics: Tensor, opacities: Tensor, radii: Tensor,
+                        depths: Tensor, width: int, height: int, tile: int) -> CompiledPlan:
+    """Inputs as bench.render.composite.plan_tiles: (C,N,2), (C,N,3), (C,N), (C,N,2) int, (C,N)."""
+    ids, offsets = module.plan_tiles(means2d, conics, opacities, radii, depths, width, height, tile)
+    C, N = depths.shape
+    return CompiledPlan(ids, offsets, radii.reshape(C * N, 2).to(torch.int32).contiguous(), C, tile)
+
+
+class _CompiledComposite(torch.autograd.Function):
+    """(C,N,2) means, (C,N,3) conics, (C,N) opacities, (C,N,ch) channels -> (C,H,W,ch+1) images
+    holding sum_i w_i f_i and, last, alpha = sum_i w_i."""
+
+    @staticmethod
+    def forward(ctx, means2d, conics, opacities, feats, plan: CompiledPlan, module, width, height):
+        C, N = opacities.shape
+        flat = [t.reshape(C * N, k).contiguous()
+                for t, k in ((means2d, 2), (conics, 3), (opacities, 1), (feats, feats.shape[-1]))]
+        flat[2] = flat[2].reshape(C * N)
+        out, t_final, last = module.composite_forward(*flat, plan.radii, plan.pair_ids, plan.offsets,
+                                                      C, width, height, plan.tile)
+        ctx.save_for_backward(*flat, t_final, last)
+        ctx.plan, ctx.module, ctx.size, ctx.shapes = plan, module, (width, height), (C, N)
+        return out
+
+    @staticmethod
+    def backward(ctx, g_out):
+        means2d, conics, opacities, feats, t_final, last = ctx.saved_tensors
+        plan, (width, height), (C, N) = ctx.plan, ctx.size, ctx.shapes
+        g_m, g_c, g_o, g_f = ctx.module.composite_backward(
+            means2d, conics, opacities, feats, plan.radii, plan.pair_ids, plan.offsets,
+            g_out.contiguous(), t_final, last, width, height, plan.tile)
+        return (g_m.reshape(C, N, 2), g_c.reshape(C, N, 3), g_o.reshape(C, N),
+                g_f.reshape(C, N, feats.shape[-1]), None, None, None, None)
+
+
+def composite_compiled(module, means2d: Tensor, conics: Tensor, opacities: Tensor, feats: Tensor,
+                       plan: CompiledPlan, width: int, height: int) -> tuple[Tensor, Tensor]:
+    """fg (C,H,W,ch) = sum_i w_i f_i (no background) and alpha (C,H,W,1) = sum_i w_i."""
+    feats = feats.to(means2d.dtype)
+    out = _CompiledComposite.apply(means2d, conics, opacities, feats, plan, module, width, height)
+    return out[..., :-1], out[..., -1:]
