@@ -188,6 +188,11 @@ def test_a_planned_subset_of_scenes_is_averaged_and_labelled(tmp_path):
     assert T.group_label(built.summary, "synthetic") == "Synthetic"
     ab = T.ablation_table(built.summary, stats=built.stats)
     assert ab.notes[0][0] == "missing: mixed_0" and ab.notes[0][1] == "missing: mixed_0"
+    # ... and the ablation figure draws the scenes it has, its average left blank
+    from bench.report.figures import plot_ablation_deltas
+
+    figs = plot_ablation_deltas(built.stats, built.summary, tmp_path / "figures")
+    assert [p.name for p in figs.paths] == ["ablation_delta_synthetic.png", "ablation_delta_synthetic.pdf"]
 
 
 def test_sweep_file_reference_is_validated_and_used(tmp_path, write_sweep):

@@ -123,7 +123,7 @@ def plot_ablation_deltas(stats: pd.DataFrame, summary: pd.DataFrame, out_dir: Pa
         for k, v in enumerate(variants):
             rows = sub[sub.variant == v].set_index("group").reindex(groups)
             if v in incomplete:
-                rows.loc[d] = np.nan
+                rows.loc[d, ["delta", "ci_low", "ci_high"]] = np.nan
             err = np.vstack([rows["delta"] - rows["ci_low"], rows["ci_high"] - rows["delta"]])
             ax.bar(np.arange(len(groups)) + (k - (len(variants) - 1) / 2) * width, rows["delta"], width,
                    yerr=np.nan_to_num(err), color=labels.colour(v), label=labels.ablation_label(v), capsize=2)
