@@ -33,3 +33,15 @@ def tiny(monkeypatch):
     scene = tiny_scene()
     monkeypatch.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
     return scene
+
+
+@pytest.fixture(params=["torch", "compiled"])
+def cpu_path(request):
+    """Run the test on the pure-PyTorch CPU path and on the compiled CPU kernels (bench.render.cpu_ext)."""
+    from bench.render import cpu_ext
+
+    if request.param == "compiled" and cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+    cpu_ext.use_compiled(request.param == "compiled")
+    yield request.param
+    cpu_ext.use_compiled(None)

@@ -100,3 +100,20 @@ def curves(run_dir):
 
 def final_state(run_dir):
     return torch.load(rundir.checkpoint_path(run_dir, SMALL["train.steps"]), weights_only=False)
+
+
+def interrupt_tiny(run_dir, at_step: int, monkeypatch, method="full", **extra) -> None:
+    """Train like ``train_tiny`` but stop with KeyboardInterrupt before step ``at_step`` (a killed job)."""
+    import pytest
+
+    original = T._train_step
+
+    def crash(run, s):
+        if s == at_step:
+            raise KeyboardInterrupt
+        return original(run, s)
+
+    monkeypatch.setattr(T, "_train_step", crash)
+    with pytest.raises(KeyboardInterrupt):
+        train_tiny(run_dir, method, **extra)
+    monkeypatch.setattr(T, "_train_step", original)

@@ -106,19 +106,7 @@ def test_constant_kernel_equals_explicit_convolution_away_from_borders():
     assert torch.allclose(out[:, :, r:-r, r:-r], ref, atol=1e-6)
 
 
-@pytest.fixture(params=["torch", "compiled"])
-def blur_path(request):
-    """apply_kernels on the PyTorch shifted-view sum and on the compiled CPU loops."""
-    from bench.render import cpu_ext
-
-    if request.param == "compiled" and cpu_ext.load() is None:
-        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
-    cpu_ext.use_compiled(request.param == "compiled")
-    yield request.param
-    cpu_ext.use_compiled(None)
-
-
-def test_apply_kernels_matches_unfold_and_its_gradients(blur_path):
+def test_apply_kernels_matches_unfold_and_its_gradients(cpu_path):
     g = torch.Generator().manual_seed(4)
     img = torch.rand(2, 3, 7, 8, generator=g, dtype=torch.float64, requires_grad=True)
     k = torch.rand(2, 9, 7, 8, generator=g, dtype=torch.float64, requires_grad=True)

@@ -7,10 +7,9 @@ import pytest
 import torch
 
 import bench.method.checkpoints as C
-import bench.method.train as T
 from bench import rundir
 from bench.errors import BenchError
-from method_tiny import final_state, train_tiny
+from method_tiny import final_state, interrupt_tiny, train_tiny
 
 
 def test_checkpoint_rng_states_stay_on_the_cpu_when_training_state_moves(tmp_path):
@@ -41,17 +40,7 @@ def _truncate(path):
 def test_corrupt_newest_checkpoint_falls_back_to_the_next_older_one(tiny, tmp_path, monkeypatch):
     straight, run = tmp_path / "straight", tmp_path / "run"
     train_tiny(straight)
-    original = T._train_step
-
-    def crash(r, s):
-        if s == 33:  # after the checkpoints at 20 and 30
-            raise KeyboardInterrupt
-        return original(r, s)
-
-    monkeypatch.setattr(T, "_train_step", crash)
-    with pytest.raises(KeyboardInterrupt):
-        train_tiny(run)
-    monkeypatch.setattr(T, "_train_step", original)
+    interrupt_tiny(run, 33, monkeypatch)  # after the checkpoints at 20 and 30
     newest = rundir.checkpoint_path(run, 30)
     _truncate(newest)
     train_tiny(run)

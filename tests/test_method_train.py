@@ -15,7 +15,7 @@ from bench import rundir
 from bench.errors import BenchError
 from bench.method.device import pick_device
 from bench.method.outputs import train_view_indices
-from method_tiny import H, N, W, curves, final_state, train_tiny
+from method_tiny import H, N, W, curves, final_state, interrupt_tiny, train_tiny
 
 
 
@@ -57,18 +57,8 @@ def test_full_run_writes_every_output_and_lowers_loss(tiny, tmp_path):
 def test_interrupted_run_resumes_to_identical_result(tiny, tmp_path, monkeypatch):
     straight, resumed = tmp_path / "straight", tmp_path / "resumed"
     train_tiny(straight)
-    original = T._train_step
-
-    def crash(run, s):
-        if s == 27:  # after the checkpoint at 20, before the one at 30
-            raise KeyboardInterrupt
-        return original(run, s)
-
-    monkeypatch.setattr(T, "_train_step", crash)
-    with pytest.raises(KeyboardInterrupt):
-        train_tiny(resumed)
+    interrupt_tiny(resumed, 27, monkeypatch)  # after the checkpoint at 20, before the one at 30
     assert rundir.latest_checkpoint(resumed) == rundir.checkpoint_path(resumed, 20)
-    monkeypatch.setattr(T, "_train_step", original)
     train_tiny(resumed)
     a, b = final_state(straight), final_state(resumed)
     for key, value in a["model"]["params"].items():

@@ -21,16 +21,6 @@ from bench.render.projection import project, quat_scale_to_factor  # noqa: E402
 W, H = 70, 45  # not multiples of the tile size: partial tiles on the right and bottom
 
 
-@pytest.fixture(params=["torch", "compiled"])
-def render_path(request):
-    """Run the test on the pure-PyTorch compositor and on the compiled CPU kernels."""
-    if request.param == "compiled" and cpu_ext.load() is None:
-        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
-    cpu_ext.use_compiled(request.param == "compiled")
-    yield request.param
-    cpu_ext.use_compiled(None)
-
-
 @pytest.fixture
 def torch_path():
     """Tests of the pure-PyTorch compositor's own machinery (blocks, segments, recomputation)."""
@@ -82,7 +72,7 @@ def assert_matches_reference(out: RenderOutput, ref: dict, tol: float) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-def test_matches_brute_force_reference(seed, render_path):
+def test_matches_brute_force_reference(seed, cpu_path):
     scene = hard_scene(seed)
     n = len(scene[0])
     feats = torch.rand(n, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(seed))
@@ -94,7 +84,7 @@ def test_matches_brute_force_reference(seed, render_path):
     assert_matches_reference(out, ref, 1e-5)
 
 
-def test_near_and_far_planes_and_culling(render_path):
+def test_near_and_far_planes_and_culling(cpu_path):
     scene = hard_scene(3)
     out = rasterize(*scene, W, H, near=0.5, far=3.5, backend="torch")
     ref = reference_render(*scene, W, H, near=0.5, far=3.5)
@@ -104,7 +94,7 @@ def test_near_and_far_planes_and_culling(render_path):
     assert out.radii.dtype == torch.int32 and out.radii.shape == (2, len(scene[0]), 2)
 
 
-def test_float32_close_to_float64_reference(render_path):
+def test_float32_close_to_float64_reference(cpu_path):
     scene = hard_scene(4)
     ref = reference_render(*scene, W, H)
     out = rasterize(*[t.float() for t in scene], W, H, backend="torch")
@@ -114,7 +104,7 @@ def test_float32_close_to_float64_reference(render_path):
     assert torch.quantile(err.flatten(), 0.999).item() < 1e-3
 
 
-def test_tile_size_does_not_change_the_image(monkeypatch, render_path):
+def test_tile_size_does_not_change_the_image(monkeypatch, cpu_path):
     scene = hard_scene(5)
     base = rasterize(*scene, W, H, backend="torch")
     for tile in (4, 16):
@@ -124,7 +114,7 @@ def test_tile_size_does_not_change_the_image(monkeypatch, render_path):
         assert (out.alpha - base.alpha).abs().max().item() < 1e-12
 
 
-def test_zero_gaussians_render_background(render_path):
+def test_zero_gaussians_render_background(cpu_path):
     scene = [t[:0] for t in random_scene(1)[:5]] + list(random_scene(1)[5:])
     bg = torch.tensor([0.1, 0.2, 0.3], dtype=torch.float64)
     out = rasterize(*scene, 64, 48, background=bg, features=torch.zeros(0, 2, dtype=torch.float64))
@@ -151,7 +141,7 @@ def test_projection_matches_gsplat_torch_reference():
     assert torch.allclose(mine.depths[both], depths[both], rtol=1e-12)
 
 
-def test_sh_colours_match_gsplat_reference_formula(render_path):
+def test_sh_colours_match_gsplat_reference_formula(cpu_path):
     from gsplat.cuda._torch_impl import _spherical_harmonics
 
     scene = list(hard_scene(6, n=120))
@@ -167,7 +157,7 @@ def test_sh_colours_match_gsplat_reference_formula(render_path):
             assert (out.rgb[c] - ref["rgb"][0]).abs().max().item() < 1e-5, degree
 
 
-def test_depth_and_features_composite_like_colour(render_path):
+def test_depth_and_features_composite_like_colour(cpu_path):
     scene = list(hard_scene(7))
     means, viewmats = scene[0], scene[5]
     # camera-0 depth of every Gaussian as a feature must give the depth channel times alpha
@@ -193,7 +183,7 @@ def _tiny_scene(seed):
 
 
 @pytest.mark.parametrize("seed, fast, first_segment", [(3, False, 64), (4, True, 1)])
-def test_gradients_match_finite_differences(monkeypatch, seed, fast, first_segment, render_path):
+def test_gradients_match_finite_differences(monkeypatch, seed, fast, first_segment, cpu_path):
     monkeypatch.setattr(composite_mod, "FIRST_SEGMENT", first_segment)
     means, quats, log_scales, logits, colors, feats, viewmats, Ks = _tiny_scene(seed)
     bg = torch.tensor([0.2, 0.5, 0.9], dtype=torch.float64)
@@ -254,7 +244,7 @@ def test_backward_variants_match(monkeypatch, save_bytes, first_segment, torch_p
         assert torch.allclose(a, b, rtol=1e-9, atol=1e-12)
 
 
-def test_sh_gradients_match_finite_differences(render_path):
+def test_sh_gradients_match_finite_differences(cpu_path):
     means, quats, log_scales, logits, _, _, viewmats, Ks = _tiny_scene(5)
     coeffs = 0.3 * torch.randn(5, 16, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(5))
     weights = torch.randn(2, 14, 20, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
@@ -269,7 +259,7 @@ def test_sh_gradients_match_finite_differences(render_path):
     assert torch.autograd.gradcheck(loss, inputs, eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True)
 
 
-def test_means2d_gradient_is_retained(render_path):
+def test_means2d_gradient_is_retained(cpu_path):
     scene = [t.clone().requires_grad_(i == 0) for i, t in enumerate(hard_scene(8))]
     out = rasterize(*scene, W, H, backend="torch")
     out.rgb.sum().backward()
@@ -279,7 +269,7 @@ def test_means2d_gradient_is_retained(render_path):
     assert (grad[out.visible].abs().sum(-1) > 0).float().mean() > 0.5
 
 
-def test_float32_gradients_close_to_float64(render_path):
+def test_float32_gradients_close_to_float64(cpu_path):
     scene64 = hard_scene(9, n=150)
     grads = []
     for dtype in (torch.float64, torch.float32):
@@ -334,7 +324,7 @@ def _fake_gsplat_rasterization(means, quats, scales, opacities, colors, viewmats
 
 
 @pytest.mark.parametrize("sh_degree, with_features", [(None, True), (None, False), (2, False), (2, True)])
-def test_gsplat_adapter_plumbing(monkeypatch, sh_degree, with_features, render_path):
+def test_gsplat_adapter_plumbing(monkeypatch, sh_degree, with_features, cpu_path):
     import types
 
     import bench.render.gsplat_backend as adapter
@@ -360,7 +350,7 @@ def test_gsplat_adapter_plumbing(monkeypatch, sh_degree, with_features, render_p
     assert via_adapter.radii.dtype == torch.int32 and via_adapter.means2d.shape == direct.means2d.shape
 
 
-def test_auto_backend_on_cpu_is_torch(render_path):
+def test_auto_backend_on_cpu_is_torch(cpu_path):
     scene = random_scene(20, seed=2)
     a = rasterize(*scene, 64, 48, backend="auto")
     b = rasterize(*scene, 64, 48, backend="torch")
@@ -387,7 +377,7 @@ def test_bad_inputs_raise_bench_error(change, message):
         rasterize(**args)
 
 
-def test_opacity_aware_radius(render_path):
+def test_opacity_aware_radius(cpu_path):
     """A faint Gaussian gets a smaller box than an opaque one of the same shape (gsplat 1.5.3)."""
     means = torch.tensor([[0.0, 0.0, 3.0], [0.3, 0.0, 3.0]], dtype=torch.float64)
     quats = torch.tensor([[1.0, 0, 0, 0]] * 2, dtype=torch.float64)
