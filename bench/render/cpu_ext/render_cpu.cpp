@@ -171,6 +171,20 @@ bool clip_box(const Gaussians<scalar_t>& G, int64_t g, const TileGeom& tg, int& 
   return bx0 < bx1 && by0 < by1;
 }
 
+// One Gaussian as the compositing loops read it: 2D mean, conic, opacity, its sigma cut-off, features.
+template <typename scalar_t>
+struct Splat {
+  scalar_t mx, my, a, b, c, o, cutoff;
+  const scalar_t* f;
+};
+
+template <typename scalar_t>
+Splat<scalar_t> splat(const Gaussians<scalar_t>& G, int64_t g) {
+  const scalar_t o = G.opac[g];
+  return {G.means[2 * g], G.means[2 * g + 1], G.conics[3 * g], G.conics[3 * g + 1], G.conics[3 * g + 2], o,
+          sigma_cutoff(o), G.feats + g * G.ch};
+}
+
 template <typename scalar_t>
 void forward_kernel(const Gaussians<scalar_t> G, const int64_t* ids, const int64_t* off,
                     int64_t num_tiles, int tiles_x, int tiles_y, int tile, int width, int height,
@@ -194,11 +208,7 @@ void forward_kernel(const Gaussians<scalar_t> G, const int64_t* ids, const int64
         const int64_t g = ids[start + i];
         int bx0, bx1, by0, by1;
         if (!clip_box(G, g, tg, bx0, bx1, by0, by1)) continue;
-        const scalar_t mx = G.means[2 * g], my = G.means[2 * g + 1];
-        const scalar_t a = G.conics[3 * g], b = G.conics[3 * g + 1], c = G.conics[3 * g + 2];
-        const scalar_t o = G.opac[g];
-        const scalar_t cutoff = sigma_cutoff(o);
-        const scalar_t* f = G.feats + g * ch;
+        const auto [mx, my, a, b, c, o, cutoff, f] = splat(G, g);
         for (int y = by0; y < by1; ++y) {
           const scalar_t dy = scalar_t(y) + scalar_t(0.5) - my;
           for (int x = bx0; x < bx1; ++x) {
@@ -267,11 +277,7 @@ void backward_kernel(const Gaussians<scalar_t> G, const int64_t* ids, const int6
         const int64_t g = ids[start + i];
         int bx0, bx1, by0, by1;
         if (!clip_box(G, g, tg, bx0, bx1, by0, by1)) continue;
-        const scalar_t mx = G.means[2 * g], my = G.means[2 * g + 1];
-        const scalar_t a = G.conics[3 * g], b = G.conics[3 * g + 1], c = G.conics[3 * g + 2];
-        const scalar_t o = G.opac[g];
-        const scalar_t cutoff = sigma_cutoff(o);
-        const scalar_t* f = G.feats + g * ch;
+        const auto [mx, my, a, b, c, o, cutoff, f] = splat(G, g);
         scalar_t gmx = 0, gmy = 0, ga = 0, gb = 0, gc = 0, go = 0;
         std::fill(gf.begin(), gf.end(), scalar_t(0));
         for (int y = by0; y < by1; ++y) {
