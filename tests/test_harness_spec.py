@@ -55,7 +55,7 @@ def test_shipped_sweeps_validate():
     sizes = {}
     for name in ("demo", "ablation", "main", "smoke"):
         sizes[name] = len(expand(load_sweep(root / f"{name}.yaml")))
-    assert sizes["demo"] == 96  # 8 variants x 4 scenes x 3 seeds
+    assert sizes["demo"] == 108  # 9 variants x 4 scenes x 3 seeds
     assert sizes["smoke"] <= 4
 
 

@@ -11,7 +11,7 @@ from bench.method.config import (MethodConfig, allowed_keys, config_hash, parse_
 from bench.method.registry import get_method, list_methods
 
 VARIANTS = {"full", "no_sparsity", "no_densification", "no_unseen_views", "no_shortcut",
-            "defocus_kernel", "motion_kernel", "no_blur"}
+            "defocus_kernel", "motion_kernel", "no_blur", "smooth"}
 
 
 def test_release_defaults_match_method_md():
@@ -37,6 +37,7 @@ def test_release_defaults_match_method_md():
     L = cfg.loss
     assert (L.ssim_lambda, L.blur_sparsity, L.mask_sparsity) == (0.2, 1e-3, 1e-3)
     assert (L.depth, L.dynamic_mask, L.low_frequency, L.trim_fraction) == (0.075, 0.075, 0.1, 0.02)
+    assert (L.se3_smoothness, L.track_smoothness, L.z_acceleration) == (0, 0, 0)
     d = cfg.densify
     assert (d.grad_threshold, d.prune_opacity, d.dgd_opacity, d.dgd_points_per_view) == (2e-4, 0.005, 0.7, 1000)
     assert d.dgd and d.enabled and cfg.unseen.enabled and cfg.unseen.perpendicular_offset == 0.5
@@ -78,6 +79,8 @@ def test_every_variant_has_base_description_and_applies_overrides():
     nd = resolve_config("no_densification").densify
     assert nd.dgd is False and nd.enabled is True
     assert resolve_config("no_unseen_views").unseen.enabled is False
+    sm = resolve_config("smooth").loss
+    assert (sm.se3_smoothness, sm.track_smoothness, sm.z_acceleration) == (0.075, 0.2, 1.0)
 
 
 def test_resolution_order_profile_variant_user():

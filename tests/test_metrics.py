@@ -22,7 +22,7 @@ def _pair(seed, h=40, w=52):
 
 
 def test_registry_directions_and_names():
-    assert set(METRICS) == {"psnr", "ssim", "ssim_gauss", "lpips", "psnr_dyn", "ssim_dyn", "lpips_dyn"}
+    assert set(METRICS) == {"psnr", "ssim", "ssim_gauss", "ssim_r2", "lpips", "psnr_dyn", "ssim_dyn", "lpips_dyn"}
     assert METRICS["psnr"].higher_is_better and not METRICS["lpips"].higher_is_better
     assert arrow("lpips", latex=True) == r"$\downarrow$" and arrow("ssim") == "↑"
     assert set(PROTOCOLS) == {"dyblurf", "deblur4dgs", "d2rf", "synthetic"}
@@ -120,7 +120,7 @@ def test_lpips_matches_package_with_random_backbone(random_alexnet):
 
 
 def test_evaluate_images_with_lpips_and_masks(random_alexnet):
-    protocol = get_protocol("d2rf")
+    protocol = get_protocol("synthetic")  # float GT and render: the metrics see the arrays as given
     lpips_fn, reason = make_lpips(protocol)
     assert reason is None
     pairs, mask = [], np.zeros((32, 32), np.float32)
@@ -129,7 +129,7 @@ def test_evaluate_images_with_lpips_and_masks(random_alexnet):
         pred, gt = _pair(10 + i, 32, 32)
         pairs.append((f"{i:05d}", pred, gt, mask if i == 0 else np.zeros_like(mask)))
     out = evaluate_images(pairs, protocol, lpips_fn)
-    assert out["protocol"]["name"] == "d2rf" and out["protocol"]["lpips_input"] == "scaled"
+    assert out["protocol"]["name"] == "synthetic" and out["protocol"]["lpips_input"] == "scaled"
     assert out["missing"] == {}
     first = out["per_image"]["00000"]
     assert first["psnr_dyn"] == pytest.approx(im.masked_psnr(pairs[0][1], pairs[0][2], mask))
@@ -149,7 +149,7 @@ def test_missing_lpips_weights_recorded_not_zero(tmp_path, monkeypatch, capsys):
     assert out["aggregate"]["lpips"] is None and out["per_image"]["a"]["lpips"] is None
     assert out["missing"]["lpips"] == reason
     assert "dynamic" in out["missing"]["psnr_dyn"]       # dyblurf has no masks
-    assert out["aggregate"]["psnr"] == pytest.approx(im.psnr(pred, gt))
+    assert out["aggregate"]["psnr"] == pytest.approx(im.psnr(pred, im.saved_image(gt)))  # GT read as 8-bit
 
 
 def test_gt_resized_with_inter_area():
@@ -157,7 +157,7 @@ def test_gt_resized_with_inter_area():
 
     pred, _ = _pair(6, 16, 20)
     gt_big = cv2.resize(pred, (40, 32), interpolation=cv2.INTER_NEAREST)
-    out = evaluate_images([("a", pred, gt_big, None)], get_protocol("dyblurf"), None, "off")
+    out = evaluate_images([("a", pred, gt_big, None)], get_protocol("synthetic"), None, "off")
     want = im.psnr(pred, cv2.resize(gt_big, (20, 16), interpolation=cv2.INTER_AREA))
     assert out["per_image"]["a"]["psnr"] == pytest.approx(want)
 

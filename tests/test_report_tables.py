@@ -178,7 +178,8 @@ def test_metric_not_computed_is_na_with_reason(tmp_path):
     table = T.main_table(df, summary)
     c = [col.metric for col in table.columns].index("lpips")
     assert np.isnan(table.values[:, c]).all() and table.notes[0][c] == "n/a"
-    assert table.footnotes == ["n/a LPIPS: not computed in this fixture"]
+    assert table.footnotes == ["n/a LPIPS: not computed in this fixture",
+                               "SSIM: scikit-image SSIM, 7x7 uniform window, data range 1."]
     assert "| full | **20.00** | **0.500** | n/a |" in T.to_markdown(table)
 
 
@@ -191,3 +192,42 @@ def test_collect_keeps_only_runs_of_the_current_manifest(sweep):
     (sweep / "manifest.json").write_text(json.dumps({"runs": {r: {} for r in kept}}))
     df = collect(sweep)
     assert set(df.run_id) == set(kept)
+
+
+def _add_metric(sweep, metric, value):
+    """Give every run of a hand-made sweep one more aggregate metric (as a newer evaluation would)."""
+    import json
+
+    for path in (sweep / "runs").glob("*/results.json"):
+        doc = json.loads(path.read_text())
+        doc["metrics"]["aggregate"][metric] = value
+        path.write_text(json.dumps(doc))
+
+
+def test_peer_ssim_column_names_its_convention_and_daggers_other_reported_variants(tmp_path):
+    sweep = make_sweep(tmp_path, {"full": {"seesaw": {"psnr": 25.0, "ssim": 0.70, "lpips": 0.1}}},
+                       dataset="stereo_blur_d4dgs", protocol="deblur4dgs")
+    _add_metric(sweep, "ssim_r2", 0.76)
+    df = collect(sweep)
+    summary = dataset_summary(seed_summary(df), {"stereo_blur_d4dgs": ["seesaw"]})
+    table = T.main_table(df, summary, T.load_reported())
+    c = [col.metric for col in table.columns].index("ssim_r2")
+    assert table.values[0, c] == pytest.approx(0.76) and table.columns[c].header.startswith("SSIM (range 2)")
+    paper = table.rows.index("DyDeblur (paper) (reported)")
+    assert table.values[paper, c] == pytest.approx(0.876) and table.marks[paper][c] == "\u2020"
+    notes = " ".join(table.footnotes)
+    assert "SSIM (range 2): scikit-image SSIM, 7x7 uniform window, data range 2" in notes
+    assert "\u2020 reported SSIM in the source's convention, not this column's: SSIM (Gauss) = " in notes
+    assert "11x11 Gaussian window" in notes
+
+
+def test_results_without_the_headline_metric_still_load(tmp_path):
+    """Results evaluated before ssim_r2 existed: the table says so instead of inventing a value."""
+    sweep = make_sweep(tmp_path, {"full": {"seesaw": {"psnr": 25.0, "ssim": 0.70}}}, dataset="stereo_blur",
+                       protocol="dyblurf")
+    df = collect(sweep)
+    summary = dataset_summary(seed_summary(df), {"stereo_blur": ["seesaw"]})
+    table = T.main_table(df, summary)
+    c = [col.metric for col in table.columns].index("ssim_r2")
+    assert np.isnan(table.values[0, c]) and table.notes[0][c] == T.NOT_RECORDED
+    assert table.values[0, 0] == pytest.approx(25.0)

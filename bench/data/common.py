@@ -22,7 +22,7 @@ def frame_times(n: int) -> torch.Tensor:
 def lazy_images(paths: Sequence[Path], size: tuple[int, int]) -> LazyImages:
     """Images read on access, INTER_AREA-resized to ``size`` = (W,H) when they differ."""
     paths = list(paths)
-    return LazyImages(len(paths), lambda i: torch.from_numpy(read_image(paths[i], size)))
+    return LazyImages(len(paths), lambda i: torch.from_numpy(read_image(paths[i], size)), sources=paths)
 
 
 def make_cameras(K: np.ndarray, c2w: np.ndarray, width: int, height: int) -> Cameras:

@@ -24,12 +24,15 @@ class LazyImages(Sequence[torch.Tensor]):
     """Images read on demand: ``images[i]`` -> (H,W,C) float32 tensor.
 
     ``loader(i)`` does the reading; results are not cached so that large scenes stay small in
-    memory. ``stack()`` reads everything into one (N,H,W,C) tensor.
+    memory. ``stack()`` reads everything into one (N,H,W,C) tensor. ``sources``: the N files the
+    images come from (None for in-memory images), for evaluation protocols that read the ground
+    truth file themselves (8-bit resize).
     """
 
-    def __init__(self, count: int, loader: Callable[[int], torch.Tensor]):
+    def __init__(self, count: int, loader: Callable[[int], torch.Tensor], sources: Sequence | None = None):
         self._count = count
         self._loader = loader
+        self.sources = list(sources) if sources is not None else None
 
     @classmethod
     def from_tensor(cls, images: torch.Tensor) -> "LazyImages":

@@ -78,6 +78,15 @@ class LossConfig(_Section):
     low_frequency_start_frac: Frac = Field(4500 / 40000, ge=0, le=1)
     low_frequency_factor: int = Field(4, ge=1, description="area downsampling factor")
 
+    se3_smoothness: float = Field(0.0, ge=0, description="mean second-difference norm of the motion bases' "
+                                                         "6D rotations (x1) and translations (x2) over "
+                                                         "frames; 0 in the release, 0.075 earlier")
+    track_smoothness: float = Field(0.0, ge=0, description="mean second-difference norm of the dynamic "
+                                                           "means at frames t-1, t, t+1; 0 in the "
+                                                           "release, 0.2 earlier")
+    z_acceleration: float = Field(0.0, ge=0, description="squared velocity of the dynamic means along "
+                                                         "the camera ray over t-1, t, t+1 (upstream's "
+                                                         "name); 0 in the release, 1.0 earlier")
 
 class DensifyConfig(_Section):
     """Adaptive density control and dynamic Gaussian densification (docs/method.md §6)."""

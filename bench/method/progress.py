@@ -9,7 +9,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 # The loss terms a step reports (bench.method.step.forward's names) plus the total and the share
 # of virtual-view steps, in curves.csv's column order.
-CURVE_TERMS = ("loss", "rec", "depth", "dyn_mask", "low_freq", "blur_sparsity", "mask_sparsity", "unseen")
+CURVE_TERMS = ("loss", "rec", "depth", "dyn_mask", "low_freq", "blur_sparsity", "mask_sparsity",
+               "se3_smooth", "track_smooth", "z_acc", "unseen")
 
 
 class RunLog:

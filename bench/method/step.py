@@ -17,6 +17,7 @@ from bench.method.kernels import blur_formation
 from bench.method.model import RenderResult
 from bench.method.rng import generator
 from bench.method.run_state import Run
+from bench.method.smoothness import smoothness_terms
 
 
 def step_generator(seed: int, step: int, purpose: str = "view") -> torch.Generator:
@@ -92,7 +93,9 @@ def forward(run: Run, s: int, t: dict[str, Any]) -> tuple[dict[str, torch.Tensor
         blur = (kernels, mask)
     elif run.true_blur is not None and not t["virtual"]:  # virtual views are warped frames, no known blur
         pred = run.true_blur(sharp, t["view"])
-    return loss_terms(cfg, s, t, r, sharp, pred, gt, blur), r, pred, blur
+    terms = loss_terms(cfg, s, t, r, sharp, pred, gt, blur)
+    terms.update(smoothness_terms(cfg.loss, run.model, t["frame"], t["w2c"]))
+    return terms, r, pred, blur
 
 
 def loss_terms(cfg: MethodConfig, s: int, t: dict[str, Any], r: RenderResult, sharp: torch.Tensor,

@@ -24,6 +24,11 @@ DYNAMIC_METRICS = ("psnr_dyn", "ssim_dyn", "lpips_dyn")
 
 def read_image(path: Path) -> np.ndarray:
     """(H,W,3) float32 RGB in [0,1] from an 8- or 16-bit image file (alpha dropped)."""
+    return read_render(path)[0]
+
+
+def read_render(path: Path) -> tuple[np.ndarray, int]:
+    """(float32 (H,W,3) RGB in [0,1], bits per channel of the file: 8 or 16)."""
     import cv2
 
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
@@ -31,17 +36,43 @@ def read_image(path: Path) -> np.ndarray:
         raise BenchError(f"{path}: not a readable image")
     if raw.ndim == 2:
         raw = np.repeat(raw[..., None], 3, axis=-1)
-    scale = 65535.0 if raw.dtype == np.uint16 else 255.0
-    return (cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2RGB).astype(np.float32) / scale)
+    bits = 16 if raw.dtype == np.uint16 else 8
+    rgb = cv2.cvtColor(raw[..., :3], cv2.COLOR_BGR2RGB).astype(np.float32) / (65535.0 if bits == 16 else 255.0)
+    return rgb, bits
+
+
+def read_gt_8bit(path: Path) -> np.ndarray:
+    """(H,W,3) uint8 RGB as the OpenCV evaluation scripts read ground truth (``cv2.imread`` default flags)."""
+    import cv2
+
+    raw = cv2.imread(str(path))
+    if raw is None:
+        raise BenchError(f"{path}: not a readable ground-truth image")
+    return np.ascontiguousarray(raw[..., ::-1])
 
 
 def match_size(gt: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
-    """Resize an (H,W[,C]) GT image or mask to the render size with the protocol's OpenCV filter."""
+    """Resize an (H,W[,C]) GT image or mask to the render size with the protocol's OpenCV filter
+    (in the array's own dtype: uint8 stays uint8, as in the peers' scripts)."""
     import cv2
 
     if gt.shape[:2] == (height, width):
         return gt
     return cv2.resize(gt, (width, height), interpolation=getattr(cv2, interpolation))
+
+
+def prepare_gt(gt: np.ndarray, height: int, width: int, protocol: Protocol) -> np.ndarray:
+    """The float32 GT the protocol scores: with ``gt_dtype=uint8`` an 8-bit image (a float one is
+    quantised first) is resized as uint8 and only then divided by 255; otherwise resized as float."""
+    if protocol.gt_dtype == "uint8":
+        gt8 = gt if gt.dtype == np.uint8 else im.quantise_8bit(gt)
+        return match_size(gt8, height, width, protocol.gt_resize).astype(np.float32) / 255.0
+    return match_size(np.asarray(gt, dtype=np.float32), height, width, protocol.gt_resize)
+
+
+def prepare_render(pred: np.ndarray, protocol: Protocol) -> np.ndarray:
+    """The render the protocol scores: as given (``float``) or as a saved 8-bit PNG read back (``png8``)."""
+    return im.saved_image(pred) if protocol.render == "png8" else pred
 
 
 def make_lpips(protocol: Protocol, device: str = "cpu"):
@@ -57,18 +88,18 @@ def make_lpips(protocol: Protocol, device: str = "cpu"):
 
 def image_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, protocol: Protocol,
                   lpips_fn=None) -> dict[str, float | None]:
-    """Every metric of one (H,W,3) render against its GT; mask (H,W) in {0,1} or None."""
+    """Every metric of one (H,W,3) render against its GT, both as scored; mask (H,W) in {0,1} or None."""
     out: dict[str, float | None] = {"psnr": im.psnr(pred, gt, protocol.data_range)}
-    ssim_full = None
-    for variant in ("ssim", "ssim_gauss"):
-        value, smap = im.ssim_map(pred, gt, variant, protocol.data_range)
+    headline_map = None
+    for variant in im.SSIM_VARIANTS:
+        value, smap = im.ssim_map(pred, gt, variant)
         out[variant] = value
         if variant == protocol.ssim_metric:
-            ssim_full = smap
+            headline_map = smap
     out["lpips"] = lpips_fn(pred, gt) if lpips_fn is not None else None
     if protocol.dynamic and mask is not None:
         out["psnr_dyn"] = im.masked_psnr(pred, gt, mask, protocol.data_range)
-        out["ssim_dyn"] = im.masked_mean(ssim_full, mask)
+        out["ssim_dyn"] = im.masked_mean(headline_map, mask)
         has_mask = mask.sum() > 0
         out["lpips_dyn"] = (im.masked_mean(lpips_fn.spatial_map(pred, gt), mask)
                             if lpips_fn is not None and has_mask else None)
@@ -81,21 +112,25 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 
 def evaluate_images(pairs: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
-                    protocol: Protocol, lpips_fn=None, lpips_missing: str | None = None) -> dict:
-    """Metrics block for (name, pred (H,W,3), gt (H,W,3), mask (H,W) or None) tuples.
+                    protocol: Protocol, lpips_fn=None, lpips_missing: str | None = None,
+                    render_bits: Iterable[int] = ()) -> dict:
+    """Metrics block for (name, pred (H,W,3) float, gt (H,W,3) float or uint8, mask (H,W) or None) tuples.
 
-    GT and masks are resized to the render size with the protocol's filters. Aggregates are means
-    over images (dynamic metrics over images whose mask is not empty; infinite PSNR is skipped).
+    The render and GT are brought to what the protocol scores (prepare_render, prepare_gt: size,
+    dtype), masks resized with the protocol's filter. Aggregates are means over images (dynamic
+    metrics over images whose mask is not empty; infinite PSNR is skipped). render_bits: bit
+    depths of the render files read (a list may be filled while ``pairs`` is consumed: it is read
+    last), recorded under ``inputs``; empty for in-memory renders.
     """
     per_image: dict[str, dict] = {}
     any_mask = False
     for name, pred, gt, mask in pairs:
         h, w = pred.shape[:2]
-        gt = match_size(gt, h, w, protocol.gt_resize)
+        gt = prepare_gt(gt, h, w, protocol)
         if mask is not None:
             any_mask = True
             mask = (match_size(mask.astype(np.float32), h, w, protocol.mask_resize) > 0.5).astype(np.float32)
-        per_image[name] = image_metrics(pred, gt, mask, protocol, lpips_fn)
+        per_image[name] = image_metrics(prepare_render(pred, protocol), gt, mask, protocol, lpips_fn)
     if not per_image:
         raise BenchError("evaluation: no test images to evaluate")
     missing = _missing(protocol, lpips_fn, lpips_missing, any_mask)
@@ -108,7 +143,9 @@ def evaluate_images(pairs: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarra
     for values in per_image.values():
         for m in METRICS:
             values.setdefault(m, None)
-    return {"protocol": protocol.to_dict(), "aggregate": aggregate, "per_image": per_image, "missing": missing}
+    return {"protocol": protocol.to_dict(), "conventions": protocol.conventions(),
+            "inputs": {"render_bits": sorted(set(render_bits))}, "aggregate": aggregate,
+            "per_image": per_image, "missing": missing}
 
 
 def _missing(protocol: Protocol, lpips_fn, lpips_missing: str | None, any_mask: bool) -> dict[str, str]:
@@ -159,16 +196,26 @@ def run_target(config: Mapping) -> dict:
     return target
 
 
-def _render_pairs(run_dir: Path, scene, protocol: Protocol):
+def _render_pairs(run_dir: Path, scene, protocol: Protocol, bits: list[int]):
+    """(name, render, GT, mask) per test view; the bit depth of each render file is appended to ``bits``."""
     renders = Path(run_dir) / rundir.TEST_RENDERS
     masks = scene.test.motion_mask if protocol.dynamic else None
     for i, name in enumerate(scene.test.names):
         path = renders / f"{name}.png"
         if not path.is_file():
             raise BenchError(f"{path}: missing render of test view {name!r}")
-        gt = scene.test.images[i].numpy()
+        pred, depth = read_render(path)
+        bits.append(depth)
         mask = masks[i].numpy() if masks is not None else None
-        yield name, read_image(path), gt, mask
+        yield name, pred, _ground_truth(scene.test.images, i, protocol), mask
+
+
+def _ground_truth(images, i: int, protocol: Protocol) -> np.ndarray:
+    """Test image ``i``: the source file read as 8-bit at its own size for ``gt_dtype=uint8`` (the
+    resize happens in prepare_gt), else the loader's float image."""
+    if protocol.gt_dtype == "uint8" and images.sources is not None:
+        return read_gt_8bit(images.sources[i])
+    return images[i].numpy()
 
 
 def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", progress: bool = False) -> dict:
@@ -184,10 +231,11 @@ def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", p
     protocol = get_protocol(spec.protocol).with_lpips_input(lpips_input)
     scene = load_scene(target["dataset"], target["scene"], data_root=target["data_root"])
     lpips_fn, reason = make_lpips(protocol, device)
-    pairs = _render_pairs(run_dir, scene, protocol)
+    bits: list[int] = []
+    pairs = _render_pairs(run_dir, scene, protocol, bits)
     if progress:
         pairs = _with_progress(pairs, len(scene.test.names), f"eval {target['scene']}")
-    return evaluate_images(pairs, protocol, lpips_fn, reason)
+    return evaluate_images(pairs, protocol, lpips_fn, reason, render_bits=bits)
 
 
 def _with_progress(items, total: int, label: str):

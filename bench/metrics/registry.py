@@ -11,21 +11,28 @@ from bench.errors import BenchError
 
 
 class MetricSpec(NamedTuple):
-    """label: short display name; higher_is_better: ranking direction; decimals: digits shown in tables."""
+    """label: short display name; higher_is_better: ranking direction; decimals: digits shown in tables;
+    convention: how it is computed, for table notes and results.json (protocol-dependent parts, such
+    as the LPIPS input range or the SSIM behind ``ssim_dyn``, are recorded per run by the protocol)."""
 
     label: str
     higher_is_better: bool
     decimals: int
+    convention: str
 
 
 METRICS: dict[str, MetricSpec] = {
-    "psnr": MetricSpec("PSNR", True, 2),
-    "ssim": MetricSpec("SSIM", True, 3),
-    "ssim_gauss": MetricSpec("SSIM (Gauss)", True, 3),
-    "lpips": MetricSpec("LPIPS", False, 3),
-    "psnr_dyn": MetricSpec("dyn. PSNR", True, 2),
-    "ssim_dyn": MetricSpec("dyn. SSIM", True, 3),
-    "lpips_dyn": MetricSpec("dyn. LPIPS", False, 3),
+    "psnr": MetricSpec("PSNR", True, 2, "10 log10(1/MSE), data range 1"),
+    "ssim": MetricSpec("SSIM", True, 3, "scikit-image SSIM, 7x7 uniform window, data range 1"),
+    "ssim_gauss": MetricSpec("SSIM (Gauss)", True, 3,
+                             "scikit-image SSIM, 11x11 Gaussian window sigma 1.5, population covariance, data range 1"),
+    "ssim_r2": MetricSpec("SSIM (range 2)", True, 3,
+                          "scikit-image SSIM, 7x7 uniform window, data range 2 (scikit-image < 0.20 on float "
+                          "images without data_range)"),
+    "lpips": MetricSpec("LPIPS", False, 3, "LPIPS AlexNet v0.1"),
+    "psnr_dyn": MetricSpec("dyn. PSNR", True, 2, "PSNR over the test motion mask"),
+    "ssim_dyn": MetricSpec("dyn. SSIM", True, 3, "mean of the headline SSIM map over the test motion mask"),
+    "lpips_dyn": MetricSpec("dyn. LPIPS", False, 3, "mean of the spatial LPIPS map over the test motion mask"),
 }
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import zlib
 
 VARIANT_ORDER = ["full", "no_sparsity", "no_shortcut", "no_densification", "no_unseen_views",
-                 "defocus_kernel", "motion_kernel", "no_blur"]
+                 "defocus_kernel", "motion_kernel", "no_blur", "smooth"]
 
 # Ablation table rows, top to bottom: the paper's "w/o ..." rows, this project's kernel variants, Full last.
 ABLATION_ROWS = {
@@ -19,6 +19,7 @@ ABLATION_ROWS = {
     "defocus_kernel": "defocus kernel only",
     "motion_kernel": "motion kernel only",
     "no_blur": "w/o blur model",
+    "smooth": "w/ motion smoothness",
     "full": "Full",
 }
 

@@ -10,7 +10,9 @@ With several seeds a cell reads "mean ± std" (std over seeds; the seed count in
 the cell where it has fewer). The ablation table adds per scene group the paired difference to the
 reference variant with its 95% interval, * where significant after Holm's correction
 (bench.report.stats). Column groups of a deliberate subset of a dataset's scenes say so:
-"Synthetic, 4 of 5 scenes".
+"Synthetic, 4 of 5 scenes". The SSIM column of a dataset is its protocol's headline variant and
+a footnote names that variant's convention (window, data range); a reported SSIM published in
+another variant carries a dagger and a footnote naming the source's convention.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import numpy as np
 import pandas as pd
 
 from bench.atomic import write_text
+from bench.metrics.image import SSIM_VARIANTS
 from bench.metrics.protocols import headline_ssim
 from bench.metrics.registry import METRICS, arrow
 from bench.report import labels
@@ -34,7 +37,8 @@ LATEX_PREAMBLE = (
     "\\providecommand{\\rankthird}[1]{\\textit{#1}}\n"
 )
 REPORTED_DIR = Path(__file__).resolve().parents[2] / "results" / "published"
-DAGGER_NOTE = "\u2020 reported SSIM uses the source's SSIM variant, not this column's."
+DAGGER = "\u2020"
+NOT_RECORDED = "not recorded (bench eval)"
 
 
 @dataclass
@@ -219,17 +223,16 @@ def _empty(n_rows: int, n_cols: int):
 def _add_reported(table: Table, reported: pd.DataFrame, which: str, keys: list[tuple[str, str]]) -> Table:
     """Append reported rows of ``reported[table == which]``; keys[c] = (dataset, metric) per column."""
     rep = reported[reported["table"] == which]
-    new_rows, new_vals, new_marks = [], [], []
+    new_rows, new_vals, new_marks, substituted = [], [], [], set()
     for row, g in rep.groupby("row", sort=False):
         lookup = {(d, m): v for d, m, v in zip(g.dataset, g.metric, g.value)}
         vals, marks = [], []
         for dataset, metric in keys:
-            v, mark = lookup.get((dataset, metric)), ""
-            if v is None and metric in ("ssim", "ssim_gauss"):
-                other = "ssim_gauss" if metric == "ssim" else "ssim"
-                v, mark = lookup.get((dataset, other)), "\u2020"
+            v, source_metric = _reported_value(lookup, dataset, metric)
+            if source_metric not in (None, metric):
+                substituted.add(source_metric)
             vals.append(np.nan if v is None else float(v))
-            marks.append(mark if v is not None else "")
+            marks.append(DAGGER if source_metric not in (None, metric) else "")
         if not all(math.isnan(v) for v in vals):
             new_rows.append(f"{row} (reported)")
             new_vals.append(vals)
@@ -241,11 +244,30 @@ def _add_reported(table: Table, reported: pd.DataFrame, which: str, keys: list[t
     table.notes += [[""] * len(keys) for _ in new_rows]
     table.marks += new_marks
     table.reported += [True] * len(new_rows)
-    if any("\u2020" in m for ms in new_marks for m in ms):
-        table.footnotes.append(DAGGER_NOTE)
+    if substituted:
+        table.footnotes.append(f"{DAGGER} reported SSIM in the source's convention, not this column's: "
+                               + "; ".join(f"{METRICS[m].label} = {METRICS[m].convention}" for m in sorted(substituted))
+                               + ".")
     sources = ", ".join(sorted(set(rep["source"].dropna())))
     table.footnotes.append(f"(reported): numbers from {sources}; not measured here.")
     return table
+
+
+def _reported_value(lookup: dict, dataset: str, metric: str) -> tuple[float | None, str | None]:
+    """(published value, the metric it was reported as) for a column; an SSIM column takes the
+    source's SSIM variant when the column's own is not published (marked with a dagger)."""
+    if (dataset, metric) in lookup:
+        return lookup[(dataset, metric)], metric
+    for other in (SSIM_VARIANTS if metric in SSIM_VARIANTS else ()):
+        if (dataset, other) in lookup:
+            return lookup[(dataset, other)], other
+    return None, None
+
+
+def convention_notes(metrics) -> list[str]:
+    """One footnote per SSIM variant shown: the convention its measured cells follow."""
+    metrics = set(metrics)
+    return [f"{METRICS[m].label}: {METRICS[m].convention}." for m in SSIM_VARIANTS if m in metrics]
 
 
 def group_label(summary: pd.DataFrame, group: str) -> str:
@@ -277,7 +299,9 @@ def _summary_cell(summary: pd.DataFrame, variant: str, group: str, col: Column, 
     """(scene average, note, ± mark) of a variant in a scene group (a dataset or ``dataset/blur_type``)."""
     hit = summary[(summary.variant == variant) & (summary.group == group) & (summary.metric == col.metric)]
     if hit.empty:
-        return np.nan, "no runs", ""
+        ran = ((summary.variant == variant) & (summary.group == group)).any()
+        # Results written before this metric existed load fine; `bench eval` adds it from the renders.
+        return np.nan, NOT_RECORDED if ran else "no runs", ""
     row = hit.iloc[0]
     if row["missing"]:
         return float(row["value"]), f"missing: {row['missing']}", ""
@@ -311,7 +335,8 @@ def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame |
     values, notes, marks = _fill(columns, variants, lambda v, c, col: _summary_cell(summary, v, keys[c][0], col, most))
     table = Table("main", "Main comparison (mean over scenes of the mean over seeds)", list(variants), columns,
                   values, notes, marks, [False] * len(variants),
-                  _reason_notes(summary, {m for _, m in keys}) + _seed_note(most))
+                  _reason_notes(summary, {m for _, m in keys}) + convention_notes(m for _, m in keys)
+                  + _seed_note(most))
     return _add_reported(table, reported, "main", keys) if reported is not None else table
 
 
@@ -321,7 +346,7 @@ def _delta_cell(stats: pd.DataFrame, summary: pd.DataFrame, variant: str, group:
     if variant == reference:
         return np.nan, "reference", ""
     _, note, _ = _summary_cell(summary, variant, group, col, 1)
-    if note.startswith("missing") or note == "no runs":  # the table's missing marks stay
+    if note.startswith("missing") or note in ("no runs", NOT_RECORDED):  # the table's missing marks stay
         return np.nan, note, ""
     hit = stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == col.metric)]
     if hit.empty:
@@ -359,7 +384,7 @@ def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, 
         return _delta_cell(shown, summary, v, group, col, reference)
 
     values, notes, marks = _fill(columns, variants, cell)
-    foot = _reason_notes(summary, [metric]) + _seed_note(most)
+    foot = _reason_notes(summary, [metric]) + convention_notes([metric]) + _seed_note(most)
     if reference is not None:
         foot.append(interval_note(int(shown.n_seeds.min()), labels.ablation_label(reference)))
     table = Table("ablation", f"Ablation ({METRICS[metric].label}, mean over scenes)",
@@ -406,7 +431,7 @@ def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.Data
             values, notes, marks = _fill(columns, variants, cell)
             tables.append(Table(f"per_scene_{d}_{m}", f"{group_label(summary, d)}: {METRICS[m].label} per scene "
                                 f"(mean over seeds)", list(variants), columns, values, notes, marks,
-                                [False] * len(variants), _seed_note(most)))
+                                [False] * len(variants), convention_notes([m]) + _seed_note(most)))
     return tables
 
 
