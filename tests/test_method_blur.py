@@ -172,8 +172,10 @@ def test_bpnet_shapes_normalisation_and_init(kernel_type, shortcut):
     assert kernels.shape == (2, K * K, 14, 18) and mask.shape == (2, 1, 14, 18)
     assert (kernels >= 0).all() and torch.allclose(kernels.sum(1), torch.ones(2, 14, 18), atol=1e-5)
     assert ((mask > 0) & (mask < 1)).all()
-    # Near-delta kernels and a small mask at the start (documented initialisation).
-    assert 0.85 < kernels[:, centre_index(K)].mean() < 0.95
+    # A small mask at the start; full kernels near a delta (documented initialisation; the
+    # parametric families' mid-range start is tested in test_method_kernels.py).
+    if kernel_type == "full":
+        assert 0.85 < kernels[:, centre_index(K)].mean() < 0.95
     assert 0.05 < mask.mean() < 0.15
 
 

@@ -8,7 +8,8 @@ trunk mixes them; the shortcut concatenates the raw 5-channel input before the h
 Differences from upstream [ours]: the scene-feature CNN is a registered submodule, so it is
 trained and saved with the rest (upstream never optimises it). The heads start near a delta
 kernel with a small mask (see ``_init_heads``) so that the first steps after BP-Net is switched on
-do not disturb a sharp render that already fits the frames. The parametric heads bound their
+do not disturb a sharp render that already fits the frames. The parametric heads start in the
+middle of their size range (see ``_init_heads``) and bound their
 outputs smoothly, radius = (K-1)/2 * sigmoid(x) and length = (K-1) * sigmoid(x), instead of a
 clamped softplus: a clamp has zero gradient past the bound, so pixels that overshoot it once
 would stay stuck at the largest kernel.
@@ -67,12 +68,6 @@ def _uncolumns(x: torch.Tensor, B: int, H: int, W: int) -> torch.Tensor:
     return x.reshape(x.shape[0], B, H, W).transpose(0, 1)
 
 
-def _bounded_logit(value: float, bound: float) -> float:
-    """The pre-activation x with bound * sigmoid(x) = value."""
-    p = value / bound
-    return math.log(p / (1 - p))
-
-
 class BPNet(nn.Module):
     """Blur prediction network.
 
@@ -120,13 +115,16 @@ class BPNet(nn.Module):
         return float(self.kernel_size - 1)
 
     def _init_heads(self, centre: float, mask: float) -> None:
-        """Near-delta kernels and a small mask at the start.
+        """Small kernels (full) or mid-range sizes (parametric) and a small mask at the start.
 
         Small weights keep the outputs nearly uniform over the image while still passing
         gradients to the trunk and the scene CNN. Biases: full -> centre logit so the softmax puts
-        ``centre`` on the centre tap; defocus -> radius r with 4 r / (1 + 4 r) = 1 - centre of the
-        mass on the 4-neighbours; motion -> length (1 - centre) / centre (each end tap
-        gets length / 2), direction (1, 0); mask -> sigmoid^-1(mask).
+        ``centre`` on the centre tap; defocus and motion -> pre-activation 0, i.e. radius
+        ``max_radius / 2`` and length ``max_length / 2`` (direction (1, 0)), where the bounding
+        sigmoid's slope is largest and no size is favoured. ``centre`` applies to ``full`` only: a
+        parametric kernel with that centre weight is a fixed sub-pixel size (radius 0.25 px for
+        centre 0.5), in the sigmoid's flat tail, far below the blur to be learnt; the mask sets
+        how strongly the initial kernel blurs. mask -> sigmoid^-1(mask).
         """
         kk = self.kernel_size * self.kernel_size
         for head in (self.kernel_head, self.mask_head):
@@ -135,11 +133,8 @@ class BPNet(nn.Module):
         with torch.no_grad():
             if self.kernel_type == "full" and kk > 1:
                 self.kernel_head.bias[centre_index(self.kernel_size)] = math.log(centre * (kk - 1) / (1 - centre))
-            elif self.kernel_type == "defocus":
-                self.kernel_head.bias[0] = _bounded_logit((1 - centre) / (4 * centre), self.max_radius)
             elif self.kernel_type == "motion":
                 self.kernel_head.bias[0] = 1.0
-                self.kernel_head.bias[2] = _bounded_logit((1 - centre) / centre, self.max_length)
             self.mask_head.bias.fill_(math.log(mask / (1 - mask)))
 
     def forward(self, frame_index: torch.Tensor, rgb: torch.Tensor, depth: torch.Tensor,

@@ -15,7 +15,10 @@ Families:
   [-length/2, length/2] * direction. Length 0 gives a delta; the kernel is symmetric under a 180°
   rotation because the segment is.
 The centre weight of both parametric families is always 1 before normalisation, so the
-normalisation never divides by zero.
+normalisation never divides by zero. Their weights use :func:`_ramp` (clamp to [0, 1] with the
+right-hand derivative at 0), so a tap entering the kernel passes a gradient: at radius or length 0
+the blur still has a non-zero derivative in that parameter (torch's clamp gives 0 there).
+Only ``full`` has a centre weight of its own (:func:`has_free_centre`).
 """
 
 from __future__ import annotations
@@ -44,8 +47,27 @@ def full_kernel(logits: torch.Tensor) -> torch.Tensor:
     return torch.softmax(logits, dim=1)
 
 
+def has_free_centre(kernel_type: str) -> bool:
+    """Whether the family's centre weight is a parameter of its own (docs/method.md §4-5).
+
+    Only ``full``: its centre logit is free, so the blur-aware sparsity can tie it to the mask.
+    A parametric family's centre weight is a fixed function of its size (the disc's is about
+    1 / (pi (r + 0.5)^2)); the term would pin the size itself (centre >= 0.5 means radius <= 0.25 px,
+    length <= 1 px) and pull it to 0 wherever the reconstruction pulls less, where the mask then
+    loses its gradient too. For those families the mask alone sets the centre share of the blur
+    m * k + (1 - m) * delta, which is the tie that term makes for ``full``.
+    """
+    return kernel_type == "full"
+
+
 def _normalise(weights: torch.Tensor) -> torch.Tensor:
     return weights / weights.sum(dim=1, keepdim=True)
+
+
+def _ramp(x: torch.Tensor) -> torch.Tensor:
+    """clamp(x, 0, 1) with derivative 1 on [0, 1): a tap at the kernel's edge (x = 0) gets the
+    gradient of growing into the kernel, so radius/length 0 is not a stationary point."""
+    return torch.where(x >= 1, torch.ones_like(x), torch.where(x >= 0, x, torch.zeros_like(x)))
 
 
 def defocus_kernel(radius: torch.Tensor, K: int) -> torch.Tensor:
@@ -55,7 +77,7 @@ def defocus_kernel(radius: torch.Tensor, K: int) -> torch.Tensor:
     """
     off = kernel_offsets(K, radius.device, radius.dtype)
     dist = off.norm(dim=-1).view(1, -1, 1, 1)
-    return _normalise((radius + 1 - dist).clamp(0, 1))
+    return _normalise(_ramp(radius + 1 - dist))
 
 
 def motion_kernel(direction: torch.Tensor, length: torch.Tensor, K: int) -> torch.Tensor:
@@ -71,7 +93,7 @@ def motion_kernel(direction: torch.Tensor, length: torch.Tensor, K: int) -> torc
     nearest = along.clamp(min=-half, max=half)  # closest point of the segment, as a coordinate along d
     perp2 = ((off - nearest.unsqueeze(1) * d) ** 2).sum(dim=1)
     dist = torch.sqrt(perp2 + 1e-12)
-    return _normalise((1 - dist).clamp(0, 1))
+    return _normalise(_ramp(1 - dist))
 
 
 class _ShiftedSum(torch.autograd.Function):

@@ -13,7 +13,7 @@ import torch
 
 from bench.method import losses as L
 from bench.method.config import MethodConfig
-from bench.method.kernels import blur_formation
+from bench.method.kernels import blur_formation, has_free_centre
 from bench.method.model import RenderResult
 from bench.method.rng import generator
 from bench.method.run_state import Run
@@ -110,7 +110,9 @@ def loss_terms(cfg: MethodConfig, s: int, t: dict[str, Any], r: RenderResult, sh
     if not t["virtual"] and lw.low_frequency > 0 and s >= cfg.at(lw.low_frequency_start_frac):
         terms["low_freq"] = lw.low_frequency * L.low_frequency_loss(sharp, gt, lw.low_frequency_factor)
     if blur is not None:
-        if lw.blur_sparsity > 0 and s >= cfg.at(lw.blur_sparsity_start_frac):
+        # only a free centre weight can be tied to the mask (kernels.has_free_centre)
+        if lw.blur_sparsity > 0 and has_free_centre(cfg.blur.kernel_type) \
+                and s >= cfg.at(lw.blur_sparsity_start_frac):
             terms["blur_sparsity"] = lw.blur_sparsity * L.blur_aware_sparsity(*blur)
         if lw.mask_sparsity > 0 and s >= cfg.at(lw.mask_sparsity_start_frac):
             terms["mask_sparsity"] = lw.mask_sparsity * L.mask_sparsity(blur[1])
