@@ -51,7 +51,8 @@ class BlurConfig(_Section):
     kernel_type: Literal["full", "defocus", "motion"] = "full"
     shortcut: bool = True
     cnn_width: int = Field(64, ge=1, description="hidden channels of the scene-feature CNN")
-    init_centre: float = Field(0.9, gt=0, lt=1, description="[ours] initial centre weight of the full kernel; the parametric families start mid-range (docs/method.md §3)")
+    init_centre: float = Field(0.9, gt=0, lt=1, description="[ours] initial centre weight of the full kernel; "
+                                                          "the parametric families start mid-range (docs/method.md §3)")
     init_mask: float = Field(0.1, gt=0, lt=1, description="[ours] initial blur mask")
     start_frac: Frac = Field(3500 / 40000, ge=0, le=1, description="BP-Net joins the loss")
     lr: float = Field(5e-4, gt=0)
