@@ -28,7 +28,7 @@ import torch
 import torch.nn as nn
 
 from bench.method.config import MethodConfig
-from bench.method.geometry import quat_to_matrix
+from bench.method.geometry import pixel_centres, quat_to_matrix, unproject
 from bench.method.model import rgb_to_sh_dc
 from bench.method.motion import MotionBases
 from bench.method.rng import generator
@@ -234,9 +234,7 @@ def _dgd_view(views, i: int, c2w: torch.Tensor, bases: MotionBases, dyn_means: t
         pix = pix[pick[:max_points].to(device)]
     K = views.cameras.K[i].to(device)
     z = depth[pix[:, 0], pix[:, 1]]
-    uv1 = torch.stack([pix[:, 1].float(), pix[:, 0].float(), torch.ones_like(z)], dim=-1)
-    cam = (uv1 @ torch.linalg.inv(K).T) * z[:, None]
-    world = cam @ c2w[:3, :3].to(device).T + c2w[:3, 3].to(device)
+    world = unproject(pixel_centres(pix), z, K, c2w.to(device))
     frame = float(views.frame_index[i])
     R, t = bases.transforms(coef, frame)
     moved = (R @ dyn_means[:, :, None]).squeeze(-1) + t

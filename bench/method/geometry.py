@@ -1,8 +1,15 @@
 """Camera and rotation helpers shared by the method's components.
 
 Conventions: quaternions are (w, x, y, z); cameras are pinhole, OpenCV convention (x right,
-y down, z forward); ``c2w`` / ``w2c`` are (4,4) rigid transforms; pixel centres sit at integer
-coordinates (pixel (u, v) covers [u-0.5, u+0.5]), matching the renderer and the loaders.
+y down, z forward); ``c2w`` / ``w2c`` are (4,4) rigid transforms.
+
+Pixel convention (the one definition for the whole method): continuous image coordinates (u, v)
+have their origin at the top-left *corner* of the image; the pixel in column j and row i covers
+[j, j+1) x [i, i+1) and its centre is at (j + 0.5, i + 0.5) (``PIXEL_CENTRE``). This is the
+convention of the renderer (bench.render evaluates Gaussians at j + 0.5), of the synthetic
+generator (rays through j + 0.5), of COLMAP and LLFF intrinsics (principal point W/2 = image
+centre) and of the 2D tracks the loaders return. Go from an integer pixel to coordinates with
+:func:`pixel_centres` / :func:`pixel_grid`, and back with :func:`pixel_index`.
 """
 
 from __future__ import annotations
@@ -86,16 +93,44 @@ def matrix_to_rot6d(R: torch.Tensor) -> torch.Tensor:
     return torch.cat([R[..., :, 0], R[..., :, 1]], dim=-1)
 
 
+PIXEL_CENTRE = 0.5  # offset of a pixel's centre from its integer index (module docstring)
+
+
 def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """(H,W,2) pixel-centre coordinates (u, v)."""
-    v, u = torch.meshgrid(torch.arange(height, device=device, dtype=dtype),
-                          torch.arange(width, device=device, dtype=dtype), indexing="ij")
+    """(H,W,2) pixel-centre coordinates (u, v) = (j + 0.5, i + 0.5) of every pixel."""
+    v, u = torch.meshgrid(torch.arange(height, device=device, dtype=dtype) + PIXEL_CENTRE,
+                          torch.arange(width, device=device, dtype=dtype) + PIXEL_CENTRE, indexing="ij")
     return torch.stack([u, v], dim=-1)
+
+
+def pixel_centres(rows_cols: torch.Tensor, dtype=torch.float32) -> torch.Tensor:
+    """Centre coordinates (M,2) (u, v) of integer pixels given as (M,2) (row i, column j), the
+    order ``torch.nonzero`` returns for an (H,W) mask."""
+    return rows_cols.flip(-1).to(dtype) + PIXEL_CENTRE
+
+
+def pixel_index(uv: torch.Tensor) -> torch.Tensor:
+    """Integer (column, row) (M,2) of the pixel containing each coordinate (M,2) (u, v).
+
+    Not bounds-checked: a coordinate outside the image gives an index outside [0, W) x [0, H).
+    """
+    return torch.floor(uv).long()
+
+
+def unproject(uv: torch.Tensor, z: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor) -> torch.Tensor:
+    """World points (M,3) at z-depth z (M,) along the rays through image coordinates uv (M,2).
+
+    K: (3,3); c2w: (4,4). The inverse of :func:`project` for points in front of the camera.
+    """
+    ones = torch.ones_like(z)
+    rays = torch.stack([uv[:, 0], uv[:, 1], ones], dim=-1) @ torch.linalg.inv(K).T
+    cam = rays * z[:, None]
+    return cam @ c2w[:3, :3].T + c2w[:3, 3]
 
 
 def backproject(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
-    """World points of the pixels selected by ``mask``.
+    """World points of the centres of the pixels selected by ``mask``.
 
     depth: (H,W) z-depth; K: (3,3); c2w: (4,4); mask: (H,W) bool or None (all pixels).
     Returns (M,3) points in row-major pixel order of the selected pixels.
@@ -104,15 +139,11 @@ def backproject(depth: torch.Tensor, K: torch.Tensor, c2w: torch.Tensor,
     uv = pixel_grid(H, W, depth.device, depth.dtype)
     if mask is None:
         mask = torch.ones_like(depth, dtype=torch.bool)
-    uv, z = uv[mask], depth[mask]
-    ones = torch.ones_like(z)
-    rays = torch.stack([uv[:, 0], uv[:, 1], ones], dim=-1) @ torch.linalg.inv(K).T
-    cam = rays * z[:, None]
-    return cam @ c2w[:3, :3].T + c2w[:3, 3]
+    return unproject(uv[mask], depth[mask], K, c2w)
 
 
 def project(points: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Pixel coordinates and z-depth of world points.
+    """Image coordinates (module docstring: a pixel's centre is at j + 0.5) and z-depth of world points.
 
     points: (M,3); K: (3,3); w2c: (4,4). Returns uv (M,2) and z (M,). Points with z <= 0 get
     meaningless uv; callers test z.

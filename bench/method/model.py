@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.method.geometry import backproject
-from bench.method.motion import MotionBases, init_from_flow_or_tracks
+from bench.method.motion import MotionBases, identity_coefficients, init_from_flow_or_tracks
 from bench.method.rng import generator
 
 SH_C0 = 0.28209479177387814  # Y_0^0; colour = SH_C0 * dc + 0.5 for degree 0
@@ -200,6 +200,7 @@ def init_model(scene, cfg, seed: int) -> tuple[GaussianModel, str]:
     bases = MotionBases(B, n_frames)
     coefs = torch.zeros(n, B)
     if cfg.model.motion_init == "identity":
+        coefs[s_pts.shape[0]:] = identity_coefficients(d_pts, B, generator(seed, "motion_init"))
         path = "identity (model.motion_init=identity)"
     elif d_pts.shape[0] > 0:
         init = init_from_flow_or_tracks(bases, d_pts, scene, canonical, seed=seed)

@@ -8,13 +8,15 @@ translations. Canonical space is the space of the canonical frame: ``mean_t = R_
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from bench.method.geometry import matrix_to_quat, matrix_to_rot6d, quat_multiply, rot6d_to_matrix
+from bench.method.geometry import (matrix_to_quat, matrix_to_rot6d, pixel_centres, pixel_index, quat_multiply,
+                                   rot6d_to_matrix, unproject)
 from bench.method.rng import generator
 
 IDENTITY_6D = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
@@ -95,26 +97,37 @@ def init_from_flow_or_tracks(bases: MotionBases, dyn_means: torch.Tensor, scene,
     Trajectories (P,T,3) of dynamic points are clustered (k-means of their velocities) into B
     clusters; each cluster gets a per-frame weighted Kabsch fit from its canonical positions.
     A Gaussian's coefficients put ``own_weight`` of the softmax mass on the cluster of its nearest
-    trajectory. Falls back to identity bases (uniform coefficients) with a reason when the data
-    does not allow a fit. Random subsampling and k-means seeding draw from the run seed's
-    "motion_init" stream (bench.method.rng).
+    trajectory. When the data does not allow a fit, the bases stay at the identity and the
+    coefficients come from :func:`identity_coefficients`, with the reason in ``detail``. Random
+    subsampling and k-means seeding draw from the run seed's "motion_init" stream
+    (bench.method.rng).
     """
-    views = scene.train
-    T = len(views)
+    T = len(scene.train)
     if bases.num_frames != T or not 0 <= canonical_frame < T:
         raise ValueError(f"bases for {bases.num_frames} frames / canonical frame {canonical_frame} "
                          f"do not match {T} training views")
-    uniform = torch.zeros(dyn_means.shape[0], bases.num_bases, device=dyn_means.device)
-    if views.depth is None or views.motion_mask is None:
-        return MotionInit(uniform, "identity", "no training depth or motion masks")
-    if dyn_means.shape[0] == 0:
-        return MotionInit(uniform, "identity", "no dynamic Gaussians")
     gen = generator(seed, "motion_init")
-    extras = scene.extras
+    fitted = _fit_to_correspondences(bases, dyn_means, scene, canonical_frame, gen, max_points=max_points,
+                                     min_trajectories=min_trajectories, own_weight=own_weight)
+    if isinstance(fitted, MotionInit):
+        return fitted
+    return MotionInit(identity_coefficients(dyn_means, bases.num_bases, gen), "identity", fitted)
+
+
+def _fit_to_correspondences(bases: MotionBases, dyn_means: torch.Tensor, scene, canonical_frame: int,
+                            gen: torch.Generator, *, max_points: int, min_trajectories: int,
+                            own_weight: float) -> MotionInit | str:
+    """The fit of :func:`init_from_flow_or_tracks`, or the reason (str) why the data allows none."""
+    views, extras = scene.train, scene.extras
+    T = len(views)
+    if views.depth is None or views.motion_mask is None:
+        return "no training depth or motion masks"
+    if dyn_means.shape[0] == 0:
+        return "no dynamic Gaussians"
     if extras.tracks is not None and extras.tracks.shape[1] != T:
-        return MotionInit(uniform, "identity", f"tracks cover {extras.tracks.shape[1]} frames, not {T}")
+        return f"tracks cover {extras.tracks.shape[1]} frames, not {T}"
     if extras.tracks is None and extras.flow_fwd is not None and extras.flow_fwd.shape[0] != T - 1:
-        return MotionInit(uniform, "identity", f"{extras.flow_fwd.shape[0]} flow fields for {T} frames")
+        return f"{extras.flow_fwd.shape[0]} flow fields for {T} frames"
     if extras.tracks is not None:
         traj, vis = _trajectories_from_tracks(extras.tracks, views, canonical_frame)
         path = "tracks"
@@ -122,10 +135,9 @@ def init_from_flow_or_tracks(bases: MotionBases, dyn_means: torch.Tensor, scene,
         traj, vis = _trajectories_from_flow(extras, views, canonical_frame, max_points, gen)
         path = "flow"
     else:
-        return MotionInit(uniform, "identity", "dataset has neither 2D tracks nor optical flow")
+        return "dataset has neither 2D tracks nor optical flow"
     if traj.shape[0] < min_trajectories:
-        return MotionInit(uniform, "identity",
-                          f"only {traj.shape[0]} dynamic {path} trajectories with depth (< {min_trajectories})")
+        return f"only {traj.shape[0]} dynamic {path} trajectories with depth (< {min_trajectories})"
     if traj.shape[0] > max_points:
         keep = torch.randperm(traj.shape[0], generator=gen)[:max_points]
         traj, vis = traj[keep], vis[keep]
@@ -139,22 +151,48 @@ def init_from_flow_or_tracks(bases: MotionBases, dyn_means: torch.Tensor, scene,
     return MotionInit(coef, path, f"{traj.shape[0]} trajectories, {used} clusters fitted")
 
 
+# Share of the softmax mass a Gaussian starts with on its own spatial cluster's basis. Below 1 so
+# that the coefficient gradient reaches every basis; docs/method.md §2 has the measured choice.
+CLUSTER_OWN_WEIGHT = 0.95
+
+
+def identity_coefficients(dyn_means: torch.Tensor, num_bases: int, gen: torch.Generator) -> torch.Tensor:
+    """Coefficient logits (N,B) for identity bases that let training learn distinct motions.
+
+    Identity bases with equal coefficients are an exactly symmetric start: every basis moves the
+    same, so the coefficient gradient is zero (up to rounding) and all bases get the same gradient
+    for the whole run. Instead the canonical means dyn_means (N,3) are split into min(B, N) spatial clusters by
+    k-means (seeded from ``gen``) and each Gaussian puts ``CLUSTER_OWN_WEIGHT`` of its mass on its
+    cluster's basis: each basis then learns the motion of one region, and regions that move alike
+    can still share a basis through the coefficients.
+    """
+    n = dyn_means.shape[0]
+    if n == 0 or num_bases == 1:
+        return torch.zeros(n, num_bases, device=dyn_means.device)
+    labels = kmeans(dyn_means.detach().cpu().float(), min(num_bases, n), gen)
+    return soft_one_hot(labels.to(dyn_means.device), num_bases, CLUSTER_OWN_WEIGHT)
+
+
 def coefficients_from_labels(points: torch.Tensor, anchors: torch.Tensor, labels: torch.Tensor,
                              num_bases: int, own_weight: float = 0.99) -> torch.Tensor:
     """Coefficient logits (N,B) putting ``own_weight`` of the mass on the nearest anchor's cluster.
 
     points (N,3), anchors (P,3), labels (P,) long in [0,B).
     """
+    nearest = _nearest(points, anchors)
+    return soft_one_hot(labels.to(points.device)[nearest], num_bases, own_weight)
+
+
+def soft_one_hot(labels: torch.Tensor, num_bases: int, own_weight: float) -> torch.Tensor:
+    """Logits (N,B) whose softmax puts ``own_weight`` on basis labels[i] (N,) and the rest evenly."""
     if not 0 < own_weight < 1:
         raise ValueError(f"own_weight must be in (0, 1), got {own_weight}")
-    nearest = _nearest(points, anchors)
-    own = labels.to(points.device)[nearest]
     if num_bases == 1:
-        return torch.zeros(points.shape[0], 1, device=points.device)
+        return torch.zeros(labels.shape[0], 1, device=labels.device)
     # softmax gives own_weight to one logit when it exceeds the others by this gap.
-    gap = torch.log(torch.tensor(own_weight * (num_bases - 1) / (1 - own_weight)))
-    logits = torch.zeros(points.shape[0], num_bases, device=points.device)
-    logits[torch.arange(points.shape[0]), own] = gap.item()
+    gap = math.log(own_weight * (num_bases - 1) / (1 - own_weight))
+    logits = torch.zeros(labels.shape[0], num_bases, device=labels.device)
+    logits[torch.arange(labels.shape[0]), labels] = gap
     return logits
 
 
@@ -282,26 +320,23 @@ def robust_rigid_fit(src: torch.Tensor, dst: torch.Tensor, vis: torch.Tensor,
 
 
 def _sample_nearest(img: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Nearest-pixel lookup (no blending across depth edges). img (H,W,...), uv (M,2).
+    """Value of the pixel containing each coordinate (no blending across depth edges).
 
-    Returns values (M,...) and in-bounds (M,) bool.
+    img (H,W,...), uv (M,2) image coordinates (bench.method.geometry convention). Returns values
+    (M,...) and in-bounds (M,) bool.
     """
     H, W = img.shape[:2]
-    ui, vi = uv[:, 0].round().long(), uv[:, 1].round().long()
+    ui, vi = pixel_index(uv).unbind(-1)
     inside = (ui >= 0) & (ui < W) & (vi >= 0) & (vi < H)
     return img[vi.clamp(0, H - 1), ui.clamp(0, W - 1)], inside
 
 
 def _lift(uv: torch.Tensor, ok: torch.Tensor, views, t: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """World points (M,3) of pixel positions uv (M,2) at frame t, and validity (M,) bool."""
-    depth = views.depth[t]
-    z, inside = _sample_nearest(depth, uv)
+    """World points (M,3) of image coordinates uv (M,2) at frame t, and validity (M,) bool."""
+    z, inside = _sample_nearest(views.depth[t], uv)
     ok = ok & inside & (z > 0)
-    K = views.cameras.K[t]
     c2w = torch.linalg.inv(views.cameras.w2c[t])
-    rays = torch.cat([uv, torch.ones_like(uv[:, :1])], dim=1) @ torch.linalg.inv(K).T
-    pts = (rays * z[:, None]) @ c2w[:3, :3].T + c2w[:3, 3]
-    return pts, ok
+    return unproject(uv, z, views.cameras.K[t], c2w), ok
 
 
 def _trajectories_from_tracks(tracks: torch.Tensor, views, canonical: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -337,7 +372,7 @@ def _trajectories_from_flow(extras, views, canonical: int, max_points: int,
     pix = torch.nonzero((mask > 0.5) & (depth > 0))  # (M,2) rows v, u
     if pix.shape[0] > max_points:
         pix = pix[torch.randperm(pix.shape[0], generator=gen)[:max_points]]
-    uv0 = pix.flip(1).float()
+    uv0 = pixel_centres(pix)
     traj = torch.zeros(uv0.shape[0], T, 3)
     vis = torch.zeros(uv0.shape[0], T, dtype=torch.bool)
     traj[:, canonical], vis[:, canonical] = _lift(uv0, torch.ones(uv0.shape[0], dtype=torch.bool), views, canonical)
@@ -358,10 +393,14 @@ def _trajectories_from_flow(extras, views, canonical: int, max_points: int,
 
 
 def _sample_bilinear(img: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """Bilinear lookup of img (H,W,C) at pixel positions uv (M,2); returns (M,C), in-bounds (M,)."""
+    """Bilinear lookup of img (H,W,C) at image coordinates uv (M,2); returns (M,C), in-bounds (M,).
+
+    grid_sample with align_corners=False puts -1 and 1 on the image's outer edges, which is the
+    corner-origin convention of bench.method.geometry: u / W maps straight to [0, 1].
+    """
     H, W = img.shape[:2]
-    grid = torch.stack([(uv[:, 0] + 0.5) / W * 2 - 1, (uv[:, 1] + 0.5) / H * 2 - 1], dim=-1)
+    grid = torch.stack([uv[:, 0] / W * 2 - 1, uv[:, 1] / H * 2 - 1], dim=-1)
     out = F.grid_sample(img.permute(2, 0, 1)[None], grid[None, None], mode="bilinear",
                         padding_mode="border", align_corners=False)
-    inside = (uv[:, 0] >= -0.5) & (uv[:, 0] <= W - 0.5) & (uv[:, 1] >= -0.5) & (uv[:, 1] <= H - 0.5)
+    inside = (uv[:, 0] >= 0) & (uv[:, 0] <= W) & (uv[:, 1] >= 0) & (uv[:, 1] <= H)
     return out[0, :, 0].T, inside

@@ -16,7 +16,8 @@ import cv2
 import numpy as np
 import torch
 
-from bench.method.geometry import backproject, matrix_to_quat, project, quat_to_matrix, rigid_inverse, slerp_quat
+from bench.method.geometry import (PIXEL_CENTRE, backproject, matrix_to_quat, project, quat_to_matrix,
+                                   rigid_inverse, slerp_quat)
 
 KINDS = ("mid_from_prev", "mid_from_next", "perp_plus", "perp_minus")
 
@@ -63,8 +64,11 @@ def forward_warp(image: torch.Tensor, depth: torch.Tensor, K_src: torch.Tensor, 
     uv, z = project(pts, K_dst, w2c_dst)
     front = z > 1e-6
     uv, z, cols = uv[front], z[front], cols[front]
-    base = torch.floor(uv)
-    frac = uv - base
+    # Bilinear weights between pixel centres: in index units (centre of pixel j at j) a source
+    # pixel centre that lands on a destination centre gives that one pixel all its weight.
+    pos = uv - PIXEL_CENTRE
+    base = torch.floor(pos)
+    frac = pos - base
     idx, wts = [], []
     for dx in (0, 1):
         for dy in (0, 1):
