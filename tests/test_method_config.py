@@ -40,7 +40,7 @@ def test_release_defaults_match_method_md():
     assert (L.se3_smoothness, L.track_smoothness, L.z_acceleration) == (0, 0, 0)
     d = cfg.densify
     assert (d.grad_threshold, d.prune_opacity, d.dgd_opacity, d.dgd_points_per_view) == (2e-4, 0.005, 0.7, 1000)
-    assert d.dgd and d.enabled and cfg.unseen.enabled and cfg.unseen.perpendicular_offset == 0.5
+    assert d.dgd and d.enabled and cfg.unseen.enabled and cfg.unseen.perpendicular_offset_depth == 0.03
     # Learning rates.
     o = cfg.optim
     assert o.eps == 1e-15

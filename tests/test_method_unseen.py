@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from bench.method.geometry import matrix_to_quat, quat_to_matrix, rigid_inverse
-from bench.method.unseen import KINDS, build_virtual_views, forward_warp, inpaint_holes, midpoint_pose
+from bench.method.unseen import (KINDS, build_virtual_views, forward_warp, inpaint_holes, inpainted_share,
+                                 midpoint_pose, scene_offset)
 
 H, W, F_PX = 12, 20, 10.0
 K = torch.tensor([[F_PX, 0, W / 2], [0, F_PX, H / 2], [0, 0, 1]])
@@ -99,3 +100,32 @@ def test_build_virtual_views_layout():
     # the mid view warped from frame 0 shows the mask shifted 0.2 px: still the same block
     assert torch.equal(views.motion_mask[0], masks[0])
     assert (views.images >= 0).all() and (views.images <= 1).all()
+
+
+def test_scene_offset_is_a_fraction_of_the_median_valid_depth():
+    depths = torch.zeros(2, H, W)
+    depths[0, :, : W // 2] = 2.0
+    depths[1, :, : W // 2] = 4.0
+    depths[1, 0, 0] = 100.0  # one outlier moves the median, not the mean
+    offset, median = scene_offset(depths, 0.05)
+    # 120 valid pixels at 2, 119 at 4, one at 100; the invalid (0) half is ignored
+    assert median == 2.0 and offset == pytest.approx(0.1)
+    scaled, scaled_median = scene_offset(depths * 3.0, 0.05)
+    assert scaled == pytest.approx(3.0 * offset) and scaled_median == pytest.approx(3.0 * median)
+    with pytest.raises(ValueError, match="valid training depth"):
+        scene_offset(torch.zeros(1, H, W), 0.05)
+
+
+def test_inpainted_share_per_kind_grows_with_the_side_offset():
+    N = 2
+    c2w = torch.eye(4).repeat(N, 1, 1)
+    c2w[1, 0, 3] = 0.2
+    images = ramp_image().expand(N, H, W, 3).clone()
+    depths = torch.full((N, H, W), 5.0)
+    masks = torch.zeros(N, H, W)
+    small = inpainted_share(build_virtual_views(c2w, K, images, depths, masks, offset=0.5))
+    large = inpainted_share(build_virtual_views(c2w, K, images, depths, masks, offset=1.5))
+    assert set(small) == set(KINDS)
+    # +-0.5 along y at depth 5 = 1 px of 12 rows uncovered; +-1.5 = 3 rows
+    assert small["perp_plus"] == pytest.approx(1 / H) and large["perp_plus"] == pytest.approx(3 / H)
+    assert small["mid_from_prev"] == large["mid_from_prev"]

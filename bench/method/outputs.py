@@ -17,12 +17,14 @@ from bench import rundir
 from bench.atomic import write_bytes, write_json
 from bench.method.run_state import Run
 from bench.method.step import forward, sh_degree, train_view
+from bench.method.unseen import inpainted_share
 from bench.provenance import peak_memory_bytes
 
 
-def png_bytes(img: torch.Tensor) -> bytes:
-    """PNG encoding of a float (H,W,3) RGB or (H,W) image in [0,1] (8-bit)."""
-    arr = np.clip(np.round(img.detach().float().cpu().numpy() * 255.0), 0, 255).astype(np.uint8)
+def png_bytes(img: torch.Tensor, bits: int = 8) -> bytes:
+    """PNG encoding of a float (H,W,3) RGB or (H,W) image in [0,1], 8 or 16 bits per channel."""
+    top, dtype = (255.0, np.uint8) if bits == 8 else (65535.0, np.uint16)
+    arr = np.clip(np.round(img.detach().float().cpu().numpy() * top), 0, top).astype(dtype)
     if arr.ndim == 3:
         arr = np.ascontiguousarray(arr[..., ::-1])  # OpenCV writes BGR
     ok, buf = cv2.imencode(".png", arr)
@@ -54,7 +56,9 @@ def write_renders(run: Run) -> None:
     for j, name in enumerate(d["test_names"]):
         r = run.model.render(d["test_K"][j], d["test_w2c"][j], d["test_W"], d["test_H"],
                              int(d["test_frame"][j]), sh_degree=sh_degree(cfg, cfg.train.steps), backend=run.backend)
-        write_bytes(out_test / f"{name}.png", png_bytes(r.rgb.clamp(0, 1)))
+        # 16-bit: protocols that score the float render (docs/datasets.md §Protocols) lose nothing to
+        # quantisation; those that score a saved 8-bit image round it themselves.
+        write_bytes(out_test / f"{name}.png", png_bytes(r.rgb.clamp(0, 1), bits=16))
     for i in train_view_indices(d["n"], cfg.train.num_train_renders):
         _write_train_view(run, i)
     if run.bpnet is None:
@@ -79,6 +83,14 @@ def _write_train_view(run: Run, i: int) -> None:
                                                          mask=mask[0, 0].cpu().numpy().astype("float32")))
 
 
+def _unseen_summary(virtual) -> dict | None:
+    """The virtual views a run trained on: count, side offset (scene units), inpainted share per kind."""
+    if virtual is None:
+        return None
+    return {"count": len(virtual), "offset": round(virtual.offset, 6),
+            "inpainted_share": {k: round(v, 4) for k, v in inpainted_share(virtual).items()}}
+
+
 def write_summary(run: Run) -> dict:
     """train_summary.json: steps, time, peak memory, where it ran, init path, final figures."""
     peak = peak_memory_bytes(run.device.type == "cuda")
@@ -96,6 +108,7 @@ def write_summary(run: Run) -> dict:
         "num_dynamic": run.model.num_dynamic,
         "final_train_psnr": float(rows[-1]["train_psnr"]) if rows else None,
         "final_loss": float(rows[-1]["loss"]) if rows else None,
+        "unseen_views": _unseen_summary(run.virtual),
         "method": run.record["method"], "dataset": run.record["dataset"], "scene": run.record["scene"],
         "seed": run.record["seed"], "profile": run.record["profile"], "config_hash": run.record["config_hash"],
     }

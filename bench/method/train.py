@@ -41,10 +41,10 @@ from bench.method.rng import global_stream
 from bench.method.run_state import Run
 from bench.method.step import chw, forward, target
 from bench.method.true_blur import TrueBlur
-from bench.method.unseen import VirtualViews, build_virtual_views
+from bench.method.unseen import VirtualViews, build_virtual_views, inpainted_share, scene_offset
 from bench.render.gsplat_ext import require_extension
 
-CURVE_FIELDS = ["step", *CURVE_TERMS, "train_psnr", "num_gaussians", "elapsed_s"]
+CURVE_FIELDS = ["step", *CURVE_TERMS, "train_psnr", *rundir.COUNT_FIELDS, "elapsed_s"]
 
 
 def train(run_dir, *, method: str, dataset: str, scene: str, seed: int = 0, profile: str | None = None,
@@ -144,12 +144,15 @@ def _build_virtual(run: Run) -> VirtualViews | None:
         run.log("unseen views: skipped (need motion masks and at least two training frames)")
         return None
     c2w = torch.linalg.inv(d["w2c"].double()).float()  # inverted in float64 for accuracy
+    fraction = run.cfg.unseen.perpendicular_offset_depth
+    offset, median = scene_offset(d["depth"].cpu(), fraction)
     v = build_virtual_views(c2w.cpu(), d["K"].cpu(), d["images"].cpu(), d["depth"].cpu(), d["mask"].cpu(),
-                            offset=run.cfg.unseen.perpendicular_offset, inpaint_radius=run.cfg.unseen.inpaint_radius)
+                            offset=offset, inpaint_radius=run.cfg.unseen.inpaint_radius)
     for name in ("w2c", "K", "images", "motion_mask"):
         setattr(v, name, getattr(v, name).to(run.device))
-    holes = 1.0 - v.valid.float().mean().item()
-    run.log(f"unseen views: {len(v)} virtual views, {holes:.1%} of their pixels inpainted")
+    share = ", ".join(f"{k} {h:.1%}" for k, h in inpainted_share(v).items())
+    run.log(f"unseen views: {len(v)} virtual views, side offset {offset:.4f} scene units ({fraction:g} x median "
+            f"depth {median:.3f}); inpainted share: {share}")
     return v
 
 
@@ -224,7 +227,9 @@ def _loop(run: Run, progress: bool) -> None:
             run.curves.add(values)
             bar.update(run.step, values, run.model.num_gaussians)
             if run.step % cfg.train.log_every == 0 or run.step == total:
-                rows.append(run.curves.row(run.step, run.model.num_gaussians, run.elapsed_s))
+                counts = {"num_gaussians": run.model.num_gaussians, "num_dynamic": run.model.num_dynamic,
+                          "grown": run.densify.totals["grown"], "pruned": run.densify.totals["pruned"]}
+                rows.append(run.curves.row(run.step, counts, run.elapsed_s))
                 rundir.write_curves(run.run_dir, rows, CURVE_FIELDS)
             if run.step % cfg.train.checkpoint_every == 0 or run.step == total:
                 save_checkpoint(run)

@@ -5,7 +5,12 @@ the midpoint pose (rotation slerp, camera centre mean), one warped from frame i 
 frame i+1, and two "perpendicular" views at frame i's pose shifted by +-``offset`` scene units
 along the direction orthogonal to frame i's optical axis and to the trajectory (c_{i+1} - c_i),
 warped from frame i. Holes are filled with OpenCV's Telea inpainting ([ours], upstream uses LaMa).
-The offset is in the loader's scaled scene units.
+
+[ours] The trainer sets ``offset`` relative to the scene (:func:`scene_offset`): a fraction of the
+training frames' median depth, so that the side views' parallax (offset / depth, in radians) and
+with it their disoccluded, inpainted share does not depend on how a loader scaled the scene.
+Upstream's 0.5 is in its own normalised units; in ours it was 0.13-0.18 x the median depth and left
+26-53% of the side views' pixels to inpainting (docs/method.md §7).
 """
 
 from __future__ import annotations
@@ -29,7 +34,8 @@ class VirtualViews:
     w2c (V,4,4), K (V,3,3); images (V,H,W,3) float32 in [0,1] (inpainted); motion_mask (V,H,W)
     float32 in {0,1} (warped, then inpainted); valid (V,H,W) bool: pixels that received warped
     colour (False = inpainted hole); source_frame (V,) long: the training view each was warped
-    from (its time and camera embedding are reused); kind: one of KINDS per view.
+    from (its time and camera embedding are reused); kind: one of KINDS per view; offset: the
+    perpendicular views' shift in scene units.
     """
 
     w2c: torch.Tensor
@@ -39,6 +45,7 @@ class VirtualViews:
     valid: torch.Tensor
     source_frame: torch.Tensor
     kind: list[str]
+    offset: float
 
     def __len__(self) -> int:
         return self.w2c.shape[0]
@@ -134,6 +141,25 @@ def perpendicular_direction(c2w: torch.Tensor, c2w_next: torch.Tensor) -> torch.
     return d / d.norm()
 
 
+def scene_offset(depths: torch.Tensor, fraction: float) -> tuple[float, float]:
+    """(offset in scene units, median depth): ``fraction`` x the median of the valid (> 0) depths.
+
+    depths (N,H,W) z-depth of the training frames (0 = invalid).
+    """
+    valid = depths[depths > 0]
+    if valid.numel() == 0:
+        raise ValueError("virtual views need valid training depth")
+    median = float(valid.float().median())
+    return fraction * median, median
+
+
+def inpainted_share(views: "VirtualViews") -> dict[str, float]:
+    """The fraction of pixels filled by inpainting (not warped), per view kind present."""
+    holes = ~views.valid
+    return {k: float(holes[[i for i, kind in enumerate(views.kind) if kind == k]].float().mean())
+            for k in KINDS if k in views.kind}
+
+
 def build_virtual_views(c2w: torch.Tensor, K: torch.Tensor, images: torch.Tensor, depths: torch.Tensor,
                         masks: torch.Tensor, *, offset: float = 0.5, inpaint_radius: int = 3,
                         progress=None) -> VirtualViews:
@@ -175,4 +201,5 @@ def build_virtual_views(c2w: torch.Tensor, K: torch.Tensor, images: torch.Tensor
         w2c=torch.stack(out_w2c), K=torch.stack([p[3] for p in plans]), images=torch.stack(out_img),
         motion_mask=torch.stack(out_mask), valid=torch.stack(out_valid),
         source_frame=torch.tensor([p[1] for p in plans], dtype=torch.long), kind=[p[0] for p in plans],
+        offset=float(offset),
     )
