@@ -9,7 +9,7 @@
       .lock                  held (fcntl) by the process training the run; its text names the holder
       log.txt                the run's log (which init path was taken, warnings, errors)
       checkpoints/step_NNNNNNN.pt   atomic checkpoints; the highest step is resumed from
-      renders/test/<name>.png       sharp renders of every test view (final step)
+      renders/test/<name>.png       sharp renders of every test view (final step), 16-bit RGB
       renders/train/<name>_blurred.png, <name>_sharp.png, <name>_mask.png   a few training views
       renders/train/<name>_kernels.npz   predicted kernels (H,W,K,K) and blur mask (H,W) of those views
       curves.csv             one row per logged step: step, loss terms, train_psnr, elapsed_s
@@ -60,9 +60,12 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
 
 
 # -- curves.csv: one row per logged step; columns step, the loss terms, train_psnr,
-# num_gaussians, elapsed_s (the writer's ``fields``, in that order) -----------------------------
+# num_gaussians, num_dynamic, grown, pruned, elapsed_s (the writer's ``fields``, in that order) ----
 
 CurveRow = dict[str, float]
+# Gaussian counts at a logged step: the total and the dynamic ones then, and the Gaussians added by
+# densification (clone/split/DGD) and pruned since the start.
+COUNT_FIELDS = ("num_gaussians", "num_dynamic", "grown", "pruned")
 
 
 def _number(text: str) -> float:

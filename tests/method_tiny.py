@@ -13,6 +13,7 @@ import torch
 import bench.method.train as T
 from bench import rundir
 from bench.data.scene import Cameras, LazyImages, Scene, Views
+from bench.method.geometry import pixel_grid
 
 W, H, N = 48, 32, 5
 FOCAL = 40.0
@@ -26,7 +27,8 @@ def _checker(u: torch.Tensor, v: torch.Tensor, cell: float, a, b) -> torch.Tenso
 
 def _render(c2w: torch.Tensor, t: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Ray-cast a checkered wall at z=3 and a square at z=2 moving along x. -> rgb, depth, mask."""
-    v, u = torch.meshgrid(torch.arange(H, dtype=torch.float32), torch.arange(W, dtype=torch.float32), indexing="ij")
+    grid = pixel_grid(H, W)  # rays through pixel centres, as the renderer samples them
+    u, v = grid[..., 0], grid[..., 1]
     dirs = torch.stack([(u - W / 2) / FOCAL, (v - H / 2) / FOCAL, torch.ones_like(u)], -1) @ c2w[:3, :3].T
     o = c2w[:3, 3]
     s_wall = (3.0 - o[2]) / dirs[..., 2]
@@ -84,7 +86,7 @@ SMALL = {
     "blur.kernel_size": 5, "blur.cnn_width": 8, "blur.start_frac": 0.25,
     "model.init_static_points": 600, "model.init_dynamic_points": 150, "model.num_motion_bases": 4,
     "densify.dgd_points_per_view": 20, "densify.max_gaussians": 900,
-    "densify.opacity_reset_every_frac": 1.0, "unseen.perpendicular_offset": 0.1,
+    "densify.opacity_reset_every_frac": 1.0, "unseen.perpendicular_offset_depth": 0.03,
 }
 
 

@@ -159,3 +159,53 @@ def test_dgd_samples_at_most_the_cap_and_handles_no_dynamic_gaussians():
     assert torch.allclose(rows["log_scales"].exp(), torch.full((6, 3), 0.5 * math.sqrt(15 / 6)))
     empty = dynamic_gaussian_densification(views, bases, torch.zeros(0, 3), torch.zeros(0, 2))
     assert all(v.shape[0] == 0 for v in empty.values())
+
+
+def strategy(max_gaussians, cap_schedule, initial=400, extent=1.0):
+    from bench.method.config import resolve_config
+    from bench.method.densify import DensifyStrategy
+
+    cfg = resolve_config(overrides={"train.steps": 1000, "densify.start_frac": 0.1, "densify.end_frac": 0.5,
+                                    "densify.max_gaussians": max_gaussians, "densify.cap_schedule": cap_schedule})
+    return DensifyStrategy(cfg, initial, "cpu", extent, 0, lambda _: None)
+
+
+def test_linear_cap_schedule_spreads_the_budget_over_the_window():
+    lin, const = strategy(1000, "linear"), strategy(1000, "constant")
+    # window: steps 100..500; the linear cap rises from the initial 400 to 1000
+    assert [lin.budget(s) for s in (0, 100, 300, 500, 900)] == [400, 400, 700, 1000, 1000]
+    assert [const.budget(s) for s in (0, 300, 900)] == [1000, 1000, 1000]
+    assert strategy(0, "linear").budget(300) == 0  # no cap: unlimited in both schedules
+
+
+def test_growth_threshold_lets_only_the_budgets_room_grow():
+    st = strategy(1000, "linear", initial=600)
+    st.stats["grad2d"] = torch.linspace(1e-3, 2e-3, 600)
+    st.stats["count"] = torch.ones(600)
+    # at step 300 the budget is 800: 200 of the 600 above the release threshold may grow
+    threshold = st.growth_threshold(600, 300)
+    assert int((st.stats["grad2d"] > threshold).sum()) == 200
+    assert st.growth_threshold(800, 300) == math.inf  # budget reached: nothing grows
+    assert int((st.stats["grad2d"] > st.growth_threshold(600, 500)).sum()) == 400  # the full cap at the end
+    assert st.growth_threshold(200, 500) == st.cfg.densify.grad_threshold  # room for all 600
+    st.totals["dgd"] = 100  # DGD's Gaussians do not take adaptive density control's room
+    assert int((st.stats["grad2d"] > st.growth_threshold(600, 500)).sum()) == 500
+
+
+def test_strategy_totals_follow_densification_and_survive_a_resume():
+    st = strategy(0, "constant", initial=6, extent=10.0)
+    params, optimizer, _ = make_gaussians()
+    st.stats = make_gaussians()[2]
+    st.cfg.densify.grad_threshold = 1e-4
+
+    class Model:  # the two attributes the strategy reads
+        pass
+
+    model = Model()
+    model.params, model.num_gaussians = params, 6
+    st.cfg.densify.dgd = False
+    st.step_post_optimizer(model, optimizer, None, 201)  # a densification round (every 3 steps)
+    assert st.totals == {"grown": 2, "pruned": 2, "dgd": 0}  # one clone, one split (net +1 each); transparent and huge pruned
+    again = strategy(0, "constant", initial=99)
+    again.load_state_dict(st.state_dict())
+    assert again.totals == st.totals and again.initial == 6

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -28,8 +29,8 @@ def test_full_run_writes_every_output_and_lowers_loss(tiny, tmp_path):
         "full", "tiny", "square", 3, "cpu")
     assert cfg["config"]["train"]["steps"] == 40 and cfg["config"]["blur"]["kernel_size"] == 5
     assert rundir.latest_checkpoint(run) == rundir.checkpoint_path(run, 40)
-    for name in tiny.test.names:
-        assert (run / rundir.TEST_RENDERS / f"{name}.png").is_file()
+    for name in tiny.test.names:  # 16-bit, so float-render protocols lose nothing to quantisation
+        assert cv2.imread(str(run / rundir.TEST_RENDERS / f"{name}.png"), cv2.IMREAD_UNCHANGED).dtype == np.uint16
     for i in train_view_indices(N, 2):
         stem = run / rundir.TRAIN_RENDERS / tiny.train.names[i]
         for suffix in ("_sharp.png", "_blurred.png", "_mask.png", "_kernels.npz"):
@@ -40,6 +41,12 @@ def test_full_run_writes_every_output_and_lowers_loss(tiny, tmp_path):
     rows = curves(run)
     assert [int(r["step"]) for r in rows] == list(range(5, 41, 5))
     assert {"loss", "rec", "depth", "dyn_mask", "train_psnr", "elapsed_s"} <= set(rows[0])
+    # the counts follow densification: added and pruned since the start, never decreasing
+    for key in ("grown", "pruned"):
+        values = [int(r[key]) for r in rows]
+        assert values == sorted(values)
+    assert int(rows[-1]["grown"]) > 0  # DGD at least
+    assert all(int(r["num_gaussians"]) >= int(r["num_dynamic"]) > 0 for r in rows)
     assert float(rows[-1]["loss"]) < float(rows[0]["loss"])
     assert float(rows[-1]["train_psnr"]) > float(rows[0]["train_psnr"])
     on_disk = json.loads((run / rundir.TRAIN_SUMMARY).read_text())
@@ -47,6 +54,9 @@ def test_full_run_writes_every_output_and_lowers_loss(tiny, tmp_path):
     for key in ("steps", "wall_time_s", "peak_memory_bytes", "device", "backend", "motion_init", "num_gaussians"):
         assert key in on_disk
     assert on_disk["steps"] == 40 and on_disk["device"] == "cpu" and on_disk["backend"] == "torch"
+    unseen = on_disk["unseen_views"]
+    assert unseen["count"] == 4 * (N - 1) and unseen["offset"] > 0
+    assert set(unseen["inpainted_share"]) == {"mid_from_prev", "mid_from_next", "perp_plus", "perp_minus"}
     assert on_disk["motion_init"].startswith("identity")  # the tiny scene has neither tracks nor flow
     log = (run / rundir.LOG).read_text()
     assert "motion bases init: identity" in log and "DGD at step" in log and "unseen views:" in log

@@ -38,7 +38,8 @@ class ModelConfig(_Section):
     init_static_points: int = Field(40000, ge=1, description="max static Gaussians from depth")
     init_dynamic_points: int = Field(20000, ge=0, description="max dynamic Gaussians from depth")
     init_opacity: float = Field(0.1, gt=0, lt=1, description="initial opacity of every Gaussian")
-    init_scale_factor: float = Field(1.0, gt=0, description="init scale = factor * pixel footprint")
+    init_scale_factor: float = Field(1.0, gt=0, description="init scale = factor * RMS distance to the "
+                                                                  "3 nearest initial points")
     motion_init: Literal["auto", "identity"] = Field(
         "auto", description="auto: tracks > flow > identity; identity: learn bases from scratch")
 
@@ -78,7 +79,6 @@ class LossConfig(_Section):
     low_frequency: float = Field(0.1, ge=0)
     low_frequency_start_frac: Frac = Field(4500 / 40000, ge=0, le=1)
     low_frequency_factor: int = Field(4, ge=1, description="area downsampling factor")
-
     se3_smoothness: float = Field(0.0, ge=0, description="mean second-difference norm of the motion bases' "
                                                          "6D rotations (x1) and translations (x2) over "
                                                          "frames; 0 in the release, 0.075 earlier")
@@ -89,6 +89,7 @@ class LossConfig(_Section):
                                                          "the camera ray over t-1, t, t+1 (upstream's "
                                                          "name); 0 in the release, 1.0 earlier")
 
+
 class DensifyConfig(_Section):
     """Adaptive density control and dynamic Gaussian densification (docs/method.md §6)."""
 
@@ -96,13 +97,17 @@ class DensifyConfig(_Section):
     start_frac: Frac = Field(500 / 40000, ge=0, le=1)
     end_frac: Frac = Field(15000 / 40000, ge=0, le=1)
     every_frac: Frac = Field(100 / 40000, gt=0)
-    grad_threshold: float = Field(2e-4, gt=0, description="mean view-space gradient norm (px)")
+    grad_threshold: float = Field(2e-4, gt=0, description="growth threshold on the mean norm of the 2D-mean "
+                                                          "gradient in normalised device units (x W/2, x H/2)")
     percent_dense: float = Field(0.01, gt=0, description="clone below, split above x extent")
     prune_opacity: float = Field(0.005, ge=0, lt=1)
     prune_scale_frac_extent: float = Field(0.1, gt=0, description="prune world scale above x extent")
     prune_big_after_frac: Frac = Field(3000 / 40000, ge=0, le=1)
     opacity_reset_every_frac: Frac = Field(3000 / 40000, gt=0)
     max_gaussians: int = Field(0, ge=0, description="cap on the count (0 = unlimited)")
+    cap_schedule: Literal["constant", "linear"] = Field(
+        "constant", description="[ours] constant: the cap holds throughout; linear: it rises from the initial "
+                                "count to max_gaussians over the densification window")
     dgd: bool = Field(True, description="dynamic Gaussian densification (paper; off upstream)")
     dgd_at_frac: Frac = Field(2500 / 40000, ge=0, le=1)
     dgd_points_per_view: int = Field(1000, ge=1)
@@ -116,7 +121,9 @@ class UnseenConfig(_Section):
     every: int = Field(5, ge=1, description="every n-th step uses a virtual view")
     start_frac: Frac = Field(3000 / 40000, ge=0, le=1)
     end_frac: Frac = Field(1.0, ge=0, le=1)
-    perpendicular_offset: float = Field(0.5, ge=0, description="scene units")
+    perpendicular_offset_depth: float = Field(
+        0.03, ge=0, description="[ours] shift of the two side views as a fraction of the training frames' "
+                                "median depth (upstream: 0.5 in its own scene units)")
     inpaint_radius: int = Field(3, ge=1, description="OpenCV inpainting radius (px)")
 
 
@@ -186,12 +193,15 @@ PROFILES: dict[str, dict[str, Any]] = {
         "model.sh_degree": 1,
         "model.sh_increase_every_frac": 0.1,
         "model.num_motion_bases": 10,
-        "model.init_static_points": 5000,
-        "model.init_dynamic_points": 2000,
+        # Half the cap at the start (release ratio 2:1 static:dynamic), the cap reached at the end of the
+        # densification window: adaptive density control grows and prunes over its whole window.
+        "model.init_static_points": 3000,
+        "model.init_dynamic_points": 1500,
         # Brighter start: with 50x fewer steps there is no time to grow opacity from 0.1.
         "model.init_opacity": 0.3,
         "densify.every_frac": 0.02,
         "densify.max_gaussians": 9000,
+        "densify.cap_schedule": "linear",
         "densify.dgd_points_per_view": 40,
         # No opacity reset: recovering from it takes a few hundred steps, a third of the run.
         "densify.opacity_reset_every_frac": 1.0,

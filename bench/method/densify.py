@@ -266,13 +266,21 @@ class DensifyStrategy:
         self.cfg, self.seed, self.log = cfg, seed, log
         self.stats = new_state(num_gaussians, device)
         self.extent = extent
+        self.initial = num_gaussians
+        # Gaussians added (clone, split: net one each, DGD) and pruned so far; curves.csv records them.
+        # DGD's share is kept apart: the cap bounds adaptive density control only, so that `full` and
+        # `no_densification` grow the same and differ by DGD's Gaussians alone.
+        self.totals = {"grown": 0, "pruned": 0, "dgd": 0}
 
     def state_dict(self) -> dict:
-        return {"stats": {k: v.clone() for k, v in self.stats.items()}, "extent": self.extent}
+        return {"stats": {k: v.clone() for k, v in self.stats.items()}, "extent": self.extent,
+                "initial": self.initial, "totals": dict(self.totals)}
 
     def load_state_dict(self, state: dict) -> None:
         self.stats = {k: v.clone() for k, v in state["stats"].items()}
         self.extent = state["extent"]
+        self.initial = state["initial"]
+        self.totals = dict(state["totals"])
 
     def step_post_backward(self, step: int, raw, width: int, height: int) -> None:
         """Accumulate step ``step``'s view-space gradients (``raw``: the renderer's RenderOutput)
@@ -292,24 +300,42 @@ class DensifyStrategy:
         params = model.params
         if d.enabled and cfg.at(d.start_frac) < done <= cfg.at(d.end_frac):
             if done % cfg.every(d.every_frac) == 0:
-                densify_and_prune(params, optimizer, self.stats, scene_extent=self.extent,
-                                  grad_threshold=self.growth_threshold(model.num_gaussians),
-                                  percent_dense=d.percent_dense, prune_opacity=d.prune_opacity,
-                                  prune_big=done > cfg.at(d.prune_big_after_frac),
-                                  max_world_scale=d.prune_scale_frac_extent,
-                                  generator=generator(self.seed, "split", done))
+                counts = densify_and_prune(params, optimizer, self.stats, scene_extent=self.extent,
+                                           grad_threshold=self.growth_threshold(model.num_gaussians, done),
+                                           percent_dense=d.percent_dense, prune_opacity=d.prune_opacity,
+                                           prune_big=done > cfg.at(d.prune_big_after_frac),
+                                           max_world_scale=d.prune_scale_frac_extent,
+                                           generator=generator(self.seed, "split", done))
+                self.totals["grown"] += counts["cloned"] + counts["split"]
+                self.totals["pruned"] += counts["pruned"]
             if done % cfg.every(d.opacity_reset_every_frac) == 0:
                 reset_opacity(params, optimizer)
         if d.dgd and done == max(1, cfg.at(d.dgd_at_frac)):
             self._dgd(model, optimizer, views, done)
 
-    def growth_threshold(self, num_gaussians: int) -> float:
-        """The gradient threshold, raised so that growth cannot exceed ``densify.max_gaussians``."""
+    def budget(self, done: int) -> int:
+        """The count growth may reach after ``done`` steps (0 = unlimited).
+
+        ``densify.max_gaussians`` throughout with ``cap_schedule=constant``; with ``linear`` the cap
+        rises from the initial count to ``max_gaussians`` over the densification window, so that
+        growth is spread over the window instead of filling the cap in its first rounds.
+        """
+        d, cfg = self.cfg.densify, self.cfg
+        if d.max_gaussians <= 0 or d.cap_schedule == "constant":
+            return d.max_gaussians
+        start, end = cfg.at(d.start_frac), cfg.at(d.end_frac)
+        progress = min(1.0, max(0.0, (done - start) / max(1, end - start)))
+        return int(self.initial + progress * max(0, d.max_gaussians - self.initial))
+
+    def growth_threshold(self, num_gaussians: int, done: int) -> float:
+        """The gradient threshold, raised so that growth cannot take the count without DGD's Gaussians
+        beyond :meth:`budget` after ``done`` steps."""
         d = self.cfg.densify
-        if d.max_gaussians <= 0:
+        cap = self.budget(done)
+        if cap <= 0:
             return d.grad_threshold
         grads = self.stats["grad2d"] / self.stats["count"].clamp_min(1)
-        room = d.max_gaussians - num_gaussians
+        room = cap - (num_gaussians - self.totals["dgd"])
         if room <= 0:
             return math.inf
         if int((grads > d.grad_threshold).sum()) <= room:
@@ -338,4 +364,6 @@ class DensifyStrategy:
             "motion_coefs": rows["coef_logits"], "flag": torch.ones(m, device=dev),
         }
         append_gaussians(p, optimizer, self.stats, new)
+        self.totals["grown"] += m
+        self.totals["dgd"] += m
         self.log(f"DGD at step {done}: added {m} dynamic Gaussians (total {model.num_gaussians})")

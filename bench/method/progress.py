@@ -7,6 +7,8 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
+from bench.rundir import COUNT_FIELDS
+
 # The loss terms a step reports (bench.method.step.forward's names) plus the total and the share
 # of virtual-view steps, in curves.csv's column order.
 CURVE_TERMS = ("loss", "rec", "depth", "dyn_mask", "low_freq", "blur_sparsity", "mask_sparsity",
@@ -43,14 +45,15 @@ class CurveWindow:
             if k == "train_psnr":
                 acc["psnr_count"] = acc.get("psnr_count", 0) + 1
 
-    def row(self, step: int, num_gaussians: int, elapsed_s: float) -> dict[str, float]:
+    def row(self, step: int, counts: dict[str, int], elapsed_s: float) -> dict[str, float]:
+        """The window's curves.csv row; ``counts``: the Gaussian counts at ``step`` (COUNT_FIELDS)."""
         acc, n = self.sums, max(self.sums.get("count", 0), 1)
         row: dict[str, float] = {"step": step}
         for k in CURVE_TERMS:
             row[k] = acc.get(k, 0.0) / n
         pn = acc.get("psnr_count", 0)
         row["train_psnr"] = acc["train_psnr"] / pn if pn else float("nan")
-        row["num_gaussians"] = num_gaussians
+        row.update({k: counts[k] for k in COUNT_FIELDS})
         row["elapsed_s"] = elapsed_s
         self.sums = {}
         return row

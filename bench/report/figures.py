@@ -174,7 +174,7 @@ def plot_curves(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
             ax.set_title(col, fontsize=8)
             ax.tick_params(labelsize=7, which="both")
             values = pd.concat([cv[col] for _, cv in curves.values() if col in cv]).dropna()
-            if col not in ("train_psnr", "num_gaussians") and (values > 0).all():
+            if col not in ("train_psnr", *rundir.COUNT_FIELDS) and (values > 0).all():
                 ax.set_yscale("log")  # loss terms span decades
         for ax in list(axes.flat)[len(columns):]:
             ax.axis("off")
