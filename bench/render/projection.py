@@ -70,9 +70,11 @@ def project(
     ceil(min(3.33, sqrt(2 ln(255 o))) * sigma_axis), Gaussians whose box misses the image culled.
     """
     rot = viewmats[:, :3, :3]
-    means_c = torch.einsum("cij,nj->cni", rot, means) + viewmats[:, None, :3, 3]  # (C,N,3)
+    # Rotations as explicit three-term sums, not einsum: a batched matmul's blocking, and so its
+    # rounding, can depend on the thread count, and renders must not (tests/test_render.py).
+    means_c = sum(rot[:, None, :, j] * means[None, :, None, j] for j in range(3)) + viewmats[:, None, :3, 3]  # (C,N,3)
     # J W R S with W the camera rotation: the 2D covariance is this times its transpose
-    factors_c = torch.einsum("cij,njk->cnik", rot, factors)  # (C,N,3,3)
+    factors_c = sum(rot[:, None, :, j, None] * factors[None, :, None, j, :] for j in range(3))  # (C,N,3,3)
     x, y, z = means_c.unbind(-1)
     in_range = (z >= near) & (z <= far)
     # Culled Gaussians may sit at z <= 0; a safe z keeps their (discarded) gradients finite.
