@@ -22,7 +22,8 @@ def _pair(seed, h=40, w=52):
 
 
 def test_registry_directions_and_names():
-    assert set(METRICS) == {"psnr", "ssim", "ssim_gauss", "ssim_r2", "lpips", "psnr_dyn", "ssim_dyn", "lpips_dyn"}
+    assert set(METRICS) == {"psnr", "ssim", "ssim_gauss", "ssim_r2", "lpips", "lpips_01", "psnr_dyn", "ssim_dyn",
+                            "lpips_dyn"}
     assert METRICS["psnr"].higher_is_better and not METRICS["lpips"].higher_is_better
     assert arrow("lpips", latex=True) == r"$\downarrow$" and arrow("ssim") == "↑"
     assert set(PROTOCOLS) == {"dyblurf", "deblur4dgs", "d2rf", "synthetic"}
@@ -138,6 +139,20 @@ def test_evaluate_images_with_lpips_and_masks(random_alexnet):
     assert out["aggregate"]["lpips"] == pytest.approx(np.mean([v["lpips"] for v in out["per_image"].values()]))
 
 
+def test_lpips_01_is_lpips_of_unscaled_inputs(random_alexnet):
+    """The dydeblur script's convention, kept as a named metric next to the protocol's scaled LPIPS."""
+    protocol = get_protocol("synthetic")
+    scaled, _ = make_lpips(protocol)
+    unscaled, _ = make_lpips(protocol.with_lpips_input("unscaled"))
+    pred, gt = _pair(3, 32, 32)
+    out = evaluate_images([("a", pred, gt, None)], protocol, scaled)
+    first = out["per_image"]["a"]
+    assert first["lpips"] == pytest.approx(scaled(pred, gt))
+    assert first["lpips_01"] == pytest.approx(unscaled(pred, gt))
+    assert first["lpips_01"] != pytest.approx(first["lpips"], rel=1e-3)
+    assert out["conventions"]["lpips_01"]["input"] == "unscaled" and out["conventions"]["lpips"]["input"] == "scaled"
+
+
 def test_missing_lpips_weights_recorded_not_zero(tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
     protocol = get_protocol("dyblurf")
@@ -147,7 +162,7 @@ def test_missing_lpips_weights_recorded_not_zero(tmp_path, monkeypatch, capsys):
     pred, gt = _pair(5)
     out = evaluate_images([("a", pred, gt, None)], protocol, lpips_fn, reason)
     assert out["aggregate"]["lpips"] is None and out["per_image"]["a"]["lpips"] is None
-    assert out["missing"]["lpips"] == reason
+    assert out["missing"]["lpips"] == out["missing"]["lpips_01"] == reason
     assert "dynamic" in out["missing"]["psnr_dyn"]       # dyblurf has no masks
     assert out["aggregate"]["psnr"] == pytest.approx(im.psnr(pred, im.saved_image(gt)))  # GT read as 8-bit
 

@@ -8,6 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from bench.metrics.registry import METRICS
+
 from bench.report.collect import COLUMNS, collect, dataset_summary, save_collected, seed_summary
 from bench.report import tables as T
 from report_fakes import make_sweep
@@ -116,6 +118,12 @@ def test_reported_rows_not_ranked_unless_asked(tmp_path):
     assert ranked[table.rows.index("DyDeblur (paper) (reported)"), 0] == 1 and ranked[0, 0] > 3
     ssim_col = [c.metric for c in table.columns].index("ssim")
     assert table.marks[table.rows.index("D2RF (reported)")][ssim_col] == "\u2020"
+    # the paper's LPIPS came from its script's unscaled inputs: shown in the LPIPS column, marked
+    lpips_col = [c.metric for c in table.columns].index("lpips")
+    paper = table.rows.index("DyDeblur (paper) (reported)")
+    assert table.values[paper, lpips_col] == pytest.approx(0.078) and table.marks[paper][lpips_col] == "\u2020"
+    assert "LPIPS [0,1] = LPIPS AlexNet v0.1, [0, 1] images fed unscaled" in " ".join(table.footnotes)
+    assert "LPIPS: LPIPS AlexNet v0.1, images scaled to [-1, 1]" in " ".join(table.footnotes)
     tex = T.to_latex(table)
     assert tex.count("\\midrule") == 2 and "$^\\dagger$" in tex
     ab = T.ablation_table(summary, reported)
@@ -179,7 +187,8 @@ def test_metric_not_computed_is_na_with_reason(tmp_path):
     c = [col.metric for col in table.columns].index("lpips")
     assert np.isnan(table.values[:, c]).all() and table.notes[0][c] == "n/a"
     assert table.footnotes == ["n/a LPIPS: not computed in this fixture",
-                               "SSIM: scikit-image SSIM, 7x7 uniform window, data range 1."]
+                               "SSIM: scikit-image SSIM, 7x7 uniform window, data range 1.",
+                               f"LPIPS: {METRICS['lpips'].convention}."]
     assert "| full | **20.00** | **0.500** | n/a |" in T.to_markdown(table)
 
 
@@ -217,7 +226,8 @@ def test_peer_ssim_column_names_its_convention_and_daggers_other_reported_varian
     assert table.values[paper, c] == pytest.approx(0.876) and table.marks[paper][c] == "\u2020"
     notes = " ".join(table.footnotes)
     assert "SSIM (range 2): scikit-image SSIM, 7x7 uniform window, data range 2" in notes
-    assert "\u2020 reported SSIM in the source's convention, not this column's: SSIM (Gauss) = " in notes
+    assert "\u2020 reported in the source's convention, not this column's: " in notes
+    assert "SSIM (Gauss) = scikit-image SSIM, 11x11 Gaussian window" in notes
     assert "11x11 Gaussian window" in notes
 
 

@@ -97,6 +97,7 @@ def image_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, pro
         if variant == protocol.ssim_metric:
             headline_map = smap
     out["lpips"] = lpips_fn(pred, gt) if lpips_fn is not None else None
+    out["lpips_01"] = lpips_fn(pred, gt, input_range="unscaled") if lpips_fn is not None else None
     if protocol.dynamic and mask is not None:
         out["psnr_dyn"] = im.masked_psnr(pred, gt, mask, protocol.data_range)
         out["ssim_dyn"] = im.masked_mean(headline_map, mask)
@@ -152,8 +153,8 @@ def _missing(protocol: Protocol, lpips_fn, lpips_missing: str | None, any_mask: 
     missing: dict[str, str] = {}
     if lpips_fn is None:
         reason = lpips_missing or "LPIPS disabled"
-        missing["lpips"] = reason
-        missing["lpips_dyn"] = reason
+        for m in ("lpips", "lpips_01", "lpips_dyn"):
+            missing[m] = reason
     if not protocol.dynamic:
         for m in DYNAMIC_METRICS:
             missing[m] = f"protocol {protocol.name!r} has no dynamic-region metrics"

@@ -94,20 +94,20 @@ class LPIPSMetric:
         self.input_range = input_range
         self.device = device
 
-    def _tensor(self, image: np.ndarray):
+    def _tensor(self, image: np.ndarray, input_range: str | None = None):
         import torch
 
         t = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)).permute(2, 0, 1)[None]
-        if self.input_range == "scaled":
+        if (input_range or self.input_range) == "scaled":
             t = t * 2.0 - 1.0
         return t.to(self.device)
 
-    def __call__(self, pred: np.ndarray, gt: np.ndarray) -> float:
-        """Full-image LPIPS of (H,W,3) images in [0,1]."""
+    def __call__(self, pred: np.ndarray, gt: np.ndarray, input_range: str | None = None) -> float:
+        """Full-image LPIPS of (H,W,3) images in [0,1]; input_range overrides this metric's range."""
         import torch
 
         with torch.no_grad():
-            return float(self.models[False](self._tensor(pred), self._tensor(gt)).item())
+            return float(self.models[False](self._tensor(pred, input_range), self._tensor(gt, input_range)).item())
 
     def spatial_map(self, pred: np.ndarray, gt: np.ndarray) -> np.ndarray:
         """(H,W) LPIPS map (each layer's distance upsampled to the image size, summed)."""

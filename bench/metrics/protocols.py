@@ -73,6 +73,7 @@ class Protocol:
         out = {"psnr": {"data_range": self.data_range}}
         out.update({m: {**_ssim_record(m), "headline": m == self.ssim_metric} for m in SSIM_VARIANTS})
         out["lpips"] = lpips
+        out["lpips_01"] = {**lpips, "input": "unscaled"}
         out["psnr_dyn"] = {"data_range": self.data_range}
         out["ssim_dyn"] = {"of": self.ssim_metric, **_ssim_record(self.ssim_metric)}
         out["lpips_dyn"] = {**lpips, "spatial": True}

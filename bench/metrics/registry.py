@@ -29,11 +29,23 @@ METRICS: dict[str, MetricSpec] = {
     "ssim_r2": MetricSpec("SSIM (range 2)", True, 3,
                           "scikit-image SSIM, 7x7 uniform window, data range 2 (scikit-image < 0.20 on float "
                           "images without data_range)"),
-    "lpips": MetricSpec("LPIPS", False, 3, "LPIPS AlexNet v0.1"),
+    "lpips": MetricSpec("LPIPS", False, 3, "LPIPS AlexNet v0.1, images scaled to [-1, 1] (the protocol's "
+                        "lpips_input, unless evaluated with --lpips-input unscaled)"),
+    "lpips_01": MetricSpec("LPIPS [0,1]", False, 3,
+                           "LPIPS AlexNet v0.1, [0, 1] images fed unscaled (dydeblur's metric script)"),
     "psnr_dyn": MetricSpec("dyn. PSNR", True, 2, "PSNR over the test motion mask"),
     "ssim_dyn": MetricSpec("dyn. SSIM", True, 3, "mean of the headline SSIM map over the test motion mask"),
     "lpips_dyn": MetricSpec("dyn. LPIPS", False, 3, "mean of the spatial LPIPS map over the test motion mask"),
 }
+
+# Metrics that measure the same thing in different conventions: a table column of one may show a
+# published value of another, marked (bench.report.tables).
+CONVENTION_FAMILIES: tuple[tuple[str, ...], ...] = (("ssim", "ssim_gauss", "ssim_r2"), ("lpips", "lpips_01"))
+
+
+def family(name: str) -> tuple[str, ...]:
+    """The metrics in ``name``'s convention family (just ``name`` when it has none)."""
+    return next((f for f in CONVENTION_FAMILIES if name in f), (name,))
 
 
 def get_metric(name: str) -> MetricSpec:

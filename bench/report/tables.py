@@ -11,8 +11,10 @@ the cell where it has fewer). The ablation table adds per scene group the paired
 reference variant with its 95% interval, * where significant after Holm's correction
 (bench.report.stats). Column groups of a deliberate subset of a dataset's scenes say so:
 "Synthetic, 4 of 5 scenes". The SSIM column of a dataset is its protocol's headline variant and
-a footnote names that variant's convention (window, data range); a reported SSIM published in
-another variant carries a dagger and a footnote naming the source's convention.
+a footnote names the convention (window, data range) of each SSIM and LPIPS column; a reported
+value published in another convention of the same family (bench.metrics.registry
+CONVENTION_FAMILIES: SSIM window and range, LPIPS input range) carries a dagger and a footnote
+naming the source's convention.
 """
 
 from __future__ import annotations
@@ -25,9 +27,8 @@ import numpy as np
 import pandas as pd
 
 from bench.atomic import write_text
-from bench.metrics.image import SSIM_VARIANTS
 from bench.metrics.protocols import headline_ssim
-from bench.metrics.registry import METRICS, arrow
+from bench.metrics.registry import CONVENTION_FAMILIES, METRICS, arrow, family
 from bench.report import labels
 
 RANK_MACROS = ("rankfirst", "ranksecond", "rankthird")
@@ -245,7 +246,7 @@ def _add_reported(table: Table, reported: pd.DataFrame, which: str, keys: list[t
     table.marks += new_marks
     table.reported += [True] * len(new_rows)
     if substituted:
-        table.footnotes.append(f"{DAGGER} reported SSIM in the source's convention, not this column's: "
+        table.footnotes.append(f"{DAGGER} reported in the source's convention, not this column's: "
                                + "; ".join(f"{METRICS[m].label} = {METRICS[m].convention}" for m in sorted(substituted))
                                + ".")
     sources = ", ".join(sorted(set(rep["source"].dropna())))
@@ -254,20 +255,21 @@ def _add_reported(table: Table, reported: pd.DataFrame, which: str, keys: list[t
 
 
 def _reported_value(lookup: dict, dataset: str, metric: str) -> tuple[float | None, str | None]:
-    """(published value, the metric it was reported as) for a column; an SSIM column takes the
-    source's SSIM variant when the column's own is not published (marked with a dagger)."""
+    """(published value, the metric it was reported as) for a column; a column takes another
+    convention of its metric's family (an SSIM window or range, an LPIPS input range) when its own
+    is not published (marked with a dagger)."""
     if (dataset, metric) in lookup:
         return lookup[(dataset, metric)], metric
-    for other in (SSIM_VARIANTS if metric in SSIM_VARIANTS else ()):
+    for other in family(metric):
         if (dataset, other) in lookup:
             return lookup[(dataset, other)], other
     return None, None
 
 
 def convention_notes(metrics) -> list[str]:
-    """One footnote per SSIM variant shown: the convention its measured cells follow."""
+    """One footnote per SSIM or LPIPS convention shown: the convention its measured cells follow."""
     metrics = set(metrics)
-    return [f"{METRICS[m].label}: {METRICS[m].convention}." for m in SSIM_VARIANTS if m in metrics]
+    return [f"{METRICS[m].label}: {METRICS[m].convention}." for f in CONVENTION_FAMILIES for m in f if m in metrics]
 
 
 def group_label(summary: pd.DataFrame, group: str) -> str:
