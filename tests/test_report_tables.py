@@ -241,3 +241,18 @@ def test_results_without_the_headline_metric_still_load(tmp_path):
     c = [col.metric for col in table.columns].index("ssim_r2")
     assert np.isnan(table.values[0, c]) and table.notes[0][c] == T.NOT_RECORDED
     assert table.values[0, 0] == pytest.approx(25.0)
+
+
+def test_blur_table_averages_views_per_run_then_seeds():
+    """Each run's view mean counts once, whatever its view count; the cell shows the seed spread."""
+    rows = [("full", 0, "v1", 0.2), ("full", 0, "v2", 0.4), ("full", 1, "v1", 0.9),
+            ("defocus_kernel", 0, "v1", 0.7)]
+    stats = pd.DataFrame([{"variant": v, "dataset": "synthetic", "scene": "defocus_0", "seed": s, "view": w,
+                           "rms_mae_px": 1.0, "rms_corr": r, "mask_iou": 0.5} for v, s, w, r in rows])
+    table = T.blur_table(stats)
+    c = [col.metric for col in table.columns].index("rms_corr")
+    full, dk = table.rows.index("full"), table.rows.index("defocus_kernel")
+    assert table.values[full, c] == pytest.approx((0.3 + 0.9) / 2)
+    assert table.marks[full][c] == f" \u00b1 {np.std([0.3, 0.9], ddof=1):.3f}"
+    assert table.values[dk, c] == pytest.approx(0.7) and table.marks[dk][c] == ""
+    assert any("2 seeds" in note for note in table.footnotes)

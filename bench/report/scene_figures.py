@@ -165,11 +165,12 @@ def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
     from bench.data.registry import load_scene
 
     paths, notes, stats = [], [], []
-    runs = _first_runs(df)
+    runs = df.drop_duplicates("run_id")[["run_id", "variant", "dataset", "scene", "seed"]].sort_values("seed")
     for (d, sc), group in runs.groupby(["dataset", "scene"], sort=False):
-        run_dirs = {r.variant: sweepdir.run_dir(sweep_dir, r.run_id) for r in group.itertuples()}
-        kernel_files = {v: sorted((p / rundir.TRAIN_RENDERS).glob("*_kernels.npz")) for v, p in run_dirs.items()}
-        kernel_files = {v: f for v, f in kernel_files.items() if f}
+        # every seed's kernels count in the statistics; the figure shows each variant's lowest seed
+        run_dirs = {(r.variant, r.seed): sweepdir.run_dir(sweep_dir, r.run_id) for r in group.itertuples()}
+        kernel_files = {k: sorted((p / rundir.TRAIN_RENDERS).glob("*_kernels.npz")) for k, p in run_dirs.items()}
+        kernel_files = {k: f for k, f in kernel_files.items() if f}
         if not kernel_files:
             continue
         try:
@@ -180,8 +181,9 @@ def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
         if scene.gt is None:
             continue
         shown = {}
-        for v in labels.order_variants(kernel_files):
-            for f in kernel_files[v]:
+        order = {v: i for i, v in enumerate(labels.order_variants({v for v, _ in kernel_files}))}
+        for v, seed in sorted(kernel_files, key=lambda k: (order[k[0]], k[1])):
+            for f in kernel_files[(v, seed)]:
                 name = f.name[: -len("_kernels.npz")]
                 if name not in scene.train.names:
                     notes.append(f"blur {d}/{sc}: {f.name} names no training view")
@@ -191,7 +193,7 @@ def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
                 true = _resize(gt_rms_radius(scene.gt, scene.train.names.index(name)).astype(np.float32),
                                *pred_rms.shape)
                 true = true * pred_rms.shape[1] / scene.gt.depth.shape[2]  # radii scale with resolution
-                stats.append({"variant": v, "dataset": d, "scene": sc, "view": name,
+                stats.append({"variant": v, "dataset": d, "scene": sc, "seed": seed, "view": name,
                               **blur_accuracy(pred_rms, mask, true)})
                 shown.setdefault(v, (name, pred_rms, mask, true))
         if shown:

@@ -190,22 +190,26 @@ def _csv_value(table: Table, r: int, c: int):
 # ---------------------------------------------------------------- building tables from summaries
 
 def blur_table(stats: pd.DataFrame) -> Table:
-    """Synthetic blur accuracy per variant and scene (mean over saved training views)."""
-    mean = stats.groupby(["variant", "scene"], sort=False)[["rms_mae_px", "rms_corr", "mask_iou"]].mean()
+    """Synthetic blur accuracy per variant and scene: each run's mean over its saved training views,
+    then mean ± std over seeds."""
+    keys = ["rms_mae_px", "rms_corr", "mask_iou"]
+    per_run = stats.groupby(["variant", "scene", "seed"], sort=False)[keys].mean()
+    agg = per_run.groupby(level=["variant", "scene"], sort=False).agg(["mean", "std", "count"])
     variants = labels.order_variants(stats.variant.unique())
     scenes = list(dict.fromkeys(stats.scene))
     cols = [("rms_mae_px", "RMS radius MAE (px) \u2193", False), ("rms_corr", "RMS radius corr. \u2191", True),
             ("mask_iou", "mask IoU \u2191", True)]
     columns = [Column(s, label, key, higher_is_better=up, decimals=3) for s in scenes for key, label, up in cols]
-    values = np.full((len(variants), len(columns)), np.nan)
+    most = int(agg.xs("count", axis=1, level=1).max().max())
+    values, notes, marks = _empty(len(variants), len(columns))
     for r, v in enumerate(variants):
-        for c, (s, (key, _, _)) in enumerate([(s, col) for s in scenes for col in cols]):
-            if (v, s) in mean.index:
-                values[r, c] = mean.loc[(v, s), key]
-    empty = [[""] * len(columns) for _ in variants]
+        for c, col in enumerate(columns):
+            if (v, col.group) in agg.index:
+                cell = agg.loc[(v, col.group), col.metric]
+                values[r, c] = cell["mean"]
+                marks[r][c] = _spread(cell["std"], int(cell["count"]), col, most)
     return Table("blur_accuracy", "Synthetic scenes: predicted vs ground-truth blur (training views)",
-                   variants, columns, values, [list(e) for e in empty], [list(e) for e in empty],
-                   [False] * len(variants))
+                 variants, columns, values, notes, marks, [False] * len(variants), _seed_note(most))
 
 
 def load_reported(paths=None) -> pd.DataFrame:
