@@ -97,7 +97,10 @@ def image_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, pro
         if variant == protocol.ssim_metric:
             headline_map = smap
     out["lpips"] = lpips_fn(pred, gt) if lpips_fn is not None else None
-    out["lpips_01"] = lpips_fn(pred, gt, input_range="unscaled") if lpips_fn is not None else None
+    if lpips_fn is None or lpips_fn.input_range == "unscaled":  # the protocol's LPIPS already is lpips_01
+        out["lpips_01"] = out["lpips"]
+    else:
+        out["lpips_01"] = lpips_fn(pred, gt, input_range="unscaled")
     if protocol.dynamic and mask is not None:
         out["psnr_dyn"] = im.masked_psnr(pred, gt, mask, protocol.data_range)
         out["ssim_dyn"] = im.masked_mean(headline_map, mask)

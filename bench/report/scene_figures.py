@@ -22,10 +22,14 @@ from bench.report.figures import Figures, pyplot, save_figure
 BLUR_PRESENT_PX = 0.5  # GT RMS radius above which a pixel counts as blurred
 
 
+def _runs(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run (run_id, variant, dataset, scene, seed), lowest seed first."""
+    return df.drop_duplicates("run_id")[["run_id", "variant", "dataset", "scene", "seed"]].sort_values("seed")
+
+
 def _first_runs(df: pd.DataFrame) -> pd.DataFrame:
     """One run per (dataset, scene, variant): the lowest seed."""
-    runs = df.drop_duplicates("run_id")[["run_id", "variant", "dataset", "scene", "seed"]]
-    return runs.sort_values("seed").drop_duplicates(["dataset", "scene", "variant"])
+    return _runs(df).drop_duplicates(["dataset", "scene", "variant"])
 
 
 def _data_root(run_dir: Path):
@@ -160,13 +164,18 @@ def blur_accuracy(pred_rms: np.ndarray, pred_mask: np.ndarray, true_rms: np.ndar
             "mask_iou": float((p & t).sum() / union) if union else float("nan")}
 
 
+def _true_rms(scene, name: str, shape: tuple[int, int]) -> np.ndarray:
+    """(H,W) ground-truth RMS radius of training view ``name`` resized to ``shape``, in its pixels."""
+    true = _resize(gt_rms_radius(scene.gt, scene.train.names.index(name)).astype(np.float32), *shape)
+    return true * shape[1] / scene.gt.depth.shape[2]  # radii scale with resolution
+
+
 def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
     """Synthetic scenes: predicted vs GT blur maps and scatter; the Figures carry the per-view stats."""
     from bench.data.registry import load_scene
 
     paths, notes, stats = [], [], []
-    runs = df.drop_duplicates("run_id")[["run_id", "variant", "dataset", "scene", "seed"]].sort_values("seed")
-    for (d, sc), group in runs.groupby(["dataset", "scene"], sort=False):
+    for (d, sc), group in _runs(df).groupby(["dataset", "scene"], sort=False):
         # every seed's kernels count in the statistics; the figure shows each variant's lowest seed
         run_dirs = {(r.variant, r.seed): sweepdir.run_dir(sweep_dir, r.run_id) for r in group.itertuples()}
         kernel_files = {k: sorted((p / rundir.TRAIN_RENDERS).glob("*_kernels.npz")) for k, p in run_dirs.items()}
@@ -180,19 +189,21 @@ def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
             continue
         if scene.gt is None:
             continue
-        shown = {}
+        shown, truth = {}, {}
         order = {v: i for i, v in enumerate(labels.order_variants({v for v, _ in kernel_files}))}
         for v, seed in sorted(kernel_files, key=lambda k: (order[k[0]], k[1])):
             for f in kernel_files[(v, seed)]:
                 name = f.name[: -len("_kernels.npz")]
                 if name not in scene.train.names:
-                    notes.append(f"blur {d}/{sc}: {f.name} names no training view")
+                    note = f"blur {d}/{sc}: {f.name} names no training view"
+                    notes += [note] if note not in notes else []  # once, not once per seed
                     continue
                 with np.load(f) as z:
                     pred_rms, mask = kernel_rms_radius(z["kernels"]), z["mask"]
-                true = _resize(gt_rms_radius(scene.gt, scene.train.names.index(name)).astype(np.float32),
-                               *pred_rms.shape)
-                true = true * pred_rms.shape[1] / scene.gt.depth.shape[2]  # radii scale with resolution
+                key = (name, pred_rms.shape)  # the same view's truth serves every run and seed
+                if key not in truth:
+                    truth[key] = _true_rms(scene, name, pred_rms.shape)
+                true = truth[key]
                 stats.append({"variant": v, "dataset": d, "scene": sc, "seed": seed, "view": name,
                               **blur_accuracy(pred_rms, mask, true)})
                 shown.setdefault(v, (name, pred_rms, mask, true))

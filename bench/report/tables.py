@@ -200,7 +200,7 @@ def blur_table(stats: pd.DataFrame) -> Table:
     cols = [("rms_mae_px", "RMS radius MAE (px) \u2193", False), ("rms_corr", "RMS radius corr. \u2191", True),
             ("mask_iou", "mask IoU \u2191", True)]
     columns = [Column(s, label, key, higher_is_better=up, decimals=3) for s in scenes for key, label, up in cols]
-    most = int(agg.xs("count", axis=1, level=1).max().max())
+    most = int(per_run.groupby(level=["variant", "scene"]).size().max())
     values, notes, marks = _empty(len(variants), len(columns))
     for r, v in enumerate(variants):
         for c, col in enumerate(columns):
