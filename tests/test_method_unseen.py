@@ -52,6 +52,20 @@ def test_nearest_surface_wins():
     assert (warped[:, 10:12, 0][valid[:, 10:12]] < 0.5).all()
 
 
+def test_a_grazing_near_splat_does_not_punch_a_hole_in_the_far_surface():
+    """A near pixel whose splat only grazes a destination pixel must not reject the wall covering it."""
+    depth = torch.full((H, W), 10.0)
+    depth[5, 10] = 2.0  # one near pixel in front of a far wall
+    img = torch.zeros(H, W, 3)
+    img[5, 10] = 1.0
+    # near pixel moves 1.98 px left (f*b/Z = 10*0.396/2): weight 0.98 on column 8, 0.02 on column 9;
+    # the wall moves 0.396 px and covers every column with weight >= 0.396
+    warped, valid = forward_warp(img, depth, K, torch.eye(4), K, shifted_w2c(0.396))
+    assert valid[5, :W - 1].all()
+    assert warped[5, 8, 0] == 1.0  # covered by the near pixel: the near surface wins
+    assert warped[5, 9, 0] < 0.05  # only grazed by it: the wall shows, with the graze's share
+
+
 def test_inpaint_fills_only_holes():
     img = ramp_image()
     valid = torch.ones(H, W, dtype=torch.bool)

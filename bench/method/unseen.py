@@ -53,15 +53,18 @@ class VirtualViews:
 
 def forward_warp(image: torch.Tensor, depth: torch.Tensor, K_src: torch.Tensor, c2w_src: torch.Tensor,
                  K_dst: torch.Tensor, w2c_dst: torch.Tensor, *, z_tol: float = 0.02,
-                 min_weight: float = 0.05) -> tuple[torch.Tensor, torch.Tensor]:
+                 min_weight: float = 0.05, cover_weight: float = 0.25) -> tuple[torch.Tensor, torch.Tensor]:
     """Forward-warp a source image to another camera by bilinear splatting with a z-test.
 
     image (H,W,C), depth (H,W) source z-depth (0 = invalid). Every source pixel is lifted to 3D,
     projected into the destination camera and splatted onto its 4 neighbouring pixels with
     bilinear weights. Per destination pixel only contributions within ``z_tol`` (relative) of the
-    nearest contributing depth are kept, so the nearest surface wins. Returns warped (H,W,C)
-    (weight-normalised, 0 in holes) and valid (H,W) bool (accumulated weight > ``min_weight``).
-    The destination has the source's image size.
+    nearest *covering* depth are kept, so the nearest surface wins. A covering contribution has a
+    bilinear weight of at least ``cover_weight``; the nearest depth of any contribution is the
+    fallback where none covers. Without that, a near surface's splat that only grazes a pixel
+    (weight ~0.01, e.g. at a depth edge or on a slanted floor) would reject the far surface that
+    covers it and leave a hole. Returns warped (H,W,C) (weight-normalised, 0 in holes) and valid
+    (H,W) bool (accumulated weight > ``min_weight``). The destination has the source's image size.
     """
     H, W = depth.shape
     C = image.shape[-1]
@@ -88,14 +91,22 @@ def forward_warp(image: torch.Tensor, depth: torch.Tensor, K_src: torch.Tensor, 
     zs, cols = z.repeat(4), cols.repeat(4, 1)
     keep = idx >= 0
     idx, wts, zs, cols = idx[keep], wts[keep], zs[keep], cols[keep]
-    zmin = torch.full((H * W,), float("inf"), dtype=zs.dtype, device=zs.device).scatter_reduce(0, idx, zs, "amin")
-    front = zs <= zmin[idx] * (1 + z_tol)
+    zref = _nearest_depth(idx, zs, H * W)
+    covering = wts >= cover_weight
+    zcover = _nearest_depth(idx[covering], zs[covering], H * W)
+    zref = torch.where(torch.isfinite(zcover), zcover, zref)
+    front = zs <= zref[idx] * (1 + z_tol)
     idx, wts, cols = idx[front], wts[front], cols[front]
     acc = torch.zeros(H * W, C, dtype=cols.dtype, device=cols.device).index_add_(0, idx, cols * wts[:, None])
     wsum = torch.zeros(H * W, dtype=cols.dtype, device=cols.device).index_add_(0, idx, wts)
     valid = wsum > min_weight
     warped = torch.where(valid[:, None], acc / wsum.clamp_min(1e-12)[:, None], torch.zeros_like(acc))
     return warped.view(H, W, C).to(image.dtype), valid.view(H, W)
+
+
+def _nearest_depth(idx: torch.Tensor, zs: torch.Tensor, n: int) -> torch.Tensor:
+    """(n,) smallest depth of the contributions ``zs`` (M,) to each destination pixel ``idx`` (M,); inf where none."""
+    return torch.full((n,), float("inf"), dtype=zs.dtype, device=zs.device).scatter_reduce(0, idx, zs, "amin")
 
 
 def inpaint_holes(image: torch.Tensor, valid: torch.Tensor, radius: int = 3) -> torch.Tensor:
