@@ -56,6 +56,14 @@ def test_schedule_shape_kept_by_short_runs():
     assert cfg.at(cfg.blur.start_frac) == 350 and cfg.at(cfg.densify.dgd_at_frac) == 250
 
 
+def test_cpu_profile_keeps_the_release_blur_schedule():
+    """BP-Net and its sparsity terms start where the release starts them (docs/method.md §9: started
+    at step 0, the blur mask of half a scene's frames collapsed on some seeds)."""
+    cfg = resolve_config("full", "cpu")
+    starts = (cfg.blur.start_frac, cfg.loss.mask_sparsity_start_frac, cfg.loss.blur_sparsity_start_frac)
+    assert [cfg.at(f) for f in starts] == [70, 70, 110]
+
+
 def test_variants_listed_without_torch():
     code = ("import sys; from bench.method.registry import list_methods; "
             "from bench.method.config import resolve_config; "
