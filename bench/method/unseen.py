@@ -91,10 +91,9 @@ def forward_warp(image: torch.Tensor, depth: torch.Tensor, K_src: torch.Tensor, 
     zs, cols = z.repeat(4), cols.repeat(4, 1)
     keep = idx >= 0
     idx, wts, zs, cols = idx[keep], wts[keep], zs[keep], cols[keep]
-    zref = _nearest_depth(idx, zs, H * W)
     covering = wts >= cover_weight
     zcover = _nearest_depth(idx[covering], zs[covering], H * W)
-    zref = torch.where(torch.isfinite(zcover), zcover, zref)
+    zref = torch.where(torch.isfinite(zcover), zcover, _nearest_depth(idx, zs, H * W))
     front = zs <= zref[idx] * (1 + z_tol)
     idx, wts, cols = idx[front], wts[front], cols[front]
     acc = torch.zeros(H * W, C, dtype=cols.dtype, device=cols.device).index_add_(0, idx, cols * wts[:, None])
