@@ -33,6 +33,8 @@ from bench.harness.sweep import resolve_sweep_dir
     ("name: t\nvariants: alll\ndatasets: [synthetic]\n", [":2:", "'all'"]),
     ("name: t\nvariants: [full, full]\ndatasets: [synthetic]\n", [":2:", "listed twice: full"]),
     ("name: [t\n", [":2:", "not valid YAML"]),
+    ("name: t\nvariants: [full, no_blur]\ndatasets:\n  - name: synthetic\n    variants: [full, no_sparsity]\n",
+     [":5:", "'no_sparsity'", "not a variant of this sweep", "full, no_blur"]),
 ])
 def test_invalid_sweep_is_one_error_with_file_line_and_allowed_values(tmp_path, capsys, text, expected):
     path = tmp_path / "bad.yaml"
@@ -72,6 +74,15 @@ def test_expansion_is_variant_by_scene_by_seed(write_sweep):
     assert len({r.run_id for r in runs}) == len(runs)
     assert runs[0].run_id.startswith("full.synthetic.motion_0.s0.")
     assert {r.blur_type for r in runs} == {"motion", "defocus"}
+
+
+def test_a_dataset_entry_runs_its_own_subset_of_variants(write_sweep):
+    runs = expand(load_sweep(write_sweep(variants=["full", "no_blur", "no_sparsity"], datasets=[
+        {"name": "synthetic", "scenes": ["motion_0"], "variants": ["full", "no_blur"]},
+        {"name": "synthetic", "scenes": ["defocus_0"]}])))
+    pairs = {(r.variant, r.scene) for r in runs}
+    assert pairs == {("full", "motion_0"), ("no_blur", "motion_0"),
+                     ("full", "defocus_0"), ("no_blur", "defocus_0"), ("no_sparsity", "defocus_0")}
 
 
 def test_run_id_ignores_resources_but_not_results_affecting_config(write_sweep):

@@ -103,6 +103,8 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
     for variant in variant_names(spec):
         method = methods[variant]
         for i, entry in enumerate(spec.datasets):
+            if entry.variants is not None and variant not in entry.variants:
+                continue
             ds = datasets[entry.name]
             overrides = {**spec.overrides, **entry.overrides}
             try:

@@ -12,6 +12,7 @@ file, the line and the allowed values. Example (``sweeps/demo.yaml``)::
     datasets:
       - name: synthetic
         scenes: [motion_0, motion_1, defocus_0, defocus_1]   # default: all scenes
+        variants: null            # subset of the sweep's variants for these scenes (default: all)
         overrides: {}             # per-dataset method overrides (dotted keys)
         data_root: null           # default: $BENCH_DATA/<name> or datasets/data/<name>
         resources: {}             # per-dataset changes to executor.resources
@@ -101,6 +102,8 @@ class ExecutorSpec(_Strict):
 class DatasetEntry(_Strict):
     name: str
     scenes: list[str] | None = Field(None, description="subset of scenes (default: all)")
+    variants: list[str] | None = Field(None, description="subset of the sweep's variants run on these scenes "
+                                                         "(default: all of them)")
     data_root: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesPatch | None = None
@@ -295,6 +298,10 @@ def validate_names(spec: SweepSpec) -> None:
         if entry.name not in datasets:
             raise BenchError(f"{spec.where('datasets', i, 'name')}: dataset {entry.name!r}: unknown; "
                              f"allowed: {', '.join(datasets)}")
+        for j, name in enumerate(entry.variants or []):
+            if name not in variant_names(spec):
+                raise BenchError(f"{spec.where('datasets', i, 'variants', j)}: variant {name!r}: not a variant "
+                                 f"of this sweep; allowed: {', '.join(variant_names(spec))}")
         scenes = [s.name for s in datasets[entry.name].scenes]
         for j, scene in enumerate(entry.scenes or []):
             if scene not in scenes:
