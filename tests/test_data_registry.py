@@ -14,9 +14,9 @@ from data_layouts import write_d4dgs
 from data_synth_cache import synthetic_root
 
 
-def test_registry_lists_the_four_datasets():
+def test_registry_lists_the_datasets():
     specs = {s.name: s for s in list_datasets()}
-    assert set(specs) == {"stereo_blur", "stereo_blur_d4dgs", "d2rf", "synthetic"}
+    assert set(specs) == {"stereo_blur", "stereo_blur_d4dgs", "d2rf", "synthetic", "diagnostic"}
     assert specs["stereo_blur"].scene_names == ["basketball", "children", "sailor", "seesaw", "skating", "street"]
     assert len(specs["stereo_blur_d4dgs"].scenes) == 6 and len(specs["d2rf"].scenes) == 8
     assert {s.protocol for s in specs.values()} == {"dyblurf", "deblur4dgs", "d2rf", "synthetic"}

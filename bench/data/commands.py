@@ -22,9 +22,11 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_check)
 
     p = verbs.add_parser("synth", help="generate the synthetic benchmark (reuses scenes already there)")
-    p.add_argument("--data-root", help="output folder (default: $BENCH_DATA/synthetic or datasets/data/synthetic)")
+    p.add_argument("--dataset", default="synthetic",
+                   help="a generated dataset: synthetic (default, the demo benchmark) or diagnostic")
+    p.add_argument("--data-root", help="output folder (default: $BENCH_DATA/<dataset> or datasets/data/<dataset>)")
     p.add_argument("--force", action="store_true", help="regenerate scenes that already exist")
-    p.add_argument("--scenes", nargs="+", metavar="SCENE", help="only these scenes (default: all in synthetic.yaml)")
+    p.add_argument("--scenes", nargs="+", metavar="SCENE", help="only these scenes (default: all of the dataset)")
     p.set_defaults(func=cmd_synth)
 
 
@@ -85,13 +87,45 @@ def cmd_synth(args) -> int:
 
     from bench.data import synthetic
     from bench.data.registry import data_root, get_dataset
+    from bench.errors import BenchError
 
-    spec = get_dataset("synthetic")
+    name = getattr(args, "dataset", "synthetic")  # getattr: callers that build args by hand predate --dataset
+    spec = get_dataset(name)
+    if spec.layout != "synthetic":
+        raise BenchError(f"{spec.source}: dataset {name} is not generated (layout {spec.layout}, expected synthetic)")
     scenes = [spec.scene(n) for n in args.scenes] if args.scenes else spec.scenes
-    root = data_root("synthetic", args.data_root)
+    root = data_root(name, args.data_root)
     start = time.perf_counter()
     written = synthetic.ensure(root, scenes, force=args.force)
     took = time.perf_counter() - start
     reused = len(scenes) - len(written)
-    print(f"synthetic: {len(written)} scene(s) generated in {took:.1f} s, {reused} reused, under {root}")
+    print(f"{name}: {len(written)} scene(s) generated in {took:.1f} s, {reused} reused, under {root}")
+    print(shares_table(root, [s.name for s in scenes]))
     return 0
+
+
+SHARE_COLUMNS = (("unseen_test", "unseen %"), ("emerging_train_dynamic", "emerging % (train dyn.)"),
+                 ("sharp_train", "sharp %"), ("blurred_train", "blurred>2px %"))
+
+
+def shares_table(root, names: list[str]) -> str:
+    """Text table of each scene's region shares (``meta.json`` "shares", in percent; "-" if absent).
+
+    unseen: of the test pixels; emerging: of the training frames' dynamic pixels, all frames pooled;
+    sharp / blurred: of the training pixels (RMS blur radius < 0.5 px / > 2 px).
+    """
+    import json
+    from pathlib import Path
+
+    from bench.data.synth.write import GT_DIR
+
+    width = max([len(n) for n in names] + [5])
+    lines = [f"{'scene':<{width}}  " + "  ".join(label for _, label in SHARE_COLUMNS)]
+    for n in names:
+        try:
+            shares = json.loads((Path(root) / n / GT_DIR / "meta.json").read_text()).get("shares", {})
+        except (OSError, ValueError):
+            shares = {}
+        cells = [f"{100 * shares[key]:.1f}" if key in shares else "-" for key, _ in SHARE_COLUMNS]
+        lines.append(f"{n:<{width}}  " + "  ".join(f"{c:>{len(label)}}" for c, (_, label) in zip(cells, SHARE_COLUMNS)))
+    return "\n".join(lines)

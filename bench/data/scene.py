@@ -132,6 +132,9 @@ class GroundTruth:
     test_motion_mask: (N,H,W) true dynamic mask of the test (right) views.
     world_from_generator: (4,4) similarity mapping the generator's world points into the scene's
       world frame (the loader's scaling and recentring); used to check geometry against truth.
+    regions: the pixels each method component addresses (docs/datasets.md §Synthetic), all (N,H,W):
+      "unseen" / "emerging" bool masks of the test views, "test_blur_rms" / "train_blur_rms" float32
+      RMS blur radii in pixels of the test and training views; None for data without them.
     """
 
     sharp_train: LazyImages
@@ -142,6 +145,7 @@ class GroundTruth:
     motion_disp: torch.Tensor | None = None
     test_motion_mask: torch.Tensor | None = None
     world_from_generator: torch.Tensor | None = None
+    regions: dict[str, torch.Tensor] | None = None
 
 
 @dataclass

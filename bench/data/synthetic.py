@@ -13,6 +13,7 @@ from bench.data.synth.write import GT_DIR
 from bench.errors import BenchError
 
 GT_KEYS = {"sharp": 4, "depth": 3, "motion_mask": 3, "test_motion_mask": 3}
+REGION_DTYPES = {"unseen": np.bool_, "emerging": np.bool_, "test_blur_rms": np.float32, "train_blur_rms": np.float32}
 
 
 def ensure(root: Path, scenes, *, force: bool = False, show_progress: bool = True) -> list[Path]:
@@ -46,7 +47,38 @@ def check(root: Path, sc, opts: dict) -> list[str]:
                 problems.append(f"{gt}: expected 'coc' (N,H,W) for a {sc.blur_type} scene")
     except (OSError, ValueError) as err:
         problems.append(f"{gt}: expected a readable .npz archive ({err})")
+    return problems + _check_regions(folder / GT_DIR / "regions.npz")
+
+
+def _check_regions(path: Path) -> list[str]:
+    """Problems of ``regions.npz``: every key of REGION_DTYPES, (N,H,W), of that dtype."""
+    if not path.is_file():
+        return [f"{path}: expected the region ground truth (regenerate with `bench data synth --force`)"]
+    problems = []
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            for key, dtype in REGION_DTYPES.items():
+                if key not in data.files or data[key].ndim != 3 or data[key].dtype != dtype:
+                    problems.append(f"{path}: expected array {key!r} (N,H,W) of {np.dtype(dtype).name}")
+    except (OSError, ValueError) as err:
+        problems.append(f"{path}: expected a readable .npz archive ({err})")
     return problems
+
+
+def load_regions(path: Path, shape: tuple[int, int, int]) -> dict[str, torch.Tensor] | None:
+    """The region ground truth (dict of (N,H,W) tensors, see GroundTruth.regions), None if ``path`` is absent.
+
+    ``shape``: the (N,H,W) of the scene's training frames; a mismatch is a BenchError naming the file.
+    """
+    if not path.is_file():
+        return None
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in REGION_DTYPES if k in data.files}
+    for key in REGION_DTYPES:
+        if key not in arrays or arrays[key].shape != shape:
+            got = arrays[key].shape if key in arrays else "nothing"
+            raise BenchError(f"{path}: expected array {key!r} of shape {shape}, got {got}")
+    return {k: torch.from_numpy(v.astype(REGION_DTYPES[k])) for k, v in arrays.items()}
 
 
 def world_from_generator(root: Path, sc) -> torch.Tensor:
@@ -86,6 +118,7 @@ def load(root: Path, sc, opts: dict, *, dataset: str = "synthetic") -> Scene:
         motion_disp=torch.from_numpy(arrays["motion_disp"].astype(np.float32)) if "motion_disp" in arrays else None,
         test_motion_mask=test_mask,
         world_from_generator=world_from_generator(Path(root), sc),
+        regions=load_regions(Path(root) / sc.name / GT_DIR / "regions.npz", (n, h, w)),
     )
     if scene.test.motion_mask is None:
         scene.test.motion_mask = test_mask

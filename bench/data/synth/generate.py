@@ -9,9 +9,11 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench.data.synth.regions import compute_regions
 from bench.data.synth.render import render_scene
 from bench.data.synth.scenes import make_scene
-from bench.data.synth.write import GENERATOR_VERSION, GT_DIR, write_d2rf, write_d4dgs, write_dyblurf, write_gt
+from bench.data.synth.write import (GENERATOR_VERSION, GT_DIR, write_d2rf, write_d4dgs, write_dyblurf, write_gt,
+                                    write_regions)
 
 
 def scene_complete(root: Path, name: str) -> bool:
@@ -39,7 +41,9 @@ def generate_scene(root: Path, name: str, *, seed: int, layout: str, blur_type: 
     tmp = root / f".tmp-{name}-{os.getpid()}-{time.time_ns()}"
     try:
         {"dyblurf": write_dyblurf, "d2rf": write_d2rf, "d4dgs": write_d4dgs}[layout](rendered, tmp)
-        write_gt(sd, rendered, tmp)
+        regions, shares = compute_regions(sd, rendered)
+        write_gt(sd, rendered, tmp, shares)
+        write_regions(regions, tmp)
         _install(tmp, root / name)
     finally:
         if tmp.exists():

@@ -66,6 +66,43 @@ class Texture:
         return self.color_a * (1.0 - p) + self.color_b * p
 
 
+def _wrap_lookup(grid: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Bilinear, periodic lookup of ``grid`` (G0,G1) or (G0,G1,C) at fractional (M,) rows/columns.
+
+    Done by OpenCV's remap (deterministic, fast); remap wants 2-D maps shorter than 32767, so the
+    M lookups are laid out in rows of 256. Returns (M,) or (M,C) float32.
+    """
+    import cv2
+
+    m = len(rows)
+    pad = -m % 256
+    r = np.concatenate([rows.astype(np.float32), np.zeros(pad, np.float32)]).reshape(-1, 256)
+    c = np.concatenate([cols.astype(np.float32), np.zeros(pad, np.float32)]).reshape(-1, 256)
+    out = cv2.remap(grid.astype(np.float32), c, r, cv2.INTER_LINEAR, borderMode=cv2.BORDER_WRAP)
+    return out.reshape((-1,) + grid.shape[2:])[:m]
+
+
+@dataclass
+class ImageTexture:
+    """Albedo from a photograph, tiled over the surface: ``image`` (G0,G1,3) float32 in [0,1].
+
+    period: surface units covered by one copy of the image along its columns (rows keep the
+    image's aspect ratio); offset: (2,) shift in units, so that objects sharing a photograph show
+    different parts of it. uv[:,0] runs along the image columns, uv[:,1] along its rows.
+    """
+
+    image: np.ndarray
+    period: float
+    offset: np.ndarray = field(default_factory=lambda: np.zeros(2))
+
+    def __call__(self, uv: np.ndarray) -> np.ndarray:
+        """(M,2) surface coordinates -> (M,3) RGB in [0,1], bilinear and periodic."""
+        per_unit = self.image.shape[1] / self.period  # texels per surface unit, same on both axes
+        q = (uv + self.offset) * per_unit
+        # v grows downwards in image rows so that an upright photo on a wall (y down) stays upright
+        return np.clip(_wrap_lookup(self.image, q[:, 1], q[:, 0]), 0.0, 1.0)
+
+
 @dataclass
 class Motion:
     """Rigid pose over normalised time t: ``T(t) = base + amp * sin(2 pi freq t + phase) + vel * t``,

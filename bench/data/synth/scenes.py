@@ -45,11 +45,13 @@ class SceneDef:
     frames: int = 16
     subframes: int = 9
     exposure: float = 1.0
+    yaw_sweep: float = 0.08  # camera yaw change (rad) over the clip; the diagnostic scenes hold it still
+    pitch: float = -0.12  # mean camera pitch (rad)
 
     def c2w(self, t: float, right: bool = False) -> np.ndarray:
         """(4,4) OpenCV camera-to-world of the left (or right) camera at time t."""
-        yaw = 0.08 * (t - 0.5) + self.shake[0] * np.sin(2 * np.pi * self.shake_freq * t)
-        pitch = -0.12 + self.shake[1] * np.sin(2 * np.pi * self.shake_freq * t + 1.3)
+        yaw = self.yaw_sweep * (t - 0.5) + self.shake[0] * np.sin(2 * np.pi * self.shake_freq * t)
+        pitch = self.pitch + self.shake[1] * np.sin(2 * np.pi * self.shake_freq * t + 1.3)
         roll = self.shake[2] * np.sin(2 * np.pi * self.shake_freq * t + 2.1)
         m = np.eye(4)
         m[:3, :3] = rot_y(yaw) @ rot_x(pitch) @ rot_z(roll)
@@ -121,8 +123,16 @@ FAMILIES = {
 
 
 def make_scene(name: str, seed: int) -> SceneDef:
-    """The scene ``<family>_<i>`` (e.g. motion_0) drawn from ``seed`` and the family."""
+    """The scene ``<family>_<i>`` (e.g. motion_0) drawn from ``seed`` and the family.
+
+    Families of the demo benchmark are in FAMILIES; the diagnostic families (unseen, emerging,
+    sharp_defocus, sharp_motion) are built by ``bench.data.synth.diagnostic``.
+    """
     family = name.rsplit("_", 1)[0]
+    from bench.data.synth.diagnostic import DIAGNOSTIC
+
+    if family in DIAGNOSTIC:
+        return DIAGNOSTIC[family](name, seed)
     if family not in FAMILIES:
         raise ValueError(f"unknown synthetic family {family!r}")
     blur_type, layout, speed, shake, max_coc, focus = FAMILIES[family]

@@ -1,8 +1,9 @@
 """Write a rendered synthetic scene in a real layout (DyBluRF, D2RF, Deblur4DGS) plus ``synthetic_gt/``.
 
 ``synthetic_gt/`` (a folder no real layout uses) holds ``gt.npz`` (sharp left frames, raw depth,
-dynamic masks of both views, CoC radii, sub-frame displacements) and ``meta.json`` (scene
-parameters, raw cameras, landmarks: 3D points and the pixels where they were drawn).
+dynamic masks of both views, CoC radii, sub-frame displacements), ``regions.npz`` (the regions each
+method component addresses, ``bench/data/synth/regions.py``) and ``meta.json`` (scene parameters,
+raw cameras, landmarks: 3D points and the pixels where they were drawn; the regions' shares).
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from bench.data.synth.render import Rendered, downsample
 from bench.data.synth.scenes import FOCAL, SUPERSAMPLE, TRAIN_SIZE, SceneDef
 
 GT_DIR = "synthetic_gt"
-GENERATOR_VERSION = 6  # bump whenever the rendered data change: older scenes are regenerated
+GENERATOR_VERSION = 7  # bump whenever the written data change: older scenes are regenerated
+# 7: regions.npz and meta.json "shares" added; images and arrays of version 6 scenes unchanged
 
 
 def _poses_bounds(r: Rendered) -> np.ndarray:
@@ -122,8 +124,8 @@ def write_d4dgs(r: Rendered, scene_dir: Path) -> None:
             np.save(tracks / f"{2 * q:05d}_{2 * t:05d}.npy", r.tracks[q, :, t])
 
 
-def write_gt(sd: SceneDef, r: Rendered, scene_dir: Path) -> None:
-    """``synthetic_gt/gt.npz`` and ``synthetic_gt/meta.json``."""
+def write_gt(sd: SceneDef, r: Rendered, scene_dir: Path, shares: dict | None = None) -> None:
+    """``synthetic_gt/gt.npz`` and ``synthetic_gt/meta.json`` (with the region ``shares`` if given)."""
     gt = scene_dir / GT_DIR
     gt.mkdir(parents=True, exist_ok=True)
     arrays = {
@@ -144,4 +146,13 @@ def write_gt(sd: SceneDef, r: Rendered, scene_dir: Path) -> None:
         "kappa": r.kappa, "focus": list(sd.focus),
         "c2w_left": r.c2w_left.tolist(), "c2w_right": r.c2w_right.tolist(), "landmarks": r.landmarks,
     }
+    if shares is not None:
+        meta["shares"] = shares
     (gt / "meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def write_regions(regions: dict[str, np.ndarray], scene_dir: Path) -> None:
+    """``synthetic_gt/regions.npz``: unseen, emerging (N,H,W) bool; test/train_blur_rms (N,H,W) float32."""
+    gt = scene_dir / GT_DIR
+    gt.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(gt / "regions.npz", **regions)
