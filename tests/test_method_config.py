@@ -11,7 +11,7 @@ from bench.method.config import (MethodConfig, allowed_keys, config_hash, parse_
 from bench.method.registry import get_method, list_methods
 
 VARIANTS = {"full", "no_sparsity", "no_densification", "no_unseen_views", "no_shortcut",
-            "defocus_kernel", "motion_kernel", "no_blur", "smooth"}
+            "defocus_kernel", "motion_kernel", "no_blur", "smooth", "unseen_matched_steps"}
 
 
 def test_release_defaults_match_method_md():
@@ -87,6 +87,8 @@ def test_every_variant_has_base_description_and_applies_overrides():
     nd = resolve_config("no_densification").densify
     assert nd.dgd is False and nd.enabled is True
     assert resolve_config("no_unseen_views").unseen.enabled is False
+    ctrl = resolve_config("unseen_matched_steps").unseen
+    assert ctrl.enabled is False and ctrl.skip_virtual_steps is True
     sm = resolve_config("smooth").loss
     assert (sm.se3_smoothness, sm.track_smoothness, sm.z_acceleration) == (0.075, 0.2, 1.0)
 
@@ -140,3 +142,40 @@ def test_parse_overrides():
     assert got == {"train.steps": 12, "blur.lr": 1e-3, "blur.shortcut": False, "blur.kernel_type": "motion"}
     with pytest.raises(BenchError):
         parse_overrides(["train.steps"])
+
+
+def test_component_rules_default_to_this_projects_and_keep_the_earlier_ones():
+    """DGD, the moving-pixel check and the side views default to the rules of docs/method.md §11; the
+    earlier rules (and upstream's side direction) stay reachable by key."""
+    cfg = resolve_config("full")
+    d = cfg.densify
+    assert (d.dgd_scale, d.dgd_sampling, d.dgd_opacity_rule) == ("pixel", "missing", "matched")
+    assert (cfg.model.dynamic_mask_check, cfg.model.dynamic_mask_depth_tol) == ("depth", 0.05)
+    assert cfg.unseen.side_direction == "camera_x" and cfg.unseen.skip_virtual_steps is False
+    old = resolve_config("full", "cpu", {"densify.dgd_scale": "spacing", "densify.dgd_sampling": "uniform",
+                                         "densify.dgd_opacity_rule": "fixed", "model.dynamic_mask_check": "none",
+                                         "unseen.side_direction": "trajectory"})
+    assert old.densify.dgd_opacity == 0.7 and old.unseen.side_direction == "trajectory"
+    with pytest.raises(BenchError, match="dgd_scale"):
+        resolve_config("full", overrides={"densify.dgd_scale": "huge"})
+
+
+def test_skipping_virtual_steps_needs_virtual_views_off():
+    with pytest.raises(BenchError, match="skip_virtual_steps=true needs unseen.enabled=false"):
+        resolve_config("full", overrides={"unseen.skip_virtual_steps": True})
+
+
+@pytest.mark.parametrize("profile", ["cpu", None])
+def test_matched_control_takes_as_many_real_steps_as_full(profile):
+    from bench.method.step import step_counts
+
+    full = step_counts(resolve_config("full", profile), virtual_views=True)
+    ctrl = step_counts(resolve_config("unseen_matched_steps", profile), virtual_views=True)
+    plain = step_counts(resolve_config("no_unseen_views", profile), virtual_views=True)
+    steps = resolve_config("full", profile).train.steps
+    assert ctrl["real"] == full["real"] and ctrl["skipped"] == full["virtual"] > 0 and ctrl["virtual"] == 0
+    assert plain == {"real": steps, "virtual": 0, "skipped": 0}
+    # every 5th step from 3000/40000 of the run: full trains on 18.5% fewer real frames than no_unseen_views
+    assert full["virtual"] / steps == pytest.approx(0.185)
+    # a scene without virtual views (no masks): neither runs skips anything
+    assert step_counts(resolve_config("unseen_matched_steps", profile), virtual_views=False)["skipped"] == 0

@@ -85,6 +85,29 @@ def test_interrupted_run_resumes_to_identical_result(tiny, tmp_path, monkeypatch
 
 
 @pytest.mark.slow
+def test_unseen_matched_steps_takes_exactly_fulls_real_steps(tiny, tmp_path, monkeypatch):
+    """The control trains on no virtual view and makes no update on the steps full spends on them: the
+    same number of real-frame steps, on the same steps, as full (docs/method.md §7, §10)."""
+    seen: dict[str, list[tuple[int, bool]]] = {}
+    original = T.forward
+
+    def counting(run, s, t):
+        seen.setdefault(run.record["method"], []).append((s, t["virtual"]))
+        return original(run, s, t)
+
+    monkeypatch.setattr(T, "forward", counting)
+    full = train_tiny(tmp_path / "full")
+    ctrl = train_tiny(tmp_path / "ctrl", "unseen_matched_steps")
+    real = {m: [s for s, virtual in steps if not virtual] for m, steps in seen.items()}
+    assert real["full"] == real["unseen_matched_steps"]  # the same steps, hence the same frames
+    assert not any(virtual for _, virtual in seen["unseen_matched_steps"])
+    assert full["step_counts"] == {"real": len(real["full"]), "virtual": 40 - len(real["full"]), "skipped": 0}
+    assert ctrl["step_counts"] == {"real": len(real["full"]), "virtual": 0, "skipped": 40 - len(real["full"])}
+    assert full["step_counts"]["virtual"] > 0 and ctrl["unseen_views"] is None
+    assert "DGD at step" in (tmp_path / "ctrl" / rundir.LOG).read_text()  # events still run on schedule
+
+
+@pytest.mark.slow
 def test_no_blur_has_no_bpnet(tiny, tmp_path):
     run = tmp_path / "nb"
     train_tiny(run, method="no_blur", **{"train.steps": 12, "train.checkpoint_every": 12, "train.log_every": 4})

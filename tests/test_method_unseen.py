@@ -5,7 +5,7 @@ import torch
 
 from bench.method.geometry import matrix_to_quat, quat_to_matrix, rigid_inverse
 from bench.method.unseen import (KINDS, build_virtual_views, forward_warp, inpaint_holes, inpainted_share,
-                                 midpoint_pose, scene_offset)
+                                 midpoint_pose, scene_offset, side_direction)
 
 H, W, F_PX = 12, 20, 10.0
 K = torch.tensor([[F_PX, 0, W / 2], [0, F_PX, H / 2], [0, 0, 1]])
@@ -98,7 +98,7 @@ def test_build_virtual_views_layout():
     depths = torch.full((N, H, W), 5.0)
     masks = torch.zeros(N, H, W)
     masks[:, 3:8, 6:12] = 1
-    views = build_virtual_views(c2w, K, images, depths, masks, offset=0.5)
+    views = build_virtual_views(c2w, K, images, depths, masks, offset=0.5, side="trajectory")
     assert len(views) == 4 * (N - 1)
     assert views.kind == list(KINDS) * (N - 1)
     assert views.source_frame.tolist() == [0, 1, 0, 0, 1, 2, 1, 1]
@@ -137,9 +137,49 @@ def test_inpainted_share_per_kind_grows_with_the_side_offset():
     images = ramp_image().expand(N, H, W, 3).clone()
     depths = torch.full((N, H, W), 5.0)
     masks = torch.zeros(N, H, W)
-    small = inpainted_share(build_virtual_views(c2w, K, images, depths, masks, offset=0.5))
-    large = inpainted_share(build_virtual_views(c2w, K, images, depths, masks, offset=1.5))
+    small = inpainted_share(build_virtual_views(c2w, K, images, depths, masks, offset=0.5, side="trajectory"))
+    large = inpainted_share(build_virtual_views(c2w, K, images, depths, masks, offset=1.5, side="trajectory"))
     assert set(small) == set(KINDS)
     # +-0.5 along y at depth 5 = 1 px of 12 rows uncovered; +-1.5 = 3 rows
     assert small["perp_plus"] == pytest.approx(1 / H) and large["perp_plus"] == pytest.approx(3 / H)
     assert small["mid_from_prev"] == large["mid_from_prev"]
+
+
+def turned_c2w(x: float, yaw_deg: float) -> torch.Tensor:
+    """A camera at (x, 0, 0) turned by ``yaw_deg`` about the world y axis."""
+    a = torch.deg2rad(torch.tensor(yaw_deg))
+    c2w = torch.eye(4)
+    c2w[:3, :3] = torch.tensor([[torch.cos(a), 0, torch.sin(a)], [0, 1, 0], [-torch.sin(a), 0, torch.cos(a)]])
+    c2w[0, 3] = x
+    return c2w
+
+
+def test_side_views_follow_the_camera_x_axis_not_the_trajectory():
+    """A camera sliding sideways (along its x axis, the stereo baseline of the test views): the upstream
+    rule moves the side views vertically, camera_x horizontally along the camera's own (turned) x axis."""
+    a, b = turned_c2w(0.0, 20.0), turned_c2w(0.2, 20.0)
+    assert torch.allclose(side_direction(a, b, "trajectory").abs(), torch.tensor([0.0, 1, 0]), atol=1e-6)
+    assert torch.allclose(side_direction(a, b, "camera_x"), a[:3, 0], atol=1e-6)
+    # the camera's x axis even when the camera stands still (no trajectory)
+    assert torch.allclose(side_direction(a, a, "camera_x"), a[:3, 0], atol=1e-6)
+    with pytest.raises(ValueError, match="camera_x or trajectory"):
+        side_direction(a, b, "sideways")
+
+
+def test_camera_x_side_views_shift_content_horizontally_by_the_disparity():
+    N = 2
+    c2w = torch.eye(4).repeat(N, 1, 1)
+    c2w[1, 0, 3] = 0.2
+    images = ramp_image().expand(N, H, W, 3).clone()
+    depths = torch.full((N, H, W), 5.0)
+    views = build_virtual_views(c2w, K, images, depths, torch.zeros(N, H, W), offset=1.0)  # default camera_x
+    centres = rigid_inverse(views.w2c)[:, :3, 3]
+    plus, minus = views.kind.index("perp_plus"), views.kind.index("perp_minus")
+    assert torch.allclose(centres[plus], torch.tensor([1.0, 0, 0]), atol=1e-6)
+    assert torch.allclose(centres[minus], torch.tensor([-1.0, 0, 0]), atol=1e-6)
+    # +1 along x at depth 5 = f*1/5 = 2 px of horizontal parallax: the two right-most columns are holes
+    assert not views.valid[plus, :, -2:].any() and views.valid[plus, :, :-2].all()
+    assert torch.allclose(views.images[plus, :, :-2], images[0, :, 2:], atol=1e-5)
+    # and the inpainted share is still reported per view kind
+    share = inpainted_share(views)
+    assert set(share) == set(KINDS) and share["perp_plus"] == pytest.approx(2 / W)

@@ -40,6 +40,13 @@ class ModelConfig(_Section):
     init_opacity: float = Field(0.1, gt=0, lt=1, description="initial opacity of every Gaussian")
     init_scale_factor: float = Field(1.0, gt=0, description="init scale = factor * RMS distance to the "
                                                                   "3 nearest initial points")
+    dynamic_mask_check: Literal["none", "depth"] = Field(
+        "depth", description="[ours] depth: mask pixels whose depth matches the static surface other frames "
+                             "see there are not moving (masks cover the whole exposure); none: every mask "
+                             "pixel is (docs/method.md §2)")
+    dynamic_mask_depth_tol: float = Field(0.05, gt=0, lt=1, description="[ours] relative depth difference "
+                                                                          "within which a point matches "
+                                                                          "static surface")
     motion_init: Literal["auto", "identity"] = Field(
         "auto", description="auto: tracks > flow > identity; identity: learn bases from scratch")
 
@@ -111,7 +118,17 @@ class DensifyConfig(_Section):
     dgd: bool = Field(True, description="dynamic Gaussian densification (paper; off upstream)")
     dgd_at_frac: Frac = Field(2500 / 40000, ge=0, le=1)
     dgd_points_per_view: int = Field(1000, ge=1)
-    dgd_opacity: float = Field(0.7, gt=0, lt=1)
+    dgd_opacity: float = Field(0.7, gt=0, lt=1, description="opacity of DGD's Gaussians with "
+                                                           "dgd_opacity_rule=fixed (upstream 0.7)")
+    dgd_opacity_rule: Literal["fixed", "matched"] = Field(
+        "matched", description="[ours] matched: the median opacity of the current dynamic Gaussians; "
+                               "fixed: dgd_opacity (docs/method.md §6)")
+    dgd_scale: Literal["spacing", "pixel"] = Field(
+        "pixel", description="[ours] pixel: footprint z/f x the dynamic Gaussians' median size in pixels; "
+                             "spacing: footprint x the sampling spacing (earlier rule)")
+    dgd_sampling: Literal["uniform", "missing"] = Field(
+        "missing", description="[ours] missing: weighted by 1 - the dynamic Gaussians' accumulated alpha, "
+                               "as many as the missing alpha sums to; uniform: over the moving pixels")
 
 
 class UnseenConfig(_Section):
@@ -124,7 +141,15 @@ class UnseenConfig(_Section):
     perpendicular_offset_depth: float = Field(
         0.03, ge=0, description="[ours] shift of the two side views as a fraction of the training frames' "
                                 "median depth (upstream: 0.5 in its own scene units)")
+    side_direction: Literal["camera_x", "trajectory"] = Field(
+        "camera_x", description="[ours] camera_x: side views along the source camera's x axis (the stereo "
+                                "baseline); trajectory: orthogonal to the optical axis and the trajectory "
+                                "(upstream)")
     inpaint_radius: int = Field(3, ge=1, description="OpenCV inpainting radius (px)")
+    skip_virtual_steps: bool = Field(
+        False, description="[ours] with enabled=false: the steps that would train on a virtual view make no "
+                           "update, so the run takes as many real steps as one with virtual views "
+                           "(variant unseen_matched_steps)")
 
 
 class OptimConfig(_Section):
@@ -287,6 +312,9 @@ def validate(data: dict[str, Any], source: str) -> MethodConfig:
         first = err.errors()[0]
         key = ".".join(str(p) for p in first["loc"])
         raise BenchError(f"{source}: {key}={first.get('input')!r}: {first['msg']}") from None
+    if cfg.unseen.enabled and cfg.unseen.skip_virtual_steps:
+        raise BenchError(f"{source}: unseen.skip_virtual_steps=true needs unseen.enabled=false "
+                         f"(it replaces the virtual steps by skipped ones)")
     if cfg.blur.kernel_size % 2 == 0:
         raise BenchError(f"{source}: blur.kernel_size={cfg.blur.kernel_size}: expected an odd number")
     return cfg

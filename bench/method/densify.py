@@ -22,6 +22,7 @@ with a visibility count, and the mean over the window decides growth.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Callable
 
 import torch
@@ -29,6 +30,7 @@ import torch.nn as nn
 
 from bench.method.config import MethodConfig
 from bench.method.geometry import pixel_centres, quat_to_matrix, unproject
+from bench.method.masks import mask_tolerance, moving_masks
 from bench.method.model import rgb_to_sh_dc
 from bench.method.motion import MotionBases
 from bench.method.rng import generator
@@ -182,33 +184,81 @@ def reset_opacity(params: Params, optimizer: torch.optim.Optimizer, value: float
     _edit(params, optimizer, lambda _, v: v.clamp(max=cap), torch.zeros_like, names=("opacity_logits",))
 
 
+@dataclass(frozen=True)
+class DGDRules:
+    """How DGD samples and shapes its Gaussians (docs/method.md §6; config keys ``densify.dgd_*``).
+
+    scale: "pixel" (the pixel's footprint z/f times the current dynamic Gaussians' median size in
+    pixels in that view: a new Gaussian stands for the one pixel it was lifted from) or "spacing"
+    (this project's earlier rule: footprint times the mean spacing of the sampled pixels).
+    sampling: "missing" (pixels weighted by 1 - the accumulated alpha of the current dynamic
+    Gaussians rendered in the view, as many samples as that missing alpha sums to) or "uniform".
+    opacity: a fixed opacity, or None for the median opacity of the current dynamic Gaussians.
+    The field defaults are the earlier rules; the configuration's (:func:`dgd_rules`) are pixel,
+    missing and the median opacity.
+    """
+
+    scale: str = "spacing"
+    sampling: str = "uniform"
+    opacity: float | None = 0.7
+
+
 @torch.no_grad()
 def dynamic_gaussian_densification(views, bases: MotionBases, dyn_means: torch.Tensor, dyn_coef_logits: torch.Tensor,
-                                   *, max_points_per_view: int = 1000, opacity: float = 0.7,
+                                   *, max_points_per_view: int = 1000, rules: DGDRules = DGDRules(),
+                                   dyn_shape: Params | None = None, moving: dict[int, torch.Tensor] | None = None,
                                    generator: torch.Generator | None = None) -> Params:
     """New dynamic Gaussians in under-reconstructed moving regions (DGD).
 
     views: ``bench.data.scene.Views`` of the training frames (depth and motion masks required).
-    dyn_means (D,3) canonical means and dyn_coef_logits (D,B) of the current dynamic Gaussians.
-    For every view, up to ``max_points_per_view`` pixels with motion mask 1 and valid depth are
+    dyn_means (D,3) canonical means and dyn_coef_logits (D,B) of the current dynamic Gaussians;
+    dyn_shape: their ``quats`` (D,4), ``log_scales`` (D,3), ``opacity_logits`` (D,), needed by every
+    rule but the earlier ones (spacing, uniform, fixed opacity). moving: {view: (H,W) bool} the pixels
+    that count as moving (bench.method.masks), default the motion mask with valid depth.
+    For every view, up to ``max_points_per_view`` moving pixels are drawn (``rules.sampling``) and
     back-projected; each takes the transform (R, t) at that frame of its nearest moved dynamic
     Gaussian G' and goes to canonical space: mu0 = R^T (mu_t - t). Returns rows (M,...):
-    ``means`` (canonical), ``quats`` (identity), ``log_scales`` (isotropic: the pixel footprint
-    at its depth times the sample spacing), ``opacity_logits`` (logit of ``opacity``), ``rgb``
-    (colour of the pixel in the frame), ``coef_logits`` (copied from G'), ``frame`` (source view).
-    The caller adds its own attributes (SH layout, dynamic flag) and calls ``append_gaussians``.
+    ``means`` (canonical), ``quats`` (identity), ``log_scales`` (isotropic, ``rules.scale``),
+    ``opacity_logits``, ``rgb`` (colour of the pixel in the frame), ``coef_logits`` (copied from
+    G'), ``frame`` (source view). The caller adds its own attributes (SH layout, dynamic flag) and
+    calls ``append_gaussians``.
     """
     device = dyn_means.device
-    B = dyn_coef_logits.shape[1]
-    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("means", "log_scales", "rgb", "coef_logits", "frame")}
     if views.depth is None or views.motion_mask is None:
         raise ValueError("dynamic Gaussian densification needs training depth and motion masks")
+    if (rules.scale == "pixel" or rules.sampling == "missing" or rules.opacity is None) and dyn_shape is None:
+        raise ValueError(f"DGD rules {rules} need the dynamic Gaussians' shape (dyn_shape)")
+    dyn = {"means": dyn_means, "coef_logits": dyn_coef_logits, **(dyn_shape or {})}
+    out: dict[str, list[torch.Tensor]] = {k: [] for k in ("means", "log_scales", "rgb", "coef_logits", "frame")}
     if dyn_means.shape[0] > 0:
         c2w_all = torch.linalg.inv(views.cameras.w2c.double()).float()
         for i in range(len(views)):
-            _dgd_view(views, i, c2w_all[i], bases, dyn_means, dyn_coef_logits, max_points_per_view, generator, out)
+            pix = _moving_pixels(views, i, moving, device)
+            if pix.shape[0]:
+                _dgd_view(views, i, pix, c2w_all[i], bases, dyn, rules, max_points_per_view, generator, out)
+    return _dgd_rows(out, _dgd_opacity(rules, dyn), dyn_coef_logits.shape[1], device)
+
+
+def _moving_pixels(views, i: int, moving: dict[int, torch.Tensor] | None, device) -> torch.Tensor:
+    """(P,2) (row, column) of view i's moving pixels with valid depth."""
+    depth = views.depth[i].to(device)
+    ok = (views.motion_mask[i].to(device) > 0.5) if moving is None else moving[i].to(device)
+    return torch.nonzero(ok & (depth > 0))
+
+
+def _dgd_opacity(rules: DGDRules, dyn: Params) -> float:
+    """The new Gaussians' opacity: fixed, or the current dynamic Gaussians' median (0.5 if there are none)."""
+    if rules.opacity is not None:
+        return rules.opacity
+    logits = dyn["opacity_logits"]
+    return float(torch.sigmoid(logits).median()) if logits.numel() else 0.5
+
+
+def _dgd_rows(out: dict, opacity: float, B: int, device) -> Params:
+    """Concatenate the per-view rows of ``out`` into DGD's result (see dynamic_gaussian_densification)."""
     cat = {k: torch.cat(v).to(device) if v else None for k, v in out.items()}
     m = 0 if cat["means"] is None else cat["means"].shape[0]
+    opacity = min(max(opacity, 1e-4), 1 - 1e-4)
     return {
         "means": cat["means"] if m else torch.zeros(0, 3, device=device),
         "quats": torch.tensor([1.0, 0, 0, 0], device=device).repeat(m, 1),
@@ -220,35 +270,87 @@ def dynamic_gaussian_densification(views, bases: MotionBases, dyn_means: torch.T
     }
 
 
-def _dgd_view(views, i: int, c2w: torch.Tensor, bases: MotionBases, dyn_means: torch.Tensor,
-              coef: torch.Tensor, max_points: int, generator, out: dict) -> None:
-    """DGD for training view i; appends its rows to ``out``."""
-    device = dyn_means.device
-    depth = views.depth[i].to(device)
-    pix = torch.nonzero((views.motion_mask[i].to(device) > 0.5) & (depth > 0))  # (P,2) v,u
-    if pix.shape[0] == 0:
-        return
-    n_all = pix.shape[0]
-    if n_all > max_points:
-        pick = torch.randperm(n_all, generator=generator, device=generator.device if generator else None)
-        pix = pix[pick[:max_points].to(device)]
-    K = views.cameras.K[i].to(device)
-    z = depth[pix[:, 0], pix[:, 1]]
-    world = unproject(pixel_centres(pix), z, K, c2w.to(device))
+def _dgd_view(views, i: int, pix: torch.Tensor, c2w: torch.Tensor, bases: MotionBases, dyn: Params,
+              rules: DGDRules, max_points: int, generator, out: dict) -> None:
+    """DGD for training view i and its moving pixels ``pix`` (P,2); appends its rows to ``out``."""
+    device = pix.device
     frame = float(views.frame_index[i])
-    R, t = bases.transforms(coef, frame)
-    moved = (R @ dyn_means[:, :, None]).squeeze(-1) + t
-    rows = max(1, 2 ** 24 // moved.shape[0])  # bound the distance matrix to ~64 MB
-    near = torch.cat([torch.cdist(world[j:j + rows], moved).argmin(1) for j in range(0, world.shape[0], rows)])
+    K, w2c = views.cameras.K[i].to(device).float(), views.cameras.w2c[i].to(device).float()
+    n_all = pix.shape[0]
+    if rules.sampling == "missing":
+        alpha = _dynamic_alpha(dyn, bases, frame, K, w2c, views.cameras.width, views.cameras.height)
+        pick = _sample_missing(1 - alpha[pix[:, 0], pix[:, 1]], max_points, generator)
+    else:
+        pick = _sample_uniform(n_all, max_points, generator)
+    if pick.numel() == 0:
+        return
+    pix = pix[pick.to(device)]
+    z = views.depth[i].to(device)[pix[:, 0], pix[:, 1]]
+    world = unproject(pixel_centres(pix), z, K, c2w.to(device))
+    R, t = bases.transforms(dyn["coef_logits"], frame)
+    moved = (R @ dyn["means"][:, :, None]).squeeze(-1) + t
+    near = _nearest(world, moved)
     canonical = (R[near].transpose(1, 2) @ (world - t[near])[:, :, None]).squeeze(-1)
-    spacing = math.sqrt(n_all / pix.shape[0])  # sampled points are this many pixels apart on average
-    scale = z / K[0, 0] * spacing
-    image = views.images[i].to(device)
+    if rules.scale == "pixel":
+        size_px = _median_size_px(moved, dyn["log_scales"], K, w2c)
+    else:  # sampled points are this many pixels apart on average
+        size_px = math.sqrt(n_all / pix.shape[0])
+    scale = z / K[0, 0] * size_px
     out["means"].append(canonical)
     out["log_scales"].append(scale.clamp_min(1e-8).log()[:, None].expand(-1, 3))
-    out["rgb"].append(image[pix[:, 0], pix[:, 1], :3])
-    out["coef_logits"].append(coef[near])
+    out["rgb"].append(views.images[i].to(device)[pix[:, 0], pix[:, 1], :3])
+    out["coef_logits"].append(dyn["coef_logits"][near])
     out["frame"].append(torch.full((pix.shape[0],), i, dtype=torch.long, device=device))
+
+
+def _sample_uniform(n: int, max_points: int, generator) -> torch.Tensor:
+    """Indices of up to ``max_points`` of ``n`` candidates, uniformly without replacement (all if n fits)."""
+    if n <= max_points:
+        return torch.arange(n)
+    return torch.randperm(n, generator=generator, device=generator.device if generator else None)[:max_points]
+
+
+def _sample_missing(weights: torch.Tensor, max_points: int, generator) -> torch.Tensor:
+    """Indices drawn without replacement with probability proportional to ``weights`` (P,) in [0, 1].
+
+    The count is the weights' sum (rounded), capped by ``max_points`` and the non-zero weights: each
+    new Gaussian stands for about one pixel's worth of missing alpha, so a view whose moving region
+    the dynamic Gaussians already cover adds (nearly) nothing.
+    """
+    w = weights.clamp(0, 1).double().cpu()
+    n = min(max_points, int(float(w.sum()) + 0.5), int((w > 0).sum()))
+    if n <= 0:
+        return torch.zeros(0, dtype=torch.long)
+    return torch.multinomial(w, n, replacement=False, generator=generator)
+
+
+def _nearest(points: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
+    """(M,) index of the nearest of ``ref`` (D,3) to each of ``points`` (M,3), in chunks."""
+    rows = max(1, 2 ** 24 // ref.shape[0])  # bound the distance matrix to ~64 MB
+    return torch.cat([torch.cdist(points[j:j + rows], ref).argmin(1) for j in range(0, points.shape[0], rows)])
+
+
+def _dynamic_alpha(dyn: Params, bases: MotionBases, frame: float, K: torch.Tensor, w2c: torch.Tensor,
+                   width: int, height: int) -> torch.Tensor:
+    """(H,W) accumulated alpha of the dynamic Gaussians alone, moved to ``frame``, in camera (K, w2c)."""
+    from bench.render import rasterize
+
+    means, quats = bases.apply(dyn["means"], dyn["quats"], dyn["coef_logits"], frame)
+    colours = torch.zeros(means.shape[0], 3, device=means.device)
+    out = rasterize(means, quats, dyn["log_scales"], dyn["opacity_logits"], colours, w2c[None], K[None],
+                    width, height, backend="auto")
+    return out.alpha[0, ..., 0]
+
+
+def _median_size_px(moved: torch.Tensor, log_scales: torch.Tensor, K: torch.Tensor, w2c: torch.Tensor) -> float:
+    """Median size in pixels (geometric-mean scale x f / z) of the moved dynamic Gaussians (D,3) in front
+    of the camera; 1 px when none is."""
+    z = moved @ w2c[2, :3] + w2c[2, 3]
+    front = z > 1e-6
+    if not front.any():
+        return 1.0
+    size = log_scales[front].mean(-1).exp() * K[0, 0] / z[front]
+    return float(size.median())
 
 
 class DensifyStrategy:
@@ -345,25 +447,47 @@ class DensifyStrategy:
 
     def _dgd(self, model, optimizer: torch.optim.Optimizer, views, done: int) -> None:
         """Dynamic Gaussian densification: new dynamic Gaussians copy their neighbour's coefficients."""
-        d, p = self.cfg.densify, model.params
-        dyn = p["flag"] > 0.5
-        gen = generator(self.seed, "dgd", done)
-        rows = dynamic_gaussian_densification(views, model.bases, p["means"].detach()[dyn],
-                                              p["motion_coefs"].detach()[dyn],
-                                              max_points_per_view=d.dgd_points_per_view, opacity=d.dgd_opacity,
-                                              generator=gen)
+        rows = dgd_for_model(model, views, self.cfg, generator(self.seed, "dgd", done))
         m = rows["means"].shape[0]
         if m == 0:
-            self.log(f"DGD at step {done}: no dynamic pixel with depth or no dynamic Gaussian; nothing added")
+            self.log(f"DGD at step {done}: no dynamic pixel missing, no dynamic pixel with depth or no dynamic "
+                     f"Gaussian; nothing added")
             return
-        dev = p["means"].device
-        new = {
-            "means": rows["means"], "quats": rows["quats"], "log_scales": rows["log_scales"],
-            "opacity_logits": rows["opacity_logits"], "sh_dc": rgb_to_sh_dc(rows["rgb"])[:, None, :],
-            "sh_rest": torch.zeros((m,) + tuple(p["sh_rest"].shape[1:]), device=dev),
-            "motion_coefs": rows["coef_logits"], "flag": torch.ones(m, device=dev),
-        }
-        append_gaussians(p, optimizer, self.stats, new)
+        append_gaussians(model.params, optimizer, self.stats, dgd_attributes(rows, model.params))
         self.totals["grown"] += m
         self.totals["dgd"] += m
-        self.log(f"DGD at step {done}: added {m} dynamic Gaussians (total {model.num_gaussians})")
+        size = rows["log_scales"][:, 0].exp().median()
+        self.log(f"DGD at step {done}: added {m} dynamic Gaussians (median scale {float(size):.4g}, opacity "
+                 f"{float(torch.sigmoid(rows['opacity_logits'][0])):.3f}; total {model.num_gaussians})")
+
+
+def dgd_rules(cfg: MethodConfig) -> DGDRules:
+    """The DGD rules of a configuration (``densify.dgd_scale``, ``dgd_sampling``, ``dgd_opacity_rule``)."""
+    d = cfg.densify
+    return DGDRules(scale=d.dgd_scale, sampling=d.dgd_sampling,
+                    opacity=d.dgd_opacity if d.dgd_opacity_rule == "fixed" else None)
+
+
+def dgd_for_model(model, views, cfg: MethodConfig, gen: torch.Generator | None) -> Params:
+    """DGD's new rows (see :func:`dynamic_gaussian_densification`) for ``model`` (GaussianModel) and the
+    training ``views`` under ``cfg``: its rules and the moving-pixel check of bench.method.masks."""
+    p = model.params
+    dyn = p["flag"] > 0.5
+    shape = {k: p[k].detach()[dyn] for k in ("quats", "log_scales", "opacity_logits")}
+    moving = None
+    if views.depth is not None and views.motion_mask is not None:
+        moving = moving_masks(views, mask_tolerance(cfg))
+    return dynamic_gaussian_densification(views, model.bases, p["means"].detach()[dyn], p["motion_coefs"].detach()[dyn],
+                                          max_points_per_view=cfg.densify.dgd_points_per_view, rules=dgd_rules(cfg),
+                                          dyn_shape=shape, moving=moving, generator=gen)
+
+
+def dgd_attributes(rows: Params, params: Params) -> Params:
+    """Every per-Gaussian attribute of DGD's new ``rows`` in the layout of the model's ``params``."""
+    m, dev = rows["means"].shape[0], params["means"].device
+    return {
+        "means": rows["means"], "quats": rows["quats"], "log_scales": rows["log_scales"],
+        "opacity_logits": rows["opacity_logits"], "sh_dc": rgb_to_sh_dc(rows["rgb"])[:, None, :],
+        "sh_rest": torch.zeros((m,) + tuple(params["sh_rest"].shape[1:]), device=dev),
+        "motion_coefs": rows["coef_logits"], "flag": torch.ones(m, device=dev),
+    }

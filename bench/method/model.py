@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import torch
 
 from bench.method.geometry import backproject
+from bench.method.masks import mask_tolerance, moving_masks
 from bench.method.motion import MotionBases, identity_coefficients, init_from_flow_or_tracks
 from bench.method.rng import generator
 
@@ -138,9 +139,13 @@ def knn_scale(points: torch.Tensor, k: int = 3, chunk: int = 2048) -> torch.Tens
     return torch.cat(out).clamp_min(1e-7)
 
 
-def _sample_pixels(views, frames: list[int], want_dynamic: bool, count: int, gen: torch.Generator):
+def _sample_pixels(views, frames: list[int], want_dynamic: bool, count: int, gen: torch.Generator,
+                   moving: dict[int, torch.Tensor] | None = None):
     """Back-project up to ``count`` random pixels with valid depth of the chosen mask class.
 
+    moving: {frame: (H,W) bool} the pixels that count as dynamic (bench.method.masks); default the
+    motion mask. Static pixels are always those outside the motion mask: the mask pixels the check
+    rejects are static surface that other frames show unmasked, where static points already come from.
     Returns points (M,3) and their colours (M,3) from the (blurry) training images.
     """
     cand = []  # (frame, flat pixel index) of every eligible pixel
@@ -149,6 +154,8 @@ def _sample_pixels(views, frames: list[int], want_dynamic: bool, count: int, gen
         ok = depth > 0
         if views.motion_mask is not None:
             dyn = views.motion_mask[t] > 0.5
+            if want_dynamic and moving is not None:
+                dyn = moving[t]
             ok = ok & (dyn if want_dynamic else ~dyn)
         elif want_dynamic:
             ok = torch.zeros_like(ok)
@@ -177,7 +184,8 @@ def init_model(scene, cfg, seed: int) -> tuple[GaussianModel, str]:
     """Gaussians from the scene's training depth and motion masks; motion bases from tracks/flow.
 
     Static Gaussians: random static pixels of all training frames; dynamic Gaussians: the
-    canonical (middle) frame's dynamic pixels. Returns the model and one log line describing the
+    canonical (middle) frame's moving pixels (motion mask less the static surface found by
+    bench.method.masks when ``model.dynamic_mask_check=depth``). Returns the model and one log line describing the
     motion-basis initialisation path.
     """
     from bench.errors import BenchError
@@ -189,7 +197,10 @@ def init_model(scene, cfg, seed: int) -> tuple[GaussianModel, str]:
     gen = generator(seed, "init")
     canonical = n_frames // 2
     s_pts, s_col = _sample_pixels(views, list(range(n_frames)), False, cfg.model.init_static_points, gen)
-    d_pts, d_col = _sample_pixels(views, [canonical], True, cfg.model.init_dynamic_points, gen)
+    moving = None
+    if views.motion_mask is not None:  # mask pixels that show static surface at mid-exposure stay static
+        moving = moving_masks(views, mask_tolerance(cfg), [canonical])
+    d_pts, d_col = _sample_pixels(views, [canonical], True, cfg.model.init_dynamic_points, gen, moving)
     means = torch.cat([s_pts, d_pts])
     if means.shape[0] == 0:
         raise BenchError(f"{scene.dataset}/{scene.name}: no training pixel has valid depth")

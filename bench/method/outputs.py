@@ -16,7 +16,7 @@ import torch
 from bench import rundir
 from bench.atomic import write_bytes, write_json
 from bench.method.run_state import Run
-from bench.method.step import forward, sh_degree, train_view
+from bench.method.step import forward, sh_degree, step_counts, train_view, virtual_possible
 from bench.method.unseen import inpainted_share
 from bench.provenance import peak_memory_bytes
 
@@ -109,6 +109,8 @@ def write_summary(run: Run) -> dict:
         "final_train_psnr": float(rows[-1]["train_psnr"]) if rows else None,
         "final_loss": float(rows[-1]["loss"]) if rows else None,
         "unseen_views": _unseen_summary(run.virtual),
+        # real-frame, virtual-view and skipped steps (unseen.skip_virtual_steps), docs/method.md §7
+        "step_counts": step_counts(run.cfg, virtual_possible(run.data)),
         "method": run.record["method"], "dataset": run.record["dataset"], "scene": run.record["scene"],
         "seed": run.record["seed"], "profile": run.record["profile"], "config_hash": run.record["config_hash"],
     }

@@ -33,10 +33,37 @@ def torch_randint(n: int, gen: torch.Generator) -> int:
     return int(torch.randint(n, (1,), generator=gen).item())
 
 
+def virtual_slot(cfg: MethodConfig, s: int) -> bool:
+    """Is step ``s`` one that trains on a virtual view when there are any (every n-th in the window)?"""
+    u = cfg.unseen
+    return s % u.every == 0 and cfg.at(u.start_frac) <= s < max(cfg.at(u.end_frac), 1)
+
+
+def virtual_possible(data: dict[str, Any]) -> bool:
+    """Can the scene have virtual views (bench.method.train builds them only with masks and >= 2 frames)?"""
+    return data["mask"] is not None and data["n"] >= 2
+
+
 def uses_virtual(run: Run, s: int) -> bool:
+    return run.virtual is not None and virtual_slot(run.cfg, s)
+
+
+def skips(run: Run, s: int) -> bool:
+    """Does step ``s`` make no update? With ``unseen.skip_virtual_steps`` (and no virtual views), the
+    steps a run with virtual views would spend on them: the control takes exactly its real steps."""
     u = run.cfg.unseen
-    return (run.virtual is not None and s % u.every == 0
-            and run.cfg.at(u.start_frac) <= s < max(run.cfg.at(u.end_frac), 1))
+    return u.skip_virtual_steps and not u.enabled and virtual_possible(run.data) and virtual_slot(run.cfg, s)
+
+
+def step_counts(cfg: MethodConfig, virtual_views: bool) -> dict[str, int]:
+    """How many of the run's steps train on a real frame, on a virtual view, or are skipped.
+
+    virtual_views: whether the scene allows virtual views (:func:`virtual_possible`).
+    """
+    slots = sum(virtual_slot(cfg, s) for s in range(cfg.train.steps)) if virtual_views else 0
+    virtual = slots if cfg.unseen.enabled else 0
+    skipped = slots if (cfg.unseen.skip_virtual_steps and not cfg.unseen.enabled) else 0
+    return {"real": cfg.train.steps - virtual - skipped, "virtual": virtual, "skipped": skipped}
 
 
 def target(run: Run, s: int) -> dict[str, Any]:

@@ -39,7 +39,7 @@ from bench.method.progress import CURVE_TERMS, ProgressBar, RunLog
 from bench.method.registry import base_implementation, get_method
 from bench.method.rng import global_stream
 from bench.method.run_state import Run
-from bench.method.step import chw, forward, target
+from bench.method.step import chw, forward, skips, step_counts, target, virtual_possible
 from bench.method.true_blur import TrueBlur
 from bench.method.unseen import VirtualViews, build_virtual_views, inpainted_share, scene_offset
 from bench.render.gsplat_ext import require_extension
@@ -133,6 +133,10 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene: Scene, dev: to
         log("blur: the scene's ground-truth blur replaces BP-Net (diagnostic ceiling)")
     if cfg.unseen.enabled:
         run.virtual = _build_virtual(run)
+    elif cfg.unseen.skip_virtual_steps:
+        counts = step_counts(cfg, virtual_possible(run.data))
+        log(f"unseen views: none; {counts['skipped']} steps that would train on one make no update "
+            f"(unseen.skip_virtual_steps), {counts['real']} real steps")
     log(f"init: {model.num_gaussians} Gaussians ({model.num_dynamic} dynamic), extent {densify.extent:.3f}")
     return run
 
@@ -147,12 +151,13 @@ def _build_virtual(run: Run) -> VirtualViews | None:
     fraction = run.cfg.unseen.perpendicular_offset_depth
     offset, median = scene_offset(d["depth"].cpu(), fraction)
     v = build_virtual_views(c2w.cpu(), d["K"].cpu(), d["images"].cpu(), d["depth"].cpu(), d["mask"].cpu(),
-                            offset=offset, inpaint_radius=run.cfg.unseen.inpaint_radius)
+                            offset=offset, inpaint_radius=run.cfg.unseen.inpaint_radius,
+                            side=run.cfg.unseen.side_direction)
     for name in ("w2c", "K", "images", "motion_mask"):
         setattr(v, name, getattr(v, name).to(run.device))
     share = ", ".join(f"{k} {h:.1%}" for k, h in inpainted_share(v).items())
     run.log(f"unseen views: {len(v)} virtual views, side offset {offset:.4f} scene units ({fraction:g} x median "
-            f"depth {median:.3f}); inpainted share: {share}")
+            f"depth {median:.3f}) along {run.cfg.unseen.side_direction}; inpainted share: {share}")
     return v
 
 
@@ -184,8 +189,13 @@ def scene_tensors(scene: Scene, dev: torch.device) -> dict[str, Any]:
     }
 
 
-def _train_step(run: Run, s: int) -> dict[str, float]:
-    """One optimisation step (0-based step index ``s``); returns float terms and train PSNR."""
+def _train_step(run: Run, s: int) -> dict[str, float] | None:
+    """One optimisation step (0-based step index ``s``); returns float terms and train PSNR, or None
+    for a skipped step (``unseen.skip_virtual_steps``: no render, no update)."""
+    if skips(run, s):
+        # densification events due after this step still run, at the same steps as with virtual views
+        run.densify.step_post_optimizer(run.model, run.optimizers["gaussians"], run.scene.train, s + 1)
+        return None
     t = target(run, s)
     set_lrs(run.cfg, run.optimizers, s)
     for opt in run.optimizers.values():
@@ -224,8 +234,9 @@ def _loop(run: Run, progress: bool) -> None:
             values = _train_step(run, run.step)
             run.step += 1
             run.elapsed_s = time.perf_counter() - start_clock
-            run.curves.add(values)
-            bar.update(run.step, values, run.model.num_gaussians)
+            if values is not None:  # a skipped step has no loss to average into the curves
+                run.curves.add(values)
+                bar.update(run.step, values, run.model.num_gaussians)
             if run.step % cfg.train.log_every == 0 or run.step == total:
                 counts = {"num_gaussians": run.model.num_gaussians, "num_dynamic": run.model.num_dynamic,
                           "grown": run.densify.totals["grown"], "pruned": run.densify.totals["pruned"]}

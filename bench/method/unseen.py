@@ -2,9 +2,10 @@
 
 docs/method.md §7: for N training frames, 4(N-1) virtual views. For each pair (i, i+1): two views at
 the midpoint pose (rotation slerp, camera centre mean), one warped from frame i and one from
-frame i+1, and two "perpendicular" views at frame i's pose shifted by +-``offset`` scene units
-along the direction orthogonal to frame i's optical axis and to the trajectory (c_{i+1} - c_i),
-warped from frame i. Holes are filled with OpenCV's Telea inpainting ([ours], upstream uses LaMa).
+frame i+1, and two side ("perpendicular") views at frame i's pose shifted by +-``offset`` scene
+units, warped from frame i. [ours] The side views move along frame i's camera x axis, the stereo
+baseline the test views lie on; upstream moves them orthogonally to the optical axis and to the
+trajectory (c_{i+1} - c_i), which is vertical for a sideways-moving camera (``side_direction``). Holes are filled with OpenCV's Telea inpainting ([ours], upstream uses LaMa).
 
 [ours] The trainer sets ``offset`` relative to the scene (:func:`scene_offset`): a fraction of the
 training frames' median depth, so that the side views' parallax (offset / depth, in radians) and
@@ -151,6 +152,21 @@ def perpendicular_direction(c2w: torch.Tensor, c2w_next: torch.Tensor) -> torch.
     return d / d.norm()
 
 
+def side_direction(c2w: torch.Tensor, c2w_next: torch.Tensor, rule: str = "camera_x") -> torch.Tensor:
+    """Unit (3,) direction of the side views of a pair of training poses (4,4) (docs/method.md §7).
+
+    ``camera_x`` [ours]: the source camera's own x axis, the direction of a stereo baseline, along
+    which the benchmark's test views lie (the right camera of a stereo rig) whatever the camera's
+    path. ``trajectory`` (upstream): :func:`perpendicular_direction`; for a camera that moves
+    sideways that is its y axis, so the side views add parallax the test views do not have.
+    """
+    if rule == "camera_x":
+        return c2w[:3, 0] / c2w[:3, 0].norm()
+    if rule == "trajectory":
+        return perpendicular_direction(c2w, c2w_next)
+    raise ValueError(f"side direction rule {rule!r}: expected camera_x or trajectory")
+
+
 def scene_offset(depths: torch.Tensor, fraction: float) -> tuple[float, float]:
     """(offset in scene units, median depth): ``fraction`` x the median of the valid (> 0) depths.
 
@@ -172,12 +188,13 @@ def inpainted_share(views: "VirtualViews") -> dict[str, float]:
 
 def build_virtual_views(c2w: torch.Tensor, K: torch.Tensor, images: torch.Tensor, depths: torch.Tensor,
                         masks: torch.Tensor, *, offset: float = 0.5, inpaint_radius: int = 3,
-                        progress=None) -> VirtualViews:
+                        side: str = "camera_x", progress=None) -> VirtualViews:
     """The 4(N-1) virtual views of N training frames.
 
     c2w (N,4,4); K (N,3,3) or (3,3); images (N,H,W,3) in [0,1] (the blurry frames); depths (N,H,W)
     z-depth (0 = invalid); masks (N,H,W) motion masks in {0,1}. ``offset`` in scene units for the
-    perpendicular views. ``progress``: optional callable(done, total) for long scenes.
+    side ("perp") views, ``side`` their direction rule (:func:`side_direction`). ``progress``:
+    optional callable(done, total) for long scenes.
     """
     N = c2w.shape[0]
     if N < 2:
@@ -188,7 +205,7 @@ def build_virtual_views(c2w: torch.Tensor, K: torch.Tensor, images: torch.Tensor
         mid = midpoint_pose(c2w[i], c2w[i + 1])
         plans.append(("mid_from_prev", i, mid, Ks[i]))
         plans.append(("mid_from_next", i + 1, mid, Ks[i + 1]))
-        d = perpendicular_direction(c2w[i], c2w[i + 1])
+        d = side_direction(c2w[i], c2w[i + 1], side)
         for kind, sign in (("perp_plus", 1.0), ("perp_minus", -1.0)):
             shifted = c2w[i].clone()
             shifted[:3, 3] = shifted[:3, 3] + sign * offset * d
