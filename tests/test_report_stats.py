@@ -1,6 +1,8 @@
-"""Paired statistics (bench.report.stats): the interval's coverage and the test's calibration on
-simulated data, a hand-made sweep with a known 1 dB effect, and where they show up (CSV, tables,
-HTML, ``bench compare``), plus dataset averages over the scenes a sweep planned."""
+"""Paired statistics (bench.report.stats): the t-test against scipy and least squares, the bootstrap
+interval's coverage and the permutation test's calibration on simulated data (the t-test's power,
+false positives and coverage: tests/test_report_stats_power.py), a hand-made sweep with a known 1 dB
+effect, and where they show up (CSV, tables, HTML, ``bench compare``), plus dataset averages over the
+scenes a sweep planned."""
 
 import json
 import shutil
@@ -64,6 +66,38 @@ def test_sign_flip_exact_and_monte_carlo_agree_and_holm_by_hand():
     assert S.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
+def test_t_test_is_scipys_one_sample_t_for_one_scene_and_an_ols_contrast_when_pooled():
+    rng = np.random.default_rng(3)
+    scenes = _simulated(rng, TRUTH)
+    run_means = np.nanmean(scenes[0], axis=1)
+    lo, hi, p, df = S.t_test(scenes[:1])
+    ref = scipy_stats.ttest_1samp(run_means, 0.0)
+    assert (p, df) == (pytest.approx(ref.pvalue), 2)
+    assert (lo, hi) == pytest.approx(tuple(ref.confidence_interval(0.95)))
+    # Pooled over the four scenes: run means = scene effects (fixed) + noise, fitted by least squares;
+    # the first two scenes' mean is a contrast of the fit with the residual variance's 8 df.
+    y = np.concatenate([np.nanmean(m, axis=1) for m in scenes])
+    x = np.kron(np.eye(4), np.ones((3, 1)))
+    beta, rss = np.linalg.lstsq(x, y, rcond=None)[:2]
+    c = np.array([0.5, 0.5, 0, 0])
+    se = np.sqrt(rss[0] / 8 * c @ np.linalg.inv(x.T @ x) @ c)
+    lo, hi, p, df = S.t_test(scenes[:2], pool=S.pooled_variance(scenes))
+    assert df == 8 and p == pytest.approx(2 * scipy_stats.t.sf(abs(c @ beta) / se, 8))
+    assert (lo + hi) / 2 == pytest.approx(c @ beta) and hi - lo == pytest.approx(2 * se * scipy_stats.t.ppf(0.975, 8))
+
+
+def test_t_test_edge_cases_identical_variant_one_seed_and_unknown_test():
+    same = [np.zeros((3, 4)), np.zeros((3, 4))]
+    assert S.t_test(same) == (0.0, 0.0, 1.0, 4.0)  # a variant identical to its reference: p = 1
+    one_seed = [np.array([[0.1, 0.3, 0.2, np.nan]]), np.array([[0.0, 0.1, 0.2]])]
+    lo, hi, p, df = S.t_test(one_seed)
+    assert df == 2 + 2 and lo < 0.15 < hi  # with one seed the units are test views
+    assert S.pooled_variance(one_seed)[2] == "views"
+    with pytest.raises(BenchError, match="test 'wilcoxon': unknown; known tests: t, permutation"):
+        S.compare(pd.DataFrame({"variant": ["full"], "dataset": ["d"], "scene": ["s"], "blur_type": ["motion"],
+                                "seed": [0], "view": ["0"], "metric": ["psnr"], "value": [1.0]}), test="wilcoxon")
+
+
 def paired_sweep(root, effects: dict, seeds=(0, 1, 2), scenes=("a", "b", "c", "d"), dataset="toy", views=8):
     """A sweep whose per-view PSNR of each variant is full's plus ``effects[variant]`` plus small noise;
     a run-level draw common to the variants of one (scene, seed) stands for shared randomness."""
@@ -100,24 +134,33 @@ def test_a_variant_1_db_worse_is_significant_and_an_equal_one_is_not(tmp_path):
     # The table's scene average and the paired delta agree (complete pairs).
     summary = built.summary.set_index(["variant", "group", "metric"])["value"]
     assert worse.delta == pytest.approx(summary["no_sparsity", "toy", "psnr"] - summary["full", "toy", "psnr"])
+    # The t-test (default) marks one scene of 3 seeds; the exact permutation test cannot (p >= 2 / 2^3).
     scene = _row(stats, "no_sparsity", "toy:a")
     assert (scene.n_scenes, scene.n_seeds, scene.n_views) == (1, 3, 8)
-    assert scene.p_value == pytest.approx(2 / 8) and not scene.significant  # 3 runs cannot be significant
+    assert scene.significant and scene.test == "t" and scene.df == 8  # noise pooled over the 4 scenes
+    assert scene.ci_low <= -1.0 <= scene.ci_high
+    perm = summarise(paired_sweep(tmp_path / "p", EFFECTS), save=False, test="permutation").stats
+    scene = _row(perm, "no_sparsity", "toy:a")
+    assert scene.p_value == pytest.approx(2 / 8) and not scene.significant and scene.test == "permutation"
+    assert np.isnan(scene.df) and _row(perm, "no_sparsity").significant
 
 
 def test_one_seed_falls_back_to_views_and_says_so(tmp_path):
     stats = summarise(paired_sweep(tmp_path, EFFECTS, seeds=(0,)), save=False).stats
     worse = _row(stats, "no_sparsity")
     assert worse.unit == "views" and worse.n_seeds == 1 and worse.significant
-    assert "test views only" in S.interval_note(1, "Full") and "another training run" in S.interval_note(1, "Full")
-    assert "seeds and test views" in S.interval_note(3, "Full")
+    for test in S.TESTS:
+        assert "test views only" in S.interval_note(1, "Full", test)
+        assert "another training run" in S.interval_note(1, "Full", test)
+    assert "seeds and test views" in S.interval_note(3, "Full", "permutation")
+    assert "t interval over training runs" in S.interval_note(3, "Full")
 
 
 def test_report_writes_the_stats_csv_and_leads_with_the_ablation_deltas(tmp_path):
     sweep = paired_sweep(tmp_path, EFFECTS)
     build_all(sweep, reported=False)
     csv = pd.read_csv(sweep / "tables" / "ablation_stats.csv")
-    assert list(csv.columns) == S.STATS_COLUMNS
+    assert list(csv.columns) == S.STATS_COLUMNS and set(csv.test) == {"t"} and set(csv.df) == {8}
     assert set(csv.group) == {"toy", "toy:a", "toy:b", "toy:c", "toy:d"} and set(csv.metric) == {"psnr"}
     md = (sweep / "tables" / "ablation.md").read_text()
     assert "\u0394 vs Full [95% CI]" in md and "\u00b1" in md and "3 seeds" in md
@@ -129,7 +172,11 @@ def test_report_writes_the_stats_csv_and_leads_with_the_ablation_deltas(tmp_path
     tex = (sweep / "tables" / "ablation.tex").read_text()
     assert "$\\Delta$ vs Full" in tex and "$\\pm$" in tex
     html = (sweep / "report.html").read_text()
-    assert "How to read the ablation" in html and "seeds and test views" in html
+    assert "How to read the ablation" in html and "95% t interval over training runs" in html
+    build_all(sweep, reported=False, test="permutation")
+    assert set(pd.read_csv(sweep / "tables" / "ablation_stats.csv").test) == {"permutation"}
+    assert "bootstrap interval over seeds and test views" in (sweep / "report.html").read_text()
+    assert "sign-flip" in (sweep / "tables" / "ablation.md").read_text()
     assert html.index('id="table-ablation"') < html.index('id="table-main"')
 
 
@@ -148,10 +195,13 @@ def test_bench_compare_prints_the_comparison(tmp_path, capsys):
     sweep = paired_sweep(tmp_path, EFFECTS)
     assert main(["compare", str(sweep)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("psnr: variant - full, paired by scene, seed and test view")
+    assert out.startswith("psnr: variant - full, paired by scene, seed and test view (t test)")
     line = next(l for l in out.splitlines() if l.split()[:2] == ["no_sparsity", "toy"])
-    assert "*" in line and line.split()[-3:] == ["4", "3", "32"]
-    assert "note: " in out and "seeds and test views" in out
+    assert "*" in line and line.split()[-4:] == ["8", "4", "3", "32"]
+    assert "note: " in out and "t interval over training runs" in out
+    assert main(["compare", str(sweep), "--test", "permutation"]) == 0
+    out = capsys.readouterr().out
+    assert "(permutation test)" in out and "seeds and test views" in out and "sign-flip" in out
     assert main(["compare", str(sweep), "--ref", "no_shortcut"]) == 0
     assert "psnr: variant - no_shortcut" in capsys.readouterr().out
     assert main(["compare", str(sweep), "--ref", "no_blur"]) == 2

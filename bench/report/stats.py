@@ -10,16 +10,25 @@ scene ``dataset:scene``):
 
 - ``delta``: mean over the group's scenes of the mean over seeds of the mean over test views of
   (variant - reference); the scene average the tables show, as a difference;
-- ``ci_low``, ``ci_high``: a 95% percentile bootstrap interval, resampling within each scene its
-  seeds and its test views, crossed (every drawn seed keeps the drawn views, as every seed renders
-  the same views); the scenes are held fixed (the tables speak about these scenes). With one seed
-  it covers the test views only, not training noise;
-- ``p_value``: a two-sided paired sign-flip permutation test of ``delta`` over runs (scene, seed),
-  exact for up to EXACT_MAX runs; with one seed over test views (scene, view) instead;
+- ``ci_low``, ``ci_high``, ``p_value``, ``df``: from the test ``test`` names (TESTS):
+
+  - ``"t"`` (the default): a t-test and its 95% t interval from one model per variant, metric and
+    dataset: each run's mean over its test views is its scene's effect plus training noise, scenes are
+    fixed effects, and the training-noise variance is pooled over the dataset's scenes
+    (df = sum over scenes of seeds - 1). A row (scene, blur-type group, dataset) is the mean of its
+    scenes' effects. Test views are held fixed like the scenes; with one seed the units are test views
+    instead, and the interval covers the test views only, not training noise;
+  - ``"permutation"``: the exact paired sign-flip test over runs (scene, seed), with one seed over test
+    views (scene, view), exact for up to EXACT_MAX units; its interval is a 95% percentile bootstrap
+    resampling within each scene its seeds and its test views, crossed (every drawn seed keeps the
+    drawn views, as every seed renders the same views), scenes fixed. It cannot reject with few runs
+    (3 seeds of one scene: p >= 0.25); ``df`` is NaN;
 - ``p_holm``, ``significant``: Holm's correction over the comparisons of one table (a metric's
   dataset-level groups; a metric's scenes of one dataset), significant when p_holm < ALPHA;
 - ``n_scenes``, ``n_seeds`` (distinct seeds), ``n_views`` (test views summed over scenes; each is
-  evaluated once per seed).
+  evaluated once per seed); ``test``: which test gave ``p_value``.
+
+bench.report.power simulates demo-shaped sweeps to check the tests' power, error rate and coverage.
 
 Every random draw comes from ``numpy.random.default_rng(seed)``, fresh for each comparison, so a
 row does not depend on which other rows were computed.
@@ -29,6 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy import stats as scipy_stats
 
 from bench.errors import BenchError
 from bench.report.labels import order_variants
@@ -38,8 +48,10 @@ LEVEL = 0.95
 N_BOOT = 4000
 EXACT_MAX = 16  # sign flips enumerated exactly up to 2^16 = 65536 of them
 N_FLIPS = 20000  # Monte Carlo sign flips beyond that
+TESTS = ("t", "permutation")  # bench compare / table / report --test; "t" is the default
+DEFAULT_TEST = "t"
 STATS_COLUMNS = ["variant", "reference", "group", "metric", "delta", "ci_low", "ci_high", "p_value", "p_holm",
-                 "significant", "n_scenes", "n_seeds", "n_views"]
+                 "significant", "n_scenes", "n_seeds", "n_views", "test", "df"]
 PAIR_KEYS = ["dataset", "scene", "seed", "view"]
 
 
@@ -106,21 +118,60 @@ def bootstrap_ci(scenes: list[np.ndarray], rng: np.random.Generator, n_boot: int
     return float(lo), float(hi)
 
 
-def units(scenes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
-    """(values, weights, unit) of the permutation test; weights @ values is the group delta.
+def unit_values(scenes: list[np.ndarray]) -> tuple[list[np.ndarray], str]:
+    """Per scene the values of the tests' units, and the unit's name.
 
     unit "runs": one value per (scene, seed), the run's mean over views. With one seed there is a
     single run per scene, too few to test, so the unit is "views": one value per (scene, view).
     """
-    s = len(scenes)
     if max(m.shape[0] for m in scenes) > 1:
-        values = [np.nanmean(m, axis=1) for m in scenes]
-        unit = "runs"
-    else:
-        values = [m[~np.isnan(m)] for m in scenes]
-        unit = "views"
-    weights = [np.full(len(v), 1 / (s * len(v))) for v in values]
+        return [np.nanmean(m, axis=1) for m in scenes], "runs"
+    return [m[~np.isnan(m)] for m in scenes], "views"
+
+
+def units(scenes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
+    """(values, weights, unit) of the permutation test; weights @ values is the group delta (see
+    ``unit_values`` for the units)."""
+    values, unit = unit_values(scenes)
+    weights = [np.full(len(v), 1 / (len(scenes) * len(v))) for v in values]
     return np.concatenate(values), np.concatenate(weights), unit
+
+
+def pooled_variance(scenes: list[np.ndarray]) -> tuple[float, int, str]:
+    """(variance of one unit around its scene's mean, df, unit), pooled over ``scenes``.
+
+    Each scene keeps its own mean (scenes are fixed effects: a variant may help one scene more than
+    another), so only the spread within a scene, i.e. training noise, enters; its df are the sum of
+    (units - 1). Pooling is what gives 3 seeds a usable test: one scene alone has 2 df, the demo's 4
+    scenes have 8 (README "Statistics": the price is an assumed common noise level).
+    """
+    values, unit = unit_values(scenes)
+    df = sum(len(v) - 1 for v in values)
+    ss = sum(float(((v - v.mean()) ** 2).sum()) for v in values)
+    return (ss / df if df > 0 else np.nan), df, unit
+
+
+def t_test(scenes: list[np.ndarray], pool: tuple[float, int, str] | None = None,
+           level: float = LEVEL) -> tuple[float, float, float, float]:
+    """(ci_low, ci_high, p_value, df) of the group delta: a two-sided t-test and its t interval.
+
+    The delta is the mean over scenes of each scene's mean unit; its variance is the pooled unit
+    variance ``pool`` (``pooled_variance``; default, or when its unit differs: pooled over ``scenes``;
+    ``compare`` pools over the whole dataset) times sum over scenes of 1 / (S^2 n_s). Views within a
+    run only enter through the run's mean: a view's own effect repeats in every seed, so it is part of
+    what the scene's delta measures on its test views, not noise, and only seeds replicate training
+    noise.
+    """
+    values, unit = unit_values(scenes)
+    s2, df, _ = pool if pool is not None and pool[2] == unit else pooled_variance(scenes)
+    delta = float(np.mean([v.mean() for v in values]))
+    se = float(np.sqrt(s2 * sum(1 / len(v) for v in values))) / len(values)
+    if se == 0:  # no spread at all, e.g. a variant identical to the reference: nothing to test against
+        return delta, delta, (1.0 if delta == 0 else 0.0), float(df)
+    if not df > 0:
+        return np.nan, np.nan, np.nan, float("nan")
+    half = se * scipy_stats.t.ppf(0.5 + level / 2, df)
+    return delta - half, delta + half, float(2 * scipy_stats.t.sf(abs(delta) / se, df)), float(df)
 
 
 def sign_flip_p(values: np.ndarray, weights: np.ndarray, rng: np.random.Generator,
@@ -153,16 +204,33 @@ def holm(p) -> np.ndarray:
     return adjusted
 
 
-def compare_pairs(pairs: pd.DataFrame, seed: int = 0) -> dict:
-    """delta, ci_low, ci_high, p_value, unit and counts of one group's paired differences."""
-    rng = np.random.default_rng(seed)
-    scenes = scene_matrices(pairs)
-    lo, hi = bootstrap_ci(scenes, rng)
-    values, weights, unit = units(scenes)
-    return {"delta": group_delta(scenes), "ci_low": lo, "ci_high": hi,
-            "p_value": sign_flip_p(values, weights, rng), "unit": unit,
-            "n_scenes": len(scenes), "n_seeds": int(pairs["seed"].nunique()),
-            "n_views": int(pairs[["dataset", "scene", "view"]].drop_duplicates().shape[0])}
+def compare_pairs(pairs: pd.DataFrame, seed: int = 0, test: str = DEFAULT_TEST,
+                  pool: tuple[float, int, str] | None = None) -> dict:
+    """delta, ci_low, ci_high, p_value, df, test, unit and counts of one group's paired differences.
+
+    ``test``: one of TESTS; ``pool``: the t-test's pooled variance (``pooled_variance``; default: pooled
+    over these pairs' scenes). The permutation test's rows get the bootstrap interval and df NaN.
+    """
+    seeds = [set(g) for _, g in pairs.groupby(["dataset", "scene"], sort=True)["seed"]]
+    return _compare_scenes(scene_matrices(pairs), seeds, seed, test, pool)
+
+
+def _compare_scenes(scenes: list[np.ndarray], seeds: list[set], seed: int, test: str,
+                    pool: tuple[float, int, str] | None) -> dict:
+    """``compare_pairs`` of scene matrices (``scene_matrices``) whose runs have the seeds ``seeds``."""
+    if test == "t":
+        lo, hi, p, df = t_test(scenes, pool)
+        unit = unit_values(scenes)[1]
+    elif test == "permutation":
+        rng = np.random.default_rng(seed)
+        lo, hi = bootstrap_ci(scenes, rng)
+        values, weights, unit = units(scenes)
+        p, df = sign_flip_p(values, weights, rng), np.nan
+    else:
+        raise BenchError(f"test {test!r}: unknown; known tests: {', '.join(TESTS)}")
+    return {"delta": group_delta(scenes), "ci_low": lo, "ci_high": hi, "p_value": p, "unit": unit,
+            "n_scenes": len(scenes), "n_seeds": len(set().union(*seeds)),
+            "n_views": sum(m.shape[1] for m in scenes), "test": test, "df": df}
 
 
 def table_groups(per_image: pd.DataFrame, expected: dict | None = None) -> list[tuple[str, str, str, list[str]]]:
@@ -181,13 +249,16 @@ def table_groups(per_image: pd.DataFrame, expected: dict | None = None) -> list[
 
 
 def compare(per_image: pd.DataFrame, reference: str = "full", expected: dict | None = None,
-            seed: int = 0) -> pd.DataFrame:
+            seed: int = 0, test: str = DEFAULT_TEST) -> pd.DataFrame:
     """STATS_COLUMNS and ``unit`` (of the test: runs, or views with one seed), one row per variant, group
-    (``table_groups``) and metric with paired values.
+    (``table_groups``) and metric with paired values; ``test`` (TESTS) gives p_value and the interval.
 
-    Holm's correction runs over the rows of one metric and one family (one table). BenchError when
-    the reference variant has no runs.
+    The t-test pools its noise variance over all of a dataset's scenes, whichever rows it tests. Holm's
+    correction runs over the rows of one metric and one family (one table). BenchError when the
+    reference variant has no runs, or for an unknown test.
     """
+    if test not in TESTS:
+        raise BenchError(f"test {test!r}: unknown; known tests: {', '.join(TESTS)}")
     variants = order_variants(per_image.variant.unique())
     if reference not in variants:
         raise BenchError(f"reference {reference!r}: no runs of it; variants with runs: {', '.join(variants) or '(none)'}")
@@ -196,28 +267,46 @@ def compare(per_image: pd.DataFrame, reference: str = "full", expected: dict | N
     for metric in dict.fromkeys(per_image.metric):
         for variant in (v for v in variants if v != reference):
             pairs = paired_differences(per_image, variant, reference, metric)
+            # Each scene's matrix once, for every group it belongs to; sorted as scene_matrices sorts.
+            keys = list(pairs.groupby(["dataset", "scene"], sort=True).groups)
+            found = dict(zip(keys, zip(scene_matrices(pairs),
+                                       pairs.groupby(["dataset", "scene"], sort=True)["seed"].agg(set))))
+            pools = {d: pooled_variance([m for (ds, _), (m, _) in found.items() if ds == d])
+                     for d in dict.fromkeys(d for d, _ in keys)}
             for family, group, dataset, scenes in groups:
-                sub = pairs[(pairs.dataset == dataset) & pairs.scene.isin(scenes)]
-                if not sub.empty:
+                hit = [found[dataset, s] for s in sorted(scenes) if (dataset, s) in found]
+                if hit:
                     rows.append({"variant": variant, "reference": reference, "group": group, "metric": metric,
-                                 "family": family, **compare_pairs(sub, seed)})
+                                 "family": family, **_compare_scenes([m for m, _ in hit], [r for _, r in hit], seed,
+                                                                     test, pools[dataset])})
     out = pd.DataFrame(rows, columns=STATS_COLUMNS + ["family", "unit"])
     out["p_holm"] = out.groupby(["metric", "family"])["p_value"].transform(holm)
     out["significant"] = out["p_holm"] < ALPHA
     return out.drop(columns="family")
 
 
-def interval_note(n_seeds: int, reference: str) -> str:
-    """Two sentences on how to read a delta, its interval and its mark, for a table of ``n_seeds`` seeds."""
+def interval_note(n_seeds: int, reference: str, test: str = DEFAULT_TEST) -> str:
+    """Two sentences on how to read a delta, its interval and its mark, for a table of ``n_seeds`` seeds
+    whose statistics came from ``test`` (TESTS)."""
+    if test == "permutation":
+        if n_seeds > 1:
+            covers, unit = "over seeds and test views within each scene (scenes fixed)", "runs"
+        else:
+            covers = ("over test views only: with one seed it shows how much the number would move with other "
+                      "test views, not with another training run")
+            unit = "test views"
+        return (f"\u0394 is each variant minus {reference}, paired by scene, seed and test view, and the bracket "
+                f"is its 95% bootstrap interval {covers}. * marks a difference whose paired sign-flip test over "
+                f"{unit} gives p < 0.05 after Holm's correction over the comparisons of the table.")
     if n_seeds > 1:
-        covers, unit = "over seeds and test views within each scene (scenes fixed)", "runs"
+        covers = ("over training runs: scenes and their test views fixed, the seed-to-seed spread pooled over "
+                  "the dataset's scenes")
     else:
         covers = ("over test views only: with one seed it shows how much the number would move with other "
                   "test views, not with another training run")
-        unit = "test views"
     return (f"\u0394 is each variant minus {reference}, paired by scene, seed and test view, and the bracket is "
-            f"its 95% bootstrap interval {covers}. * marks a difference whose paired sign-flip test over {unit} "
-            "gives p < 0.05 after Holm's correction over the comparisons of the table.")
+            f"its 95% t interval {covers}. * marks a difference whose t-test gives p < 0.05 after Holm's "
+            "correction over the comparisons of the table.")
 
 
 def comparison_text(stats: pd.DataFrame, metric: str, decimals: int = 2) -> str:
@@ -232,7 +321,8 @@ def comparison_text(stats: pd.DataFrame, metric: str, decimals: int = 2) -> str:
         "95% CI": [f"[{f.format(lo)}, {f.format(hi)}]" for lo, hi in zip(rows.ci_low, rows.ci_high)],
         "p": rows.p_value.map("{:.4f}".format), "p (Holm)": rows.p_holm.map("{:.4f}".format),
         "sig.": np.where(rows.significant, "*", ""), "unit": rows.unit,
+        "df": rows.df.map(lambda d: "-" if np.isnan(d) else f"{d:.0f}"),
         "scenes": rows.n_scenes, "seeds": rows.n_seeds, "views": rows.n_views})
-    reference = rows.reference.iloc[0]
-    return (f"{metric}: variant - {reference}, paired by scene, seed and test view\n"
-            + table.to_string(index=False) + "\n\nnote: " + interval_note(int(rows.n_seeds.min()), reference))
+    reference, test = rows.reference.iloc[0], rows.test.iloc[0]
+    return (f"{metric}: variant - {reference}, paired by scene, seed and test view ({test} test)\n"
+            + table.to_string(index=False) + "\n\nnote: " + interval_note(int(rows.n_seeds.min()), reference, test))
