@@ -23,7 +23,7 @@ def _pair(seed, h=40, w=52):
 
 def test_registry_directions_and_names():
     assert set(METRICS) == {"psnr", "ssim", "ssim_gauss", "ssim_r2", "lpips", "lpips_01", "psnr_dyn", "ssim_dyn",
-                            "lpips_dyn"}
+                            "lpips_dyn", "psnr_unseen", "psnr_emerging", "psnr_sharp", "psnr_blurred", "false_blur"}
     assert METRICS["psnr"].higher_is_better and not METRICS["lpips"].higher_is_better
     assert arrow("lpips", latex=True) == r"$\downarrow$" and arrow("ssim") == "↑"
     assert set(PROTOCOLS) == {"dyblurf", "deblur4dgs", "d2rf", "synthetic"}
@@ -131,7 +131,7 @@ def test_evaluate_images_with_lpips_and_masks(random_alexnet):
         pairs.append((f"{i:05d}", pred, gt, mask if i == 0 else np.zeros_like(mask)))
     out = evaluate_images(pairs, protocol, lpips_fn)
     assert out["protocol"]["name"] == "synthetic" and out["protocol"]["lpips_input"] == "scaled"
-    assert out["missing"] == {}
+    assert set(out["missing"]) == {"psnr_unseen", "psnr_emerging", "psnr_sharp", "psnr_blurred", "false_blur"}
     first = out["per_image"]["00000"]
     assert first["psnr_dyn"] == pytest.approx(im.masked_psnr(pairs[0][1], pairs[0][2], mask))
     assert out["per_image"]["00001"]["psnr_dyn"] is None          # empty mask

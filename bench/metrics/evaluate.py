@@ -16,6 +16,7 @@ import numpy as np
 from bench import rundir
 from bench.errors import BenchError
 from bench.metrics import image as im
+from bench.metrics import regions as R
 from bench.metrics.protocols import Protocol, get_protocol
 from bench.metrics.registry import METRICS
 
@@ -117,39 +118,61 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def evaluate_images(pairs: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
                     protocol: Protocol, lpips_fn=None, lpips_missing: str | None = None,
-                    render_bits: Iterable[int] = ()) -> dict:
+                    render_bits: Iterable[int] = (), regions: R.RegionTruth | None = None,
+                    regions_missing: str = R.NOT_SYNTHETIC) -> dict:
     """Metrics block for (name, pred (H,W,3) float, gt (H,W,3) float or uint8, mask (H,W) or None) tuples.
 
     The render and GT are brought to what the protocol scores (prepare_render, prepare_gt: size,
     dtype), masks resized with the protocol's filter. Aggregates are means over images (dynamic
-    metrics over images whose mask is not empty; infinite PSNR is skipped). render_bits: bit
-    depths of the render files read (a list may be filled while ``pairs`` is consumed: it is read
-    last), recorded under ``inputs``; empty for in-memory renders.
+    and region metrics over images whose mask is not empty; infinite PSNR is skipped). render_bits:
+    bit depths of the render files read (a list may be filled while ``pairs`` is consumed: it is read
+    last), recorded under ``inputs``; empty for in-memory renders. regions: the scene's region ground
+    truth (bench.metrics.regions; the block then gets a ``regions`` entry with per-view pixel counts
+    and reasons), or None with ``regions_missing`` saying why. false_blur needs the run's training
+    kernels: evaluate_run adds it.
     """
     per_image: dict[str, dict] = {}
+    region_views: dict[str, dict] = {}
     any_mask = False
     for name, pred, gt, mask in pairs:
         h, w = pred.shape[:2]
-        gt = prepare_gt(gt, h, w, protocol)
+        gt, pred = prepare_gt(gt, h, w, protocol), prepare_render(pred, protocol)
         if mask is not None:
             any_mask = True
             mask = (match_size(mask.astype(np.float32), h, w, protocol.mask_resize) > 0.5).astype(np.float32)
-        per_image[name] = image_metrics(prepare_render(pred, protocol), gt, mask, protocol, lpips_fn)
+        per_image[name] = image_metrics(pred, gt, mask, protocol, lpips_fn)
+        if regions is not None:
+            values, region_views[name] = R.score_view(regions, name, pred, gt, protocol)
+            per_image[name].update(values)
     if not per_image:
         raise BenchError("evaluation: no test images to evaluate")
     missing = _missing(protocol, lpips_fn, lpips_missing, any_mask)
-    names = [m for m in METRICS if m not in missing]
-    aggregate = {m: _mean(v.get(m) for v in per_image.values()) for m in names}
-    for m, value in list(aggregate.items()):
-        if value is None:
-            missing[m] = "no image with a defined value (empty masks or infinite PSNR)"
-    aggregate.update({m: None for m in missing})
+    if regions is None:
+        missing.update(dict.fromkeys(R.REGION_METRICS, regions_missing))
+    else:
+        missing[R.FALSE_BLUR] = R.NO_RUN_DIR  # evaluate_run replaces it from the run's training kernels
+    aggregate = _aggregate(per_image, missing)
     for values in per_image.values():
         for m in METRICS:
-            values.setdefault(m, None)
-    return {"protocol": protocol.to_dict(), "conventions": protocol.conventions(),
-            "inputs": {"render_bits": sorted(set(render_bits))}, "aggregate": aggregate,
-            "per_image": per_image, "missing": missing}
+            if m not in R.TRAIN_VIEW_METRICS:  # scored on training views, not on this test view
+                values.setdefault(m, None)
+    block = {"protocol": protocol.to_dict(), "conventions": protocol.conventions(),
+             "inputs": {"render_bits": sorted(set(render_bits))}, "aggregate": aggregate,
+             "per_image": per_image, "missing": missing}
+    if regions is not None:
+        block["regions"] = {"thresholds_px": R.thresholds(), "per_image": region_views, "per_train_view": {}}
+    return block
+
+
+def _aggregate(per_image: dict[str, dict], missing: dict[str, str]) -> dict[str, float | None]:
+    """Mean over images of every metric not in ``missing``; a metric without any value joins ``missing``."""
+    aggregate = {m: _mean(v.get(m) for v in per_image.values()) for m in METRICS if m not in missing}
+    for m, value in list(aggregate.items()):
+        if value is None:
+            missing[m] = (R.EVERY_VIEW_EMPTY if m in R.REGION_PSNR else
+                          "no image with a defined value (empty masks or infinite PSNR)")
+    aggregate.update({m: None for m in missing})
+    return {m: aggregate[m] for m in METRICS}  # registry order, whatever was missing
 
 
 def _missing(protocol: Protocol, lpips_fn, lpips_missing: str | None, any_mask: bool) -> dict[str, str]:
@@ -230,16 +253,22 @@ def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", p
     from bench.data.registry import get_dataset, load_scene
 
     run_dir = Path(run_dir)
-    target = run_target(read_config(run_dir))
+    config = read_config(run_dir)
+    target = run_target(config)
     spec = get_dataset(target["dataset"])
     protocol = get_protocol(spec.protocol).with_lpips_input(lpips_input)
     scene = load_scene(target["dataset"], target["scene"], data_root=target["data_root"])
     lpips_fn, reason = make_lpips(protocol, device)
+    truth, why_not = R.region_truth(scene)
     bits: list[int] = []
     pairs = _render_pairs(run_dir, scene, protocol, bits)
     if progress:
         pairs = _with_progress(pairs, len(scene.test.names), f"eval {target['scene']}")
-    return evaluate_images(pairs, protocol, lpips_fn, reason, render_bits=bits)
+    block = evaluate_images(pairs, protocol, lpips_fn, reason, render_bits=bits, regions=truth,
+                            regions_missing=why_not or R.NOT_SYNTHETIC)
+    if truth is not None:
+        R.add_false_blur(block, run_dir, truth, protocol.mask_resize, config)
+    return block
 
 
 def _with_progress(items, total: int, label: str):

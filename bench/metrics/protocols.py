@@ -77,8 +77,22 @@ class Protocol:
         out["psnr_dyn"] = {"data_range": self.data_range}
         out["ssim_dyn"] = {"of": self.ssim_metric, **_ssim_record(self.ssim_metric)}
         out["lpips_dyn"] = {**lpips, "spatial": True}
+        out.update(_region_records(self))
         inputs = {"gt_dtype": self.gt_dtype, "gt_resize": self.gt_resize, "render": self.render}
         return {m: {"convention": METRICS[m].convention, **record, **inputs} for m, record in out.items()}
+
+
+def _region_records(protocol: "Protocol") -> dict[str, dict]:
+    """The parameters of the region metrics (bench.metrics.regions): thresholds and the mask filter."""
+    from bench.metrics import regions as R
+
+    psnr = {"data_range": protocol.data_range, "mask_resize": protocol.mask_resize}
+    out = {m: {**psnr, "region": r} for m, r in R.REGION_PSNR.items()}
+    out["psnr_sharp"]["below_px"] = R.SHARP_PX
+    out["psnr_blurred"]["above_px"] = R.BLURRED_PX
+    out[R.FALSE_BLUR] = {"sharp_below_px": R.SHARP_PX, "kernel_above_px": R.FALSE_BLUR_PX,
+                         "mask_resize": protocol.mask_resize}
+    return out
 
 
 def _ssim_record(metric: str) -> dict:

@@ -36,6 +36,21 @@ METRICS: dict[str, MetricSpec] = {
     "psnr_dyn": MetricSpec("dyn. PSNR", True, 2, "PSNR over the test motion mask"),
     "ssim_dyn": MetricSpec("dyn. SSIM", True, 3, "mean of the headline SSIM map over the test motion mask"),
     "lpips_dyn": MetricSpec("dyn. LPIPS", False, 3, "mean of the spatial LPIPS map over the test motion mask"),
+    # Region metrics (bench.metrics.regions): synthetic scenes only, masked PSNR per test view as psnr_dyn,
+    # then the mean over the views whose region is not empty; GT radii in pixels of the render.
+    "psnr_unseen": MetricSpec("unseen PSNR", True, 2, "PSNR over the test pixels whose surface no training "
+                              "frame sees"),
+    "psnr_emerging": MetricSpec("emerging PSNR", True, 2, "PSNR over the dynamic test pixels whose surface the "
+                                "canonical frame does not show"),
+    "psnr_sharp": MetricSpec("sharp PSNR", True, 2, "PSNR over the test pixels that are sharp (GT RMS blur "
+                             "radius < 0.5 px) in the same-instant training frame"),
+    "psnr_blurred": MetricSpec("blurred PSNR", True, 2, "PSNR over the test pixels blurred by more than 2 px "
+                               "(GT RMS radius) in the same-instant training frame"),
+    "false_blur": MetricSpec("false blur (%)", False, 2,
+                             "percentage of the sharp pixels (GT RMS blur radius < 0.5 px) of each saved "
+                             "training view where the predicted kernel's RMS radius exceeds 0.5 px (the kernel "
+                             "itself, blur mask not applied), mean over views; missing, not 0, for a variant "
+                             "without a blur model"),
 }
 
 # Metrics that measure the same thing in different conventions: a table column of one may show a

@@ -15,7 +15,7 @@ from bench.report import tables as T
 from bench.report.collect import (COLUMNS, collect, collect_per_image, dataset_summary, planned_scenes,
                                   save_collected, seed_summary, sweep_reference)
 from bench.report.labels import ablation_label
-from bench.report.stats import STATS_COLUMNS, compare, interval_note
+from bench.report.stats import DEFAULT_TEST, STATS_COLUMNS, compare, interval_note
 
 
 @dataclass
@@ -49,9 +49,11 @@ def _stage(built: Built, name: str, fn, *args, **kwargs):
         return None
 
 
-def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, stats: bool = True) -> Built:
+def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, stats: bool = True,
+              test: str = DEFAULT_TEST) -> Built:
     """Collect the sweep (and save results.parquet / results.csv), average seeds and the scenes it
-    planned, and (``stats``) compare every variant with ``reference`` (default: the sweep file's)."""
+    planned, and (``stats``) compare every variant with ``reference`` (default: the sweep file's) by
+    ``test`` (bench.report.stats.TESTS)."""
     df = collect(sweep_dir)
     built = Built(df)
     if save:
@@ -68,24 +70,27 @@ def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, 
         return built
     built.reference = reference or sweep_reference(sweep_dir)
     if built.reference in set(df.variant):
-        built.stats = _stage(built, "statistics", _paired_stats, sweep_dir, built)
+        built.stats = _stage(built, "statistics", _paired_stats, sweep_dir, built, test)
     else:
         built.notes.append(f"no runs of the reference variant {built.reference!r}: no paired statistics "
                            "(set `reference:` in the sweep file, or --ref)")
     return built
 
 
-def _paired_stats(sweep_dir: Path, built: Built) -> pd.DataFrame:
-    return compare(collect_per_image(sweep_dir), built.reference, built.expected)
+def _paired_stats(sweep_dir: Path, built: Built, test: str = DEFAULT_TEST) -> pd.DataFrame:
+    return compare(collect_per_image(sweep_dir), built.reference, built.expected, test=test)
 
 
 def make_tables(built: Built, reported: bool = True) -> list:
-    """Ablation (first: the question a sweep of variants asks), main and per-scene tables (reported
-    rows from results/published when asked)."""
+    """Ablation (first: the question a sweep of variants asks), diagnostics (only when the sweep has
+    region metrics: synthetic scenes), main and per-scene tables (reported rows from results/published
+    when asked)."""
     if built.summary is None:
         return []
     pub = T.load_reported() if reported else None
-    return [T.ablation_table(built.summary, pub, stats=built.stats), T.main_table(built.df, built.summary, pub),
+    diagnostics = _stage(built, "diagnostics table", T.diagnostics_table, built.stats, built.summary)
+    return [T.ablation_table(built.summary, pub, stats=built.stats), *([diagnostics] if diagnostics else []),
+            T.main_table(built.df, built.summary, pub),
             *T.per_scene_tables(built.df, built.per_scene, built.summary, built.expected)]
 
 
@@ -136,17 +141,17 @@ def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None
 
 
 def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
-              rank_reported: bool = False, reference: str | None = None) -> list[Path]:
+              rank_reported: bool = False, reference: str | None = None, test: str = DEFAULT_TEST) -> list[Path]:
     """collect + statistics + tables + figures + report.html; returns every written path (report last)."""
     from bench.report.html import write_report
 
     sweep_dir = Path(sweep_dir)
     holder = Built(pd.DataFrame(columns=COLUMNS))
-    built = _stage(holder, "collect", summarise, sweep_dir, True, reference) or holder
+    built = _stage(holder, "collect", summarise, sweep_dir, True, reference, test=test) or holder
     build_tables(sweep_dir, built, reported, rank_reported)
     build_figures(sweep_dir, built, frames)
     reading = "" if built.stats is None or built.stats.empty else \
-        interval_note(int(built.stats.n_seeds.min()), ablation_label(built.reference))
+        interval_note(int(built.stats.n_seeds.min()), ablation_label(built.reference), test)
     report = _stage(built, "report", write_report, sweep_dir / sweepdir.REPORT, sweep_dir, built.df, built.tables,
                     built.figures, built.notes, rank_reported, reading)
     return built.paths + ([report] if report else [])

@@ -17,6 +17,7 @@ import pandas as pd
 from bench import rundir, sweepdir
 from bench.atomic import write_bytes, write_text
 from bench.errors import BenchError
+from bench.metrics.regions import TRAIN_VIEW_METRICS
 from bench.sweepdir import read_manifest, runs_dir
 
 ID_COLUMNS = ["sweep", "variant", "dataset", "scene", "blur_type", "seed", "metric", "value", "run_id"]
@@ -66,13 +67,22 @@ def rows_of(doc: dict, sweep: str) -> list[dict]:
     return rows
 
 
+TRAIN_VIEW_PREFIX = "train/"  # view names of metrics scored on training views (false_blur): never a test view's
+
+
 def per_image_rows(doc: dict) -> list[dict]:
     """Rows (PER_IMAGE_COLUMNS) of one parsed results.json: one per test view and metric, NaN where
-    the view has no finite value."""
+    the view has no finite value; then one per training view and metric of ``metrics.regions.
+    per_train_view`` (false_blur), its view named ``train/<name>`` so it pairs with the same training
+    view of another run."""
     base = {"variant": doc.get("method"), "dataset": doc.get("dataset"), "scene": doc.get("scene"),
             "blur_type": doc.get("blur_type"), "seed": doc.get("seed"), "run_id": doc.get("run_id")}
+    metrics = doc.get("metrics") or {}
+    views = dict(metrics.get("per_image") or {})
+    for name, entry in ((metrics.get("regions") or {}).get("per_train_view") or {}).items():
+        views[TRAIN_VIEW_PREFIX + name] = {m: v for m, v in entry.items() if m in TRAIN_VIEW_METRICS}
     rows = []
-    for view, values in ((doc.get("metrics") or {}).get("per_image") or {}).items():
+    for view, values in views.items():
         for metric, value in values.items():
             finite = value is not None and math.isfinite(value)
             rows.append({**base, "view": view, "metric": metric, "value": float(value) if finite else math.nan})

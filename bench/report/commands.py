@@ -24,22 +24,28 @@ def register(sub) -> None:
     _sweep_args(p)
     _reported_args(p)
     _ref_arg(p)
+    _test_arg(p)
     p.set_defaults(func=_table)
 
     p = sub.add_parser("compare", help="paired differences of every variant against a reference, with "
                                        "95%% intervals and Holm-corrected p-values",
                        description="Per variant and scene group: the mean paired difference to the reference "
-                                   "(by scene, seed and test view), a bootstrap interval over seeds and test "
-                                   "views (test views only with one seed) and a sign-flip test (README: Statistics).")
+                                   "(by scene, seed and test view), a t-test over runs with its t interval "
+                                   "(--test permutation: a sign-flip test with a bootstrap interval; over test "
+                                   "views with one seed) (README: Statistics).")
     _sweep_args(p)
     _ref_arg(p)
-    p.add_argument("--metric", default="psnr", help="metric to compare (default: psnr)")
+    _test_arg(p)
+    p.add_argument("--metric", default="psnr",
+                   help="metric to compare (default: psnr); synthetic scenes add the region metrics psnr_unseen, "
+                        "psnr_emerging, psnr_sharp, psnr_blurred and false_blur")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("plot", help="write the sweep's figures (PNG + PDF) into SWEEP/figures")
     _sweep_args(p)
     _frames_arg(p)
     _ref_arg(p)
+    _test_arg(p)
     p.set_defaults(func=_plot)
 
     p = sub.add_parser("report", help="collect, tables, figures and one self-contained SWEEP/report.html")
@@ -47,6 +53,7 @@ def register(sub) -> None:
     _reported_args(p)
     _frames_arg(p)
     _ref_arg(p)
+    _test_arg(p)
     p.set_defaults(func=_report)
 
 
@@ -66,6 +73,15 @@ def _ref_arg(p) -> None:
                    help="reference variant of the paired statistics (default: the sweep file's `reference`, else full)")
 
 
+def _test_arg(p) -> None:
+    from bench.report.stats import DEFAULT_TEST, TESTS
+
+    p.add_argument("--test", choices=TESTS, default=DEFAULT_TEST,
+                   help="paired test and interval: t (t-test over runs, noise pooled over a dataset's scenes, "
+                        "with its t interval) or permutation (exact sign-flip test over runs, bootstrap interval); "
+                        f"default {DEFAULT_TEST} (README: Statistics)")
+
+
 def _frames_arg(p) -> None:
     p.add_argument("--frames", type=_int_list, default=None, metavar="I,J",
                    help="test-view indices for the qualitative grids (default: the middle view)")
@@ -82,7 +98,8 @@ def _summarise(args, save: bool, stats: bool = True):
     from bench.report.build import summarise
 
     sweep_dir = resolve_sweep_dir(args.sweep, args.output_root)
-    return sweep_dir, summarise(sweep_dir, save=save, reference=getattr(args, "ref", None), stats=stats)
+    return sweep_dir, summarise(sweep_dir, save=save, reference=getattr(args, "ref", None), stats=stats,
+                                **({"test": args.test} if hasattr(args, "test") else {}))
 
 
 def _print_notes_and_paths(built, paths) -> None:
@@ -138,7 +155,7 @@ def _report(args: argparse.Namespace) -> int:
     from bench.report import build_all
 
     paths = build_all(resolve_sweep_dir(args.sweep, args.output_root), frames=args.frames, reported=args.reported,
-                      rank_reported=args.rank_reported, reference=args.ref)
+                      rank_reported=args.rank_reported, reference=args.ref, test=args.test)
     for p in paths:
         print(f"wrote {p}")
     return 0

@@ -8,7 +8,7 @@ from __future__ import annotations
 import zlib
 
 VARIANT_ORDER = ["full", "no_sparsity", "no_shortcut", "no_densification", "no_unseen_views",
-                 "defocus_kernel", "motion_kernel", "no_blur", "smooth"]
+                 "unseen_matched_steps", "defocus_kernel", "motion_kernel", "no_blur", "smooth"]
 
 # Ablation table rows, top to bottom: the paper's "w/o ..." rows, this project's kernel variants, Full last.
 ABLATION_ROWS = {
@@ -16,6 +16,7 @@ ABLATION_ROWS = {
     "no_shortcut": "w/o shortcut",
     "no_densification": "w/o DGD",
     "no_unseen_views": "w/o unseen views",
+    "unseen_matched_steps": "w/o unseen views, matched real steps",
     "defocus_kernel": "defocus kernel only",
     "motion_kernel": "motion kernel only",
     "no_blur": "w/o blur model",
@@ -28,12 +29,13 @@ DATASET_LABELS = {
     "stereo_blur_d4dgs": "Stereo Blur (D4DGS)",
     "d2rf": "D2RF",
     "synthetic": "Synthetic",
+    "diagnostic": "Diagnostic",
 }
-DATASET_ORDER = ["d2rf", "stereo_blur", "stereo_blur_d4dgs", "synthetic"]
+DATASET_ORDER = ["d2rf", "stereo_blur", "stereo_blur_d4dgs", "synthetic", "diagnostic"]
 
 _COLOURS = {
     "full": "#d62728", "no_sparsity": "#1f77b4", "no_shortcut": "#ff7f0e", "no_densification": "#2ca02c",
-    "no_unseen_views": "#9467bd", "defocus_kernel": "#8c564b", "motion_kernel": "#e377c2",
+    "no_unseen_views": "#9467bd", "unseen_matched_steps": "#c5b0d5", "defocus_kernel": "#8c564b", "motion_kernel": "#e377c2",
     "no_blur": "#7f7f7f",
 }
 _SPARE = ["#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2"]

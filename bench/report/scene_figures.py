@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from bench import rundir, sweepdir
+from bench.metrics.regions import kernel_rms_radius  # one definition for figures and metrics
 from bench.report import labels
 from bench.report.figures import Figures, pyplot, save_figure
 
@@ -129,18 +130,6 @@ def _grid(scene, i: int, renders: dict[str, np.ndarray], psnrs: dict):
             ax.set_xticks([])
             ax.set_yticks([])
     return fig
-
-
-def kernel_rms_radius(kernels: np.ndarray) -> np.ndarray:
-    """(H,W,K,K) kernels -> (H,W) RMS radius in pixels about each kernel's centroid."""
-    k = kernels.astype(np.float64)
-    k = k / np.clip(k.sum(axis=(-2, -1), keepdims=True), 1e-12, None)
-    off = np.arange(k.shape[-1]) - (k.shape[-1] - 1) / 2
-    my = (k.sum(-1) * off).sum(-1)
-    mx = (k.sum(-2) * off).sum(-1)
-    ey2 = (k.sum(-1) * off**2).sum(-1)
-    ex2 = (k.sum(-2) * off**2).sum(-1)
-    return np.sqrt(np.clip(ey2 - my**2 + ex2 - mx**2, 0, None))
 
 
 def gt_rms_radius(gt, index: int) -> np.ndarray:

@@ -28,6 +28,7 @@ import pandas as pd
 
 from bench.atomic import write_text
 from bench.metrics.protocols import headline_ssim
+from bench.metrics.regions import COMPONENT_REGIONS, REGION_METRICS
 from bench.metrics.registry import CONVENTION_FAMILIES, METRICS, arrow, family
 from bench.report import labels
 
@@ -392,7 +393,7 @@ def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, 
     values, notes, marks = _fill(columns, variants, cell)
     foot = _reason_notes(summary, [metric]) + convention_notes([metric]) + _seed_note(most)
     if reference is not None:
-        foot.append(interval_note(int(shown.n_seeds.min()), labels.ablation_label(reference)))
+        foot.append(interval_note(int(shown.n_seeds.min()), labels.ablation_label(reference), shown.test.iloc[0]))
     table = Table("ablation", f"Ablation ({METRICS[metric].label}, mean over scenes)",
                   [labels.ablation_label(v) for v in variants], columns, values, notes, marks,
                   [False] * len(variants), foot)
@@ -417,8 +418,9 @@ def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.Data
             scenes = expected_scenes(d, list(sub.scene.unique()))
         scenes += sorted(set(sub.scene) - set(scenes))
         variants = labels.order_variants(sub.variant.unique())
-        metrics = [m for m in ("psnr", headline_ssim(df.protocol[df.dataset == d].dropna()), "lpips", "psnr_dyn", "ssim_dyn", "lpips_dyn")
-                   if sub.loc[sub.metric == m, "mean"].notna().any()]
+        shown = ("psnr", headline_ssim(df.protocol[df.dataset == d].dropna()), "lpips", "psnr_dyn", "ssim_dyn",
+                 "lpips_dyn", *REGION_METRICS)  # region metrics: synthetic data only, absent elsewhere
+        metrics = [m for m in shown if sub.loc[sub.metric == m, "mean"].notna().any()]
         averages = labels.order_groups(summary.loc[summary.dataset == d, "group"].unique())
         most = int(sub["n_seeds"].max())
         for m in metrics:
@@ -439,6 +441,69 @@ def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.Data
                                 f"(mean over seeds)", list(variants), columns, values, notes, marks,
                                 [False] * len(variants), convention_notes([m]) + _seed_note(most)))
     return tables
+
+
+def _diagnostic_layout(stats: pd.DataFrame) -> tuple[list[tuple[str, str]], list[str]]:
+    """(rows, groups): the (variant, region metric) pairs of COMPONENT_REGIONS with a finite paired delta,
+    and the dataset-level groups holding one (real data, without region metrics, has no column)."""
+    wanted = {(v, m) for v, metrics in COMPONENT_REGIONS.items() for m in metrics}
+    finite = stats[np.isfinite(stats.delta.astype(float)) & ~stats.group.str.contains(":")]  # not per scene
+    finite = finite[[(v, m) in wanted for v, m in zip(finite.variant, finite.metric)]]
+    have = set(zip(finite.variant, finite.metric))
+    rows = [(v, m) for v, metrics in COMPONENT_REGIONS.items() for m in metrics if (v, m) in have]
+    return rows, labels.order_groups(finite.group.unique())
+
+
+def _paired_cell(stats: pd.DataFrame, variant: str, group: str, metric: str, col: Column,
+                 whole: int | None = None) -> tuple[float, str, str]:
+    """(delta, note, " [lo, hi]" with * when significant) of one stats row; " (k of n scenes)" when the
+    region was paired in fewer scenes (k) than the whole image (``whole`` = n)."""
+    hit = stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == metric)]
+    if hit.empty or not np.isfinite(float(hit.delta.iloc[0])):
+        return np.nan, "no pairs", ""
+    row = hit.iloc[0]
+    mark = f" [{displayed(row.ci_low, col)}, {displayed(row.ci_high, col)}]" + ("*" if row.significant else "")
+    if whole is not None and int(row.n_scenes) < whole:
+        mark += f" ({int(row.n_scenes)} of {whole} scenes)"
+    return float(row.delta), "", mark
+
+
+def diagnostics_table(stats: pd.DataFrame | None, summary: pd.DataFrame) -> Table | None:
+    """Per component (COMPONENT_REGIONS: variant -> the region metrics it addresses): its paired delta
+    against the reference on the whole image (PSNR) and on its own region metric, each with its 95%
+    interval, per dataset-level scene group that has region metrics. None when the sweep has none to show.
+
+    stats: bench.report.stats.compare; summary: collect.dataset_summary (group labels only).
+    """
+    from bench.report.stats import interval_note
+
+    if stats is None or stats.empty:
+        return None
+    rows, groups = _diagnostic_layout(stats)
+    if not rows:
+        return None
+    columns = [Column(group_label(summary, g), head, "psnr", ranked=False, signed=True, decimals=2)
+               for g in groups for head in ("\u0394 PSNR [95% CI]", "\u0394 own region [95% CI]")]
+
+    def cell(row, c, col):
+        (variant, metric), group = row, groups[c // 2]
+        if c % 2 == 0:
+            return _paired_cell(stats, variant, group, "psnr", col)
+        whole = stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == "psnr")]
+        return _paired_cell(stats, variant, group, metric, col, int(whole.n_scenes.iloc[0]) if len(whole) else None)
+
+    values, notes, marks = _fill(columns, rows, cell)
+    reference = labels.ablation_label(stats.reference.iloc[0])
+    shown_stats = stats[stats.group.isin(groups) & stats.variant.isin({v for v, _ in rows})]  # the note's seeds
+    test = {"test": shown_stats.test.iloc[0]} if "test" in shown_stats else {}  # the test the stats ran
+    shown = list(dict.fromkeys(m for _, m in rows))
+    foot = [f"{METRICS[m].label}: {METRICS[m].convention}." for m in shown]
+    foot += ["Own region: the region metric each component addresses (bench.metrics.regions.COMPONENT_REGIONS); "
+             "a region delta averages the scenes whose test views contain that region; false blur in percentage "
+             "points (lower is better).", interval_note(int(shown_stats.n_seeds.min()), reference, **test)]
+    labels_ = [f"{labels.ablation_label(v)}: {METRICS[m].label} {arrow(m)}" for v, m in rows]
+    return Table("diagnostics", f"Diagnostics: each component against {reference}, on the whole image and on "
+                 "its own region", labels_, columns, values, notes, marks, [False] * len(rows), foot)
 
 
 def write_tables(out_dir, tables: list[Table], rank_reported: bool = False) -> list[Path]:
