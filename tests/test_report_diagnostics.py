@@ -42,7 +42,7 @@ def _add_regions(run, variant: str, seed: int) -> None:
     shares = [t["false_blur"] for t in train.values()]
     m["aggregate"].update({"psnr_emerging": None, "psnr_blurred": None,
                            "false_blur": float(np.mean(shares)) if shares else None})
-    m["missing"].update({"psnr_emerging": R.EVERY_VIEW_EMPTY, "psnr_blurred": R.EVERY_VIEW_EMPTY})
+    m["missing"].update({"psnr_emerging": R.NO_VIEW_SCORED, "psnr_blurred": R.NO_VIEW_SCORED})
     if share is None:
         m["missing"]["false_blur"] = "no blur model (blur.enabled=false): it predicts no kernels"
     (run / "results.json").write_text(json.dumps(doc))
