@@ -98,14 +98,17 @@ def test_regions_npz_shapes_and_dtypes(diag_root, dataset, name):
 
 
 def test_loaded_regions_match_the_ground_truth_blur(diag_root):
-    """GroundTruth.regions carries the arrays; train_blur_rms is the report's RMS radius of the GT blur."""
-    from bench.report.scene_figures import gt_rms_radius
+    """GroundTruth.regions carries the arrays; train_blur_rms is rms_radius of the loaded GT blur
+    (the report reads it from there)."""
+    from bench.data.synth.regions import rms_radius
 
     scene = load_scene("diagnostic", "sharp_motion_0", diag_root)
     regions = scene.gt.regions
     assert set(regions) == set(REGION_KEYS) and regions["unseen"].dtype == torch.bool
     for k in (0, 7, 15):
-        np.testing.assert_allclose(regions["train_blur_rms"][k].numpy(), gt_rms_radius(scene.gt, k), atol=1e-4)
+        coc = None if scene.gt.coc_radius is None else scene.gt.coc_radius[k].numpy()
+        want = rms_radius(coc, scene.gt.motion_disp[k].numpy())
+        np.testing.assert_allclose(regions["train_blur_rms"][k].numpy(), want, atol=1e-4)
     # the test view of a sharp-motion scene is as sharp as its training frame where static
     static = (scene.gt.test_motion_mask == 0).numpy()
     assert float(regions["test_blur_rms"].numpy()[static].max()) < 0.5

@@ -42,7 +42,7 @@ def _add_regions(run, variant: str, seed: int) -> None:
     shares = [t["false_blur"] for t in train.values()]
     m["aggregate"].update({"psnr_emerging": None, "psnr_blurred": None,
                            "false_blur": float(np.mean(shares)) if shares else None})
-    m["missing"].update({"psnr_emerging": R.EVERY_VIEW_EMPTY, "psnr_blurred": R.EVERY_VIEW_EMPTY})
+    m["missing"].update({"psnr_emerging": R.NO_VIEW_SCORED, "psnr_blurred": R.NO_VIEW_SCORED})
     if share is None:
         m["missing"]["false_blur"] = "no blur model (blur.enabled=false): it predicts no kernels"
     (run / "results.json").write_text(json.dumps(doc))
@@ -97,25 +97,42 @@ def test_compare_metric_psnr_unseen_and_false_blur(sweep, capsys):
     assert "+4.00" in row and "no_blur " not in out  # no blur model: no false-blur values to pair
 
 
+def _add_scene_b(sweep) -> None:
+    """A second synthetic scene on which only full and no_sparsity ran (3 seeds each)."""
+    for variant in ("full", "no_sparsity"):
+        for seed in (0, 1, 2):
+            run = write_run(sweep, variant, "synthetic_toy", "b", seed, {"psnr": 0.0}, blur_type="motion")
+            _add_regions(run, variant, seed)
+
+
 def test_diagnostics_table_on_fake_results(sweep):
+    """One row per (component, region metric), scored where the variant ran: no_unseen_views on scene a
+    alone (that scene's row), no_sparsity on scenes a and b (the dataset row); never a blur-type group."""
     from bench.report.build import build_tables, summarise
     from bench.report.html import write_report
-    from bench.report.tables import diagnostics_table, to_csv, to_markdown
+    from bench.report.tables import diagnostics_table, to_csv, to_latex, to_markdown
 
+    _add_scene_b(sweep)
     built = summarise(sweep, save=False)
-    table = diagnostics_table(built.stats, built.summary)
-    assert table.rows == ["w/o unseen views: unseen PSNR \u2191", "w/o sparsity: sharp PSNR \u2191",
-                          "w/o sparsity: false blur (%) \u2193"]  # COMPONENT_REGIONS order; no blurred pixel here
+    table = diagnostics_table(built.stats)
+    assert table.rows == ["w/o unseen views: unseen PSNR \u2191 (synthetic_toy / a)",
+                          "w/o sparsity: sharp PSNR \u2191 (synthetic_toy, mean of a, b)",
+                          "w/o sparsity: false blur (%) \u2193 (synthetic_toy, mean of a, b)"]  # no blurred pixel
     heads = [(c.group, c.header) for c in table.columns]
-    assert heads[:2] == [("synthetic_toy", "\u0394 PSNR [95% CI]"), ("synthetic_toy", "\u0394 own region [95% CI]")]
-    assert {g for g, _ in heads} == {"synthetic_toy"}  # real data has no region metric: no column
-    values = dict(zip(table.rows, table.values[:, :2].tolist()))
-    assert values["w/o unseen views: unseen PSNR \u2191"] == pytest.approx([-0.1, -2.0])
-    assert values["w/o sparsity: false blur (%) \u2193"] == pytest.approx([0.0, 4.0])
-    assert values["w/o sparsity: sharp PSNR \u2191"] == pytest.approx([0.0, -0.5])
-    assert "[" in table.marks[0][1] and "(" not in table.marks[0][1] and "Own region" in " ".join(table.footnotes)
-    assert "w/o sparsity: false blur" in to_markdown(table) and "diagnostics" == table.name
-    assert to_csv(table).splitlines()[0].startswith("row,reported,synthetic_toy \u0394 PSNR")
+    assert heads == [("\u0394 vs Full", "whole image PSNR [95% CI]"), ("\u0394 vs Full", "own region [95% CI]"),
+                     ("runs", "scenes"), ("runs", "seeds"), ("runs", "df")]
+    values = dict(zip(table.rows, table.values.tolist()))
+    unseen, sharp, false_blur = (values[r] for r in table.rows)
+    # whole image, own region, scenes, seeds, df (seeds - 1 summed over the scenes the variant was paired on)
+    assert unseen == pytest.approx([-0.1, -2.0, 1, 3, 2])
+    assert sharp == pytest.approx([0.0, -0.5, 2, 3, 4]) and false_blur[:2] == pytest.approx([0.0, 4.0])
+    assert "[" in table.marks[0][0] and "[" in table.marks[0][1] and "(" not in table.marks[0][1]
+    stats_a = built.stats[(built.stats.group == "synthetic_toy:a") & (built.stats.variant == "no_unseen_views")]
+    assert float(stats_a[stats_a.metric == "psnr_unseen"].delta.iloc[0]) == pytest.approx(unseen[1])
+    assert "Own region" in " ".join(table.footnotes) and "df: degrees of freedom" in " ".join(table.footnotes)
+    md, tex, csv = to_markdown(table), to_latex(table), to_csv(table)
+    assert "w/o sparsity: false blur" in md and "(synthetic\\_toy / a)" in tex and table.name == "diagnostics"
+    assert csv.splitlines()[0].startswith("row,reported,\u0394 vs Full whole image PSNR")
 
     build_tables(sweep, built)
     assert (sweep / "tables" / "diagnostics.md").is_file() and (sweep / "tables" / "diagnostics.tex").is_file()
@@ -124,6 +141,22 @@ def test_diagnostics_table_on_fake_results(sweep):
     assert not any(t.name == "per_scene_stereo_toy_psnr_unseen" for t in built.tables)
     page = write_report(sweep / "report.html", sweep, built.df, built.tables, [], []).read_text()
     assert 'id="table-diagnostics"' in page and "w/o sparsity: false blur (%)" in page
+
+
+def test_diagnostics_region_paired_in_fewer_scenes_says_so(sweep):
+    """A region present in one of the variant's two scenes: its delta carries "(1 of 2 scenes, df ...)"."""
+    from bench.report.build import summarise
+    from bench.report.tables import diagnostics_table
+
+    _add_scene_b(sweep)
+    for run in (sweep / "runs").glob("*-synthetic_toy-b-s*"):
+        doc = json.loads((run / "results.json").read_text())
+        for values in doc["metrics"]["per_image"].values():
+            values["psnr_sharp"] = None  # scene b: no sharp pixel
+        (run / "results.json").write_text(json.dumps(doc))
+    table = diagnostics_table(summarise(sweep, save=False).stats)
+    r = table.rows.index("w/o sparsity: sharp PSNR \u2191 (synthetic_toy, mean of a, b)")
+    assert table.values[r, 1] == pytest.approx(-0.5) and "(1 of 2 scenes, df " in table.marks[r][1]
 
 
 def test_no_diagnostics_table_without_region_metrics(tmp_path):
@@ -135,5 +168,13 @@ def test_no_diagnostics_table_without_region_metrics(tmp_path):
         for seed in (0, 1):
             write_run(sweep, variant, "stereo_toy", "r", seed, {"psnr": psnr + 0.1 * seed}, protocol="dyblurf")
     built = summarise(sweep, save=False)
-    assert diagnostics_table(built.stats, built.summary) is None and diagnostics_table(None, built.summary) is None
+    assert diagnostics_table(built.stats) is None and diagnostics_table(None) is None
     assert "diagnostics" not in [t.name for t in make_tables(built, reported=False)]
+
+
+def test_variant_colours_are_distinct_from_the_spares():
+    """A variant without a fixed colour takes a spare: no spare may repeat a fixed colour."""
+    from bench.report import labels
+
+    fixed, spare = list(labels._COLOURS.values()), labels._SPARE
+    assert len(set(fixed)) == len(fixed) and len(set(spare)) == len(spare) and not set(fixed) & set(spare)

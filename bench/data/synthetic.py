@@ -9,11 +9,11 @@ import numpy as np
 import torch
 
 from bench.data.scene import GroundTruth, LazyImages, Scene
+from bench.data.synth.regions import REGION_DTYPES
 from bench.data.synth.write import GT_DIR
 from bench.errors import BenchError
 
 GT_KEYS = {"sharp": 4, "depth": 3, "motion_mask": 3, "test_motion_mask": 3}
-REGION_DTYPES = {"unseen": np.bool_, "emerging": np.bool_, "test_blur_rms": np.float32, "train_blur_rms": np.float32}
 
 
 def ensure(root: Path, scenes, *, force: bool = False, show_progress: bool = True) -> list[Path]:

@@ -124,11 +124,12 @@ def evaluate_images(pairs: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarra
 
     The render and GT are brought to what the protocol scores (prepare_render, prepare_gt: size,
     dtype), masks resized with the protocol's filter. Aggregates are means over images (dynamic
-    and region metrics over images whose mask is not empty; infinite PSNR is skipped). render_bits:
-    bit depths of the render files read (a list may be filled while ``pairs`` is consumed: it is read
-    last), recorded under ``inputs``; empty for in-memory renders. regions: the scene's region ground
-    truth (bench.metrics.regions; the block then gets a ``regions`` entry with per-view pixel counts
-    and reasons), or None with ``regions_missing`` saying why. false_blur needs the run's training
+    metrics over images whose mask is not empty, region metrics over those whose region has at least
+    regions.MIN_REGION_PX pixels; infinite PSNR is skipped). render_bits: bit depths of the render
+    files read (a list may be filled while ``pairs`` is consumed: it is read last), recorded under
+    ``inputs``; empty for in-memory renders. regions: the scene's region ground truth
+    (bench.metrics.regions; the block then gets a ``regions`` entry with per-view pixel counts and
+    reasons), or None with ``regions_missing`` saying why. false_blur needs the run's training
     kernels: evaluate_run adds it.
     """
     per_image: dict[str, dict] = {}
@@ -169,7 +170,7 @@ def _aggregate(per_image: dict[str, dict], missing: dict[str, str]) -> dict[str,
     aggregate = {m: _mean(v.get(m) for v in per_image.values()) for m in METRICS if m not in missing}
     for m, value in list(aggregate.items()):
         if value is None:
-            missing[m] = (R.EVERY_VIEW_EMPTY if m in R.REGION_PSNR else
+            missing[m] = (R.NO_VIEW_SCORED if m in R.REGION_PSNR else
                           "no image with a defined value (empty masks or infinite PSNR)")
     aggregate.update({m: None for m in missing})
     return {m: aggregate[m] for m in METRICS}  # registry order, whatever was missing

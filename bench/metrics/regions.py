@@ -1,18 +1,30 @@
 """Region metrics of the synthetic benchmark: scores on the pixels one method component addresses.
 
-The scene's region ground truth (``scene.gt.regions``, bench.data) holds, per training frame k at the
+The scene's region ground truth (``scene.gt.regions``, bench.data; written by
+bench.data.synth.regions, which defines the keys and thresholds) holds, per training frame k at the
 training resolution (N frames, H, W):
 
 - ``unseen`` (N,H,W) bool: test-view pixels of frame k whose surface no training frame sees;
 - ``emerging`` (N,H,W) bool: dynamic test-view pixels whose surface the canonical frame does not show;
-- ``test_blur_rms`` (N,H,W) float: RMS blur radius (px) the test pixel has in training frame k;
+- ``test_blur_rms`` (N,H,W) float: the test (right) camera's own RMS blur radius (px) under frame k's
+  exposure and focus. It stands in for the issue's "sharp / blurred in the same-instant training
+  frame": that frame sees the instant from another pose, so its pixels do not line up with the test
+  view's;
 - ``train_blur_rms`` (N,H,W) float: RMS blur radius (px) of each pixel of training frame k.
 
 A test view is matched to its frame by ``scene.test.frame_index``, a training view by
 ``scene.train.frame_index``. Masks are resized to the render size with the protocol's
 ``mask_resize`` (as the motion mask is); blur radii are resized the same way and rescaled to the
-render's pixels before they are thresholded. A region that is empty in a view gives no value there
-(None, with the reason recorded), never 0: the run's aggregate is the mean over views with a value.
+render's pixels before they are thresholded.
+
+A region with fewer than MIN_REGION_PX pixels in a view (at the render resolution; 0 = empty)
+gives no value there (None, with the reason recorded), never 0; its pixel count is recorded all the
+same. Why 64 (an 8 x 8 patch): a PSNR is 10 log10 of a mean of squared errors; over n pixels of 3
+channels with independent errors its standard deviation is about 4.34 sqrt(2 / (3 n)) dB, 0.44 dB at
+n = 64 against 1.1 dB at n = 11, and neighbouring errors are correlated, so the effective count is
+lower still. A handful of pixels also reaches an infinite PSNR (zero error), which the mean would
+drop without a word. The same floor holds for false_blur (a share of 11 pixels moves in 9-point
+steps). The run's aggregate is the mean over views with a value.
 """
 
 from __future__ import annotations
@@ -22,12 +34,13 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.data.synth.regions import BLURRED_PX, REGION_DTYPES, REGION_KEYS, SHARP_PX
 from bench.errors import BenchError
 from bench.metrics import image as im
 
-SHARP_PX = 0.5  # GT RMS radius below which a pixel counts as sharp
-BLURRED_PX = 2.0  # GT RMS radius above which a pixel counts as blurred
-FALSE_BLUR_PX = 0.5  # predicted RMS radius above which a kernel counts as blurring
+# A predicted kernel blurs where a GT pixel with that radius would not count as sharp.
+FALSE_BLUR_PX = SHARP_PX
+MIN_REGION_PX = 64  # pixels a region needs in a view for a value there (module doc)
 
 # metric -> the region of the test view it scores (masked PSNR, as psnr_dyn)
 REGION_PSNR = {"psnr_unseen": "unseen", "psnr_emerging": "emerging", "psnr_sharp": "sharp",
@@ -45,13 +58,12 @@ COMPONENT_REGIONS: dict[str, tuple[str, ...]] = {
     "no_blur": ("psnr_blurred",),
 }
 
-REGION_KEYS = ("unseen", "emerging", "test_blur_rms", "train_blur_rms")
 _REGION_TEXT = {"unseen": "unseen", "emerging": "emerging", "sharp": f"sharp (RMS blur < {SHARP_PX} px)",
                 "blurred": f"blurred (RMS blur > {BLURRED_PX} px)"}
 NOT_SYNTHETIC = "no region ground truth: not a synthetic scene"
 STALE = "generated before region masks; regenerate with bench data synth --force"
 NO_RUN_DIR = "not computed: needs the run's saved training kernels (evaluate_run)"
-EVERY_VIEW_EMPTY = "the region is empty in every view"
+NO_VIEW_SCORED = f"the region is empty or under {MIN_REGION_PX} pixels in every view"
 
 
 @dataclass
@@ -99,7 +111,7 @@ def _region_map(regions, key: str, where: str) -> np.ndarray:
     arr = value.detach().cpu().numpy() if hasattr(value, "detach") else np.asarray(value)
     if arr.ndim != 3:
         raise BenchError(f"{where}: key {key!r} expected (N,H,W), got shape {arr.shape}")
-    return arr.astype(bool) if key in ("unseen", "emerging") else arr.astype(np.float64)
+    return arr.astype(bool) if REGION_DTYPES[key] is np.bool_ else arr.astype(np.float64)
 
 
 def _frames(views, n: int, where: str, kind: str) -> dict[str, int]:
@@ -125,34 +137,47 @@ def _resized_mask(mask: np.ndarray, h: int, w: int, interpolation: str) -> np.nd
     return _resize(mask, h, w, interpolation) > 0.5
 
 
-def _resized_radius(rms: np.ndarray, h: int, w: int, interpolation: str) -> np.ndarray:
-    """(H0,W0) RMS radius in px of the maps -> (h,w) in px of the render (radii scale with width)."""
+def resized_radius(rms: np.ndarray, h: int, w: int, interpolation: str) -> np.ndarray:
+    """(H0,W0) RMS radius in px of the maps -> (h,w) float32 in px of the target (radii scale with width).
+
+    The one resize of GT radii: the report's blur figures call it too. interpolation: an OpenCV
+    flag name such as "INTER_AREA".
+    """
     return _resize(rms, h, w, interpolation) * (w / rms.shape[1])
 
 
 def view_masks(truth: RegionTruth, name: str, h: int, w: int, interpolation: str) -> dict[str, np.ndarray]:
     """region -> (h,w) bool mask of test view ``name`` at the render size (keys: REGION_PSNR values)."""
     k = truth.test_frame[name]
-    rms = _resized_radius(truth.maps["test_blur_rms"][k], h, w, interpolation)
+    rms = resized_radius(truth.maps["test_blur_rms"][k], h, w, interpolation)
     return {"unseen": _resized_mask(truth.maps["unseen"][k], h, w, interpolation),
             "emerging": _resized_mask(truth.maps["emerging"][k], h, w, interpolation),
             "sharp": rms < SHARP_PX, "blurred": rms > BLURRED_PX}
+
+
+def too_few(n: int) -> str | None:
+    """Why a region of ``n`` pixels in one view gives no value (empty, or under MIN_REGION_PX); None if it may."""
+    if n == 0:
+        return "empty region"
+    return f"too few pixels (n < {MIN_REGION_PX})" if n < MIN_REGION_PX else None
 
 
 def region_psnrs(pred: np.ndarray, gt: np.ndarray, masks: dict[str, np.ndarray],
                  data_range: float = 1.0) -> tuple[dict, dict, dict]:
     """(values, pixels, missing) of one view: masked PSNR per REGION_PSNR metric over its (H,W) mask.
 
-    pred, gt: (H,W,C) as scored. values: metric -> dB or None (empty region); pixels: region -> count;
-    missing: metric -> reason, for the metrics that are None.
+    pred, gt: (H,W,C) as scored. values: metric -> dB, or None for a region under MIN_REGION_PX
+    pixels; pixels: region -> count (recorded whatever it is); missing: metric -> reason, for the
+    metrics that are None.
     """
     values, pixels, missing = {}, {}, {}
     for metric, region in REGION_PSNR.items():
         mask = masks[region]
         pixels[region] = int(mask.sum())
-        values[metric] = im.masked_psnr(pred, gt, mask.astype(np.float32), data_range) if pixels[region] else None
-        if values[metric] is None:
-            missing[metric] = f"empty region: no {_REGION_TEXT[region]} pixel in this view"
+        why = too_few(pixels[region])
+        values[metric] = None if why else im.masked_psnr(pred, gt, mask.astype(np.float32), data_range)
+        if why:
+            missing[metric] = f"{why}: {pixels[region]} {_REGION_TEXT[region]} pixels in this view"
     return values, pixels, missing
 
 
@@ -179,22 +204,24 @@ def kernel_rms_radius(kernels: np.ndarray) -> np.ndarray:
 
 
 def false_blur_share(pred_rms: np.ndarray, sharp: np.ndarray) -> float | None:
-    """Percentage of the sharp pixels whose predicted RMS radius exceeds FALSE_BLUR_PX; None if none is sharp.
+    """Percentage of the sharp pixels whose predicted RMS radius exceeds FALSE_BLUR_PX; None under
+    MIN_REGION_PX sharp pixels (too_few).
 
     pred_rms, sharp: (H,W) float px and bool.
     """
     n = int(sharp.sum())
-    return None if n == 0 else float(100.0 * (pred_rms[sharp] > FALSE_BLUR_PX).sum() / n)
+    return None if too_few(n) else float(100.0 * (pred_rms[sharp] > FALSE_BLUR_PX).sum() / n)
 
 
 def train_view_false_blur(truth: RegionTruth, name: str, kernels: np.ndarray, interpolation: str) -> dict:
     """{"false_blur", "pixels": {"sharp"}, "missing"} of training view ``name`` from its (H,W,K,K) kernels."""
     pred_rms = kernel_rms_radius(kernels)
     h, w = pred_rms.shape
-    sharp = _resized_radius(truth.maps["train_blur_rms"][truth.train_frame[name]], h, w, interpolation) < SHARP_PX
+    sharp = resized_radius(truth.maps["train_blur_rms"][truth.train_frame[name]], h, w, interpolation) < SHARP_PX
+    n = int(sharp.sum())
     value = false_blur_share(pred_rms, sharp)
-    missing = {} if value is not None else {FALSE_BLUR: f"empty region: no sharp (RMS blur < {SHARP_PX} px) pixel"}
-    return {FALSE_BLUR: value, "pixels": {"sharp": int(sharp.sum())}, "missing": missing}
+    missing = {} if value is not None else {FALSE_BLUR: f"{too_few(n)}: {n} {_REGION_TEXT['sharp']} pixels"}
+    return {FALSE_BLUR: value, "pixels": {"sharp": n}, "missing": missing}
 
 
 def _read_kernels(path: Path) -> np.ndarray:
@@ -246,10 +273,10 @@ def add_false_blur(block: dict, run_dir, truth: RegionTruth, interpolation: str,
     if not views:
         block["missing"][FALSE_BLUR] = no_kernels_reason(config)
     elif not kept:
-        block["missing"][FALSE_BLUR] = EVERY_VIEW_EMPTY
+        block["missing"][FALSE_BLUR] = NO_VIEW_SCORED
     return block
 
 
 def thresholds() -> dict[str, float]:
-    """The pixel thresholds behind the regions, recorded in results.json."""
-    return {"sharp": SHARP_PX, "blurred": BLURRED_PX, "false_blur": FALSE_BLUR_PX}
+    """The pixel thresholds behind the regions, recorded in results.json (min_region: a pixel count)."""
+    return {"sharp": SHARP_PX, "blurred": BLURRED_PX, "false_blur": FALSE_BLUR_PX, "min_region": MIN_REGION_PX}

@@ -8,6 +8,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 from bench.errors import BenchError
+from bench.metrics.regions import BLURRED_PX, FALSE_BLUR_PX, MIN_REGION_PX, SHARP_PX
+
+
+def _floor(region: str = "region") -> str:
+    """Where a region metric's value is missing in a view (bench.metrics.regions explains the floor)."""
+    return f"; a view whose {region} has fewer than {MIN_REGION_PX} pixels at the render size has no value"
+
+
+# What test_blur_rms is: the test camera's own blur, standing in for "in the same-instant training frame".
+_TEST_BLUR = ("GT RMS blur radius: the test camera's own, under the exposure and focus of the training frame "
+              "of the same instant, standing in for that frame's blur, whose pixels do not line up")
 
 
 class MetricSpec(NamedTuple):
@@ -37,20 +48,20 @@ METRICS: dict[str, MetricSpec] = {
     "ssim_dyn": MetricSpec("dyn. SSIM", True, 3, "mean of the headline SSIM map over the test motion mask"),
     "lpips_dyn": MetricSpec("dyn. LPIPS", False, 3, "mean of the spatial LPIPS map over the test motion mask"),
     # Region metrics (bench.metrics.regions): synthetic scenes only, masked PSNR per test view as psnr_dyn,
-    # then the mean over the views whose region is not empty; GT radii in pixels of the render.
+    # then the mean over the views with a value; GT radii in pixels of the render.
     "psnr_unseen": MetricSpec("unseen PSNR", True, 2, "PSNR over the test pixels whose surface no training "
-                              "frame sees"),
+                              "frame sees" + _floor()),
     "psnr_emerging": MetricSpec("emerging PSNR", True, 2, "PSNR over the dynamic test pixels whose surface the "
-                                "canonical frame does not show"),
-    "psnr_sharp": MetricSpec("sharp PSNR", True, 2, "PSNR over the test pixels that are sharp (GT RMS blur "
-                             "radius < 0.5 px) in the same-instant training frame"),
-    "psnr_blurred": MetricSpec("blurred PSNR", True, 2, "PSNR over the test pixels blurred by more than 2 px "
-                               "(GT RMS radius) in the same-instant training frame"),
+                                "canonical frame does not show" + _floor()),
+    "psnr_sharp": MetricSpec("sharp PSNR", True, 2, f"PSNR over the test pixels that are sharp (< {SHARP_PX} px; "
+                             f"{_TEST_BLUR})" + _floor()),
+    "psnr_blurred": MetricSpec("blurred PSNR", True, 2, f"PSNR over the test pixels that are blurred "
+                               f"(> {BLURRED_PX} px; {_TEST_BLUR})" + _floor()),
     "false_blur": MetricSpec("false blur (%)", False, 2,
-                             "percentage of the sharp pixels (GT RMS blur radius < 0.5 px) of each saved "
-                             "training view where the predicted kernel's RMS radius exceeds 0.5 px (the kernel "
-                             "itself, blur mask not applied), mean over views; missing, not 0, for a variant "
-                             "without a blur model"),
+                             f"percentage of the sharp pixels (GT RMS blur radius < {SHARP_PX} px) of each saved "
+                             f"training view where the predicted kernel's RMS radius exceeds {FALSE_BLUR_PX} px "
+                             "(the kernel itself, blur mask not applied), mean over views; missing, not 0, for a "
+                             "variant without a blur model" + _floor("sharp region")),
 }
 
 # Metrics that measure the same thing in different conventions: a table column of one may show a

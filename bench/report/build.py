@@ -88,7 +88,7 @@ def make_tables(built: Built, reported: bool = True) -> list:
     if built.summary is None:
         return []
     pub = T.load_reported() if reported else None
-    diagnostics = _stage(built, "diagnostics table", T.diagnostics_table, built.stats, built.summary)
+    diagnostics = _stage(built, "diagnostics table", T.diagnostics_table, built.stats)
     return [T.ablation_table(built.summary, pub, stats=built.stats), *([diagnostics] if diagnostics else []),
             T.main_table(built.df, built.summary, pub),
             *T.per_scene_tables(built.df, built.per_scene, built.summary, built.expected)]

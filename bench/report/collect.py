@@ -1,7 +1,7 @@
 """Collect a sweep's results.json files into one tidy DataFrame and average it.
 
-Tidy = one row per (run, metric); ``collect_per_image`` gives one per (run, test view, metric) for
-the paired statistics (bench.report.stats). Seeds are averaged per scene (mean, std, n); scenes are
+Tidy = one row per (run, metric); ``collect_per_image`` gives one per (run, view, metric) for the
+paired statistics (bench.report.stats): test views, and for false_blur training views ``train/<name>``. Seeds are averaged per scene (mean, std, n); scenes are
 averaged per dataset only when every scene the sweep planned (its manifest; without one, every
 scene of the data registry) is present.
 """
@@ -120,7 +120,8 @@ def collect(sweep_dir) -> pd.DataFrame:
 
 
 def collect_per_image(sweep_dir) -> pd.DataFrame:
-    """Per-test-view metrics of the runs ``collect`` reads (columns: PER_IMAGE_COLUMNS)."""
+    """Per-view metrics of the runs ``collect`` reads (columns: PER_IMAGE_COLUMNS): one row per test
+    view and metric, and per training view ``train/<name>`` for the training-view metrics (false_blur)."""
     df = pd.DataFrame([row for doc in _current_docs(Path(sweep_dir)) for row in per_image_rows(doc)],
                       columns=PER_IMAGE_COLUMNS)
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")

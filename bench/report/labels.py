@@ -35,7 +35,9 @@ DATASET_ORDER = ["d2rf", "stereo_blur", "stereo_blur_d4dgs", "synthetic", "diagn
 
 _COLOURS = {
     "full": "#d62728", "no_sparsity": "#1f77b4", "no_shortcut": "#ff7f0e", "no_densification": "#2ca02c",
-    "no_unseen_views": "#9467bd", "unseen_matched_steps": "#c5b0d5", "defocus_kernel": "#8c564b", "motion_kernel": "#e377c2",
+    # unseen_matched_steps: a darker purple than no_unseen_views (the pair it separates); every colour here
+    # and in _SPARE distinct, or a variant hashed onto a spare would look like a named one
+    "no_unseen_views": "#9467bd", "unseen_matched_steps": "#5e3c99", "defocus_kernel": "#8c564b", "motion_kernel": "#e377c2",
     "no_blur": "#7f7f7f",
 }
 _SPARE = ["#bcbd22", "#17becf", "#aec7e8", "#ffbb78", "#98df8a", "#c5b0d5", "#c49c94", "#f7b6d2"]

@@ -5,6 +5,8 @@ Blur size is compared as an RMS radius in pixels, a quantity both sides define: 
 K x K kernel the square root of its second moment about its centroid; for the ground truth
 sqrt(coc^2 / 2 + mean_s |d_s - mean d|^2) (a uniform disc of radius R has second moment R^2/2; the
 motion part is the spread of the exposure sub-frame displacements; variances of independent blurs add).
+Both come from one implementation each (bench.metrics.regions.kernel_rms_radius,
+bench.data.synth.regions.rms_radius), and GT radii are resized as the region metrics resize them.
 """
 
 from __future__ import annotations
@@ -16,11 +18,10 @@ import numpy as np
 import pandas as pd
 
 from bench import rundir, sweepdir
-from bench.metrics.regions import kernel_rms_radius  # one definition for figures and metrics
+from bench.data.synth.regions import SHARP_PX, rms_radius
+from bench.metrics.regions import kernel_rms_radius, resized_radius  # one definition for figures and metrics
 from bench.report import labels
 from bench.report.figures import Figures, pyplot, save_figure
-
-BLUR_PRESENT_PX = 0.5  # GT RMS radius above which a pixel counts as blurred
 
 
 def _runs(df: pd.DataFrame) -> pd.DataFrame:
@@ -133,21 +134,26 @@ def _grid(scene, i: int, renders: dict[str, np.ndarray], psnrs: dict):
 
 
 def gt_rms_radius(gt, index: int) -> np.ndarray:
-    """(H,W) ground-truth RMS blur radius in pixels of training frame ``index`` (see module doc)."""
-    var = np.zeros(gt.depth.shape[1:], dtype=np.float64)
-    if gt.coc_radius is not None:
-        var += gt.coc_radius[index].double().numpy() ** 2 / 2.0
-    if gt.motion_disp is not None:
-        disp = gt.motion_disp[index].double().numpy()  # (S,H,W,2)
-        var += ((disp - disp.mean(0, keepdims=True)) ** 2).sum(-1).mean(0)
-    return np.sqrt(var)
+    """(H,W) float64 ground-truth RMS blur radius in pixels of training frame ``index`` (see module doc).
+
+    The generator's ``train_blur_rms`` when the scene has region ground truth (the same function on
+    the same stored blur); else computed from ``gt.coc_radius`` (N,H,W) / ``gt.motion_disp`` (N,S,H,W,2).
+    """
+    regions = getattr(gt, "regions", None)  # GroundTruth from before the field existed has none
+    if regions is not None and regions.get("train_blur_rms") is not None:
+        return np.asarray(regions["train_blur_rms"][index], dtype=np.float64)
+    coc = None if gt.coc_radius is None else gt.coc_radius[index].numpy()
+    disp = None if gt.motion_disp is None else gt.motion_disp[index].numpy()
+    if coc is None and disp is None:  # no blur at all: every pixel sharp
+        return np.zeros(tuple(gt.depth.shape[1:]), dtype=np.float64)
+    return rms_radius(coc, disp)
 
 
 def blur_accuracy(pred_rms: np.ndarray, pred_mask: np.ndarray, true_rms: np.ndarray) -> dict:
-    """MAE and Pearson r of RMS radius; IoU of (mask > 0.5) against (true RMS > BLUR_PRESENT_PX)."""
+    """MAE and Pearson r of RMS radius; IoU of (mask > 0.5) against (true RMS > SHARP_PX: blur present where not sharp)."""
     a, b = pred_rms.ravel(), true_rms.ravel()
     corr = float(np.corrcoef(a, b)[0, 1]) if a.std() > 0 and b.std() > 0 else float("nan")
-    p, t = pred_mask > 0.5, true_rms > BLUR_PRESENT_PX
+    p, t = pred_mask > 0.5, true_rms > SHARP_PX
     union = (p | t).sum()
     return {"rms_mae_px": float(np.abs(a - b).mean()), "rms_corr": corr,
             "mask_iou": float((p & t).sum() / union) if union else float("nan")}
@@ -155,8 +161,8 @@ def blur_accuracy(pred_rms: np.ndarray, pred_mask: np.ndarray, true_rms: np.ndar
 
 def _true_rms(scene, name: str, shape: tuple[int, int]) -> np.ndarray:
     """(H,W) ground-truth RMS radius of training view ``name`` resized to ``shape``, in its pixels."""
-    true = _resize(gt_rms_radius(scene.gt, scene.train.names.index(name)).astype(np.float32), *shape)
-    return true * shape[1] / scene.gt.depth.shape[2]  # radii scale with resolution
+    true = gt_rms_radius(scene.gt, scene.train.names.index(name))
+    return resized_radius(true, *shape, "INTER_AREA")  # area averaging, as the figures always resized
 
 
 def plot_blur_accuracy(sweep_dir: Path, df: pd.DataFrame, out_dir: Path):
@@ -207,7 +213,7 @@ def _blur_figure(shown: dict, title: str):
     vmax = max(max(t.max(), p.max()) for _, p, _, t in shown.values()) or 1.0
     for row, (v, (name, pred, mask, true)) in zip(axes, shown.items()):
         handles = []
-        for ax, img, t in zip(row[:4], (true, pred, true > BLUR_PRESENT_PX, mask),
+        for ax, img, t in zip(row[:4], (true, pred, true > SHARP_PX, mask),
                               ("GT RMS radius (px)", "predicted RMS radius", "GT blur present", "predicted mask")):
             handles.append(ax.imshow(img, vmin=0, vmax=vmax if "radius" in t else 1, cmap="magma"))
             ax.set_title(f"{v} view {name}: {t}" if ax is row[0] else t, fontsize=7)

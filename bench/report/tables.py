@@ -443,67 +443,141 @@ def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.Data
     return tables
 
 
-def _diagnostic_layout(stats: pd.DataFrame) -> tuple[list[tuple[str, str]], list[str]]:
-    """(rows, groups): the (variant, region metric) pairs of COMPONENT_REGIONS with a finite paired delta,
-    and the dataset-level groups holding one (real data, without region metrics, has no column)."""
-    wanted = {(v, m) for v, metrics in COMPONENT_REGIONS.items() for m in metrics}
-    finite = stats[np.isfinite(stats.delta.astype(float)) & ~stats.group.str.contains(":")]  # not per scene
-    finite = finite[[(v, m) in wanted for v, m in zip(finite.variant, finite.metric)]]
-    have = set(zip(finite.variant, finite.metric))
-    rows = [(v, m) for v, metrics in COMPONENT_REGIONS.items() for m in metrics if (v, m) in have]
-    return rows, labels.order_groups(finite.group.unique())
+_COUNT_FIELDS = {"scenes": "n_scenes", "seeds": "n_seeds", "df": "df"}  # diagnostics "runs" header -> stats column
 
 
-def _paired_cell(stats: pd.DataFrame, variant: str, group: str, metric: str, col: Column,
-                 whole: int | None = None) -> tuple[float, str, str]:
-    """(delta, note, " [lo, hi]" with * when significant) of one stats row; " (k of n scenes)" when the
-    region was paired in fewer scenes (k) than the whole image (``whole`` = n)."""
-    hit = stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == metric)]
-    if hit.empty or not np.isfinite(float(hit.delta.iloc[0])):
-        return np.nan, "no pairs", ""
-    row = hit.iloc[0]
-    mark = f" [{displayed(row.ci_low, col)}, {displayed(row.ci_high, col)}]" + ("*" if row.significant else "")
-    if whole is not None and int(row.n_scenes) < whole:
-        mark += f" ({int(row.n_scenes)} of {whole} scenes)"
-    return float(row.delta), "", mark
+@dataclass(frozen=True)
+class DiagnosticRow:
+    """One row of the diagnostics table: a component (ablated variant), a region metric it addresses,
+    and where the variant ran: ``scenes`` of ``dataset``; ``group`` is the stats row that scores
+    exactly those scenes (``dataset:scene`` for one scene, else the dataset row, which averages the
+    scenes with pairs)."""
+
+    variant: str
+    metric: str
+    dataset: str
+    scenes: tuple[str, ...]
+
+    @property
+    def group(self) -> str:
+        return f"{self.dataset}:{self.scenes[0]}" if len(self.scenes) == 1 else self.dataset
+
+    @property
+    def label(self) -> str:
+        where = labels.dataset_label(self.dataset)
+        where += f" / {self.scenes[0]}" if len(self.scenes) == 1 else f", mean of {', '.join(self.scenes)}"
+        return f"{labels.ablation_label(self.variant)}: {METRICS[self.metric].label} {arrow(self.metric)} ({where})"
 
 
-def diagnostics_table(stats: pd.DataFrame | None, summary: pd.DataFrame) -> Table | None:
-    """Per component (COMPONENT_REGIONS: variant -> the region metrics it addresses): its paired delta
-    against the reference on the whole image (PSNR) and on its own region metric, each with its 95%
-    interval, per dataset-level scene group that has region metrics. None when the sweep has none to show.
+def _ran_on(stats: pd.DataFrame, variant: str, dataset: str) -> tuple[str, ...]:
+    """The scenes of ``dataset`` where ``variant`` has a paired whole-image PSNR (its ``dataset:scene``
+    stats rows), in the stats' order."""
+    prefix = f"{dataset}:"
+    hit = stats[(stats.variant == variant) & (stats.metric == "psnr") & stats.group.str.startswith(prefix)
+                & np.isfinite(stats.delta.astype(float))]
+    return tuple(g[len(prefix):] for g in dict.fromkeys(hit.group))
 
-    stats: bench.report.stats.compare; summary: collect.dataset_summary (group labels only).
+
+def _diagnostic_layout(stats: pd.DataFrame) -> list[DiagnosticRow]:
+    """One DiagnosticRow per (component, region metric) of COMPONENT_REGIONS and dataset where its region
+    metric has a finite paired delta (real data, without region metrics, gives none).
+
+    Blur-type groups (``dataset/motion``) are left out: a variant that ran on one scene would repeat
+    that scene's numbers under its dataset and its blur type, and leave the other blur type blank.
     """
-    from bench.report.stats import interval_note
+    datasets = stats[np.isfinite(stats.delta.astype(float)) & ~stats.group.str.contains("[:/]")]
+    rows = []
+    for variant, metrics in COMPONENT_REGIONS.items():
+        for metric in metrics:
+            hit = datasets[(datasets.variant == variant) & (datasets.metric == metric)]
+            for d in labels.order_datasets(hit.group.unique()):
+                scenes = _ran_on(stats, variant, d)
+                rows += [DiagnosticRow(variant, metric, d, scenes)] if scenes else []
+    return rows
 
+
+def _stats_row(stats: pd.DataFrame, variant: str, group: str, metric: str) -> pd.Series | None:
+    """The stats row of (variant, group, metric) with a finite delta, else None."""
+    hit = stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == metric)]
+    return hit.iloc[0] if len(hit) and np.isfinite(float(hit.delta.iloc[0])) else None
+
+
+def _interval_mark(row: pd.Series, col: Column) -> str:
+    """" [lo, hi]" with * when the stats row is significant."""
+    return f" [{displayed(row.ci_low, col)}, {displayed(row.ci_high, col)}]" + ("*" if row.significant else "")
+
+
+def _region_cell(stats: pd.DataFrame, row: DiagnosticRow, col: Column) -> tuple[float, str, str]:
+    """(delta, note, mark) on the row's region metric; the mark says " (k of n scenes)" when the region
+    was paired in fewer scenes than the whole image, with its own df when that differs."""
+    region = _stats_row(stats, row.variant, row.group, row.metric)
+    if region is None:
+        return np.nan, "no pairs", ""
+    mark = _interval_mark(region, col)
+    whole = _stats_row(stats, row.variant, row.group, "psnr")
+    if whole is not None and int(region.n_scenes) < int(whole.n_scenes):
+        df = f", df {region.df:.0f}" if "df" in region and np.isfinite(float(region.df)) else ""
+        mark += f" ({int(region.n_scenes)} of {int(whole.n_scenes)} scenes{df})"
+    return float(region.delta), "", mark
+
+
+def _diagnostic_columns(stats: pd.DataFrame, reference: str) -> list[Column]:
+    """Delta on the whole image and on the own region, then the run counts (df when the stats have it)."""
+    delta = f"\u0394 vs {reference}"
+    columns = [Column(delta, "whole image PSNR [95% CI]", "psnr", ranked=False, signed=True, decimals=2),
+               Column(delta, "own region [95% CI]", "psnr", ranked=False, signed=True, decimals=2)]
+    heads = [h for h, field_ in _COUNT_FIELDS.items() if field_ in stats.columns]  # df: only where the test has one
+    return columns + [Column("runs", head, "psnr", ranked=False, decimals=0) for head in heads]
+
+
+def diagnostics_table(stats: pd.DataFrame | None) -> Table | None:
+    """Per component (COMPONENT_REGIONS: variant -> the region metrics it addresses), one row per region
+    metric and dataset: its paired delta against the reference on the whole image (PSNR) and on that
+    region metric, each with its 95% interval and * when significant, scored on exactly the scenes the
+    variant ran on (DiagnosticRow.group), with that row's scene and seed counts and df. None when the
+    sweep has no region metric to show.
+
+    stats: bench.report.stats.compare.
+    """
     if stats is None or stats.empty:
         return None
-    rows, groups = _diagnostic_layout(stats)
+    rows = _diagnostic_layout(stats)
     if not rows:
         return None
-    columns = [Column(group_label(summary, g), head, "psnr", ranked=False, signed=True, decimals=2)
-               for g in groups for head in ("\u0394 PSNR [95% CI]", "\u0394 own region [95% CI]")]
+    reference = labels.ablation_label(stats.reference.iloc[0])
+    columns = _diagnostic_columns(stats, reference)
 
-    def cell(row, c, col):
-        (variant, metric), group = row, groups[c // 2]
-        if c % 2 == 0:
-            return _paired_cell(stats, variant, group, "psnr", col)
-        whole = stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == "psnr")]
-        return _paired_cell(stats, variant, group, metric, col, int(whole.n_scenes.iloc[0]) if len(whole) else None)
+    def cell(row: DiagnosticRow, c: int, col: Column) -> tuple[float, str, str]:
+        if c == 1:
+            return _region_cell(stats, row, col)
+        whole = _stats_row(stats, row.variant, row.group, "psnr")
+        if whole is None:
+            return np.nan, "no pairs", ""
+        if c == 0:
+            return float(whole.delta), "", _interval_mark(whole, col)
+        return float(whole[_COUNT_FIELDS[col.header]]), "", ""  # NaN df (permutation test) shows as a dash
 
     values, notes, marks = _fill(columns, rows, cell)
-    reference = labels.ablation_label(stats.reference.iloc[0])
-    shown_stats = stats[stats.group.isin(groups) & stats.variant.isin({v for v, _ in rows})]  # the note's seeds
-    test = {"test": shown_stats.test.iloc[0]} if "test" in shown_stats else {}  # the test the stats ran
-    shown = list(dict.fromkeys(m for _, m in rows))
-    foot = [f"{METRICS[m].label}: {METRICS[m].convention}." for m in shown]
-    foot += ["Own region: the region metric each component addresses (bench.metrics.regions.COMPONENT_REGIONS); "
-             "a region delta averages the scenes whose test views contain that region; false blur in percentage "
-             "points (lower is better).", interval_note(int(shown_stats.n_seeds.min()), reference, **test)]
-    labels_ = [f"{labels.ablation_label(v)}: {METRICS[m].label} {arrow(m)}" for v, m in rows]
     return Table("diagnostics", f"Diagnostics: each component against {reference}, on the whole image and on "
-                 "its own region", labels_, columns, values, notes, marks, [False] * len(rows), foot)
+                 "its own region, on the scenes it ran on", [r.label for r in rows], columns, values, notes, marks,
+                 [False] * len(rows), _diagnostic_notes(stats, rows, reference))
+
+
+def _diagnostic_notes(stats: pd.DataFrame, rows: list[DiagnosticRow], reference: str) -> list[str]:
+    """Footnotes: conventions of the region metrics shown, how a row is scored, how to read an interval."""
+    from bench.report.stats import interval_note
+
+    shown = stats[stats.group.isin({r.group for r in rows}) & stats.variant.isin({r.variant for r in rows})]
+    test = {"test": shown.test.iloc[0]} if "test" in shown else {}  # the test the stats ran
+    foot = [f"{METRICS[m].label}: {METRICS[m].convention}." for m in dict.fromkeys(r.metric for r in rows)]
+    foot += ["Own region: the region metric each component addresses (bench.metrics.regions.COMPONENT_REGIONS); "
+             "false blur in percentage points (lower is better). Each row is scored on the scenes its variant ran "
+             "on: that scene's own statistics when it ran on one, else the mean over those scenes; a region delta "
+             "averages the scenes whose test views contain that region (k of n scenes when fewer).",
+             "runs: scenes and seeds paired with the reference on the whole image"
+             + ("; df: degrees of freedom of its t-test (a dash for the permutation test)." if "df" in stats else "."),
+             interval_note(int(shown.n_seeds.min()), reference, **test)]
+    return foot
 
 
 def write_tables(out_dir, tables: list[Table], rank_reported: bool = False) -> list[Path]:

@@ -7,13 +7,21 @@ All arrays are at the training resolution (H,W), one per frame k of N, written t
   left (training) frame j at its mid-exposure instant t_j.
 - ``emerging`` (N,H,W) bool: dynamic test pixels of view k whose surface point is not visible in
   the canonical left frame (index N // 2, the method's canonical frame) at its instant.
-- ``test_blur_rms`` (N,H,W) float32: RMS blur radius (px) the test pixel would have under frame
-  k's blur (right camera at the same sub-frame times, same focus distance and lens constant).
+- ``test_blur_rms`` (N,H,W) float32: the right (test) camera's own RMS blur radius (px) under
+  frame k's exposure and focus: the right camera moving with the left one through frame k's
+  sub-frame times, at frame k's focus distance and lens constant. It stands in for the issue's
+  "blurred in the same-instant training frame": the training frame shows the same instant from
+  another pose, so its pixels do not line up with the test view's.
 - ``train_blur_rms`` (N,H,W) float32: the RMS blur radius of each training pixel.
 
 Visibility is the flow-validity test of the generator (``render._flow``): the point, moved to
 t_j, projects inside frame j and its depth there is within 2 % of the depth map's value at that
-pixel. Rays go through pixel centres; pixels whose ray hits nothing are in no region.
+pixel. Rays go through pixel centres; pixels whose ray hits nothing are in no mask.
+Latent case (no generated scene has such a pixel today: every scene is closed by a backdrop): a
+test ray that hits nothing gets ``test_blur_rms`` 0, so a region metric would count it as sharp,
+and a training pixel without a hit gets ``train_blur_rms`` from depth 0. The arrays are left as
+they are (changing them would change the generated data); a scene that opens onto empty sky
+must keep such pixels out of the sharp and blurred regions.
 RMS radius: sqrt(coc^2 / 2 + mean_s |d_s - mean_s d|^2), the second moment of a uniform disc
 of radius coc plus the spread of the sub-frame displacements d_s (as the report's ground truth).
 """
@@ -26,10 +34,14 @@ from bench.data.synth.raycast import Hits, project, world_points
 from bench.data.synth.render import Rendered, _dyn, _pix_centres, _signed_coc, _train
 from bench.data.synth.scenes import TRAIN_SIZE, SceneDef
 
-SHARP_PX = 0.5  # RMS radius below which a pixel counts as sharp
+# The one definition of the region thresholds and keys: bench.data.synthetic (loading),
+# bench.metrics.regions and bench.report.scene_figures import them from here.
+SHARP_PX = 0.5  # RMS radius below which a pixel counts as sharp (at or above it: blur present)
 BLURRED_PX = 2.0  # RMS radius above which a pixel counts as blurred
 DEPTH_TOL = 0.02  # relative depth agreement of the visibility test (as render._flow)
-REGION_KEYS = ("unseen", "emerging", "test_blur_rms", "train_blur_rms")
+REGION_DTYPES = {"unseen": np.bool_, "emerging": np.bool_, "test_blur_rms": np.float32,
+                 "train_blur_rms": np.float32}  # as written to regions.npz
+REGION_KEYS = tuple(REGION_DTYPES)
 
 
 def visible_in(sd: SceneDef, hit: Hits, tj: float, c2w_j: np.ndarray, depth_j: np.ndarray) -> np.ndarray:
@@ -46,7 +58,10 @@ def visible_in(sd: SceneDef, hit: Hits, tj: float, c2w_j: np.ndarray, depth_j: n
 
 
 def rms_radius(coc: np.ndarray | None, disp: np.ndarray | None) -> np.ndarray:
-    """RMS blur radius (H,W) float64 from a CoC radius (H,W) and/or sub-frame displacements (S,H,W,2)."""
+    """RMS blur radius (H,W) float64 from a CoC radius (H,W) and/or sub-frame displacements (S,H,W,2).
+
+    The one implementation: the report's ground-truth radius (bench.report.scene_figures) calls it too.
+    """
     shape = coc.shape if coc is not None else disp.shape[1:3]
     var = np.zeros(shape, dtype=np.float64)
     if coc is not None:
@@ -58,7 +73,8 @@ def rms_radius(coc: np.ndarray | None, disp: np.ndarray | None) -> np.ndarray:
 
 
 def _test_rms(sd: SceneDef, k: int, right: Hits, kappa: float) -> np.ndarray:
-    """(H,W) RMS blur radius of right view k under frame k's exposure and focus (0 where the ray misses)."""
+    """(H,W) RMS blur radius of right view k under frame k's exposure and focus (0 where the ray
+    misses: see the module doc's latent case)."""
     w, h = TRAIN_SIZE
     t = k / (sd.frames - 1)
     coc = disp = None
