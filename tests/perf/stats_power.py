@@ -1,7 +1,9 @@
 """Power, false positives and interval coverage of the paired tests on simulated demo-shaped sweeps
 (prints figures; not a test). README "Statistics" quotes its output::
 
-    OMP_NUM_THREADS=1 python tests/perf/stats_power.py --reps 400
+    OMP_NUM_THREADS=1 python tests/perf/stats_power.py --reps 200 --permutation-reps 0
+
+(the permutation figures: ``--reps 400``, whose default also runs 100 permutation tables).
 
 Each replicate is one table (bench.report.power.simulate): 4 scenes in 2 blur groups, 3 seeds, 16
 test views, a reference and 8 variants, one of them ``--effect`` dB off (scenes at effect -/+ 0.2),
