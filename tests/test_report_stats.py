@@ -66,7 +66,7 @@ def test_sign_flip_exact_and_monte_carlo_agree_and_holm_by_hand():
     assert S.holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])
 
 
-def test_t_test_is_scipys_one_sample_t_for_one_scene_and_an_ols_contrast_when_pooled():
+def test_t_test_is_scipys_one_sample_t_for_one_scene_and_a_weighted_ls_contrast_when_pooled():
     rng = np.random.default_rng(3)
     scenes = _simulated(rng, TRUTH)
     run_means = np.nanmean(scenes[0], axis=1)
@@ -74,28 +74,75 @@ def test_t_test_is_scipys_one_sample_t_for_one_scene_and_an_ols_contrast_when_po
     ref = scipy_stats.ttest_1samp(run_means, 0.0)
     assert (p, df) == (pytest.approx(ref.pvalue), 2)
     assert (lo, hi) == pytest.approx(tuple(ref.confidence_interval(0.95)))
-    # Pooled over the four scenes: run means = scene effects (fixed) + noise, fitted by least squares;
-    # the first two scenes' mean is a contrast of the fit with the residual variance's 8 df.
+    # Pooled over the four scenes: run means = scene effects (fixed) + noise whose variance is a common
+    # ratio times the scene's view-level noise, fitted by weighted least squares (weights 1 / view
+    # noise); the first two scenes' mean is a contrast of the fit with the residual variance's 8 df.
     y = np.concatenate([np.nanmean(m, axis=1) for m in scenes])
+    w = np.repeat([1 / S.view_noise(m) for m in scenes], 3)
     x = np.kron(np.eye(4), np.ones((3, 1)))
-    beta, rss = np.linalg.lstsq(x, y, rcond=None)[:2]
+    xtwx = x.T @ (w[:, None] * x)
+    beta = np.linalg.solve(xtwx, x.T @ (w * y))
+    ratio = float(w @ (y - x @ beta) ** 2) / 8
     c = np.array([0.5, 0.5, 0, 0])
-    se = np.sqrt(rss[0] / 8 * c @ np.linalg.inv(x.T @ x) @ c)
+    se = np.sqrt(ratio * c @ np.linalg.inv(xtwx) @ c)
     lo, hi, p, df = S.t_test(scenes[:2], pool=S.pooled_variance(scenes))
     assert df == 8 and p == pytest.approx(2 * scipy_stats.t.sf(abs(c @ beta) / se, 8))
     assert (lo + hi) / 2 == pytest.approx(c @ beta) and hi - lo == pytest.approx(2 * se * scipy_stats.t.ppf(0.975, 8))
 
 
-def test_t_test_edge_cases_identical_variant_one_seed_and_unknown_test():
-    same = [np.zeros((3, 4)), np.zeros((3, 4))]
-    assert S.t_test(same) == (0.0, 0.0, 1.0, 4.0)  # a variant identical to its reference: p = 1
+def test_view_noise_is_the_seed_by_view_interaction_mean_square():
+    m = np.random.default_rng(4).normal(size=(3, 6))
+    # Least squares with seed and view effects; its residual mean square has (3-1)(6-1) df.
+    x = np.hstack([np.kron(np.eye(3), np.ones((6, 1))), np.kron(np.ones((3, 1)), np.eye(6))])
+    resid = m.ravel() - x @ np.linalg.lstsq(x, m.ravel(), rcond=None)[0]
+    assert S.view_noise(m) == pytest.approx(resid @ resid / 10)
+    m[1, 2] = np.nan  # an incomplete view is left out, not imputed
+    assert S.view_noise(m) == pytest.approx(S.view_noise(np.delete(m, 2, axis=1)))
+    assert np.isnan(S.view_noise(m[:1]))  # one run: no view-by-run spread
+
+
+def test_t_test_without_replication_variance_tests_nothing():
+    # A variant identical to its reference, or a constant shift: no spread between runs to test against.
+    for shift in (0.0, 0.5):
+        lo, hi, p, df = S.t_test([np.full((3, 4), shift), np.full((3, 4), shift)])
+        assert np.isnan(lo) and np.isnan(hi) and np.isnan(p) and df == 4
+    # One seed and one view per scene: one unit per scene, df 0.
+    lo, hi, p, df = S.t_test([np.array([[0.3]]), np.array([[0.1]])])
+    assert np.isnan(p) and np.isnan(lo) and df == 0
     one_seed = [np.array([[0.1, 0.3, 0.2, np.nan]]), np.array([[0.0, 0.1, 0.2]])]
     lo, hi, p, df = S.t_test(one_seed)
     assert df == 2 + 2 and lo < 0.15 < hi  # with one seed the units are test views
-    assert S.pooled_variance(one_seed)[2] == "views"
+    assert S.pooled_variance(one_seed).unit == "views" and not S.pooled_variance(one_seed).scaled
     with pytest.raises(BenchError, match="test 'wilcoxon': unknown; known tests: t, permutation"):
         S.compare(pd.DataFrame({"variant": ["full"], "dataset": ["d"], "scene": ["s"], "blur_type": ["motion"],
                                 "seed": [0], "view": ["0"], "metric": ["psnr"], "value": [1.0]}), test="wilcoxon")
+
+
+def test_holm_counts_only_finite_p_values():
+    # The NaN rows are not tests: the two others are corrected as a family of 2, and NaN stays NaN.
+    adjusted = S.holm([0.02, np.nan, 0.04, np.nan])
+    assert adjusted[[0, 2]] == pytest.approx([0.04, 0.04]) and np.isnan(adjusted[[1, 3]]).all()
+    assert np.isnan(S.holm([np.nan])).all() and len(S.holm([])) == 0
+
+
+def test_pooled_t_test_covers_a_scene_ten_times_noisier_than_its_neighbours():
+    # Scene noise levels 1, 1, 1, 10 (run shift and view noise alike): pooling the variance itself covers
+    # the noisy scene's row in about 68% (a quarter of its variance); pooling the ratio to each scene's
+    # view-level noise keeps that row, and the quiet ones, near 95%.
+    rng = np.random.default_rng(5)
+    scale = np.array([1.0, 1.0, 1.0, 10.0])[:, None, None]
+    covered, rejected = np.zeros(4), np.zeros(4)
+    reps = 300
+    for _ in range(reps):
+        scenes = list(scale * (rng.normal(0, 0.1, (4, 3, 1)) + rng.normal(0, 0.25, (4, 3, 16))))  # truth 0
+        pool = S.pooled_variance(scenes)
+        assert pool.scaled and pool.df == 8
+        for s in range(4):
+            lo, hi, p, _ = S.t_test(scenes[s:s + 1], pool)
+            covered[s] += lo <= 0 <= hi
+            rejected[s] += p < 0.05
+    assert ((covered / reps >= 0.91) & (covered / reps <= 0.98)).all(), covered / reps
+    assert (rejected / reps <= 0.09).all(), rejected / reps
 
 
 def paired_sweep(root, effects: dict, seeds=(0, 1, 2), scenes=("a", "b", "c", "d"), dataset="toy", views=8):
@@ -195,7 +242,7 @@ def test_bench_compare_prints_the_comparison(tmp_path, capsys):
     sweep = paired_sweep(tmp_path, EFFECTS)
     assert main(["compare", str(sweep)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("psnr: variant - full, paired by scene, seed and test view (t test)")
+    assert out.startswith("psnr: variant - full, paired by scene, seed and view (t test)")
     line = next(l for l in out.splitlines() if l.split()[:2] == ["no_sparsity", "toy"])
     assert "*" in line and line.split()[-4:] == ["8", "4", "3", "32"]
     assert "note: " in out and "t interval over training runs" in out

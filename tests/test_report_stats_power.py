@@ -8,7 +8,7 @@ import pytest
 
 from bench.report import power as P
 
-REPS = 40  # 40 tables x 8 variants x 7 rows; about 10 s
+REPS = 40  # 40 tables x 8 variants x 7 rows; about 10 s a setting
 
 
 def test_t_test_marks_a_1_db_effect_keeps_its_error_rate_and_covers():
@@ -19,13 +19,29 @@ def test_t_test_marks_a_1_db_effect_keeps_its_error_rate_and_covers():
     assert effect.loc["scene", "marked"] >= 0.90 and effect.loc["group", "marked"] >= 0.90
     assert effect.loc["dataset", "marked"] >= 0.90
     # Null variants: marked rows (after Holm) at most 5%; raw p < 0.05 near 5% (Monte-Carlo error of
-    # 40 tables x 49 rows is about 1 point; the noisiest scene's pooled variance adds about 1).
+    # 40 tables x 49 rows is about 1 point).
     assert null.loc["all", "marked"] <= 0.05
-    assert null.loc["all", "raw"] <= 0.05 + 0.03
+    assert null.loc["all", "raw"] <= 0.05 + 0.02
     # Coverage of the 95% t intervals, both kinds of variant, every kind of row.
     covered = rows.groupby("kind").covered.mean()
     assert ((covered >= 0.90) & (covered <= 0.99)).all(), covered
     assert 0.92 <= rows.covered.mean() <= 0.98
+
+
+@pytest.mark.parametrize("noise", [P.Noise(scene_ratio=10.0), P.Noise(noisy_view=10.0)],
+                         ids=["scene_ratio_10", "noisy_view_10"])
+def test_t_test_keeps_its_error_rate_when_one_scene_is_much_noisier(noise):
+    # The pooled model scales each scene's variance by its own view-level noise, so the noisiest scene's
+    # row covers near its rate (pooling the variance itself: about 68% at ratio 10), false marks stay
+    # rare. With only the view noise 10x (noisy_view) that row is conservative, the quiet ones a little
+    # liberal (README "Statistics").
+    rows = P.simulate(REPS, seed=0, noise=noise)
+    null = P.summary(rows).loc["null"]
+    assert null.loc["all", "marked"] <= 0.05 and null.loc["all", "raw"] <= 0.05 + 0.02
+    for scene, _ in (P.SCENES[0], P.SCENES[-1]):
+        one = rows[rows.group == f"{P.DATASET}:{scene}"]
+        assert 0.90 <= one.covered.mean() <= 1.0, (scene, one.covered.mean())
+        assert one[one.variant == "null"].raw.mean() <= 0.05 + 0.04, scene
 
 
 def test_simulated_sweep_has_the_demo_shape_and_exact_scene_effects():

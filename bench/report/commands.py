@@ -30,7 +30,8 @@ def register(sub) -> None:
     p = sub.add_parser("compare", help="paired differences of every variant against a reference, with "
                                        "95%% intervals and Holm-corrected p-values",
                        description="Per variant and scene group: the mean paired difference to the reference "
-                                   "(by scene, seed and test view), a t-test over runs with its t interval "
+                                   "(by scene, seed and view: a test view, a training view for false_blur), a "
+                                   "t-test over runs with its t interval "
                                    "(--test permutation: a sign-flip test with a bootstrap interval; over test "
                                    "views with one seed) (README: Statistics).")
     _sweep_args(p)

@@ -15,7 +15,10 @@ The paired delta of a variant on scene s, seed r, test view v is
   tails with ``tail_df`` degrees of freedom);
 - ``b_sv``: the variant helps some views more than others (sd ``view_effect_sd``, the same in every
   seed, centred within the scene so that the scene's effect is exactly ``effect_s``);
-- ``scale_s``: scenes differ in training noise, the noisiest ``scene_ratio`` times the quietest.
+- ``scale_s``: scenes differ in training noise, the noisiest ``scene_ratio`` times the quietest (run
+  shift and view noise alike, as when a scene is harder to fit);
+- the last scene's view noise ``e_srv`` alone may be ``noisy_view`` times larger, its run shift not (a
+  region metric over a few pixels in that scene: noisier per view, not per run).
 
 The reference's own noise is shared by every variant's delta, as in a real table. README "Statistics"
 gives the figures of ``tests/perf/stats_power.py``; ``tests/test_report_stats_power.py`` runs a few
@@ -45,6 +48,7 @@ class Noise:
     tail_df: float = 5.0
     view_effect_sd: float = 0.2
     scene_ratio: float = 2.0
+    noisy_view: float = 1.0
 
 
 def _noise(rng: np.random.Generator, noise: Noise, view_level: np.ndarray, seeds: int) -> np.ndarray:
@@ -63,6 +67,7 @@ def simulate_sweep(rng: np.random.Generator, effects: dict[str, np.ndarray], noi
     n_scenes = len(SCENES)
     # Each view's noise level: its own, the same for every variant and seed (RMS over views = view_sd).
     view_level = noise.view_sd * np.exp(noise.view_spread * rng.normal(size=(n_scenes, views)) - noise.view_spread ** 2)
+    view_level[-1] *= noise.noisy_view
     base = 25 + rng.normal(0, 1, (n_scenes, 1, views))
     values = {"full": base + _noise(rng, noise, view_level, seeds)}
     for variant, effect in effects.items():

@@ -2,7 +2,8 @@
 
 Input: per-image metrics (``bench.report.collect.collect_per_image``; columns variant, dataset, scene,
 blur_type, seed, view, metric, value). A variant's differences to the reference are paired by
-(dataset, scene, seed, view): the same test view of the same scene, rendered by runs of the same
+(dataset, scene, seed, view): the same view of the same scene (a test view; a training view
+``train/<name>`` for false_blur, which is scored on training frames), rendered by runs of the same
 seed, which share their random draws wherever the variants do not differ (bench.method.rng).
 
 For each variant, metric and group the tables show (a dataset, a ``dataset/blur_type`` group, a
@@ -14,17 +15,20 @@ scene ``dataset:scene``):
 
   - ``"t"`` (the default): a t-test and its 95% t interval from one model per variant, metric and
     dataset: each run's mean over its test views is its scene's effect plus training noise, scenes are
-    fixed effects, and the training-noise variance is pooled over the dataset's scenes
-    (df = sum over scenes of seeds - 1). A row (scene, blur-type group, dataset) is the mean of its
+    fixed effects, and the training noise is pooled over the dataset's scenes as the ratio of a run
+    mean's variance to the scene's own view-level noise (``view_noise``), so scenes may differ in noise
+    level (df = sum over scenes of seeds - 1). A row (scene, blur-type group, dataset) is the mean of its
     scenes' effects. Test views are held fixed like the scenes; with one seed the units are test views
-    instead, and the interval covers the test views only, not training noise;
+    instead (their variance pooled unscaled, df = sum over scenes of views - 1), and the interval covers
+    the test views only, not training noise. Without replication (df 0, or no spread) p is NaN;
   - ``"permutation"``: the exact paired sign-flip test over runs (scene, seed), with one seed over test
     views (scene, view), exact for up to EXACT_MAX units; its interval is a 95% percentile bootstrap
     resampling within each scene its seeds and its test views, crossed (every drawn seed keeps the
     drawn views, as every seed renders the same views), scenes fixed. It cannot reject with few runs
     (3 seeds of one scene: p >= 0.25); ``df`` is NaN;
 - ``p_holm``, ``significant``: Holm's correction over the comparisons of one table (a metric's
-  dataset-level groups; a metric's scenes of one dataset), significant when p_holm < ALPHA;
+  dataset-level groups; a metric's scenes of one dataset) that have a p-value (NaN p stays NaN),
+  significant when p_holm < ALPHA;
 - ``n_scenes``, ``n_seeds`` (distinct seeds), ``n_views`` (test views summed over scenes; each is
   evaluated once per seed); ``test``: which test gave ``p_value``.
 
@@ -35,6 +39,8 @@ row does not depend on which other rows were computed.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -53,6 +59,8 @@ DEFAULT_TEST = "t"
 STATS_COLUMNS = ["variant", "reference", "group", "metric", "delta", "ci_low", "ci_high", "p_value", "p_holm",
                  "significant", "n_scenes", "n_seeds", "n_views", "test", "df"]
 PAIR_KEYS = ["dataset", "scene", "seed", "view"]
+# A pair's view is a test view, or a training view for metrics scored on training frames (false_blur).
+PAIRED_VIEW = "view (a test view; a training view for false blur)"
 
 
 def paired_differences(per_image: pd.DataFrame, variant: str, reference: str, metric: str) -> pd.DataFrame:
@@ -137,41 +145,86 @@ def units(scenes: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, str]:
     return np.concatenate(values), np.concatenate(weights), unit
 
 
-def pooled_variance(scenes: list[np.ndarray]) -> tuple[float, int, str]:
-    """(variance of one unit around its scene's mean, df, unit), pooled over ``scenes``.
+class Pool(NamedTuple):
+    """A dataset's pooled training noise (``pooled_variance``): a unit's variance in scene s is
+    ``ratio * scale_s``, with scale_s the scene's view-level noise (``noise_scales``) when ``scaled``,
+    else 1; ``df`` the ratio's degrees of freedom; ``unit`` "runs" or "views" (``unit_values``)."""
+
+    ratio: float
+    df: int
+    unit: str
+    scaled: bool
+
+
+def view_noise(m: np.ndarray) -> float:
+    """View-by-run residual mean square of a scene's (R,V) seed x view matrix, over its complete views.
+
+    It measures the training noise that differs by view, with (R-1)(V-1) df (30 on the demo), so each
+    scene has a usable noise level of its own where its run means (R-1 = 2 df) do not. NaN with fewer
+    than 2 runs or 2 complete views.
+    """
+    x = m[:, ~np.isnan(m).any(axis=0)]
+    n_runs, n_views = x.shape
+    if n_runs < 2 or n_views < 2:
+        return float("nan")
+    resid = x - x.mean(axis=1, keepdims=True) - x.mean(axis=0, keepdims=True) + x.mean()
+    return float((resid ** 2).sum() / ((n_runs - 1) * (n_views - 1)))
+
+
+def noise_scales(scenes: list[np.ndarray]) -> np.ndarray | None:
+    """Per scene its view-level noise (``view_noise``), or None where the pooled model cannot scale by it:
+    one seed (the units are then views, with no run to hold a view's noise apart from its effect), or a
+    scene without a positive finite estimate (one run, views never complete, no view-level spread)."""
+    if unit_values(scenes)[1] != "runs":
+        return None
+    scales = np.array([view_noise(m) for m in scenes])
+    return scales if bool(np.all(np.isfinite(scales) & (scales > 0))) else None
+
+
+def pooled_variance(scenes: list[np.ndarray]) -> Pool:
+    """The training noise of ``scenes``' units around their scene's mean, pooled over the scenes (``Pool``).
 
     Each scene keeps its own mean (scenes are fixed effects: a variant may help one scene more than
     another), so only the spread within a scene, i.e. training noise, enters; its df are the sum of
     (units - 1). Pooling is what gives 3 seeds a usable test: one scene alone has 2 df, the demo's 4
-    scenes have 8 (README "Statistics": the price is an assumed common noise level).
+    scenes have 8. Scenes need not share a noise level: with several seeds each run mean's deviation is
+    divided by its scene's view-level noise before pooling, so what is pooled is the ratio of run-level to
+    view-level noise, and a scene with noisier views (a region metric over a few pixels) keeps a larger
+    variance (README "Statistics"). With one seed, or where a scene has no view-level estimate, the
+    variance itself is pooled (scale 1).
     """
     values, unit = unit_values(scenes)
+    scales = noise_scales(scenes)
+    weights = np.ones(len(values)) if scales is None else 1 / scales
     df = sum(len(v) - 1 for v in values)
-    ss = sum(float(((v - v.mean()) ** 2).sum()) for v in values)
-    return (ss / df if df > 0 else np.nan), df, unit
+    ss = sum(w * float(((v - v.mean()) ** 2).sum()) for v, w in zip(values, weights))
+    return Pool(ss / df if df > 0 else np.nan, df, unit, scales is not None)
 
 
-def t_test(scenes: list[np.ndarray], pool: tuple[float, int, str] | None = None,
+def t_test(scenes: list[np.ndarray], pool: Pool | None = None,
            level: float = LEVEL) -> tuple[float, float, float, float]:
     """(ci_low, ci_high, p_value, df) of the group delta: a two-sided t-test and its t interval.
 
-    The delta is the mean over scenes of each scene's mean unit; its variance is the pooled unit
-    variance ``pool`` (``pooled_variance``; default, or when its unit differs: pooled over ``scenes``;
-    ``compare`` pools over the whole dataset) times sum over scenes of 1 / (S^2 n_s). Views within a
-    run only enter through the run's mean: a view's own effect repeats in every seed, so it is part of
-    what the scene's delta measures on its test views, not noise, and only seeds replicate training
-    noise.
+    The delta is the mean over scenes of each scene's mean unit; its variance is sum over scenes of
+    ratio * scale_s / (S^2 n_s) with ``pool`` (``pooled_variance``; default, or when its unit differs:
+    pooled over ``scenes``; ``compare`` pools over the whole dataset). Views within a run only enter
+    through the run's mean: a view's own effect repeats in every seed, so it is part of what the scene's
+    delta measures on its test views, not noise, and only seeds replicate training noise.
+
+    Without replication variance (df 0: one unit per scene; or no spread at all, e.g. a variant identical
+    to its reference) there is nothing to test against: interval and p are NaN, so the row is never
+    marked, rather than a p of 0 for any nonzero delta.
     """
     values, unit = unit_values(scenes)
-    s2, df, _ = pool if pool is not None and pool[2] == unit else pooled_variance(scenes)
+    pool = pool if pool is not None and pool.unit == unit else pooled_variance(scenes)
+    scales = noise_scales(scenes) if pool.scaled else None
+    scales = np.ones(len(values)) if scales is None else scales
     delta = float(np.mean([v.mean() for v in values]))
-    se = float(np.sqrt(s2 * sum(1 / len(v) for v in values))) / len(values)
-    if se == 0:  # no spread at all, e.g. a variant identical to the reference: nothing to test against
-        return delta, delta, (1.0 if delta == 0 else 0.0), float(df)
-    if not df > 0:
-        return np.nan, np.nan, np.nan, float("nan")
-    half = se * scipy_stats.t.ppf(0.5 + level / 2, df)
-    return delta - half, delta + half, float(2 * scipy_stats.t.sf(abs(delta) / se, df)), float(df)
+    se = float(np.sqrt(pool.ratio * sum(s / len(v) for v, s in zip(values, scales)))) / len(values)
+    if not (pool.df > 0 and se > 0):
+        return np.nan, np.nan, np.nan, float(pool.df)
+    half = se * scipy_stats.t.ppf(0.5 + level / 2, pool.df)
+    return delta - half, delta + half, float(2 * scipy_stats.t.sf(abs(delta) / se, pool.df)), float(pool.df)
 
 
 def sign_flip_p(values: np.ndarray, weights: np.ndarray, rng: np.random.Generator,
@@ -195,29 +248,25 @@ def sign_flip_p(values: np.ndarray, weights: np.ndarray, rng: np.random.Generato
 
 
 def holm(p) -> np.ndarray:
-    """Holm's step-down adjusted p-values (same order as ``p``)."""
+    """Holm's step-down adjusted p-values (same order as ``p``), over the finite p-values only: a NaN p
+    (no test was possible, ``t_test``) stays NaN and does not count as a test, so it neither tightens the
+    other rows' thresholds nor gets marked."""
     p = np.asarray(p, float)
-    order = np.argsort(p)
-    scaled = (len(p) - np.arange(len(p))) * p[order]
-    adjusted = np.empty_like(p)
+    adjusted = np.full_like(p, np.nan)
+    finite = np.flatnonzero(np.isfinite(p))
+    order = finite[np.argsort(p[finite])]
+    scaled = (len(order) - np.arange(len(order))) * p[order]
     adjusted[order] = np.minimum(np.maximum.accumulate(scaled), 1.0)
     return adjusted
 
 
-def compare_pairs(pairs: pd.DataFrame, seed: int = 0, test: str = DEFAULT_TEST,
-                  pool: tuple[float, int, str] | None = None) -> dict:
-    """delta, ci_low, ci_high, p_value, df, test, unit and counts of one group's paired differences.
+def _compare_scenes(scenes: list[np.ndarray], seeds: list[set], seed: int, test: str, pool: Pool | None) -> dict:
+    """delta, ci_low, ci_high, p_value, df, test, unit and counts of one group: its scene matrices
+    (``scene_matrices``), whose runs have the seeds ``seeds``.
 
-    ``test``: one of TESTS; ``pool``: the t-test's pooled variance (``pooled_variance``; default: pooled
-    over these pairs' scenes). The permutation test's rows get the bootstrap interval and df NaN.
+    ``test``: one of TESTS; ``pool``: the t-test's pooled noise (``pooled_variance``; None: pooled over
+    these scenes). The permutation test's rows get the bootstrap interval and df NaN.
     """
-    seeds = [set(g) for _, g in pairs.groupby(["dataset", "scene"], sort=True)["seed"]]
-    return _compare_scenes(scene_matrices(pairs), seeds, seed, test, pool)
-
-
-def _compare_scenes(scenes: list[np.ndarray], seeds: list[set], seed: int, test: str,
-                    pool: tuple[float, int, str] | None) -> dict:
-    """``compare_pairs`` of scene matrices (``scene_matrices``) whose runs have the seeds ``seeds``."""
     if test == "t":
         lo, hi, p, df = t_test(scenes, pool)
         unit = unit_values(scenes)[1]
@@ -295,17 +344,17 @@ def interval_note(n_seeds: int, reference: str, test: str = DEFAULT_TEST) -> str
             covers = ("over test views only: with one seed it shows how much the number would move with other "
                       "test views, not with another training run")
             unit = "test views"
-        return (f"\u0394 is each variant minus {reference}, paired by scene, seed and test view, and the bracket "
-                f"is its 95% bootstrap interval {covers}. * marks a difference whose paired sign-flip test over "
-                f"{unit} gives p < 0.05 after Holm's correction over the comparisons of the table.")
+        return (f"\u0394 is each variant minus {reference}, paired by scene, seed and {PAIRED_VIEW}, and the "
+                f"bracket is its 95% bootstrap interval {covers}. * marks a difference whose paired sign-flip test "
+                f"over {unit} gives p < 0.05 after Holm's correction over the comparisons of the table.")
     if n_seeds > 1:
         covers = ("over training runs: scenes and their test views fixed, the seed-to-seed spread pooled over "
                   "the dataset's scenes")
     else:
         covers = ("over test views only: with one seed it shows how much the number would move with other "
                   "test views, not with another training run")
-    return (f"\u0394 is each variant minus {reference}, paired by scene, seed and test view, and the bracket is "
-            f"its 95% t interval {covers}. * marks a difference whose t-test gives p < 0.05 after Holm's "
+    return (f"\u0394 is each variant minus {reference}, paired by scene, seed and {PAIRED_VIEW}, and the bracket "
+            f"is its 95% t interval {covers}. * marks a difference whose t-test gives p < 0.05 after Holm's "
             "correction over the comparisons of the table.")
 
 
@@ -319,10 +368,18 @@ def comparison_text(stats: pd.DataFrame, metric: str, decimals: int = 2) -> str:
     table = pd.DataFrame({
         "variant": rows.variant, "group": rows.group, "delta": rows.delta.map(f.format),
         "95% CI": [f"[{f.format(lo)}, {f.format(hi)}]" for lo, hi in zip(rows.ci_low, rows.ci_high)],
-        "p": rows.p_value.map("{:.4f}".format), "p (Holm)": rows.p_holm.map("{:.4f}".format),
+        "p": rows.p_value.map(_p_text), "p (Holm)": rows.p_holm.map(_p_text),
         "sig.": np.where(rows.significant, "*", ""), "unit": rows.unit,
         "df": rows.df.map(lambda d: "-" if np.isnan(d) else f"{d:.0f}"),
         "scenes": rows.n_scenes, "seeds": rows.n_seeds, "views": rows.n_views})
     reference, test = rows.reference.iloc[0], rows.test.iloc[0]
-    return (f"{metric}: variant - {reference}, paired by scene, seed and test view ({test} test)\n"
-            + table.to_string(index=False) + "\n\nnote: " + interval_note(int(rows.n_seeds.min()), reference, test))
+    untested = (" p is - where nothing could be tested: no spread between runs (or views) to test against."
+                if rows.p_value.isna().any() else "")
+    note = interval_note(int(rows.n_seeds.min()), reference, test) + untested
+    return (f"{metric}: variant - {reference}, paired by scene, seed and view ({test} test)\n"
+            + table.to_string(index=False) + "\n\nnote: " + note)
+
+
+def _p_text(p: float) -> str:
+    """A p-value with 4 decimals; "-" where no test was possible (NaN, ``t_test``)."""
+    return "-" if np.isnan(p) else f"{p:.4f}"

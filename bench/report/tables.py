@@ -347,6 +347,14 @@ def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame |
     return _add_reported(table, reported, "main", keys) if reported is not None else table
 
 
+def _interval_mark(row, col: Column) -> str:
+    """" [lo, hi]" of a stats row, with * when significant; "" where the row has no interval (no spread
+    between runs to test against: bench.report.stats.t_test)."""
+    if np.isnan(row.ci_low) or np.isnan(row.ci_high):
+        return ""
+    return f" [{displayed(row.ci_low, col)}, {displayed(row.ci_high, col)}]" + ("*" if row.significant else "")
+
+
 def _delta_cell(stats: pd.DataFrame, summary: pd.DataFrame, variant: str, group: str, col: Column,
                 reference: str) -> tuple[float, str, str]:
     """(paired delta, note, " [lo, hi]" with * when significant) of a variant against the reference."""
@@ -359,7 +367,7 @@ def _delta_cell(stats: pd.DataFrame, summary: pd.DataFrame, variant: str, group:
     if hit.empty:
         return np.nan, "no pairs", ""
     row = hit.iloc[0]
-    mark = f" [{displayed(row.ci_low, col)}, {displayed(row.ci_high, col)}]" + ("*" if row.significant else "")
+    mark = _interval_mark(row, col)
     return float(row.delta), "", mark
 
 
@@ -500,11 +508,6 @@ def _stats_row(stats: pd.DataFrame, variant: str, group: str, metric: str) -> pd
     """The stats row of (variant, group, metric) with a finite delta, else None."""
     hit = stats[(stats.variant == variant) & (stats.group == group) & (stats.metric == metric)]
     return hit.iloc[0] if len(hit) and np.isfinite(float(hit.delta.iloc[0])) else None
-
-
-def _interval_mark(row: pd.Series, col: Column) -> str:
-    """" [lo, hi]" with * when the stats row is significant."""
-    return f" [{displayed(row.ci_low, col)}, {displayed(row.ci_high, col)}]" + ("*" if row.significant else "")
 
 
 def _region_cell(stats: pd.DataFrame, row: DiagnosticRow, col: Column) -> tuple[float, str, str]:
