@@ -207,14 +207,15 @@ class DGDRules:
 def dynamic_gaussian_densification(views, bases: MotionBases, dyn_means: torch.Tensor, dyn_coef_logits: torch.Tensor,
                                    *, max_points_per_view: int = 1000, rules: DGDRules = DGDRules(),
                                    dyn_shape: Params | None = None, moving: dict[int, torch.Tensor] | None = None,
-                                   generator: torch.Generator | None = None) -> Params:
+                                   generator: torch.Generator | None = None, backend: str = "torch") -> Params:
     """New dynamic Gaussians in under-reconstructed moving regions (DGD).
 
     views: ``bench.data.scene.Views`` of the training frames (depth and motion masks required).
     dyn_means (D,3) canonical means and dyn_coef_logits (D,B) of the current dynamic Gaussians;
     dyn_shape: their ``quats`` (D,4), ``log_scales`` (D,3), ``opacity_logits`` (D,), needed by every
     rule but the earlier ones (spacing, uniform, fixed opacity). moving: {view: (H,W) bool} the pixels
-    that count as moving (bench.method.masks), default the motion mask with valid depth.
+    that count as moving (bench.method.masks), default the motion mask with valid depth. backend: the
+    renderer of the ``missing`` rule's alpha render, the run's own ("torch" | "gsplat").
     For every view, up to ``max_points_per_view`` moving pixels are drawn (``rules.sampling``) and
     back-projected; each takes the transform (R, t) at that frame of its nearest moved dynamic
     Gaussian G' and goes to canonical space: mu0 = R^T (mu_t - t). Returns rows (M,...):
@@ -235,7 +236,7 @@ def dynamic_gaussian_densification(views, bases: MotionBases, dyn_means: torch.T
         for i in range(len(views)):
             pix = _moving_pixels(views, i, moving, device)
             if pix.shape[0]:
-                _dgd_view(views, i, pix, c2w_all[i], bases, dyn, rules, max_points_per_view, generator, out)
+                _dgd_view(views, i, pix, c2w_all[i], bases, dyn, rules, max_points_per_view, generator, out, backend)
     return _dgd_rows(out, _dgd_opacity(rules, dyn), dyn_coef_logits.shape[1], device)
 
 
@@ -271,14 +272,14 @@ def _dgd_rows(out: dict, opacity: float, B: int, device) -> Params:
 
 
 def _dgd_view(views, i: int, pix: torch.Tensor, c2w: torch.Tensor, bases: MotionBases, dyn: Params,
-              rules: DGDRules, max_points: int, generator, out: dict) -> None:
+              rules: DGDRules, max_points: int, generator, out: dict, backend: str) -> None:
     """DGD for training view i and its moving pixels ``pix`` (P,2); appends its rows to ``out``."""
     device = pix.device
     frame = float(views.frame_index[i])
     K, w2c = views.cameras.K[i].to(device).float(), views.cameras.w2c[i].to(device).float()
     n_all = pix.shape[0]
     if rules.sampling == "missing":
-        alpha = _dynamic_alpha(dyn, bases, frame, K, w2c, views.cameras.width, views.cameras.height)
+        alpha = _dynamic_alpha(dyn, bases, frame, K, w2c, views.cameras.width, views.cameras.height, backend)
         pick = _sample_missing(1 - alpha[pix[:, 0], pix[:, 1]], max_points, generator)
     else:
         pick = _sample_uniform(n_all, max_points, generator)
@@ -331,14 +332,15 @@ def _nearest(points: torch.Tensor, ref: torch.Tensor) -> torch.Tensor:
 
 
 def _dynamic_alpha(dyn: Params, bases: MotionBases, frame: float, K: torch.Tensor, w2c: torch.Tensor,
-                   width: int, height: int) -> torch.Tensor:
-    """(H,W) accumulated alpha of the dynamic Gaussians alone, moved to ``frame``, in camera (K, w2c)."""
+                   width: int, height: int, backend: str) -> torch.Tensor:
+    """(H,W) accumulated alpha of the dynamic Gaussians alone, moved to ``frame``, in camera (K, w2c),
+    rendered by the run's own renderer backend."""
     from bench.render import rasterize
 
     means, quats = bases.apply(dyn["means"], dyn["quats"], dyn["coef_logits"], frame)
     colours = torch.zeros(means.shape[0], 3, device=means.device)
     out = rasterize(means, quats, dyn["log_scales"], dyn["opacity_logits"], colours, w2c[None], K[None],
-                    width, height, backend="auto")
+                    width, height, backend=backend)
     return out.alpha[0, ..., 0]
 
 
@@ -364,8 +366,9 @@ class DensifyStrategy:
     (bench.method.rng), which need no saving and are the same in every variant of one seed.
     """
 
-    def __init__(self, cfg: MethodConfig, num_gaussians: int, device, extent: float, seed: int, log: Callable[[str], None]):
-        self.cfg, self.seed, self.log = cfg, seed, log
+    def __init__(self, cfg: MethodConfig, num_gaussians: int, device, extent: float, seed: int,
+                 log: Callable[[str], None], backend: str = "torch"):
+        self.cfg, self.seed, self.log, self.backend = cfg, seed, log, backend
         self.stats = new_state(num_gaussians, device)
         self.extent = extent
         self.initial = num_gaussians
@@ -447,7 +450,7 @@ class DensifyStrategy:
 
     def _dgd(self, model, optimizer: torch.optim.Optimizer, views, done: int) -> None:
         """Dynamic Gaussian densification: new dynamic Gaussians copy their neighbour's coefficients."""
-        rows = dgd_for_model(model, views, self.cfg, generator(self.seed, "dgd", done))
+        rows = dgd_for_model(model, views, self.cfg, generator(self.seed, "dgd", done), self.backend)
         m = rows["means"].shape[0]
         if m == 0:
             self.log(f"DGD at step {done}: no dynamic pixel missing, no dynamic pixel with depth or no dynamic "
@@ -468,7 +471,7 @@ def dgd_rules(cfg: MethodConfig) -> DGDRules:
                     opacity=d.dgd_opacity if d.dgd_opacity_rule == "fixed" else None)
 
 
-def dgd_for_model(model, views, cfg: MethodConfig, gen: torch.Generator | None) -> Params:
+def dgd_for_model(model, views, cfg: MethodConfig, gen: torch.Generator | None, backend: str = "torch") -> Params:
     """DGD's new rows (see :func:`dynamic_gaussian_densification`) for ``model`` (GaussianModel) and the
     training ``views`` under ``cfg``: its rules and the moving-pixel check of bench.method.masks."""
     p = model.params
@@ -479,7 +482,7 @@ def dgd_for_model(model, views, cfg: MethodConfig, gen: torch.Generator | None) 
         moving = moving_masks(views, mask_tolerance(cfg))
     return dynamic_gaussian_densification(views, model.bases, p["means"].detach()[dyn], p["motion_coefs"].detach()[dyn],
                                           max_points_per_view=cfg.densify.dgd_points_per_view, rules=dgd_rules(cfg),
-                                          dyn_shape=shape, moving=moving, generator=gen)
+                                          dyn_shape=shape, moving=moving, generator=gen, backend=backend)
 
 
 def dgd_attributes(rows: Params, params: Params) -> Params:

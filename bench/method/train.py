@@ -124,7 +124,8 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene: Scene, dev: to
         with global_stream(seed, "bpnet"):  # a head of another shape draws more: it must not shift the rest
             bpnet = BPNet(len(scene.train), b.kernel_size, b.kernel_type, b.shortcut, cnn_width=b.cnn_width,
                           init_centre=b.init_centre, init_mask=b.init_mask).to(dev)
-    densify = DensifyStrategy(cfg, model.num_gaussians, dev, scene_extent(scene, model.params["means"]), seed, log)
+    densify = DensifyStrategy(cfg, model.num_gaussians, dev, scene_extent(scene, model.params["means"]), seed, log,
+                              backend)
     run = Run(cfg=cfg, record=record, run_dir=run_dir, device=dev, backend=backend, scene=scene,
               data=scene_tensors(scene, dev), model=model, bpnet=bpnet,
               optimizers=make_optimizers(cfg, model, bpnet), densify=densify, log=log, init_path=init_path)
