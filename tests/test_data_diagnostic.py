@@ -97,6 +97,17 @@ def test_regions_npz_shapes_and_dtypes(diag_root, dataset, name):
                                          "blurred_train", "sharp_test", "blurred_test"}
 
 
+def test_regions_of_the_deblur4dgs_layout_follow_its_frames():
+    """mixed_0 (Deblur4DGS layout, 12 frames, odd-numbered test views): one region frame per training
+    frame, and the loaded test views map onto them in order (the region metrics index by frame)."""
+    root = synthetic_root("mixed_0")
+    regions = _regions(root, "mixed_0")
+    assert all(regions[k].shape == (12, H, W) for k in REGION_KEYS)
+    scene = load_scene("synthetic", "mixed_0", root)
+    assert scene.gt.regions is not None and scene.gt.regions["unseen"].shape == (12, H, W)
+    assert list(scene.test.frame_index) == list(range(12)) == list(scene.train.frame_index)
+
+
 def test_loaded_regions_match_the_ground_truth_blur(diag_root):
     """GroundTruth.regions carries the arrays; train_blur_rms is rms_radius of the loaded GT blur
     (the report reads it from there)."""
