@@ -145,7 +145,7 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene: Scene, dev: to
 def _build_virtual(run: Run) -> VirtualViews | None:
     """Virtual views (docs/method.md §7) warped from the training frames; None without masks."""
     d = run.data
-    if d["mask"] is None or d["n"] < 2:
+    if not virtual_possible(d):
         run.log("unseen views: skipped (need motion masks and at least two training frames)")
         return None
     c2w = torch.linalg.inv(d["w2c"].double()).float()  # inverted in float64 for accuracy

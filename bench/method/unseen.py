@@ -5,7 +5,8 @@ the midpoint pose (rotation slerp, camera centre mean), one warped from frame i 
 frame i+1, and two side ("perpendicular") views at frame i's pose shifted by +-``offset`` scene
 units, warped from frame i. [ours] The side views move along frame i's camera x axis, the stereo
 baseline the test views lie on; upstream moves them orthogonally to the optical axis and to the
-trajectory (c_{i+1} - c_i), which is vertical for a sideways-moving camera (``side_direction``). Holes are filled with OpenCV's Telea inpainting ([ours], upstream uses LaMa).
+trajectory (c_{i+1} - c_i), which is vertical for a sideways-moving camera (``side_direction``).
+Holes are filled with OpenCV's Telea inpainting ([ours], upstream uses LaMa).
 
 [ours] The trainer sets ``offset`` relative to the scene (:func:`scene_offset`): a fraction of the
 training frames' median depth, so that the side views' parallax (offset / depth, in radians) and

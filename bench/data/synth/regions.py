@@ -14,9 +14,10 @@ All arrays are at the training resolution (H,W), one per frame k of N, written t
   another pose, so its pixels do not line up with the test view's.
 - ``train_blur_rms`` (N,H,W) float32: the RMS blur radius of each training pixel.
 
-Visibility is the flow-validity test of the generator (``render._flow``): the point, moved to
-t_j, projects inside frame j and its depth there is within 2 % of the depth map's value at that
-pixel. Rays go through pixel centres; pixels whose ray hits nothing are in no mask.
+Visibility is the generator's one visibility test (``render.seen_at``, also behind the flow
+validity and the tracks' occlusion): the point, moved to t_j, projects inside frame j and its
+depth there is within 2 % of the depth map's value at that pixel. Rays go through pixel centres;
+pixels whose ray hits nothing are in no mask.
 Latent case (no generated scene has such a pixel today: every scene is closed by a backdrop): a
 test ray that hits nothing gets ``test_blur_rms`` 0, so a region metric would count it as sharp,
 and a training pixel without a hit gets ``train_blur_rms`` from depth 0. The arrays are left as
@@ -31,14 +32,13 @@ from __future__ import annotations
 import numpy as np
 
 from bench.data.synth.raycast import Hits, project, world_points
-from bench.data.synth.render import Rendered, _dyn, _pix_centres, _signed_coc, _train
+from bench.data.synth.render import Rendered, _dyn, _pix_centres, _signed_coc, seen_at
 from bench.data.synth.scenes import TRAIN_SIZE, SceneDef
 
 # The one definition of the region thresholds and keys: bench.data.synthetic (loading),
 # bench.metrics.regions and bench.report.scene_figures import them from here.
 SHARP_PX = 0.5  # RMS radius below which a pixel counts as sharp (at or above it: blur present)
 BLURRED_PX = 2.0  # RMS radius above which a pixel counts as blurred
-DEPTH_TOL = 0.02  # relative depth agreement of the visibility test (as render._flow)
 REGION_DTYPES = {"unseen": np.bool_, "emerging": np.bool_, "test_blur_rms": np.float32,
                  "train_blur_rms": np.float32}  # as written to regions.npz
 REGION_KEYS = tuple(REGION_DTYPES)
@@ -47,14 +47,8 @@ REGION_KEYS = tuple(REGION_DTYPES)
 def visible_in(sd: SceneDef, hit: Hits, tj: float, c2w_j: np.ndarray, depth_j: np.ndarray) -> np.ndarray:
     """(M,) bool: the surface points of ``hit`` (M rays), moved to time ``tj``, are seen by camera
     ``c2w_j`` (4,4) whose training-resolution depth map is ``depth_j`` (H,W); misses are False."""
-    w, h = TRAIN_SIZE
     uv, z = project(sd.K(), np.linalg.inv(c2w_j), world_points(sd.objects, hit.obj, hit.local, tj))
-    col, row = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
-    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h) & (z > 0) & (hit.obj >= 0)
-    target = depth_j.reshape(-1)[np.clip(row, 0, h - 1) * w + np.clip(col, 0, w - 1)]
-    seen = np.zeros(len(z), dtype=bool)
-    seen[inside] = np.abs(target[inside] - z[inside]) < DEPTH_TOL * z[inside]
-    return seen
+    return seen_at(uv, z, depth_j) & (hit.obj >= 0)
 
 
 def rms_radius(coc: np.ndarray | None, disp: np.ndarray | None) -> np.ndarray:
@@ -106,8 +100,7 @@ def compute_regions(sd: SceneDef, r: Rendered) -> tuple[dict[str, np.ndarray], d
     w, h = TRAIN_SIZE
     n = sd.frames
     times = [k / (n - 1) for k in range(n)]
-    left = [_train(sd, sd.c2w(t), t) for t in times]
-    right = [_train(sd, sd.c2w(t, right=True), t) for t in times]
+    left, right = r.left_hits, r.right_hits
     c = n // 2  # the method's canonical frame (bench/method/model.py)
     unseen, emerging, emerging_train, test_rms = [], [], [], []
     for k in range(n):
@@ -122,7 +115,8 @@ def compute_regions(sd: SceneDef, r: Rendered) -> tuple[dict[str, np.ndarray], d
         emerging_train.append(r.left_mask[k] & ~train_canon.reshape(h, w))
         test_rms.append(_test_rms(sd, k, right[k], r.kappa))
     arrays = {"unseen": np.stack(unseen), "emerging": np.stack(emerging),
-              "test_blur_rms": np.stack(test_rms).astype(np.float32), "train_blur_rms": _train_rms(r).astype(np.float32)}
+              "test_blur_rms": np.stack(test_rms).astype(np.float32),
+              "train_blur_rms": _train_rms(r).astype(np.float32)}
     return arrays, _shares(arrays, np.stack(emerging_train), r.left_mask)
 
 

@@ -25,6 +25,8 @@ class Rendered:
     tracks: (N,P,N,4) for every query frame q, P surface points seen in q followed through all N
     frames: x, y (pixels), occlusion logit (-5 visible / +5 occluded), expected-distance logit (-5).
     points / point_colors: (M,3) static surface points (raw world) and their colours, a sparse model.
+    left_hits / right_hits: the N training-resolution ray casts of each camera at its frame's
+    mid-exposure instant (kept for the region ground truth, bench.data.synth.regions).
     """
 
     left_blurry_full: np.ndarray
@@ -49,6 +51,8 @@ class Rendered:
     tracks: np.ndarray
     points: np.ndarray
     point_colors: np.ndarray
+    left_hits: list[Hits]
+    right_hits: list[Hits]
 
 
 def _dyn(sd: SceneDef, obj: np.ndarray) -> np.ndarray:
@@ -99,18 +103,29 @@ def _defocus(sd: SceneDef, hit: Hits, t: float, kappa: float) -> np.ndarray:
     return defocus_layers(_image(hit), SUPERSAMPLE * _signed_coc(depth, sd.focus_at(t), kappa))
 
 
+DEPTH_TOL = 0.02  # relative depth agreement at which a projected point is the surface a view sees
+
+
+def seen_at(uv: np.ndarray, z: np.ndarray, depth: np.ndarray) -> np.ndarray:
+    """(M,) bool: points projected to pixel coordinates ``uv`` (M,2) at depth ``z`` (M,) are the surface
+    seen by a view whose training-resolution depth map is ``depth`` (H,W): inside the image, in front
+    of the camera, and within DEPTH_TOL of the depth map at the pixel they fall in."""
+    h, w = depth.shape
+    col, row = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
+    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h) & (z > 0)
+    seen = np.zeros(len(z), dtype=bool)
+    target = depth[np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)]
+    seen[inside] = np.abs(target[inside] - z[inside]) < DEPTH_TOL * z[inside]
+    return seen
+
+
 def _flow(sd: SceneDef, src: Hits, ti: float, tj: float, dst_depth: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Flow (H,W,2) of the training-resolution left view from time ti to tj and its validity (H,W)."""
     w, h = TRAIN_SIZE
     pts = world_points(sd.objects, src.obj, src.local, tj)
     uv, z = project(sd.K(), np.linalg.inv(sd.c2w(tj)), pts)
     flow = uv - _pix_centres()
-    col, row = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
-    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h) & (z > 0)
-    valid = np.zeros(len(z), dtype=bool)
-    target = dst_depth.reshape(-1)[np.clip(row, 0, h - 1) * w + np.clip(col, 0, w - 1)]
-    valid[inside] = np.abs(target[inside] - z[inside]) < 0.02 * z[inside]
-    return flow.reshape(h, w, 2).astype(np.float32), valid.reshape(h, w)
+    return flow.reshape(h, w, 2).astype(np.float32), seen_at(uv, z, dst_depth).reshape(h, w)
 
 
 def _motion_disp(sd: SceneDef, mid: Hits, times: np.ndarray) -> np.ndarray:
@@ -134,18 +149,13 @@ def _landmarks(rng: np.random.Generator, hit: Hits, sd: SceneDef, t: float, view
 
 def _tracks(sd: SceneDef, mids: list, depths: list, rng: np.random.Generator, count: int = 24) -> np.ndarray:
     """(N,P,N,4) ground-truth 2D tracks of ``count`` points per query frame (see Rendered)."""
-    w, h = TRAIN_SIZE
     out = np.zeros((len(mids), count, len(mids), 4), dtype=np.float32)
     for q, (hit, _) in enumerate(mids):
         pick = rng.choice(np.flatnonzero(hit.obj >= 0), count, replace=False)
         for j, (_, tj) in enumerate(mids):
             pts = world_points(sd.objects, hit.obj[pick], hit.local[pick], tj)
             uv, z = project(sd.K(), np.linalg.inv(sd.c2w(tj)), pts)
-            col, row = np.floor(uv[:, 0]).astype(int), np.floor(uv[:, 1]).astype(int)
-            inside = (col >= 0) & (col < w) & (row >= 0) & (row < h) & (z > 0)
-            seen = np.zeros(count, dtype=bool)
-            target = depths[j][np.clip(row, 0, h - 1), np.clip(col, 0, w - 1)]
-            seen[inside] = np.abs(target[inside] - z[inside]) < 0.02 * z[inside]
+            seen = seen_at(uv, z, depths[j])
             out[q, :, j, :2] = uv
             out[q, :, j, 2] = np.where(seen, -5.0, 5.0)
             out[q, :, j, 3] = -5.0
@@ -179,7 +189,7 @@ def render_scene(sd: SceneDef, progress=None) -> Rendered:
     kappa = _kappa(sd) if defocus else 0.0
     rng = np.random.default_rng(sd.seed + 1000)
     acc: dict[str, list] = {k: [] for k in ("lb", "ls", "rs", "rb", "ld", "rd", "lm", "lmb", "rm", "coc", "disp")}
-    mids, landmarks = [], []
+    mids, rights, landmarks = [], [], []
     for k in range(sd.frames):
         t = k / (sd.frames - 1)
         times = sd.sub_times(k) if motion else np.array([t])
@@ -206,6 +216,7 @@ def render_scene(sd: SceneDef, progress=None) -> Rendered:
         acc["lmb"].append(dyn)
         acc["rm"].append(_dyn(sd, right.obj).reshape(h, w))
         mids.append((mid, t))
+        rights.append(right)
         landmarks += _landmarks(rng, mid, sd, t, "left", k) + _landmarks(rng, right, sd, t, "right", k)
         if progress:
             progress()
@@ -224,5 +235,5 @@ def render_scene(sd: SceneDef, progress=None) -> Rendered:
         c2w_left=np.stack([sd.c2w(k / (sd.frames - 1)) for k in range(sd.frames)]),
         c2w_right=np.stack([sd.c2w(k / (sd.frames - 1), right=True) for k in range(sd.frames)]),
         kappa=kappa, landmarks=landmarks, tracks=_tracks(sd, mids, acc["ld"], rng),
-        points=points, point_colors=colors)
+        points=points, point_colors=colors, left_hits=[m for m, _ in mids], right_hits=rights)
 
