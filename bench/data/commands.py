@@ -24,7 +24,8 @@ def register(sub) -> None:
     p = verbs.add_parser("synth", help="generate the synthetic benchmark (reuses scenes already there)")
     p.add_argument("--dataset", default="synthetic",
                    help="a generated dataset: synthetic (default, the demo benchmark) or diagnostic")
-    p.add_argument("--data-root", help="output folder (default: $BENCH_DATA/<dataset> or datasets/data/<dataset>)")
+    p.add_argument("--data-root",
+                   help="output folder (default: $BENCH_DATA/<dataset> or datasets/data/<dataset>)")
     p.add_argument("--force", action="store_true", help="regenerate scenes that already exist")
     p.add_argument("--scenes", nargs="+", metavar="SCENE", help="only these scenes (default: all of the dataset)")
     p.set_defaults(func=cmd_synth)
@@ -89,7 +90,7 @@ def cmd_synth(args) -> int:
     from bench.data.registry import data_root, get_dataset
     from bench.errors import BenchError
 
-    name = getattr(args, "dataset", "synthetic")  # getattr: callers that build args by hand predate --dataset
+    name = args.dataset
     spec = get_dataset(name)
     if spec.layout != "synthetic":
         raise BenchError(f"{spec.source}: dataset {name} is not generated (layout {spec.layout}, expected synthetic)")
@@ -114,18 +115,13 @@ def shares_table(root, names: list[str]) -> str:
     unseen: of the test pixels; emerging: of the training frames' dynamic pixels, all frames pooled;
     sharp / blurred: of the training pixels (RMS blur radius < 0.5 px / > 2 px).
     """
-    import json
-    from pathlib import Path
-
-    from bench.data.synth.write import GT_DIR
+    from bench.data.synthetic import read_shares
 
     width = max([len(n) for n in names] + [5])
     lines = [f"{'scene':<{width}}  " + "  ".join(label for _, label in SHARE_COLUMNS)]
     for n in names:
-        try:
-            shares = json.loads((Path(root) / n / GT_DIR / "meta.json").read_text()).get("shares", {})
-        except (OSError, ValueError):
-            shares = {}
+        shares = read_shares(root, n)
         cells = [f"{100 * shares[key]:.1f}" if key in shares else "-" for key, _ in SHARE_COLUMNS]
-        lines.append(f"{n:<{width}}  " + "  ".join(f"{c:>{len(label)}}" for c, (_, label) in zip(cells, SHARE_COLUMNS)))
+        row = "  ".join(f"{c:>{len(label)}}" for c, (_, label) in zip(cells, SHARE_COLUMNS))
+        lines.append(f"{n:<{width}}  {row}")
     return "\n".join(lines)

@@ -65,6 +65,17 @@ def _check_regions(path: Path) -> list[str]:
     return problems
 
 
+def read_shares(root: Path, name: str) -> dict[str, float]:
+    """The region shares that ``synthetic_gt/meta.json`` of scene ``name`` under ``root`` records
+    (fractions, bench.data.synth.regions); {} when the file is absent, unreadable or has none."""
+    import json
+
+    try:
+        return json.loads((Path(root) / name / GT_DIR / "meta.json").read_text()).get("shares", {})
+    except (OSError, ValueError):
+        return {}
+
+
 def load_regions(path: Path, shape: tuple[int, int, int]) -> dict[str, torch.Tensor] | None:
     """The region ground truth (dict of (N,H,W) tensors, see GroundTruth.regions), None if ``path`` is absent.
 

@@ -76,10 +76,6 @@ class RegionTruth:
     test_frame: dict[str, int]
     train_frame: dict[str, int]
 
-    @property
-    def width(self) -> int:
-        return self.maps["unseen"].shape[2]
-
 
 def region_truth(scene) -> tuple[RegionTruth | None, str | None]:
     """(RegionTruth, None) for a scene with region ground truth, else (None, why not).

@@ -1,9 +1,10 @@
 """Collect a sweep's results.json files into one tidy DataFrame and average it.
 
 Tidy = one row per (run, metric); ``collect_per_image`` gives one per (run, view, metric) for the
-paired statistics (bench.report.stats): test views, and for false_blur training views ``train/<name>``. Seeds are averaged per scene (mean, std, n); scenes are
-averaged per dataset only when every scene the sweep planned (its manifest; without one, every
-scene of the data registry) is present.
+paired statistics (bench.report.stats): test views, and for false_blur training views
+``train/<name>``. Seeds are averaged per scene (mean, std, n); scenes are averaged per dataset only
+when every scene the sweep planned (its manifest; without one, every scene of the data registry)
+is present.
 """
 
 from __future__ import annotations
