@@ -35,13 +35,22 @@ def tiny(monkeypatch):
     return scene
 
 
-@pytest.fixture(params=["torch", "compiled"])
+@pytest.fixture(params=["torch", "compiled-avx512", "compiled-avx2", "compiled-base"])
 def cpu_path(request):
-    """Run the test on the pure-PyTorch CPU path and on the compiled CPU kernels (bench.render.cpu_ext)."""
+    """Run the test on the pure-PyTorch CPU path and on the compiled CPU kernels
+    (bench.render.cpu_ext) with each instruction set of their float32 kernels this CPU runs."""
     from bench.render import cpu_ext
 
-    if request.param == "compiled" and cpu_ext.load() is None:
-        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
-    cpu_ext.use_compiled(request.param == "compiled")
+    compiled = request.param != "torch"
+    if compiled:
+        isa = request.param.split("-", 1)[1]
+        if cpu_ext.load() is None:
+            pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+        if isa not in cpu_ext.isas():
+            pytest.skip(f"this CPU does not run the {isa} kernels")
+        cpu_ext.use_isa(isa)
+    cpu_ext.use_compiled(compiled)
     yield request.param
     cpu_ext.use_compiled(None)
+    if compiled:
+        cpu_ext.use_isa("auto")

@@ -438,7 +438,17 @@ def test_compiled_and_torch_paths_agree(scene_fn, compiled_available):
         assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
 
 
-def test_compiled_path_is_deterministic_across_thread_counts(compiled_available):
+@pytest.fixture(params=["avx512", "avx2", "base"])
+def isa(request, compiled_available):
+    """Each instruction set of the compiled float32 kernels that this CPU runs."""
+    if request.param not in cpu_ext.isas():
+        pytest.skip(f"this CPU does not run the {request.param} kernels")
+    cpu_ext.use_isa(request.param)
+    yield request.param
+    cpu_ext.use_isa("auto")
+
+
+def test_compiled_path_is_deterministic_across_thread_counts(isa):
     """Tiles run in parallel, but every output has one writer and reductions a fixed order."""
     scene = opaque_scene(16)
     old = torch.get_num_threads()
@@ -453,6 +463,101 @@ def test_compiled_path_is_deterministic_across_thread_counts(compiled_available)
         assert torch.equal(results[0][0], other[0]) and torch.equal(results[0][1], other[1])
         for a, b in zip(results[0][2], other[2]):
             assert torch.equal(a, b)
+
+
+def test_instruction_sets_agree_to_float_rounding(compiled_available):
+    """The AVX-512, AVX2 + FMA and baseline float32 kernels differ by rounding only: images
+    within float32 rounding of the float64 render, gradients of each other (the float64 gradients
+    are no reference here: _grads_on's depth term divides by alpha, which float32 does not
+    resolve where alpha is tiny)."""
+    scene = hard_scene(17, n=150)
+    ref_rgb, ref_alpha, _ = _grads_on("compiled", scene, torch.float64)
+    results = {}
+    for name in cpu_ext.isas():
+        cpu_ext.use_isa(name)
+        try:
+            results[name] = _grads_on("compiled", scene, torch.float32)
+        finally:
+            cpu_ext.use_isa("auto")
+    first = next(iter(results.values()))
+    for name, (rgb, alpha, grads) in results.items():
+        err = (rgb.double() - ref_rgb).abs()
+        assert err.mean().item() < 1e-5 and torch.quantile(err.flatten(), 0.999).item() < 1e-3, name
+        assert (alpha.double() - ref_alpha).abs().mean().item() < 1e-5, name
+        for g, g0 in zip(grads, first[2]):
+            assert (g - g0).abs().max().item() <= 1e-4 * g0.abs().max().item(), name
+
+
+def test_vector_kernels_handle_every_tile_size(monkeypatch, isa):
+    """Tiles smaller than a vector, not a multiple of it, and larger than a register block give
+    the image and gradients of 8-pixel tiles (float32: to rounding)."""
+    scene = [t.float() for t in hard_scene(18)]
+    base_rgb, base_alpha, base_grads = _grads_on("compiled", scene, torch.float32)
+    for tile in (3, 4, 5, 16):
+        monkeypatch.setattr(composite_mod, "TILE", tile)
+        rgb, alpha, grads = _grads_on("compiled", scene, torch.float32)
+        assert (rgb - base_rgb).abs().max().item() < 1e-5, tile
+        assert (alpha - base_alpha).abs().max().item() < 1e-5, tile
+        for a, b in zip(grads, base_grads):
+            assert (a - b).abs().max().item() <= 1e-4 * b.abs().max().item(), tile
+
+
+def test_compiled_projection_matches_torch(compiled_available):
+    """project_cpu.cpp against bench.render.projection (float64): culling, radii, values and
+    gradients, on a scene with Gaussians behind the camera and between it and the near plane."""
+    from bench.render.cpu_ext.ops import project_compiled
+    from bench.render.projection import project, quat_scale_to_factor
+
+    means, quats, log_scales, logits, _, viewmats, Ks = hard_scene(19)
+    inputs = [t.clone().requires_grad_() for t in (means, quats, log_scales, logits)]
+    outs = []
+    for compiled in (False, True):
+        for t in inputs:
+            t.grad = None
+        if compiled:
+            proj = project_compiled(cpu_ext.load(), *inputs, viewmats, Ks, W, H, 0.01, 1e10, 0.3)
+        else:
+            m, q, s, o = inputs
+            proj = project(m, quat_scale_to_factor(q, torch.exp(s)), torch.sigmoid(o), viewmats, Ks,
+                           W, H, 0.01, 1e10, 0.3)
+            proj = (proj.means2d, proj.conics, proj.depths, proj.opacities, proj.radii, proj.visible)
+        weights = [torch.randn(x.shape, generator=torch.Generator().manual_seed(k), dtype=torch.float64)
+                   for k, x in enumerate(proj[:4])]
+        sum((x * w).sum() for x, w in zip(proj[:4], weights)).backward()
+        outs.append((proj, [t.grad.clone() for t in inputs]))
+    (ref, ref_grads), (got, got_grads) = outs
+    assert torch.equal(ref[4], got[4]) and torch.equal(ref[5], got[5])  # radii, visible
+    assert 0 < int(ref[5].sum()) < ref[5].numel()  # some culled, some visible
+    for a, b in zip(ref[:4], got[:4]):
+        assert torch.allclose(a, b, rtol=1e-10, atol=1e-12)
+    for a, b in zip(ref_grads, got_grads):
+        assert torch.allclose(a, b, rtol=1e-8, atol=1e-10)
+
+
+def test_exp_lane_count_is_the_kernels_work(compiled_available):
+    """plan.exp_lanes counts pixel lanes through exp(): whole vectors on the float32 path, pixels
+    on the scalar float64 path, never more than every pair's whole tile."""
+    from bench.render.cpu_ext.ops import composite_compiled, plan_tiles_compiled
+    from bench.render.projection import project, quat_scale_to_factor
+
+    means, quats, log_scales, logits, colors, viewmats, Ks = hard_scene(20)
+    proj = project(means, quat_scale_to_factor(quats, torch.exp(log_scales)), torch.sigmoid(logits),
+                   viewmats, Ks, W, H, 0.01, 1e10, 0.3)
+    feats = torch.cat([colors[None].expand(len(viewmats), -1, -1), proj.depths[..., None]], -1)
+    module = cpu_ext.load()
+    counts = {}
+    for dtype in (torch.float64, torch.float32):
+        args = [t.to(dtype) for t in (proj.means2d, proj.conics, proj.opacities)]
+        plan = plan_tiles_compiled(module, *args, proj.radii, proj.depths.to(dtype), W, H,
+                                   composite_mod.TILE)
+        composite_compiled(module, *args, feats.to(dtype), plan, W, H)
+        counts[dtype] = int(plan.exp_lanes)
+        assert 0 < counts[dtype] <= plan.evaluations()
+    assert counts[torch.float32] % 8 == 0
+    empty = plan_tiles_compiled(module, *[t[:, :0] for t in args], proj.radii[:, :0],
+                                proj.depths[:, :0].float(), W, H, composite_mod.TILE)
+    composite_compiled(module, *[t[:, :0] for t in args], feats[:, :0].float(), empty, W, H)
+    assert int(empty.exp_lanes) == 0
 
 
 def test_compiled_path_can_be_forced_off(monkeypatch):

@@ -10,9 +10,9 @@ from bench.errors import BenchError
 from bench.render import cpu_ext
 from bench.render.allocator import tune_cpu_allocator
 from bench.render.composite import composite, pair_tables, plan_tiles
-from bench.render.cpu_ext.ops import composite_compiled, plan_tiles_compiled
+from bench.render.cpu_ext.ops import composite_compiled, plan_tiles_compiled, project_compiled
 from bench.render.output import RenderOutput
-from bench.render.projection import project, quat_scale_to_factor, sh_colors
+from bench.render.projection import Projected, project, quat_scale_to_factor, sh_colors
 
 BACKENDS = ("auto", "torch", "gsplat")
 EPS2D = 0.3
@@ -90,14 +90,19 @@ def _rasterize_torch(
     means, quats, log_scales, opacity_logits, colors, viewmats, Ks, width, height,
     sh_degree, features, near, far, background,
 ) -> RenderOutput:
-    """EWA projection in PyTorch; tile binning and compositing (custom backward) by the compiled
-    CPU kernels (bench/render/cpu_ext) where available, else in pure PyTorch."""
+    """EWA projection, tile binning and compositing (custom backwards) by the compiled CPU kernels
+    (bench/render/cpu_ext) where available, else in pure PyTorch."""
     if means.device.type == "cpu":
         tune_cpu_allocator()  # keeps freed render buffers in the heap (see bench/render/allocator.py)
     C, N = viewmats.shape[0], means.shape[0]
-    opacities = torch.sigmoid(opacity_logits)
-    factors = quat_scale_to_factor(quats, torch.exp(log_scales))
-    proj = project(means, factors, opacities, viewmats, Ks, width, height, near, far, EPS2D)
+    module = _compiled_module(means)
+    if module is not None and not (viewmats.requires_grad or Ks.requires_grad):
+        proj = Projected(*project_compiled(module, means, quats, log_scales, opacity_logits, viewmats,
+                                           Ks, width, height, near, far, EPS2D))
+    else:  # the compiled projection passes no gradient to the cameras
+        opacities = torch.sigmoid(opacity_logits)
+        factors = quat_scale_to_factor(quats, torch.exp(log_scales))
+        proj = project(means, factors, opacities, viewmats, Ks, width, height, near, far, EPS2D)
     means2d = proj.means2d
     if means2d.requires_grad:
         means2d.retain_grad()
@@ -110,7 +115,6 @@ def _rasterize_torch(
         channels.append(features[None].expand(C, N, features.shape[-1]))
     feats = torch.cat(channels, dim=-1)
 
-    module = _compiled_module(means2d)
     if module is not None:
         plan = plan_tiles_compiled(module, means2d.detach(), proj.conics.detach(), proj.opacities.detach(),
                                    proj.radii, proj.depths.detach(), width, height, composite_mod.TILE)
@@ -135,10 +139,11 @@ def _rasterize_torch(
     )
 
 
-def _compiled_module(means2d: Tensor):
-    """The compiled CPU kernels for these tensors, or None for the pure-PyTorch compositor
-    (CUDA tensors, dtypes other than float32/float64, BENCH_RENDER_COMPILED=0, failed build)."""
-    if means2d.device.type != "cpu" or means2d.dtype not in (torch.float32, torch.float64):
+def _compiled_module(means: Tensor):
+    """The compiled CPU kernels for these tensors, or None for the pure-PyTorch projection and
+    compositor (CUDA tensors, dtypes other than float32/float64, BENCH_RENDER_COMPILED=0, failed
+    build)."""
+    if means.device.type != "cpu" or means.dtype not in (torch.float32, torch.float64):
         return None
     if not cpu_ext.enabled():
         return None

@@ -1,4 +1,5 @@
-"""Compiled CPU kernels of the renderer (render_cpu.cpp), built on first use.
+"""Compiled CPU kernels of the renderer (render_cpu.cpp: tiles, compositing, per-pixel kernels;
+project_cpu.cpp: EWA projection), built on first use.
 
 `load()` compiles the extension with torch.utils.cpp_extension the first time it is needed and
 caches it in torch's extensions directory ($TORCH_EXTENSIONS_DIR, default
@@ -7,6 +8,11 @@ the build directory, so concurrent first uses build once and the others wait. Wh
 fails (no compiler, no ninja), one warning says so and the pure-PyTorch path runs.
 `BENCH_RENDER_COMPILED=0` forces the pure-PyTorch path; `use_compiled(False)` does the same
 in-process.
+
+The float32 kernels are compiled for AVX-512, for AVX2 + FMA and for the compiler's baseline
+target; the module picks the best this CPU runs. `BENCH_RENDER_ISA=avx2` (or avx512, base) or
+`use_isa("avx2")` picks one by hand, for tests and comparisons; each gives bit-identical results
+run to run and across thread counts, and they differ from each other by float rounding (FMA).
 """
 
 from __future__ import annotations
@@ -16,9 +22,10 @@ import os
 import threading
 from pathlib import Path
 
-SOURCE = Path(__file__).with_name("render_cpu.cpp")
+SOURCES = [Path(__file__).with_name(name) for name in ("render_cpu.cpp", "project_cpu.cpp")]
 HEADERS = [Path(__file__).with_name("composite_vec.h")]
 ENV = "BENCH_RENDER_COMPILED"
+ISA_ENV = "BENCH_RENDER_ISA"
 NAME = "bench_render_cpu"
 
 _log = logging.getLogger(__name__)
@@ -49,7 +56,9 @@ def load():
     with _lock:
         if _module is None and _failed is None:
             try:
-                _module = _build()
+                module = _build()
+                module.set_isa(os.environ.get(ISA_ENV, "auto").strip().lower() or "auto")
+                _module = module
             except Exception as err:  # any build or import failure falls back to the torch path
                 _failed = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
                 _log.warning("bench.render: compiled CPU kernels unavailable (%s); using the "
@@ -73,13 +82,28 @@ def _build():
     # torch rebuilds when the sources or flags change; the header (found next to the .cpp, so no
     # include path that would make checkouts with the same sources rebuild in turn) is neither,
     # so its hash is a flag
-    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [SOURCE, *HEADERS])).hexdigest()[:16]
+    digest = hashlib.sha256(b"".join(p.read_bytes() for p in [*SOURCES, *HEADERS])).hexdigest()[:16]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # "no CUDA runtime" and similar notes are irrelevant here
         return cpp_extension.load(
-            name=NAME, sources=[str(SOURCE)],
+            name=NAME, sources=[str(p) for p in SOURCES],
             # fp-contract off: the forward and backward pass must round alpha identically
             extra_cflags=["-O3", "-ffp-contract=off", f"-DBENCH_SOURCE_HASH={digest}"], verbose=False)
+
+
+def isas() -> list[str]:
+    """Instruction sets of the float32 kernels that this CPU runs, best first ([] without a build)."""
+    module = load()
+    return list(module.supported_isas()) if module is not None else []
+
+
+def use_isa(name: str) -> str:
+    """Run the float32 kernels with instruction set `name` ("auto", "avx512", "avx2", "base");
+    returns the one in use. Raises RuntimeError for one this CPU cannot run or without a build."""
+    module = load()
+    if module is None:
+        raise RuntimeError(f"compiled CPU kernels unavailable: {_failed}")
+    return module.set_isa(name)
 
 
 def failure() -> str | None:

@@ -16,13 +16,16 @@ from torch import Tensor
 @dataclass
 class CompiledPlan:
     """pair_ids (P,) int64 flat camera*N + gaussian ids grouped by tile, depth-sorted in a tile;
-    offsets (C*tiles_y*tiles_x + 1,) int64 into pair_ids; radii (C*N,2) int32 boxes; tile size."""
+    offsets (C*tiles_y*tiles_x + 1,) int64 into pair_ids; radii (C*N,2) int32 boxes; tile size;
+    exp_lanes: after a forward pass with this plan, the 0-d int64 count of pixel lanes its kernel
+    sent through exp() (the real work, padding lanes of a vector included), else None."""
 
     pair_ids: Tensor
     offsets: Tensor
     radii: Tensor
     num_cameras: int
     tile: int
+    exp_lanes: Tensor | None = None
 
     def evaluations(self) -> int:
         """Gaussian-pixel evaluations of whole tiles (an upper bound of what the kernel does)."""
@@ -48,7 +51,7 @@ class _CompiledComposite(torch.autograd.Function):
         flat = [t.reshape(C * N, k).contiguous()
                 for t, k in ((means2d, 2), (conics, 3), (opacities, 1), (feats, feats.shape[-1]))]
         flat[2] = flat[2].reshape(C * N)
-        out, t_final, last = module.composite_forward(*flat, plan.radii, plan.pair_ids, plan.offsets,
+        out, t_final, last, plan.exp_lanes = module.composite_forward(*flat, plan.radii, plan.pair_ids, plan.offsets,
                                                       C, width, height, plan.tile)
         ctx.save_for_backward(*flat, t_final, last)
         ctx.plan, ctx.module, ctx.size, ctx.shapes = plan, module, (width, height), (C, N)
@@ -71,3 +74,34 @@ def composite_compiled(module, means2d: Tensor, conics: Tensor, opacities: Tenso
     feats = feats.to(means2d.dtype)
     out = _CompiledComposite.apply(means2d, conics, opacities, feats, plan, module, width, height)
     return out[..., :-1], out[..., -1:]
+
+
+class _CompiledProjection(torch.autograd.Function):
+    """EWA projection by project_cpu.cpp: (N,3) means, (N,4) quats, (N,3) log scales, (N,)
+    opacity logits through (C,4,4) viewmats and (C,3,3) Ks -> means2d (C,N,2), conics (C,N,3),
+    depths (C,N), opacities (C,N), radii (C,N,2) int32, visible (C,N) bool. Cameras get no gradient."""
+
+    @staticmethod
+    def forward(ctx, means, quats, log_scales, logits, viewmats, Ks, module, size, planes):
+        inputs = [t.contiguous() for t in (means, quats, log_scales, logits, viewmats, Ks)]
+        out = module.project_forward(*inputs, *size, *planes)
+        ctx.save_for_backward(*inputs)
+        ctx.module, ctx.args = module, (*size, *planes)
+        ctx.mark_non_differentiable(out[4], out[5])
+        return tuple(out)
+
+    @staticmethod
+    def backward(ctx, g_means2d, g_conics, g_depths, g_opacities, _g_radii, _g_visible):
+        grads = [g.contiguous() for g in (g_means2d, g_conics, g_depths, g_opacities)]
+        d_means, d_quats, d_log_scales, d_logits = ctx.module.project_backward(
+            *ctx.saved_tensors, *ctx.args, *grads)
+        return d_means, d_quats, d_log_scales, d_logits, None, None, None, None, None
+
+
+def project_compiled(module, means: Tensor, quats: Tensor, log_scales: Tensor, opacity_logits: Tensor,
+                     viewmats: Tensor, Ks: Tensor, width: int, height: int, near: float, far: float,
+                     eps2d: float) -> tuple[Tensor, ...]:
+    """bench.render.projection.project of (N,...) Gaussians with quat_scale_to_factor and the
+    opacity sigmoid folded in; the same outputs, with gradients for the Gaussians only."""
+    return _CompiledProjection.apply(means, quats, log_scales, opacity_logits, viewmats, Ks, module,
+                                     (width, height), (near, far, eps2d))

@@ -13,11 +13,13 @@
 
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+#include <immintrin.h>
 
 #include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <utility>
 #include <vector>
 
 namespace {
@@ -185,13 +187,15 @@ Splat<scalar_t> splat(const Gaussians<scalar_t>& G, int64_t g) {
           sigma_cutoff(o), G.feats + g * G.ch};
 }
 
+// Returns the pixels that went through exp(), counted per tile and summed in tile order.
 template <typename scalar_t>
-void forward_kernel(const Gaussians<scalar_t> G, const int64_t* ids, const int64_t* off,
-                    int64_t num_tiles, int tiles_x, int tiles_y, int tile, int width, int height,
-                    scalar_t* out, scalar_t* t_final, int32_t* last) {
+int64_t forward_kernel(const Gaussians<scalar_t> G, const int64_t* ids, const int64_t* off,
+                       int64_t num_tiles, int tiles_x, int tiles_y, int tile, int width, int height,
+                       scalar_t* out, scalar_t* t_final, int32_t* last) {
   const int64_t ch = G.ch, ch1 = ch + 1, per_cam = int64_t(tiles_x) * tiles_y;
   const scalar_t thresh = scalar_t(kAlphaThreshold), max_alpha = scalar_t(kMaxAlpha);
   const scalar_t t_eps = scalar_t(kTEps);
+  std::vector<int64_t> evaluated(num_tiles, 0);
   at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
     const int pix = tile * tile;
     std::vector<scalar_t> T(pix), acc(pix * ch1);
@@ -217,6 +221,7 @@ void forward_kernel(const Gaussians<scalar_t> G, const int64_t* ids, const int64
             const scalar_t dx = scalar_t(x) + scalar_t(0.5) - mx;
             const scalar_t sigma = scalar_t(0.5) * (a * dx * dx + c * dy * dy) + b * dx * dy;
             if (sigma > cutoff) continue;
+            ++evaluated[t];
             const scalar_t alpha = std::min(max_alpha, o * std::exp(-sigma));
             if (alpha < thresh) continue;
             const scalar_t next_t = T[p] * (scalar_t(1) - alpha);
@@ -243,6 +248,7 @@ void forward_kernel(const Gaussians<scalar_t> G, const int64_t* ids, const int64
         }
     }
   });
+  return std::accumulate(evaluated.begin(), evaluated.end(), int64_t(0));
 }
 
 // Per-pair gradient rows (P, 6 + ch): d means2d (2), d conic (3), d opacity (1), d feats (ch).
@@ -331,132 +337,136 @@ void backward_kernel(const Gaussians<scalar_t> G, const int64_t* ids, const int6
 }
 
 
-// ---- float32 kernels: composite_vec.h compiled for AVX2 and for the baseline target ----------
+// ---- float32 kernels: composite_vec.h compiled per instruction set, picked at run time -------
 
-constexpr int kLanes = 8;
-constexpr int kMaxChannels = 16;  // more channels take the scalar kernels
-
-// Tile-local layout of the vector kernels: rows of `stride` (tile rounded up to whole chunks).
-struct VecTile {
-  int stride, rows, chunks;
-  const float* xs;          // pixel-centre x of every lane of a row
-  const int32_t* active;    // -1 where the lane's pixel is inside the image, else 0
+// One Gaussian as the float32 vector kernels read it, prepared once per render: its 2D mean,
+// half the conic's diagonal, its off-diagonal, opacity, sigma cut-off and the inclusive pixel box
+// clipped to the image (x1 < x0 when culled or off-image).
+struct Prepared {
+  float mx, my, half_a, b, half_c, o, cutoff;
+  int32_t x0, x1, y0, y1;
 };
 
+// Everything a tile kernel reads or writes; one tile's outputs have one writer.
+struct VecInputs {
+  const Prepared* pre;   // (CN,)
+  const float* feats;    // (CN,ch)
+  const int64_t* ids;    // (P,) pair ids from plan_tiles
+  const int64_t* off;    // (tiles+1,)
+  int tiles_x, tiles_y, tile, width, height;
+  float* out;            // forward: (C,H,W,ch+1)
+  float* t_final;        // forward: written; backward: read (C,H,W)
+  int32_t* last;         // forward: written; backward: read (C,H,W)
+  const float* g_out;    // backward: (C,H,W,ch+1)
+  float* g_pair;         // backward: (P, 6+ch), zero-initialised
+};
+
+// A tile kernel: (inputs, tile index, float scratch, int scratch) -> pixel lanes through exp().
+typedef int64_t (*TileFn)(const VecInputs&, int64_t, float*, int32_t*);
+
+constexpr int kMinChannels = 4;  // rgb + depth
+constexpr int kMaxChannels = 8;  // more channels take the scalar kernels
+constexpr int kMaxBlockLanes = 32;
+// scratch per tile: pixel centres, T, two more state planes and ch+1 gradient or sum planes;
+// vector rectangles (4 per vector), stop indices and a vector list
+int scratch_floats(int tile) { return (6 + kMaxChannels + 1) * (tile * tile + kMaxBlockLanes); }
+int scratch_ints(int tile) { return 6 * (tile * tile + kMaxBlockLanes); }
+
 template float sigma_cutoff<float>(float);
-// instantiated here, outside the AVX2 region, so the baseline code never shares an AVX2 copy
-template bool clip_box<float>(const Gaussians<float>&, int64_t, const TileGeom&, int&, int&, int&, int&);
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define BENCH_HAVE_AVX2_BUILD 1
+#define BENCH_HAVE_X86_BUILDS 1
 #pragma GCC push_options
-#pragma GCC target("avx2")
-#define BENCH_VEC_AVX2 1
+#pragma GCC target("avx512f,fma,avx2")
+#define BENCH_VEC_ISA 2
+namespace avx512 {
+constexpr int kLanes = 16, kBlock = 2;
+#include "composite_vec.h"
+}  // namespace avx512
+#undef BENCH_VEC_ISA
+#pragma GCC pop_options
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#define BENCH_VEC_ISA 1
 namespace avx2 {
+constexpr int kLanes = 8, kBlock = 1;
 #include "composite_vec.h"
 }  // namespace avx2
-#undef BENCH_VEC_AVX2
+#undef BENCH_VEC_ISA
 #pragma GCC pop_options
 #endif
+#define BENCH_VEC_ISA 0
 namespace base {
+constexpr int kLanes = 8, kBlock = 1;
 #include "composite_vec.h"
 }  // namespace base
+#undef BENCH_VEC_ISA
 
-bool use_avx2() {
-#ifdef BENCH_HAVE_AVX2_BUILD
-  static const bool ok = __builtin_cpu_supports("avx2");
-  return ok;
+// Instruction sets of the float32 kernels, best first; "auto" picks the best this CPU runs.
+enum class Isa { kAvx512 = 0, kAvx2 = 1, kBase = 2 };
+const char* const kIsaNames[] = {"avx512", "avx2", "base"};
+
+bool isa_supported(Isa isa) {
+#ifdef BENCH_HAVE_X86_BUILDS
+  if (isa == Isa::kAvx512) return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("fma");
+  if (isa == Isa::kAvx2) return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  return true;
 #else
-  return false;
+  return isa == Isa::kBase;
 #endif
 }
 
-void forward_tile_vec(const Gaussians<float>& G, const int64_t* ids, int64_t n, const TileGeom& tg,
-                      const VecTile& vt, float* T, float* acc, int32_t* stop) {
-#ifdef BENCH_HAVE_AVX2_BUILD
-  if (use_avx2()) return avx2::forward_tile_vec(G, ids, n, tg, vt, T, acc, stop);
-#endif
-  base::forward_tile_vec(G, ids, n, tg, vt, T, acc, stop);
+Isa best_isa() {
+  for (Isa isa : {Isa::kAvx512, Isa::kAvx2})
+    if (isa_supported(isa)) return isa;
+  return Isa::kBase;
 }
 
-void backward_tile_vec(const Gaussians<float>& G, const int64_t* ids, const TileGeom& tg,
-                       const VecTile& vt, float* T, float* later, const float* gp,
-                       const int32_t* stop, int32_t max_last, float* g_rows) {
-#ifdef BENCH_HAVE_AVX2_BUILD
-  if (use_avx2()) return avx2::backward_tile_vec(G, ids, tg, vt, T, later, gp, stop, max_last, g_rows);
-#endif
-  base::backward_tile_vec(G, ids, tg, vt, T, later, gp, stop, max_last, g_rows);
-}
+Isa g_isa = best_isa();
 
-// Lane positions of a tile, kept in `xs` and `active` (stride entries each).
-VecTile place_tile(const TileGeom& tg, int tile, std::vector<float>& xs, std::vector<int32_t>& active) {
-  const int stride = (tile + kLanes - 1) / kLanes * kLanes;
-  xs.resize(stride);
-  active.resize(stride);
-  for (int l = 0; l < stride; ++l) {
-    xs[l] = float(tg.x0 + l) + 0.5f;
-    active[l] = tg.x0 + l < tg.x1 ? -1 : 0;
+std::pair<TileFn, TileFn> tile_kernels(int64_t ch) {
+  switch (g_isa) {
+#ifdef BENCH_HAVE_X86_BUILDS
+    case Isa::kAvx512: return {avx512::forward_for(ch), avx512::backward_for(ch)};
+    case Isa::kAvx2: return {avx2::forward_for(ch), avx2::backward_for(ch)};
+#endif
+    default: return {base::forward_for(ch), base::backward_for(ch)};
   }
-  return {stride, tile, stride / kLanes, xs.data(), active.data()};
 }
 
-void forward_kernel_vec(const Gaussians<float> G, const int64_t* ids, const int64_t* off,
-                        int64_t num_tiles, int tiles_x, int tiles_y, int tile, int width, int height,
-                        float* out, float* t_final, int32_t* last) {
-  const int64_t ch1 = G.ch + 1, per_cam = int64_t(tiles_x) * tiles_y;
-  at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
-    const int stride = (tile + kLanes - 1) / kLanes * kLanes, plane = tile * stride;
-    std::vector<float> T(plane), acc(plane * ch1), xs;
-    std::vector<int32_t> stop(plane), active;
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t cam = t / per_cam;
-      const TileGeom tg = tile_geom(t % per_cam, tiles_x, tile, width, height);
-      const VecTile vt = place_tile(tg, tile, xs, active);
-      const int64_t n = off[t + 1] - off[t];
-      forward_tile_vec(G, ids + off[t], n, tg, vt, T.data(), acc.data(), stop.data());
-      for (int y = tg.y0; y < tg.y1; ++y)
-        for (int x = tg.x0; x < tg.x1; ++x) {
-          const int p = (y - tg.y0) * vt.stride + (x - tg.x0);
-          const int64_t px = (cam * height + y) * width + x;
-          for (int64_t k = 0; k < ch1; ++k) out[px * ch1 + k] = acc[k * plane + p];
-          t_final[px] = T[p];
-          last[px] = stop[p];
-        }
+// Per-Gaussian values of the vector kernels; culled Gaussians get an empty box.
+std::vector<Prepared> prepare(const Gaussians<float>& G, int64_t CN, int width, int height) {
+  std::vector<Prepared> pre(CN);
+  at::parallel_for(0, CN, 1024, [&](int64_t begin, int64_t end) {
+    for (int64_t g = begin; g < end; ++g) {
+      Prepared& q = pre[g];
+      q.mx = G.means[2 * g];
+      q.my = G.means[2 * g + 1];
+      q.half_a = 0.5f * G.conics[3 * g];
+      q.b = G.conics[3 * g + 1];
+      q.half_c = 0.5f * G.conics[3 * g + 2];
+      q.o = G.opac[g];
+      q.x0 = q.y0 = 0;
+      q.x1 = q.y1 = -1;
+      if (G.radii[2 * g] <= 0 || G.radii[2 * g + 1] <= 0) continue;  // never in a tile list
+      q.cutoff = sigma_cutoff(q.o);
+      box_range(double(q.mx), G.radii[2 * g], width, q.x0, q.x1);
+      box_range(double(q.my), G.radii[2 * g + 1], height, q.y0, q.y1);
     }
   });
+  return pre;
 }
 
-void backward_kernel_vec(const Gaussians<float> G, const int64_t* ids, const int64_t* off,
-                         int64_t num_tiles, int tiles_x, int tiles_y, int tile, int width,
-                         int height, const float* g_out, const float* t_final, const int32_t* last,
-                         float* g_pair) {
-  const int64_t ch1 = G.ch + 1, row = 6 + G.ch, per_cam = int64_t(tiles_x) * tiles_y;
+// Runs `fn` on every tile in parallel; returns the pixel lanes through exp(), summed per tile in
+// tile order (each tile's count has one writer).
+int64_t run_tiles(TileFn fn, const VecInputs& in, int64_t num_tiles) {
+  std::vector<int64_t> lanes(num_tiles, 0);
   at::parallel_for(0, num_tiles, 1, [&](int64_t begin, int64_t end) {
-    const int stride = (tile + kLanes - 1) / kLanes * kLanes, plane = tile * stride;
-    std::vector<float> T(plane), later(plane), gp(plane * ch1), xs;
-    std::vector<int32_t> stop(plane), active;
-    for (int64_t t = begin; t < end; ++t) {
-      const int64_t cam = t / per_cam;
-      const TileGeom tg = tile_geom(t % per_cam, tiles_x, tile, width, height);
-      const VecTile vt = place_tile(tg, tile, xs, active);
-      std::fill(T.begin(), T.end(), 1.f);  // lanes outside the image: finite, never valid
-      std::fill(later.begin(), later.end(), 0.f);
-      std::fill(gp.begin(), gp.end(), 0.f);
-      std::fill(stop.begin(), stop.end(), -1);
-      int32_t max_last = 0;
-      for (int y = tg.y0; y < tg.y1; ++y)
-        for (int x = tg.x0; x < tg.x1; ++x) {
-          const int p = (y - tg.y0) * vt.stride + (x - tg.x0);
-          const int64_t px = (cam * height + y) * width + x;
-          T[p] = t_final[px];
-          stop[p] = last[px];
-          max_last = std::max(max_last, last[px]);
-          for (int64_t k = 0; k < ch1; ++k) gp[k * plane + p] = g_out[px * ch1 + k];
-        }
-      backward_tile_vec(G, ids + off[t], tg, vt, T.data(), later.data(), gp.data(), stop.data(),
-                        max_last, g_pair + off[t] * row);
-    }
+    std::vector<float> fs(scratch_floats(in.tile));
+    std::vector<int32_t> is(scratch_ints(in.tile));
+    for (int64_t t = begin; t < end; ++t) lanes[t] = fn(in, t, fs.data(), is.data());
   });
+  return std::accumulate(lanes.begin(), lanes.end(), int64_t(0));
 }
 
 template <typename scalar_t>
@@ -467,38 +477,64 @@ Gaussians<scalar_t> gaussians(const torch::Tensor& means2d, const torch::Tensor&
           feats.data_ptr<scalar_t>(), radii.data_ptr<int32_t>(), feats.size(-1)};
 }
 
+// Inputs of the vector kernels for float32 tensors with kMinChannels..kMaxChannels features.
+VecInputs vec_inputs(const Gaussians<float>& G, const std::vector<Prepared>& pre,
+                     const torch::Tensor& ids, const torch::Tensor& offsets, int64_t width,
+                     int64_t height, int64_t tile) {
+  VecInputs in{};
+  in.pre = pre.data();
+  in.feats = G.feats;
+  in.ids = ids.data_ptr<int64_t>();
+  in.off = offsets.data_ptr<int64_t>();
+  in.tiles_x = int((width + tile - 1) / tile);
+  in.tiles_y = int((height + tile - 1) / tile);
+  in.tile = int(tile);
+  in.width = int(width);
+  in.height = int(height);
+  return in;
+}
+
+bool vector_path(const torch::Tensor& means2d, int64_t ch) {
+  return means2d.scalar_type() == torch::kFloat32 && ch >= kMinChannels && ch <= kMaxChannels;
+}
+
 }  // namespace
 
 // Composite C images. means2d (CN,2), conics (CN,3), opacities (CN,), feats (CN,ch) contiguous,
 // one float dtype; radii (CN,2) int32; ids, offsets from plan_tiles. Returns out (C,H,W,ch+1)
 // holding sum_i w_i f_i and, last, alpha = sum_i w_i; T_final (C,H,W); last (C,H,W) int32 the
-// index in its tile's list of the Gaussian that stopped the pixel (the list length if none).
+// index in its tile's list of the Gaussian that stopped the pixel (the list length if none); and
+// lanes, a 0-d int64 tensor: pixel lanes that went through exp() (the kernel's real work).
 std::vector<torch::Tensor> composite_forward(torch::Tensor means2d, torch::Tensor conics,
                                              torch::Tensor opacities, torch::Tensor feats,
                                              torch::Tensor radii, torch::Tensor ids,
                                              torch::Tensor offsets, int64_t C, int64_t width,
                                              int64_t height, int64_t tile) {
   const int tiles_x = int((width + tile - 1) / tile), tiles_y = int((height + tile - 1) / tile);
-  const int64_t ch = feats.size(-1);
+  const int64_t ch = feats.size(-1), num_tiles = offsets.size(0) - 1;
   auto opts = means2d.options();
   auto out = torch::empty({C, height, width, ch + 1}, opts);
   auto t_final = torch::empty({C, height, width}, opts);
   auto last = torch::empty({C, height, width}, opts.dtype(torch::kInt32));
-  if (means2d.scalar_type() == torch::kFloat32 && ch + 1 <= kMaxChannels) {
-    forward_kernel_vec(gaussians<float>(means2d, conics, opacities, feats, radii),
-                       ids.data_ptr<int64_t>(), offsets.data_ptr<int64_t>(), offsets.size(0) - 1,
-                       tiles_x, tiles_y, int(tile), int(width), int(height),
-                       out.data_ptr<float>(), t_final.data_ptr<float>(), last.data_ptr<int32_t>());
-    return {out, t_final, last};
+  int64_t lanes = 0;
+  if (vector_path(means2d, ch)) {
+    const auto G = gaussians<float>(means2d, conics, opacities, feats, radii);
+    const auto pre = prepare(G, means2d.size(0), int(width), int(height));
+    VecInputs in = vec_inputs(G, pre, ids, offsets, width, height, tile);
+    in.out = out.data_ptr<float>();
+    in.t_final = t_final.data_ptr<float>();
+    in.last = last.data_ptr<int32_t>();
+    lanes = run_tiles(tile_kernels(ch).first, in, num_tiles);
+  } else {
+    AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "composite_forward", [&] {
+      lanes = forward_kernel<scalar_t>(gaussians<scalar_t>(means2d, conics, opacities, feats, radii),
+                                       ids.data_ptr<int64_t>(), offsets.data_ptr<int64_t>(),
+                                       num_tiles, tiles_x, tiles_y, int(tile), int(width),
+                                       int(height), out.data_ptr<scalar_t>(),
+                                       t_final.data_ptr<scalar_t>(), last.data_ptr<int32_t>());
+    });
   }
-  AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "composite_forward", [&] {
-    forward_kernel<scalar_t>(gaussians<scalar_t>(means2d, conics, opacities, feats, radii),
-                             ids.data_ptr<int64_t>(), offsets.data_ptr<int64_t>(),
-                             offsets.size(0) - 1, tiles_x, tiles_y, int(tile), int(width),
-                             int(height), out.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
-                             last.data_ptr<int32_t>());
-  });
-  return {out, t_final, last};
+  return {out, t_final, last, torch::tensor(lanes, torch::kInt64)};
 }
 
 // Gradients of composite_forward for upstream g_out (C,H,W,ch+1): per-Gaussian d means2d (CN,2),
@@ -512,23 +548,26 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor means2d, torch::Tens
                                               int64_t width, int64_t height, int64_t tile) {
   const int tiles_x = int((width + tile - 1) / tile), tiles_y = int((height + tile - 1) / tile);
   const int64_t ch = feats.size(-1), P = ids.size(0), CN = means2d.size(0), row = 6 + ch;
+  const int64_t num_tiles = offsets.size(0) - 1;
   auto g_pair = torch::zeros({P, row}, means2d.options());
   auto g_gauss = torch::zeros({CN, row}, means2d.options());
-  const bool vec = means2d.scalar_type() == torch::kFloat32 && ch + 1 <= kMaxChannels;
   AT_DISPATCH_FLOATING_TYPES(means2d.scalar_type(), "composite_backward", [&] {
-    if (vec)
-      backward_kernel_vec(gaussians<float>(means2d, conics, opacities, feats, radii),
-                          ids.data_ptr<int64_t>(), offsets.data_ptr<int64_t>(),
-                          offsets.size(0) - 1, tiles_x, tiles_y, int(tile), int(width),
-                          int(height), g_out.data_ptr<float>(), t_final.data_ptr<float>(),
-                          last.data_ptr<int32_t>(), g_pair.data_ptr<float>());
-    else
+    if (vector_path(means2d, ch)) {
+      const auto G = gaussians<float>(means2d, conics, opacities, feats, radii);
+      const auto pre = prepare(G, CN, int(width), int(height));
+      VecInputs in = vec_inputs(G, pre, ids, offsets, width, height, tile);
+      in.t_final = t_final.data_ptr<float>();
+      in.last = last.data_ptr<int32_t>();
+      in.g_out = g_out.data_ptr<float>();
+      in.g_pair = g_pair.data_ptr<float>();
+      run_tiles(tile_kernels(ch).second, in, num_tiles);
+    } else {
       backward_kernel<scalar_t>(gaussians<scalar_t>(means2d, conics, opacities, feats, radii),
-                                ids.data_ptr<int64_t>(), offsets.data_ptr<int64_t>(),
-                                offsets.size(0) - 1, tiles_x, tiles_y, int(tile), int(width),
-                                int(height), g_out.data_ptr<scalar_t>(),
-                                t_final.data_ptr<scalar_t>(), last.data_ptr<int32_t>(),
-                                g_pair.data_ptr<scalar_t>());
+                                ids.data_ptr<int64_t>(), offsets.data_ptr<int64_t>(), num_tiles,
+                                tiles_x, tiles_y, int(tile), int(width), int(height),
+                                g_out.data_ptr<scalar_t>(), t_final.data_ptr<scalar_t>(),
+                                last.data_ptr<int32_t>(), g_pair.data_ptr<scalar_t>());
+    }
     const scalar_t* src = g_pair.data_ptr<scalar_t>();
     scalar_t* dst = g_gauss.data_ptr<scalar_t>();
     const int64_t* idp = ids.data_ptr<int64_t>();
@@ -540,6 +579,29 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor means2d, torch::Tens
   });
   return {g_gauss.slice(1, 0, 2), g_gauss.slice(1, 2, 5), g_gauss.select(1, 5),
           g_gauss.slice(1, 6, row)};
+}
+
+// The instruction set of the float32 kernels: "auto" (the best this CPU runs), "avx512", "avx2"
+// or "base". Returns the one now in use; raises for a name this CPU or build cannot run.
+std::string set_isa(const std::string& name) {
+  if (name == "auto") {
+    g_isa = best_isa();
+  } else {
+    int k = 0;
+    while (k < 3 && name != kIsaNames[k]) ++k;
+    TORCH_CHECK(k < 3, "instruction set '", name, "': expected auto, avx512, avx2 or base");
+    TORCH_CHECK(isa_supported(Isa(k)), "instruction set '", name, "' is not supported here");
+    g_isa = Isa(k);
+  }
+  return kIsaNames[int(g_isa)];
+}
+
+// Instruction sets this CPU and build can run, best first.
+std::vector<std::string> supported_isas() {
+  std::vector<std::string> names;
+  for (int k = 0; k < 3; ++k)
+    if (isa_supported(Isa(k))) names.push_back(kIsaNames[k]);
+  return names;
 }
 
 // ---- per-pixel kernel application (bench/method/kernels.py: apply_kernels) ---------------------
@@ -638,10 +700,26 @@ std::vector<torch::Tensor> blur_backward(torch::Tensor grad, torch::Tensor padde
   return {g_pad, g_ker};
 }
 
+// project_cpu.cpp
+std::vector<torch::Tensor> project_forward(torch::Tensor means, torch::Tensor quats,
+                                           torch::Tensor log_scales, torch::Tensor logits,
+                                           torch::Tensor viewmats, torch::Tensor Ks, int64_t width,
+                                           int64_t height, double near, double far, double eps2d);
+std::vector<torch::Tensor> project_backward(torch::Tensor means, torch::Tensor quats,
+                                            torch::Tensor log_scales, torch::Tensor logits,
+                                            torch::Tensor viewmats, torch::Tensor Ks, int64_t width,
+                                            int64_t height, double near, double far, double eps2d,
+                                            torch::Tensor g_means2d, torch::Tensor g_conics,
+                                            torch::Tensor g_depths, torch::Tensor g_opacities);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("project_forward", &project_forward, "EWA projection, forward");
+  m.def("project_backward", &project_backward, "EWA projection, backward");
   m.def("plan_tiles", &plan_tiles, "depth-sorted (tile, Gaussian) pairs");
   m.def("composite_forward", &composite_forward, "tile compositing, forward");
   m.def("composite_backward", &composite_backward, "tile compositing, backward");
   m.def("blur_forward", &blur_forward, "per-pixel kernel application, forward");
   m.def("blur_backward", &blur_backward, "per-pixel kernel application, backward");
+  m.def("set_isa", &set_isa, "instruction set of the float32 kernels");
+  m.def("supported_isas", &supported_isas, "instruction sets this CPU runs, best first");
 }
