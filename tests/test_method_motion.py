@@ -368,3 +368,88 @@ def test_identity_coefficients_follow_spatial_clusters_and_the_seed():
     assert torch.equal(logits, identity_coefficients(pts, 4, generator(0, "motion_init")))
     assert torch.equal(identity_coefficients(pts, 1, g), torch.zeros(60, 1))
     assert identity_coefficients(torch.zeros(0, 3), 4, g).shape == (0, 4)
+
+
+def _random_bases(seed: int, num_bases: int = 5, frames: int = 4, dtype=torch.float64) -> MotionBases:
+    g = torch.Generator().manual_seed(seed)
+    bases = MotionBases(num_bases, frames).to(dtype)
+    with torch.no_grad():
+        bases.rot6d.copy_(torch.randn(bases.rot6d.shape, generator=g, dtype=dtype))  # any rotation
+        bases.trans.copy_(torch.randn(bases.trans.shape, generator=g, dtype=dtype))
+    return bases
+
+
+def _apply_on(compiled: bool, bases, inputs, frame, weights):
+    """(means_t, quats_t, gradients of inputs and bases) of apply on one path."""
+    from bench.render import cpu_ext
+
+    cpu_ext.use_compiled(compiled)
+    try:
+        bases.zero_grad()
+        leaves = [t.detach().clone().requires_grad_() for t in inputs]
+        m, q = bases.apply(*leaves, frame)
+        ((m * weights[0]).sum() + (q * weights[1]).sum()).backward()
+        return m.detach(), q.detach(), [t.grad for t in leaves] + [bases.rot6d.grad.clone(), bases.trans.grad.clone()]
+    finally:
+        cpu_ext.use_compiled(None)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_compiled_motion_matches_torch(seed):
+    """motion_cpu.cpp against the PyTorch formulation (float64): values and every gradient, on
+    rotations that reach all four branches of matrix_to_quat."""
+    from bench.render import cpu_ext
+
+    if cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+    bases = _random_bases(seed)
+    g = torch.Generator().manual_seed(10 + seed)
+    n = 400
+    inputs = [torch.randn(n, 3, generator=g, dtype=torch.float64),
+              torch.randn(n, 4, generator=g, dtype=torch.float64),
+              3 * torch.randn(n, 5, generator=g, dtype=torch.float64)]
+    weights = [torch.randn(n, 3, generator=g, dtype=torch.float64), torch.randn(n, 4, generator=g, dtype=torch.float64)]
+    R, _ = bases.transforms(inputs[2], 1.3)
+    diag = torch.stack([R[:, 0, 0] + R[:, 1, 1] + R[:, 2, 2], R[:, 0, 0], R[:, 1, 1], R[:, 2, 2]], -1)
+    branch = torch.stack([diag[:, 0], 2 * diag[:, 1] - diag[:, 0], 2 * diag[:, 2] - diag[:, 0],
+                          2 * diag[:, 3] - diag[:, 0]], -1).argmax(-1)
+    assert set(branch.tolist()) == {0, 1, 2, 3}
+    ref = _apply_on(False, bases, inputs, 1.3, weights)
+    got = _apply_on(True, bases, inputs, 1.3, weights)
+    assert torch.allclose(ref[0], got[0], rtol=1e-12, atol=1e-12)
+    assert torch.allclose(ref[1], got[1], rtol=1e-12, atol=1e-12)
+    for a, b in zip(ref[2], got[2]):
+        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
+
+
+def test_compiled_motion_gradcheck_and_thread_determinism():
+    from bench.render import cpu_ext
+
+    if cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+    bases = _random_bases(3, num_bases=3)
+    rot, trans = bases._at_frame(2.0)
+    g = torch.Generator().manual_seed(4)
+    args = [torch.randn(6, 3, generator=g, dtype=torch.float64), torch.randn(6, 4, generator=g, dtype=torch.float64),
+            torch.randn(6, 3, generator=g, dtype=torch.float64), rot.detach(), trans.detach()]
+    from bench.method.motion import _MotionCompiled
+
+    module = cpu_ext.load()
+    leaves = [a.clone().requires_grad_() for a in args]
+    assert torch.autograd.gradcheck(lambda *x: _MotionCompiled.apply(*x, module), leaves)
+    # float32, more Gaussians than one chunk of the bases' partial sums: same bits on 1 and 2 threads
+    big = _random_bases(5, num_bases=10, dtype=torch.float32)
+    g = torch.Generator().manual_seed(6)
+    inputs = [torch.randn(3000, 3, generator=g), torch.randn(3000, 4, generator=g), torch.randn(3000, 10, generator=g)]
+    weights = [torch.randn(3000, 3, generator=g), torch.randn(3000, 4, generator=g)]
+    old = torch.get_num_threads()
+    try:
+        runs = []
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            runs.append(_apply_on(True, big, inputs, 0.7, weights))
+    finally:
+        torch.set_num_threads(old)
+    assert torch.equal(runs[0][0], runs[1][0]) and torch.equal(runs[0][1], runs[1][1])
+    for a, b in zip(runs[0][2], runs[1][2]):
+        assert torch.equal(a, b)

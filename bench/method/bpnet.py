@@ -68,6 +68,36 @@ def _uncolumns(x: torch.Tensor, B: int, H: int, W: int) -> torch.Tensor:
     return x.reshape(x.shape[0], B, H, W).transpose(0, 1)
 
 
+class _FullHeadsCompiled(torch.autograd.Function):
+    """full_heads by the compiled CPU loops (bench/render/cpu_ext, float32): one pass per row
+    over column vectors, and one gradient buffer for both heads (slices of the logits would
+    each allocate and add a zero-filled gradient the size of all of them)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, module):
+        kernels, mask = module.heads_forward(logits.contiguous())
+        ctx.save_for_backward(kernels, mask)
+        ctx.module = module
+        return kernels, mask
+
+    @staticmethod
+    def backward(ctx, g_kernels: torch.Tensor, g_mask: torch.Tensor):
+        kernels, mask = ctx.saved_tensors
+        return ctx.module.heads_backward(kernels, mask, g_kernels.contiguous(), g_mask.contiguous()), None
+
+
+def full_heads(logits: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Head logits (K*K+1, M) -> kernels (K*K, M), a softmax over the taps of each pixel column,
+    and mask (1, M) = sigmoid(last row)."""
+    if logits.device.type == "cpu" and logits.dtype == torch.float32:
+        from bench.render import cpu_ext
+
+        module = cpu_ext.load() if cpu_ext.enabled() else None
+        if module is not None:
+            return _FullHeadsCompiled.apply(logits, module)
+    return torch.softmax(logits[:-1], dim=0), torch.sigmoid(logits[-1:])
+
+
 class BPNet(nn.Module):
     """Blur prediction network.
 
@@ -161,10 +191,9 @@ class BPNet(nn.Module):
         b_heads = torch.cat([self.kernel_head.bias, self.mask_head.bias])
         out = torch.addmm(b_heads[:, None], w_heads, x)  # (c+1, B*H*W)
         if self.kernel_type == "full":
-            # softmax over the rows of the contiguous (K*K, B*H*W) block
-            kernels = _uncolumns(torch.softmax(out[:-1], dim=0), B, H, W)
-        else:
-            kernels = self._kernels(_uncolumns(out[:-1], B, H, W))
+            kernels, mask = full_heads(out)
+            return _uncolumns(kernels, B, H, W), _uncolumns(mask, B, H, W)
+        kernels = self._kernels(_uncolumns(out[:-1], B, H, W))
         return kernels, _uncolumns(torch.sigmoid(out[-1:]), B, H, W)
 
     def _pixel_encoding(self, H: int, W: int, like: torch.Tensor) -> torch.Tensor:

@@ -68,10 +68,44 @@ class MotionBases(nn.Module):
         means (N,3), quats (N,4) wxyz, coef_logits (N,B). Returns means_t (N,3), quats_t (N,4)
         with mean_t = R mean + t and quat_t = quat(R) * quat.
         """
+        module = _compiled_module(means)
+        if module is not None and self.num_bases <= MAX_COMPILED_BASES:
+            rot, trans = self._at_frame(frame)
+            return _MotionCompiled.apply(means, quats, coef_logits, rot, trans, module)
         R, t = self.transforms(coef_logits, frame)
         means_t = (R @ means[:, :, None]).squeeze(-1) + t
         quats_t = quat_multiply(matrix_to_quat(R), quats)
         return means_t, quats_t
+
+
+class _MotionCompiled(torch.autograd.Function):
+    """MotionBases.apply after the bases' interpolation, by the compiled CPU loops
+    (bench/render/cpu_ext/motion_cpu.cpp): means (N,3), quats (N,4), coef_logits (N,B), rot (B,6),
+    trans (B,3) -> means_t (N,3), quats_t (N,4), with a hand-written backward."""
+
+    @staticmethod
+    def forward(ctx, means, quats, coef_logits, rot, trans, module):
+        inputs = [t.contiguous() for t in (means, quats, coef_logits, rot, trans)]
+        ctx.save_for_backward(*inputs)
+        ctx.module = module
+        return tuple(module.motion_forward(*inputs))
+
+    @staticmethod
+    def backward(ctx, g_means, g_quats):
+        grads = ctx.module.motion_backward(*ctx.saved_tensors, g_means.contiguous(), g_quats.contiguous())
+        return (*grads, None)
+
+
+MAX_COMPILED_BASES = 64  # motion_cpu.cpp keeps a Gaussian's weights in a fixed array
+
+
+def _compiled_module(means: torch.Tensor):
+    """The compiled CPU kernels for these tensors, or None (GPU, other dtypes, not built)."""
+    if means.device.type != "cpu" or means.dtype not in (torch.float32, torch.float64):
+        return None
+    from bench.render import cpu_ext
+
+    return cpu_ext.load() if cpu_ext.enabled() else None
 
 
 @dataclass

@@ -21,8 +21,8 @@ def make_optimizers(cfg: MethodConfig, model: GaussianModel, bpnet: BPNet | None
     o = cfg.optim
     groups = [{"params": [model.params[k]], "lr": getattr(o, f), "name": k} for k, f in GAUSSIAN_LRS.items()]
     opts = {
-        "gaussians": torch.optim.Adam(groups, lr=0.0, eps=o.eps),
-        "bases": torch.optim.Adam(model.bases.parameters(), lr=o.motion_bases, eps=o.eps),
+        "gaussians": torch.optim.Adam(groups, lr=0.0, eps=o.eps, fused=True),
+        "bases": torch.optim.Adam(model.bases.parameters(), lr=o.motion_bases, eps=o.eps, fused=True),
     }
     if bpnet is not None:
         # The per-frame camera embedding gets its own group: each frame's row is updated only on
@@ -31,7 +31,7 @@ def make_optimizers(cfg: MethodConfig, model: GaussianModel, bpnet: BPNet | None
         rest = [p for n, p in bpnet.named_parameters() if not n.startswith("embedding.")]
         opts["bpnet"] = torch.optim.Adam([{"params": rest, "scale": 1.0},
                                           {"params": emb, "scale": cfg.blur.embedding_lr_scale}],
-                                         lr=cfg.blur.lr, eps=o.eps)
+                                         lr=cfg.blur.lr, eps=o.eps, fused=True)
     return opts
 
 

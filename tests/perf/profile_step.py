@@ -1,7 +1,7 @@
 """Per-component profile of `full` training steps on a synthetic scene at the `cpu` profile.
 
 Run: python tests/perf/profile_step.py [--scene motion_0] [--steps 300] [--warmup 10]
-         [--threads 1] [--data-root DIR] [--method full]
+         [--threads 1] [--data-root DIR] [--method full] [--code CHECKOUT]
 Trains the real loop (bench.method.train internals, no run directory outputs besides a temporary
 config) for --steps steps of the cpu schedule and prints the mean milliseconds per step of each
 component, timed by wrapping the functions the step calls. Times are exclusive: a component's
@@ -26,7 +26,16 @@ from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+def _code_root() -> str:
+    """The checkout whose `bench` package is profiled: --code DIR (read before argparse, since
+    the imports below depend on it), else this file's checkout."""
+    if "--code" in sys.argv:
+        return str(Path(sys.argv[sys.argv.index("--code") + 1]).resolve())
+    return str(Path(__file__).resolve().parents[2])
+
+
+sys.path.insert(0, _code_root())
 
 
 class Clock:
@@ -80,47 +89,53 @@ def _composite_functions(composite_mod) -> list[tuple[type, str]]:
 
 
 def instrument(clock: Clock) -> None:
-    """Wrap every component the training step calls."""
+    """Wrap every component the training step calls (those the profiled code has: older
+    checkouts lack some)."""
+    import bench.method.densify as densify
     import bench.method.kernels as kernels
     import bench.method.losses as losses
     import bench.method.train as train
     import bench.render.composite as composite_mod
     from bench.method.bpnet import BPNet
-    from bench.method.densify import DensifyStrategy
     from bench.method.model import GaussianModel
 
     # bench.render re-exports the function `rasterize`, which shadows the submodule's name
     rast = sys.modules["bench.render.rasterize"]
-
     try:
-        import bench.render.cpu_ext.ops  # noqa: F401  (new code only)
-    except ImportError:
-        pass
-    clock.wrap(GaussianModel, "render", "render: other (SH, channels, untile)")
-    clock.wrap(GaussianModel, "at_frame", "motion bases (forward)")
-    clock.wrap(rast, "project", "projection (forward)")
-    clock.wrap(rast, "quat_scale_to_factor", "projection (forward)")
-    clock.wrap(rast, "plan_tiles", "tile planning")
-    if hasattr(rast, "plan_tiles_compiled"):
-        clock.wrap(rast, "plan_tiles_compiled", "tile planning")
-        clock.wrap(rast, "composite_compiled", "compositing forward")
-    clock.wrap(rast, "pair_tables", "pair tables (forward)")
-    clock.wrap(rast, "composite", "compositing forward")
-    for cls in _composite_functions(composite_mod):
-        clock.wrap(cls, "backward", "compositing backward")
-    clock.wrap(BPNet, "forward", "BP-Net forward")
-    clock.wrap(kernels, "blur_formation", "blur formation forward")
-    clock.wrap(kernels._ShiftedSum, "backward", "blur formation backward")
-    if hasattr(kernels, "_ShiftedSumCompiled"):
-        clock.wrap(kernels._ShiftedSumCompiled, "backward", "blur formation backward")
-    for name in ("reconstruction_loss", "trimmed_l1", "depth_loss", "low_frequency_loss",
-                 "blur_aware_sparsity", "mask_sparsity"):
-        clock.wrap(losses, name, f"loss: {name}")
-    clock.wrap(losses, "psnr", "train PSNR (host sync)")
-    clock.wrap(DensifyStrategy, "step_post_backward", "densification: statistics")
-    clock.wrap(DensifyStrategy, "step_post_optimizer", "densification: clone/split/prune, DGD")
-    clock.wrap(torch.Tensor, "backward", "backward: other (projection, SH, motion, losses)")
-    clock.wrap(train, "_train_step", "step: bookkeeping")
+        import bench.render.cpu_ext.ops as ops
+    except ImportError:  # code before the compiled kernels
+        ops = None
+    strategy = getattr(densify, "DensifyStrategy", None)
+    wraps = [
+        (GaussianModel, "render", "render: other (SH, channels, untile)"),
+        (GaussianModel, "at_frame", "motion bases (forward)"),
+        (rast, "project", "projection (forward)"),
+        (rast, "quat_scale_to_factor", "projection (forward)"),
+        (rast, "project_compiled", "projection (forward)"),
+        (getattr(ops, "_CompiledProjection", None), "backward", "projection backward"),
+        (rast, "plan_tiles", "tile planning"),
+        (rast, "plan_tiles_compiled", "tile planning"),
+        (rast, "composite_compiled", "compositing forward"),
+        (rast, "pair_tables", "pair tables (forward)"),
+        (rast, "composite", "compositing forward"),
+        *[(cls, "backward", "compositing backward") for cls in _composite_functions(composite_mod)
+          if "Projection" not in cls.__name__],
+        (BPNet, "forward", "BP-Net forward"),
+        (kernels, "blur_formation", "blur formation forward"),
+        (kernels._ShiftedSum, "backward", "blur formation backward"),
+        (getattr(kernels, "_ShiftedSumCompiled", None), "backward", "blur formation backward"),
+        *[(losses, name, f"loss: {name}") for name in (
+            "reconstruction_loss", "trimmed_l1", "depth_loss", "low_frequency_loss",
+            "blur_aware_sparsity", "mask_sparsity")],
+        (losses, "psnr", "train PSNR (host sync)"),
+        (strategy, "step_post_backward", "densification: statistics"),
+        (strategy, "step_post_optimizer", "densification: clone/split/prune, DGD"),
+        (torch.Tensor, "backward", "backward: other (SH, motion, losses)"),
+        (train, "_train_step", "step: bookkeeping"),
+    ]
+    for owner, attr, name in wraps:
+        if owner is not None and attr in (vars(owner) if isinstance(owner, type) else dir(owner)):
+            clock.wrap(owner, attr, name)
 
 
 def hook_bpnet_backward(clock: Clock, bpnet) -> None:
@@ -171,6 +186,9 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data-root", default=None, help="synthetic dataset root (default: registry)")
+    parser.add_argument("--code", default=None,
+                        help="profile the bench package of this checkout (e.g. an older commit's "
+                             "worktree) instead of this one")
     parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
                         help="cpu: this thread's CPU time, which other processes on a shared machine "
                              "disturb much less than wall time (right for --threads 1)")
@@ -179,8 +197,15 @@ def main() -> int:
 
     import bench.method.train as train
     from bench.method.config import resolve_config
-    from bench.method.device import set_threads
-    from bench.method.progress import RunLog
+    try:
+        from bench.method.device import set_threads
+    except ImportError:  # code before bench.method.device (e.g. 84c8113): threads set directly
+        def set_threads(_cfg):
+            torch.set_num_threads(ns.threads)
+    try:
+        from bench.method.progress import RunLog
+    except ImportError:  # code before bench.method.progress (e.g. 84c8113)
+        from bench.method.train import _Logger as RunLog
     from bench.method.registry import get_method
 
     clock = Clock(time.thread_time if ns.clock == "cpu" else time.perf_counter)

@@ -19,6 +19,7 @@
 #include <cmath>
 #include <cstdint>
 #include <numeric>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -382,6 +383,7 @@ template float sigma_cutoff<float>(float);
 namespace avx512 {
 constexpr int kLanes = 16, kBlock = 2;
 #include "composite_vec.h"
+#include "method_vec.h"
 }  // namespace avx512
 #undef BENCH_VEC_ISA
 #pragma GCC pop_options
@@ -391,6 +393,7 @@ constexpr int kLanes = 16, kBlock = 2;
 namespace avx2 {
 constexpr int kLanes = 8, kBlock = 1;
 #include "composite_vec.h"
+#include "method_vec.h"
 }  // namespace avx2
 #undef BENCH_VEC_ISA
 #pragma GCC pop_options
@@ -399,6 +402,7 @@ constexpr int kLanes = 8, kBlock = 1;
 namespace base {
 constexpr int kLanes = 8, kBlock = 1;
 #include "composite_vec.h"
+#include "method_vec.h"
 }  // namespace base
 #undef BENCH_VEC_ISA
 
@@ -432,6 +436,30 @@ std::pair<TileFn, TileFn> tile_kernels(int64_t ch) {
 #endif
     default: return {base::forward_for(ch), base::backward_for(ch)};
   }
+}
+
+typedef void (*HeadsForwardFn)(const float*, int64_t, int64_t, int64_t, int64_t, float*, float*);
+typedef void (*HeadsBackwardFn)(const float*, const float*, const float*, const float*, int64_t,
+                                int64_t, int64_t, int64_t, float*);
+
+// The head activations of the selected instruction set and its lane count.
+std::tuple<HeadsForwardFn, HeadsBackwardFn, int> heads_kernels() {
+  switch (g_isa) {
+#ifdef BENCH_HAVE_X86_BUILDS
+    case Isa::kAvx512: return {&avx512::heads_forward_cols, &avx512::heads_backward_cols, avx512::kLanes};
+    case Isa::kAvx2: return {&avx2::heads_forward_cols, &avx2::heads_backward_cols, avx2::kLanes};
+#endif
+    default: return {&base::heads_forward_cols, &base::heads_backward_cols, base::kLanes};
+  }
+}
+
+// Column ranges of `lanes`-wide chunks for the vector code, and the remainder (padded into
+// whole chunks through a scratch copy), each handed to `fn(begin, end)`; chunks run in parallel.
+template <typename Fn>
+void for_column_chunks(int64_t M, int lanes, const Fn& fn) {
+  const int64_t full = M / lanes * lanes;
+  at::parallel_for(0, full / lanes, 64, [&](int64_t b, int64_t e) { fn(b * lanes, e * lanes); });
+  if (full < M) fn(full, M);
 }
 
 // Per-Gaussian values of the vector kernels; culled Gaussians get an empty box.
@@ -581,6 +609,55 @@ std::vector<torch::Tensor> composite_backward(torch::Tensor means2d, torch::Tens
           g_gauss.slice(1, 6, row)};
 }
 
+// BP-Net head activations: logits (R, M) float32 contiguous -> kernels (R-1, M), a softmax over
+// the rows of each column, and mask (1, M) = sigmoid(last row).
+std::vector<torch::Tensor> heads_forward(torch::Tensor logits) {
+  const int64_t R = logits.size(0), M = logits.size(1);
+  auto kernels = torch::empty({R - 1, M}, logits.options());
+  auto mask = torch::empty({1, M}, logits.options());
+  const auto [fwd, bwd, lanes] = heads_kernels();
+  const float* x = logits.data_ptr<float>();
+  float* k = kernels.data_ptr<float>();
+  float* m = mask.data_ptr<float>();
+  for_column_chunks(M, lanes, [&](int64_t begin, int64_t end) {
+    if ((end - begin) % lanes == 0) return fwd(x, R, M, begin, end, k, m);
+    // the last columns: a zero-padded copy of whole chunks
+    const int64_t w = end - begin;
+    std::vector<float> xin(R * lanes, 0.f), kout((R - 1) * lanes), mout(lanes);
+    for (int64_t r = 0; r < R; ++r) std::copy(x + r * M + begin, x + r * M + end, &xin[r * lanes]);
+    fwd(xin.data(), R, lanes, 0, lanes, kout.data(), mout.data());
+    for (int64_t r = 0; r < R - 1; ++r) std::copy(&kout[r * lanes], &kout[r * lanes] + w, k + r * M + begin);
+    std::copy(mout.begin(), mout.begin() + w, m + begin);
+  });
+  return {kernels, mask};
+}
+
+// Gradient of heads_forward's logits from its outputs and their gradients (all contiguous).
+torch::Tensor heads_backward(torch::Tensor kernels, torch::Tensor mask, torch::Tensor g_kernels,
+                             torch::Tensor g_mask) {
+  const int64_t R = kernels.size(0) + 1, M = kernels.size(1);
+  auto g_logits = torch::empty({R, M}, kernels.options());
+  const auto [fwd, bwd, lanes] = heads_kernels();
+  const float *k = kernels.data_ptr<float>(), *m = mask.data_ptr<float>();
+  const float *gk = g_kernels.data_ptr<float>(), *gm = g_mask.data_ptr<float>();
+  float* g = g_logits.data_ptr<float>();
+  for_column_chunks(M, lanes, [&](int64_t begin, int64_t end) {
+    if ((end - begin) % lanes == 0) return bwd(k, m, gk, gm, R, M, begin, end, g);
+    const int64_t w = end - begin;
+    std::vector<float> kin((R - 1) * lanes, 0.f), gkin((R - 1) * lanes, 0.f), m_in(lanes, 0.f),
+        gm_in(lanes, 0.f), gout(R * lanes);
+    for (int64_t r = 0; r < R - 1; ++r) {
+      std::copy(k + r * M + begin, k + r * M + end, &kin[r * lanes]);
+      std::copy(gk + r * M + begin, gk + r * M + end, &gkin[r * lanes]);
+    }
+    std::copy(m + begin, m + end, m_in.begin());
+    std::copy(gm + begin, gm + end, gm_in.begin());
+    bwd(kin.data(), m_in.data(), gkin.data(), gm_in.data(), R, lanes, 0, lanes, gout.data());
+    for (int64_t r = 0; r < R; ++r) std::copy(&gout[r * lanes], &gout[r * lanes] + w, g + r * M + begin);
+  });
+  return g_logits;
+}
+
 // The instruction set of the float32 kernels: "auto" (the best this CPU runs), "avx512", "avx2"
 // or "base". Returns the one now in use; raises for a name this CPU or build cannot run.
 std::string set_isa(const std::string& name) {
@@ -604,6 +681,25 @@ std::vector<std::string> supported_isas() {
   return names;
 }
 
+// out[x] += a[x] * b[x], x < n: the inner loop of every per-pixel kernel pass. Float32 rows run
+// the loop compiled for the selected instruction set (method_vec.h's multiply_add); without
+// contraction every set rounds each element alike, so the results do not depend on it.
+inline void multiply_add_row(double* __restrict__ out, const double* __restrict__ a,
+                             const double* __restrict__ b, int64_t n) {
+  for (int64_t x = 0; x < n; ++x) out[x] += a[x] * b[x];
+}
+
+inline void multiply_add_row(float* __restrict__ out, const float* __restrict__ a,
+                             const float* __restrict__ b, int64_t n) {
+  switch (g_isa) {
+#ifdef BENCH_HAVE_X86_BUILDS
+    case Isa::kAvx512: return avx512::multiply_add(out, a, b, n);
+    case Isa::kAvx2: return avx2::multiply_add(out, a, b, n);
+#endif
+    default: return base::multiply_add(out, a, b, n);
+  }
+}
+
 // ---- per-pixel kernel application (bench/method/kernels.py: apply_kernels) ---------------------
 //
 // out[b,c,y,x] = sum_k kernels[b,k,y,x] * padded[b,c,y+dy_k,x+dx_k], k = dy_k * K + dx_k, summed
@@ -624,7 +720,7 @@ void blur_forward_impl(const scalar_t* pad, const scalar_t* ker, scalar_t* out, 
         for (int64_t k = 0; k < KK; ++k) {
           const scalar_t* __restrict__ p = pad + ((b * C + c) * Hp + y + k / K) * Wp + k % K;
           const scalar_t* __restrict__ w = ker + ((b * KK + k) * H + y) * W;
-          for (int64_t x = 0; x < W; ++x) o[x] += p[x] * w[x];
+          multiply_add_row(o, p, w, W);
         }
       }
     }
@@ -646,7 +742,7 @@ void blur_backward_impl(const scalar_t* grad, const scalar_t* pad, const scalar_
           for (int64_t c = 0; c < C; ++c) {
             const scalar_t* __restrict__ g = grad + ((b * C + c) * H + y) * W;
             const scalar_t* __restrict__ p = pad + ((b * C + c) * Hp + y + k / K) * Wp + k % K;
-            for (int64_t x = 0; x < W; ++x) gk[x] += g[x] * p[x];
+            multiply_add_row(gk, g, p, W);
           }
         }
       }
@@ -665,7 +761,7 @@ void blur_backward_impl(const scalar_t* grad, const scalar_t* pad, const scalar_
             const scalar_t* __restrict__ g = grad + ((b * C + c) * H + y) * W;
             const scalar_t* __restrict__ w = ker + ((b * KK + k) * H + y) * W;
             scalar_t* __restrict__ dst = gp + dx;
-            for (int64_t x = 0; x < W; ++x) dst[x] += g[x] * w[x];
+            multiply_add_row(dst, g, w, W);
           }
         }
       }
@@ -712,7 +808,18 @@ std::vector<torch::Tensor> project_backward(torch::Tensor means, torch::Tensor q
                                             torch::Tensor g_means2d, torch::Tensor g_conics,
                                             torch::Tensor g_depths, torch::Tensor g_opacities);
 
+// motion_cpu.cpp
+std::vector<torch::Tensor> motion_forward(torch::Tensor means, torch::Tensor quats,
+                                          torch::Tensor logits, torch::Tensor rot,
+                                          torch::Tensor trans);
+std::vector<torch::Tensor> motion_backward(torch::Tensor means, torch::Tensor quats,
+                                           torch::Tensor logits, torch::Tensor rot,
+                                           torch::Tensor trans, torch::Tensor g_means,
+                                           torch::Tensor g_quats);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("motion_forward", &motion_forward, "motion-basis transform, forward");
+  m.def("motion_backward", &motion_backward, "motion-basis transform, backward");
   m.def("project_forward", &project_forward, "EWA projection, forward");
   m.def("project_backward", &project_backward, "EWA projection, backward");
   m.def("plan_tiles", &plan_tiles, "depth-sorted (tile, Gaussian) pairs");
@@ -720,6 +827,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("composite_backward", &composite_backward, "tile compositing, backward");
   m.def("blur_forward", &blur_forward, "per-pixel kernel application, forward");
   m.def("blur_backward", &blur_backward, "per-pixel kernel application, backward");
+  m.def("heads_forward", &heads_forward, "BP-Net head activations, forward");
+  m.def("heads_backward", &heads_backward, "BP-Net head activations, backward");
   m.def("set_isa", &set_isa, "instruction set of the float32 kernels");
   m.def("supported_isas", &supported_isas, "instruction sets this CPU runs, best first");
 }
