@@ -311,3 +311,31 @@ def test_disparity_and_depth_loss():
     assert torch.allclose(disparity(depth), torch.tensor([0.0, 0.5, 0.25]))
     # the pixel with invalid target depth is ignored
     assert depth_loss(torch.tensor([9.0, 2.0, 2.0]), depth, trim=0.0).item() == pytest.approx(0.125)
+
+
+def test_compiled_ssim_matches_torch_and_its_gradients():
+    """ssim_cpu.cpp against the grouped-convolution formulation (float64): value and gradients for
+    both images; gradcheck of the hand-written backward."""
+    from bench.method import losses
+    from bench.render import cpu_ext
+
+    if cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+    g = torch.Generator().manual_seed(5)
+    a = torch.rand(2, 3, 20, 27, generator=g, dtype=torch.float64)
+    b = (a + 0.2 * torch.randn(a.shape, generator=g, dtype=torch.float64)).clamp(0, 1)
+    results = []
+    for compiled in (False, True):
+        cpu_ext.use_compiled(compiled)
+        try:
+            x, y = a.clone().requires_grad_(), b.clone().requires_grad_()
+            value = ssim(x, y)
+            value.backward()
+            results.append((value.detach(), x.grad, y.grad))
+        finally:
+            cpu_ext.use_compiled(None)
+    for ref, got in zip(*results):
+        assert torch.allclose(ref, got, rtol=1e-10, atol=1e-12)
+    taps = losses._gaussian_1d(a.device, a.dtype)
+    x, y = a[:1, :1, :14, :15].clone().requires_grad_(), b[:1, :1, :14, :15].clone().requires_grad_()
+    assert torch.autograd.gradcheck(lambda p, q: losses._SSIMCompiled.apply(p, q, taps, cpu_ext.load()), (x, y))

@@ -252,6 +252,11 @@ PROFILES: dict[str, dict[str, Any]] = {
         "blur.embedding_lr_scale": 50.0,
     },
 }
+# The cpu profile run four times as long, everything else equal (every schedule point is a
+# fraction of train.steps, so the schedule keeps its shape): it measures which of the cpu
+# profile's conclusions depend on the schedule's length (README "Longer schedules").
+PROFILES["cpu_long"] = {**PROFILES["cpu"], "train.steps": 3200, "train.checkpoint_every": 800,
+                        "train.log_every": 80}
 
 
 def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:

@@ -58,6 +58,9 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"ssim needs images of at least {SSIM_WINDOW} px per side, got {tuple(a.shape[-2:])}")
     C = a.shape[1]
     g = _gaussian_1d(a.device, a.dtype)
+    module = _compiled_module(a, b)
+    if module is not None:
+        return _SSIMCompiled.apply(a, b, g, module)
     maps = torch.cat([a, b, a * a, b * b, a * b], dim=1)  # (B,5C,H,W)
     n = maps.shape[1]
     maps = F.conv2d(maps, g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
@@ -69,6 +72,34 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     num = (2 * mu_a * mu_b + SSIM_C1) * (2 * cov + SSIM_C2)
     den = (mu_a ** 2 + mu_b ** 2 + SSIM_C1) * (var_a + var_b + SSIM_C2)
     return (num / den).mean()
+
+
+class _SSIMCompiled(torch.autograd.Function):
+    """ssim by the compiled CPU loops (bench/render/cpu_ext/ssim_cpu.cpp): a, b (B,C,H,W), taps
+    (11,) -> mean SSIM, with a hand-written backward."""
+
+    @staticmethod
+    def forward(ctx, a: torch.Tensor, b: torch.Tensor, taps: torch.Tensor, module) -> torch.Tensor:
+        planes = [x.reshape(-1, *x.shape[-2:]).contiguous() for x in (a, b)]
+        ctx.save_for_backward(*planes, taps)
+        ctx.module, ctx.shape = module, a.shape
+        return module.ssim_forward(*planes, taps)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        a, b, taps = ctx.saved_tensors
+        da, db = ctx.module.ssim_backward(a, b, taps, float(grad), ctx.needs_input_grad[1])
+        return (da.reshape(ctx.shape) if ctx.needs_input_grad[0] else None,
+                db.reshape(ctx.shape) if ctx.needs_input_grad[1] else None, None, None)
+
+
+def _compiled_module(a: torch.Tensor, b: torch.Tensor):
+    """The compiled CPU kernels for these images, or None (GPU, other dtypes, not built)."""
+    if a.device.type != "cpu" or a.dtype not in (torch.float32, torch.float64) or b.dtype != a.dtype:
+        return None
+    from bench.render import cpu_ext
+
+    return cpu_ext.load() if cpu_ext.enabled() else None
 
 
 def reconstruction_loss(pred: torch.Tensor, target: torch.Tensor, beta: float = 0.2) -> torch.Tensor:

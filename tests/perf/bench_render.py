@@ -8,9 +8,12 @@ CPU time, which other processes on a shared machine disturb less), the Gaussian-
 per second of the forward pass and of forward+backward (evaluations / (forward+backward time)),
 and the same figures for the brute-force reference (tests/render_reference.py) at the small size.
 Evaluations are the pure-PyTorch path's padded block size for the scene, the same count for both
-paths, so their M eval/s compare as speeds (the compiled kernel evaluates fewer: only the pixels
-of each Gaussian's box inside a tile). One thread by default: on a machine shared with other jobs,
-torch's multi-threaded kernels lose more to contention than they gain.
+paths, so their M eval/s compare as speeds and with earlier figures. The compiled rows add the
+kernel's real work: the pixel lanes its forward pass sends through exp() (whole vectors, padding
+lanes included; plan.exp_lanes), and those per second of forward+backward time. One thread by
+default: on a machine shared with other jobs, torch's multi-threaded kernels lose more to
+contention than they gain. --isa runs the compiled rows with one instruction set of the float32
+kernels (default: the best this CPU runs).
 """
 
 from __future__ import annotations
@@ -104,6 +107,31 @@ def on_path(compiled: bool):
     return render
 
 
+class LaneCounter:
+    """Counts the compiled forward passes' exp() lanes of the renders made inside `with`."""
+
+    def __enter__(self):
+        import bench.render.rasterize as rast
+
+        self.rast, self.original, self.lanes = rast, rast.composite_compiled, []
+
+        def counted(module, *args):
+            out = self.original(module, *args)
+            self.lanes.append(args[4])  # the plan; its count is set once the kernel has run
+            return out
+
+        rast.composite_compiled = counted
+        return self
+
+    def __exit__(self, *exc):
+        self.rast.composite_compiled = self.original
+
+    def per_render(self) -> int:
+        counts = {int(plan.exp_lanes) for plan in self.lanes}
+        assert len(counts) == 1, counts  # the same scene every time
+        return counts.pop()
+
+
 def reference(params, width, height):
     out = reference_render(*params, width, height)
     return out["rgb"], out["depth"], out["alpha"]
@@ -128,6 +156,7 @@ def main() -> int:
     parser.add_argument("--repeats", type=int, default=7)
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--isa", default="auto", help="instruction set of the compiled float32 kernels")
     ns = parser.parse_args()
     torch.set_num_threads(ns.threads)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} thread(s), tile {TILE}px, float32, CPU")
@@ -135,14 +164,19 @@ def main() -> int:
     compiled = cpu_ext.load() is not None
     if not compiled:
         print(f"compiled CPU kernels unavailable ({cpu_ext.failure()}): torch path only")
+    else:
+        print(f"compiled kernels' instruction set: {cpu_ext.use_isa(ns.isa)} (this CPU runs: "
+              f"{', '.join(cpu_ext.isas())})")
     header = (f"{'renderer':<10} {'N':>6} {'size':>8} {'forward':>15} {'fwd+bwd':>15} "
-              f"{'evaluations':>12} {'Meval/s fwd':>12} {'Meval/s f+b':>12}")
+              f"{'evaluations':>12} {'Meval/s fwd':>12} {'Meval/s f+b':>12} {'exp lanes':>10} "
+              f"{'Mlane/s f+b':>12}")
     print(header)
 
-    def row(name, n, width, height, fwd, fb, evals):
+    def row(name, n, width, height, fwd, fb, evals, lanes=None):
+        real = f" {lanes:>10,} {lanes / fb[0] / 1e3:>12.1f}" if lanes is not None else ""
         print(f"{name:<10} {n:>6} {f'{width}x{height}':>8} {fwd[0]:>7.1f} /{fwd[1]:>6.1f} "
               f"{fb[0]:>7.1f} /{fb[1]:>6.1f} {evals:>12,} {evals / fwd[0] / 1e3:>12.1f} "
-              f"{evals / fb[0] / 1e3:>12.1f}")
+              f"{evals / fb[0] / 1e3:>12.1f}{real}")
 
     small = None
     for n, width, height, shift in CASES:
@@ -152,8 +186,9 @@ def main() -> int:
         fwd, fb = measure(on_path(False), args, width, height, ns.repeats)
         row("torch" + star, n, width, height, fwd, fb, evals)
         if compiled:
-            fwd_c, fb_c = measure(on_path(True), args, width, height, ns.repeats)
-            row("compiled" + star, n, width, height, fwd_c, fb_c, evals)
+            with LaneCounter() as counter:
+                fwd_c, fb_c = measure(on_path(True), args, width, height, ns.repeats)
+            row("compiled" + star, n, width, height, fwd_c, fb_c, evals, counter.per_render())
             print(f"{'':<10} compiled over torch (wall): forward {fwd[0] / fwd_c[0]:.1f}x, "
                   f"forward+backward {fb[0] / fb_c[0]:.1f}x")
         if small is None:
@@ -168,6 +203,8 @@ def main() -> int:
           "Meval/s f+b = evaluations / (forward+backward time)")
     print("torch* = opaque scene (opacity logits + 2.5); evaluations = padded block size before "
           "finished tiles are skipped; reference evaluations = pixels inside the boxes")
+    print("exp lanes = the compiled forward pass's pixel lanes through exp() per render (its real "
+          "work); Mlane/s f+b = exp lanes / (forward+backward time)")
     return 0
 
 

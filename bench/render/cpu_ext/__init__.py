@@ -1,6 +1,7 @@
 """Compiled CPU kernels, built on first use: the renderer's (render_cpu.cpp: tiles, compositing;
 project_cpu.cpp: EWA projection) and the method's hot loops (render_cpu.cpp: per-pixel blur
-kernels, BP-Net's head activations; motion_cpu.cpp: the motion-basis transform).
+kernels, BP-Net's head activations; motion_cpu.cpp: the motion-basis transform; ssim_cpu.cpp: the
+SSIM loss).
 
 `load()` compiles the extension with torch.utils.cpp_extension the first time it is needed and
 caches it in torch's extensions directory ($TORCH_EXTENSIONS_DIR, default
@@ -24,7 +25,7 @@ import threading
 from pathlib import Path
 
 SOURCES = [Path(__file__).with_name(name) for name in ("render_cpu.cpp", "project_cpu.cpp",
-                                                            "motion_cpu.cpp")]
+                                                            "motion_cpu.cpp", "ssim_cpu.cpp")]
 HEADERS = [Path(__file__).with_name(name) for name in ("composite_vec.h", "method_vec.h")]
 ENV = "BENCH_RENDER_COMPILED"
 ISA_ENV = "BENCH_RENDER_ISA"

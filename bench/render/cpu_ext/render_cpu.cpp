@@ -817,7 +817,14 @@ std::vector<torch::Tensor> motion_backward(torch::Tensor means, torch::Tensor qu
                                            torch::Tensor trans, torch::Tensor g_means,
                                            torch::Tensor g_quats);
 
+// ssim_cpu.cpp
+torch::Tensor ssim_forward(torch::Tensor a, torch::Tensor b, torch::Tensor taps);
+std::vector<torch::Tensor> ssim_backward(torch::Tensor a, torch::Tensor b, torch::Tensor taps,
+                                         double grad, bool need_b);
+
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("ssim_forward", &ssim_forward, "mean SSIM, forward");
+  m.def("ssim_backward", &ssim_backward, "mean SSIM, backward");
   m.def("motion_forward", &motion_forward, "motion-basis transform, forward");
   m.def("motion_backward", &motion_backward, "motion-basis transform, backward");
   m.def("project_forward", &project_forward, "EWA projection, forward");
