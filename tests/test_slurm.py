@@ -128,15 +128,15 @@ def test_smoke_sweep_end_to_end_on_slurm(tmp_path):
 
 def _fault_sweep(tmp_path: Path) -> Path:
     """3 no_blur runs on synthetic scenes: a bad data root (defocus_0), a victim long enough to be
-    killed mid-run (150 steps: SLURM's KillWait lets it go on for a few seconds after scancel), and
-    a 100-step run to preempt."""
+    killed mid-run (800 steps: SLURM's KillWait lets it go on for a few seconds after scancel, and
+    with the compiled kernels a no_blur step takes about 20 ms), and a 400-step run to preempt."""
     not_a_dir = tmp_path / "not_a_dir"
     not_a_dir.write_text("a file where a data root should be\n")
     doc = {"name": "fault", "output_root": str(tmp_path / "out"), "profile": "cpu", "variants": ["no_blur"],
            "datasets": [{"name": "synthetic", "scenes": ["defocus_0"], "data_root": str(not_a_dir / "data")},
-                        {"name": "synthetic", "scenes": ["motion_0"], "overrides": {"train.steps": 150}},
+                        {"name": "synthetic", "scenes": ["motion_0"], "overrides": {"train.steps": 800}},
                         {"name": "synthetic", "scenes": ["motion_1"]}],
-           "overrides": {"train.steps": 100, "train.checkpoint_every": 10, "train.log_every": 5},
+           "overrides": {"train.steps": 400, "train.checkpoint_every": 10, "train.log_every": 5},
            "executor": {"kind": "slurm", "device": "cpu",
                         "resources": {"cpus_per_task": 1, "time_min": 30, "array_parallelism": 2}}}
     path = tmp_path / "fault.yaml"
