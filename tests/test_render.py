@@ -586,3 +586,28 @@ def test_failed_build_falls_back_with_one_warning(monkeypatch, caplog):
     warnings = [r for r in caplog.records if "unavailable" in r.getMessage()]
     assert len(warnings) == 1 and "no compiler here" in warnings[0].getMessage()
     assert cpu_ext.active_path() == "torch" and torch.equal(a.rgb, b.rgb)
+
+
+@pytest.mark.parametrize("degree", [0, 1, 2, 3])
+def test_compiled_sh_colours_match_torch(degree, compiled_available):
+    """project_cpu.cpp's SH colours against projection.sh_colors (float64): values and gradients
+    for the coefficients and the means, with coefficients beyond the degree left untouched."""
+    from bench.render.cpu_ext.ops import sh_colors_compiled
+    from bench.render.projection import sh_colors
+
+    means, _, _, _, _, viewmats, _ = hard_scene(21)
+    g = torch.Generator().manual_seed(degree)
+    coeffs = 2.0 * torch.randn(len(means), 16, 3, generator=g, dtype=torch.float64)
+    weights = torch.randn(len(viewmats), len(means), 3, generator=g, dtype=torch.float64)
+    results = []
+    for fn in (lambda c, m: sh_colors(degree, c, m, viewmats),
+               lambda c, m: sh_colors_compiled(cpu_ext.load(), degree, c, m, viewmats)):
+        c, m = coeffs.clone().requires_grad_(), means.clone().requires_grad_()
+        rgb = fn(c, m)
+        (rgb * weights).sum().backward()
+        # degree 0 does not depend on the direction: torch leaves the means' gradient None
+        results.append((rgb.detach(), c.grad, torch.zeros_like(m) if m.grad is None else m.grad))
+    for ref, got in zip(*results):
+        assert torch.allclose(ref, got, rtol=1e-10, atol=1e-12)
+    assert (results[1][0] == 0).any()  # the clamp at 0 was exercised
+    assert (results[1][1][:, (degree + 1) ** 2:] == 0).all()

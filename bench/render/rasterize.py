@@ -10,7 +10,8 @@ from bench.errors import BenchError
 from bench.render import cpu_ext
 from bench.render.allocator import tune_cpu_allocator
 from bench.render.composite import composite, pair_tables, plan_tiles
-from bench.render.cpu_ext.ops import composite_compiled, plan_tiles_compiled, project_compiled
+from bench.render.cpu_ext.ops import (MAX_COMPILED_SH_DEGREE, composite_compiled, plan_tiles_compiled,
+                                      project_compiled, sh_colors_compiled)
 from bench.render.output import RenderOutput
 from bench.render.projection import Projected, project, quat_scale_to_factor, sh_colors
 
@@ -108,6 +109,8 @@ def _rasterize_torch(
         means2d.retain_grad()
     if sh_degree is None:
         rgb = colors[None].expand(C, N, 3)
+    elif module is not None and sh_degree <= MAX_COMPILED_SH_DEGREE and not viewmats.requires_grad:
+        rgb = sh_colors_compiled(module, sh_degree, colors, means, viewmats)
     else:
         rgb = sh_colors(sh_degree, colors, means, viewmats)
     channels = [rgb, proj.depths[..., None]]

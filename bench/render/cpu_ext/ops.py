@@ -105,3 +105,29 @@ def project_compiled(module, means: Tensor, quats: Tensor, log_scales: Tensor, o
     opacity sigmoid folded in; the same outputs, with gradients for the Gaussians only."""
     return _CompiledProjection.apply(means, quats, log_scales, opacity_logits, viewmats, Ks, module,
                                      (width, height), (near, far, eps2d))
+
+
+MAX_COMPILED_SH_DEGREE = 3
+
+
+class _CompiledSH(torch.autograd.Function):
+    """SH colours by project_cpu.cpp: coeffs (N,K,3), means (N,3), camera centres (C,3) ->
+    rgb (C,N,3). The camera centres get no gradient."""
+
+    @staticmethod
+    def forward(ctx, coeffs, means, campos, degree, module):
+        inputs = [t.contiguous() for t in (coeffs, means, campos)]
+        ctx.save_for_backward(*inputs)
+        ctx.module, ctx.degree = module, degree
+        return module.sh_forward(*inputs, degree)
+
+    @staticmethod
+    def backward(ctx, g_rgb):
+        d_coeffs, d_means = ctx.module.sh_backward(*ctx.saved_tensors, ctx.degree, g_rgb.contiguous())
+        return d_coeffs, d_means, None, None, None
+
+
+def sh_colors_compiled(module, degree: int, coeffs: Tensor, means: Tensor, viewmats: Tensor) -> Tensor:
+    """bench.render.projection.sh_colors for degree <= MAX_COMPILED_SH_DEGREE: (C,N,3)."""
+    campos = torch.linalg.inv(viewmats)[:, :3, 3]
+    return _CompiledSH.apply(coeffs, means, campos, degree, module)

@@ -2,7 +2,8 @@
 // bench/render/projection.py (gsplat 1.5.3's fused projection): covariance factor R S from the
 // normalised quaternion and exp(log scales), near/far culling on camera z, perspective Jacobian
 // at the mean clamped to 1.3x the field of view, eps2d on the 2D covariance diagonal, opacity
-// sigmoid(logit) < 1/255 culled, opacity-aware per-axis radii, boxes off the image culled.
+// sigmoid(logit) < 1/255 culled, opacity-aware per-axis radii, boxes off the image culled; and
+// the view-dependent colour from spherical harmonics up to degree 3 (projection.py: sh_colors).
 //
 // The PyTorch formulation builds about a hundred small tensors per call and as many autograd
 // nodes; here one pass per (camera, Gaussian) computes everything, and the backward pass
@@ -304,4 +305,140 @@ std::vector<torch::Tensor> project_backward(torch::Tensor means, torch::Tensor q
                             d_log_scales.data_ptr<scalar_t>(), d_logits.data_ptr<scalar_t>());
   });
   return {d_means, d_quats, d_log_scales, d_logits};
+}
+
+// ---- view-dependent colour from spherical harmonics (projection.py: sh_colors) ------------------
+
+namespace {
+
+// Real SH basis up to degree 3 at the unit direction (x, y, z), gsplat's order and constants
+// (projection.py: sh_basis), and, when `grad` is given, each function's gradient (B,3).
+template <typename T>
+void sh_basis3(int degree, T x, T y, T z, T* out, T* grad) {
+  const T c0 = T(0.2820947917738781), c1 = T(0.48860251190292);
+  const T a2 = T(0.5462742152960395), b2 = T(-1.092548430592079), c2 = T(0.9461746957575601),
+          d2 = T(-0.3153915652525201);
+  const T e3 = T(-0.5900435899266435), f3 = T(1.445305721320277), h3 = T(-2.285228997322329),
+          k3 = T(0.4570457994644658), m3 = T(1.865881662950577), n3 = T(-1.119528997770346);
+  auto set = [&](int b, T v, T gx, T gy, T gz) {
+    out[b] = v;
+    if (grad) {
+      grad[3 * b] = gx;
+      grad[3 * b + 1] = gy;
+      grad[3 * b + 2] = gz;
+    }
+  };
+  set(0, c0, 0, 0, 0);
+  if (degree < 1) return;
+  set(1, -c1 * y, 0, -c1, 0);
+  set(2, c1 * z, 0, 0, c1);
+  set(3, -c1 * x, -c1, 0, 0);
+  if (degree < 2) return;
+  const T fc1 = x * x - y * y, fs1 = 2 * x * y;
+  set(4, a2 * fs1, 2 * a2 * y, 2 * a2 * x, 0);
+  set(5, b2 * z * y, 0, b2 * z, b2 * y);
+  set(6, c2 * z * z + d2, 0, 0, 2 * c2 * z);
+  set(7, b2 * z * x, b2 * z, 0, b2 * x);
+  set(8, a2 * fc1, 2 * a2 * x, -2 * a2 * y, 0);
+  if (degree < 3) return;
+  const T fc2 = x * fc1 - y * fs1, fs2 = x * fs1 + y * fc1, tc = h3 * z * z + k3;
+  set(9, e3 * fs2, 6 * e3 * x * y, 3 * e3 * (x * x - y * y), 0);
+  set(10, f3 * z * fs1, 2 * f3 * z * y, 2 * f3 * z * x, f3 * fs1);
+  set(11, tc * y, 0, tc, 2 * h3 * z * y);
+  set(12, z * (m3 * z * z + n3), 0, 0, 3 * m3 * z * z + n3);
+  set(13, tc * x, tc, 0, 2 * h3 * z * x);
+  set(14, f3 * z * fc1, 2 * f3 * z * x, -2 * f3 * z * y, f3 * fc1);
+  set(15, e3 * fc2, 3 * e3 * (x * x - y * y), -6 * e3 * x * y, 0);
+}
+
+// Unit direction camera centre -> mean and its length (normalised with eps 1e-12, as F.normalize).
+template <typename T>
+T direction(const T* mean, const T* campos, T* dir) {
+  T v[3];
+  for (int i = 0; i < 3; ++i) v[i] = mean[i] - campos[i];
+  const T norm = std::sqrt(v[0] * v[0] + v[1] * v[1] + v[2] * v[2]);
+  for (int i = 0; i < 3; ++i) dir[i] = v[i] / std::max(norm, T(1e-12));
+  return norm;
+}
+
+}  // namespace
+
+// coeffs (N,K,3) with K >= (degree+1)^2, means (N,3), camera centres (C,3) contiguous, degree 0..3.
+// Returns rgb (C,N,3) = max(sum_b Y_b(dir) coeffs[:, b] + 0.5, 0), dir the unit vector from the
+// camera centre to the mean.
+torch::Tensor sh_forward(torch::Tensor coeffs, torch::Tensor means, torch::Tensor campos, int64_t degree) {
+  const int64_t N = coeffs.size(0), K = coeffs.size(1), C = campos.size(0);
+  const int nb = int((degree + 1) * (degree + 1));
+  TORCH_CHECK(degree >= 0 && degree <= 3 && K >= nb, "sh_forward: degree 0..3 with enough coefficients");
+  auto rgb = torch::empty({C, N, 3}, coeffs.options());
+  AT_DISPATCH_FLOATING_TYPES(coeffs.scalar_type(), "sh_forward", [&] {
+    const scalar_t* cf = coeffs.data_ptr<scalar_t>();
+    const scalar_t* mp = means.data_ptr<scalar_t>();
+    const scalar_t* cp = campos.data_ptr<scalar_t>();
+    scalar_t* out = rgb.data_ptr<scalar_t>();
+    at::parallel_for(0, N, 512, [&](int64_t begin, int64_t end) {
+      scalar_t dir[3], basis[16];
+      for (int64_t n = begin; n < end; ++n)
+        for (int64_t c = 0; c < C; ++c) {
+          direction(mp + 3 * n, cp + 3 * c, dir);
+          sh_basis3<scalar_t>(int(degree), dir[0], dir[1], dir[2], basis, nullptr);
+          for (int k = 0; k < 3; ++k) {
+            scalar_t sum = 0;
+            for (int b = 0; b < nb; ++b) sum += basis[b] * cf[(n * K + b) * 3 + k];
+            out[(c * N + n) * 3 + k] = std::max(sum + scalar_t(0.5), scalar_t(0));
+          }
+        }
+    });
+  });
+  return rgb;
+}
+
+// Gradients of sh_forward for upstream g_rgb (C,N,3): d coeffs (N,K,3) (zero past the degree's
+// coefficients) and d means (N,3), each Gaussian's cameras summed in order.
+std::vector<torch::Tensor> sh_backward(torch::Tensor coeffs, torch::Tensor means, torch::Tensor campos,
+                                       int64_t degree, torch::Tensor g_rgb) {
+  const int64_t N = coeffs.size(0), K = coeffs.size(1), C = campos.size(0);
+  const int nb = int((degree + 1) * (degree + 1));
+  auto d_coeffs = torch::zeros_like(coeffs), d_means = torch::empty_like(means);
+  AT_DISPATCH_FLOATING_TYPES(coeffs.scalar_type(), "sh_backward", [&] {
+    const scalar_t* cf = coeffs.data_ptr<scalar_t>();
+    const scalar_t* mp = means.data_ptr<scalar_t>();
+    const scalar_t* cp = campos.data_ptr<scalar_t>();
+    const scalar_t* g = g_rgb.data_ptr<scalar_t>();
+    scalar_t* dc = d_coeffs.data_ptr<scalar_t>();
+    scalar_t* dm = d_means.data_ptr<scalar_t>();
+    at::parallel_for(0, N, 512, [&](int64_t begin, int64_t end) {
+      scalar_t dir[3], basis[16], grad[48];
+      for (int64_t n = begin; n < end; ++n) {
+        scalar_t dmean[3] = {0, 0, 0};
+        for (int64_t c = 0; c < C; ++c) {
+          const scalar_t norm = direction(mp + 3 * n, cp + 3 * c, dir);
+          sh_basis3<scalar_t>(int(degree), dir[0], dir[1], dir[2], basis, grad);
+          scalar_t g_basis[16] = {};
+          for (int k = 0; k < 3; ++k) {
+            scalar_t sum = 0;
+            for (int b = 0; b < nb; ++b) sum += basis[b] * cf[(n * K + b) * 3 + k];
+            // max(v, 0) passes the gradient where v >= 0, as torch's clamp_min
+            const scalar_t gk = sum + scalar_t(0.5) >= 0 ? g[(c * N + n) * 3 + k] : scalar_t(0);
+            for (int b = 0; b < nb; ++b) {
+              dc[(n * K + b) * 3 + k] += basis[b] * gk;
+              g_basis[b] += cf[(n * K + b) * 3 + k] * gk;
+            }
+          }
+          scalar_t ddir[3] = {0, 0, 0};
+          for (int b = 0; b < nb; ++b)
+            for (int i = 0; i < 3; ++i) ddir[i] += g_basis[b] * grad[3 * b + i];
+          // dir = v / max(|v|, eps), v = mean - campos
+          if (norm > scalar_t(1e-12)) {
+            const scalar_t along = ddir[0] * dir[0] + ddir[1] * dir[1] + ddir[2] * dir[2];
+            for (int i = 0; i < 3; ++i) dmean[i] += (ddir[i] - dir[i] * along) / norm;
+          } else {
+            for (int i = 0; i < 3; ++i) dmean[i] += ddir[i] / scalar_t(1e-12);
+          }
+        }
+        for (int i = 0; i < 3; ++i) dm[3 * n + i] = dmean[i];
+      }
+    });
+  });
+  return {d_coeffs, d_means};
 }

@@ -807,6 +807,9 @@ std::vector<torch::Tensor> project_backward(torch::Tensor means, torch::Tensor q
                                             int64_t height, double near, double far, double eps2d,
                                             torch::Tensor g_means2d, torch::Tensor g_conics,
                                             torch::Tensor g_depths, torch::Tensor g_opacities);
+torch::Tensor sh_forward(torch::Tensor coeffs, torch::Tensor means, torch::Tensor campos, int64_t degree);
+std::vector<torch::Tensor> sh_backward(torch::Tensor coeffs, torch::Tensor means, torch::Tensor campos,
+                                       int64_t degree, torch::Tensor g_rgb);
 
 // motion_cpu.cpp
 std::vector<torch::Tensor> motion_forward(torch::Tensor means, torch::Tensor quats,
@@ -829,6 +832,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("motion_backward", &motion_backward, "motion-basis transform, backward");
   m.def("project_forward", &project_forward, "EWA projection, forward");
   m.def("project_backward", &project_backward, "EWA projection, backward");
+  m.def("sh_forward", &sh_forward, "SH colours, forward");
+  m.def("sh_backward", &sh_backward, "SH colours, backward");
   m.def("plan_tiles", &plan_tiles, "depth-sorted (tile, Gaussian) pairs");
   m.def("composite_forward", &composite_forward, "tile compositing, forward");
   m.def("composite_backward", &composite_backward, "tile compositing, backward");
