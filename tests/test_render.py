@@ -611,3 +611,14 @@ def test_compiled_sh_colours_match_torch(degree, compiled_available):
         assert torch.allclose(ref, got, rtol=1e-10, atol=1e-12)
     assert (results[1][0] == 0).any()  # the clamp at 0 was exercised
     assert (results[1][1][:, (degree + 1) ** 2:] == 0).all()
+
+
+def test_instruction_set_request_is_checked(monkeypatch, compiled_available):
+    """BENCH_RENDER_ISA: a name that is no instruction set, or one this CPU cannot run, is a clear
+    error when the kernels load, not a silent fall back to the slow path."""
+    monkeypatch.setattr(cpu_ext, "_module", None)
+    monkeypatch.setenv(cpu_ext.ISA_ENV, "avx3")
+    with pytest.raises(BenchError, match="BENCH_RENDER_ISA='avx3': expected one of auto, avx512, avx2, base"):
+        cpu_ext.load()
+    monkeypatch.setenv(cpu_ext.ISA_ENV, "base")
+    assert cpu_ext.load() is not None and cpu_ext.use_isa("auto") == cpu_ext.isas()[0]

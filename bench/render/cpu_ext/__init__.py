@@ -24,11 +24,14 @@ import os
 import threading
 from pathlib import Path
 
+from bench.errors import BenchError
+
 SOURCES = [Path(__file__).with_name(name) for name in ("render_cpu.cpp", "project_cpu.cpp",
                                                             "motion_cpu.cpp", "ssim_cpu.cpp")]
 HEADERS = [Path(__file__).with_name(name) for name in ("composite_vec.h", "method_vec.h")]
 ENV = "BENCH_RENDER_COMPILED"
 ISA_ENV = "BENCH_RENDER_ISA"
+ISAS = ("auto", "avx512", "avx2", "base")
 NAME = "bench_render_cpu"
 
 _log = logging.getLogger(__name__)
@@ -58,15 +61,28 @@ def load():
         return _module
     with _lock:
         if _module is None and _failed is None:
+            isa = _requested_isa()
             try:
                 module = _build()
-                module.set_isa(os.environ.get(ISA_ENV, "auto").strip().lower() or "auto")
-                _module = module
             except Exception as err:  # any build or import failure falls back to the torch path
                 _failed = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
                 _log.warning("bench.render: compiled CPU kernels unavailable (%s); using the "
                              "pure-PyTorch renderer", _failed)
+                return None
+            if isa not in ("auto", *module.supported_isas()):
+                raise BenchError(f"{ISA_ENV}={isa}: this CPU does not run it; it runs "
+                                 f"{', '.join(module.supported_isas())} (or auto)")
+            module.set_isa(isa)
+            _module = module
     return _module
+
+
+def _requested_isa() -> str:
+    """$BENCH_RENDER_ISA, checked: auto (default) or an instruction set's name."""
+    isa = os.environ.get(ISA_ENV, "auto").strip().lower() or "auto"
+    if isa not in ISAS:
+        raise BenchError(f"{ISA_ENV}={isa!r}: expected one of {', '.join(ISAS)}")
+    return isa
 
 
 def _build():
