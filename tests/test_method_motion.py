@@ -379,7 +379,7 @@ def _random_bases(seed: int, num_bases: int = 5, frames: int = 4, dtype=torch.fl
     return bases
 
 
-def _apply_on(compiled: bool, bases, inputs, frame, weights):
+def _apply_on(compiled: bool, bases, inputs, frame, weights, moving=None):
     """(means_t, quats_t, gradients of inputs and bases) of apply on one path."""
     from bench.render import cpu_ext
 
@@ -387,7 +387,7 @@ def _apply_on(compiled: bool, bases, inputs, frame, weights):
     try:
         bases.zero_grad()
         leaves = [t.detach().clone().requires_grad_() for t in inputs]
-        m, q = bases.apply(*leaves, frame)
+        m, q = bases.apply(*leaves, frame, moving=moving)
         ((m * weights[0]).sum() + (q * weights[1]).sum()).backward()
         return m.detach(), q.detach(), [t.grad for t in leaves] + [bases.rot6d.grad.clone(), bases.trans.grad.clone()]
     finally:
@@ -414,12 +414,17 @@ def test_compiled_motion_matches_torch(seed):
     branch = torch.stack([diag[:, 0], 2 * diag[:, 1] - diag[:, 0], 2 * diag[:, 2] - diag[:, 0],
                           2 * diag[:, 3] - diag[:, 0]], -1).argmax(-1)
     assert set(branch.tolist()) == {0, 1, 2, 3}
-    ref = _apply_on(False, bases, inputs, 1.3, weights)
-    got = _apply_on(True, bases, inputs, 1.3, weights)
-    assert torch.allclose(ref[0], got[0], rtol=1e-12, atol=1e-12)
-    assert torch.allclose(ref[1], got[1], rtol=1e-12, atol=1e-12)
-    for a, b in zip(ref[2], got[2]):
-        assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
+    for moving in (None, torch.rand(n, generator=g) < 0.6):  # all rows, or the dynamic ones
+        ref = _apply_on(False, bases, inputs, 1.3, weights, moving)
+        got = _apply_on(True, bases, inputs, 1.3, weights, moving)
+        assert torch.allclose(ref[0], got[0], rtol=1e-12, atol=1e-12)
+        assert torch.allclose(ref[1], got[1], rtol=1e-12, atol=1e-12)
+        for a, b in zip(ref[2], got[2]):
+            assert torch.allclose(a, b, rtol=1e-9, atol=1e-10)
+        if moving is not None:  # static rows: unchanged, gradients passed through, none to coefficients
+            assert torch.equal(got[0][~moving], inputs[0][~moving])
+            assert torch.equal(got[2][0][~moving], weights[0][~moving])
+            assert (got[2][2][~moving] == 0).all()
 
 
 def test_compiled_motion_gradcheck_and_thread_determinism():
@@ -436,7 +441,8 @@ def test_compiled_motion_gradcheck_and_thread_determinism():
 
     module = cpu_ext.load()
     leaves = [a.clone().requires_grad_() for a in args]
-    assert torch.autograd.gradcheck(lambda *x: _MotionCompiled.apply(*x, module), leaves)
+    moving = torch.tensor([True, True, False, True, False, True])
+    assert torch.autograd.gradcheck(lambda *x: _MotionCompiled.apply(*x, moving, module), leaves)
     # float32, more Gaussians than one chunk of the bases' partial sums: same bits on 1 and 2 threads
     big = _random_bases(5, num_bases=10, dtype=torch.float32)
     g = torch.Generator().manual_seed(6)

@@ -72,13 +72,10 @@ class GaussianModel:
     def at_frame(self, frame: float) -> tuple[torch.Tensor, torch.Tensor]:
         """Means (N,3) and quats (N,4) at training-frame time ``frame``; static ones unchanged."""
         p = self.params
-        dyn = torch.nonzero(p["flag"] > 0.5).squeeze(1)
-        if dyn.numel() == 0:
+        moving = p["flag"] > 0.5
+        if not bool(moving.any()):
             return p["means"], p["quats"]
-        m, q = self.bases.apply(p["means"][dyn], p["quats"][dyn], p["motion_coefs"][dyn], frame)
-        means = p["means"].index_put((dyn,), m)
-        quats = p["quats"].index_put((dyn,), q)
-        return means, quats
+        return self.bases.apply(p["means"], p["quats"], p["motion_coefs"], frame, moving=moving)
 
     def colors(self, sh_degree: int) -> torch.Tensor:
         """SH coefficients (N,(d+1)^2,3) up to degree ``sh_degree``."""

@@ -62,16 +62,24 @@ class MotionBases(nn.Module):
         return R, weights @ trans
 
     def apply(self, means: torch.Tensor, quats: torch.Tensor, coef_logits: torch.Tensor,
-              frame: float | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+              frame: float | torch.Tensor, moving: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Move canonical Gaussians to ``frame``.
 
-        means (N,3), quats (N,4) wxyz, coef_logits (N,B). Returns means_t (N,3), quats_t (N,4)
-        with mean_t = R mean + t and quat_t = quat(R) * quat.
+        means (N,3), quats (N,4) wxyz, coef_logits (N,B); moving (N,) bool, the rows that move
+        (the others are returned unchanged, and their coefficients get no gradient), or None for
+        all. Returns means_t (N,3), quats_t (N,4) with mean_t = R mean + t and
+        quat_t = quat(R) * quat.
         """
         module = _compiled_module(means)
         if module is not None and self.num_bases <= MAX_COMPILED_BASES:
             rot, trans = self._at_frame(frame)
-            return _MotionCompiled.apply(means, quats, coef_logits, rot, trans, module)
+            if moving is None:
+                moving = torch.ones(len(means), dtype=torch.bool, device=means.device)
+            return _MotionCompiled.apply(means, quats, coef_logits, rot, trans, moving.contiguous(), module)
+        if moving is not None:
+            rows = torch.nonzero(moving).squeeze(1)
+            m, q = self.apply(means[rows], quats[rows], coef_logits[rows], frame)
+            return means.index_put((rows,), m), quats.index_put((rows,), q)
         R, t = self.transforms(coef_logits, frame)
         means_t = (R @ means[:, :, None]).squeeze(-1) + t
         quats_t = quat_multiply(matrix_to_quat(R), quats)
@@ -81,11 +89,11 @@ class MotionBases(nn.Module):
 class _MotionCompiled(torch.autograd.Function):
     """MotionBases.apply after the bases' interpolation, by the compiled CPU loops
     (bench/render/cpu_ext/motion_cpu.cpp): means (N,3), quats (N,4), coef_logits (N,B), rot (B,6),
-    trans (B,3) -> means_t (N,3), quats_t (N,4), with a hand-written backward."""
+    trans (B,3), moving (N,) bool -> means_t (N,3), quats_t (N,4), with a hand-written backward."""
 
     @staticmethod
-    def forward(ctx, means, quats, coef_logits, rot, trans, module):
-        inputs = [t.contiguous() for t in (means, quats, coef_logits, rot, trans)]
+    def forward(ctx, means, quats, coef_logits, rot, trans, moving, module):
+        inputs = [t.contiguous() for t in (means, quats, coef_logits, rot, trans, moving)]
         ctx.save_for_backward(*inputs)
         ctx.module = module
         return tuple(module.motion_forward(*inputs))
@@ -93,7 +101,7 @@ class _MotionCompiled(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_means, g_quats):
         grads = ctx.module.motion_backward(*ctx.saved_tensors, g_means.contiguous(), g_quats.contiguous())
-        return (*grads, None)
+        return (*grads, None, None)
 
 
 MAX_COMPILED_BASES = 64  # motion_cpu.cpp keeps a Gaussian's weights in a fixed array

@@ -158,10 +158,15 @@ void matrix_to_quat_backward(const Motion<T>& m, const T* dq_in, T* dR) {
 
 template <typename T>
 void forward_impl(const T* means, const T* quats, const T* logits, const T* rot, const T* trans,
-                  int64_t N, int64_t B, T* means_t, T* quats_t) {
+                  const bool* moving, int64_t N, int64_t B, T* means_t, T* quats_t) {
   at::parallel_for(0, N, 128, [&](int64_t begin, int64_t end) {
     Motion<T> m;
     for (int64_t n = begin; n < end; ++n) {
+      if (!moving[n]) {  // a static Gaussian stays where it is
+        std::copy(means + 3 * n, means + 3 * n + 3, means_t + 3 * n);
+        std::copy(quats + 4 * n, quats + 4 * n + 4, quats_t + 4 * n);
+        continue;
+      }
       transform(logits + B * n, rot, trans, B, m);
       const T* x = means + 3 * n;
       for (int i = 0; i < 3; ++i)
@@ -173,8 +178,8 @@ void forward_impl(const T* means, const T* quats, const T* logits, const T* rot,
 
 template <typename T>
 void backward_impl(const T* means, const T* quats, const T* logits, const T* rot, const T* trans,
-                   int64_t N, int64_t B, const T* g_means, const T* g_quats, T* d_means, T* d_quats,
-                   T* d_logits, T* d_rot, T* d_trans) {
+                   const bool* moving, int64_t N, int64_t B, const T* g_means, const T* g_quats,
+                   T* d_means, T* d_quats, T* d_logits, T* d_rot, T* d_trans) {
   const int64_t chunks = (N + kChunk - 1) / kChunk;
   std::vector<T> partial(chunks * B * 9, T(0));  // per chunk: d rot (B,6), d trans (B,3)
   at::parallel_for(0, chunks, 1, [&](int64_t c0, int64_t c1) {
@@ -183,6 +188,12 @@ void backward_impl(const T* means, const T* quats, const T* logits, const T* rot
     for (int64_t c = c0; c < c1; ++c) {
       T* pr = partial.data() + c * B * 9;
       for (int64_t n = c * kChunk; n < std::min(N, (c + 1) * kChunk); ++n) {
+        if (!moving[n]) {  // identity: the gradient passes through, the coefficients get none
+          std::copy(g_means + 3 * n, g_means + 3 * n + 3, d_means + 3 * n);
+          std::copy(g_quats + 4 * n, g_quats + 4 * n + 4, d_quats + 4 * n);
+          std::fill(d_logits + B * n, d_logits + B * n + B, T(0));
+          continue;
+        }
         transform(logits + B * n, rot, trans, B, m);
         const T* x = means + 3 * n;
         const T* q = quats + 4 * n;
@@ -263,17 +274,19 @@ void backward_impl(const T* means, const T* quats, const T* logits, const T* rot
 }  // namespace
 
 // means (N,3), quats (N,4), coefficient logits (N,B), bases at the frame rot (B,6) and trans
-// (B,3), contiguous, one float dtype, B <= 64. Returns means_t (N,3), quats_t (N,4).
+// (B,3), contiguous, one float dtype, B <= 64; moving (N,) bool, the rows to move (the others are
+// copied). Returns means_t (N,3), quats_t (N,4).
 std::vector<torch::Tensor> motion_forward(torch::Tensor means, torch::Tensor quats,
                                           torch::Tensor logits, torch::Tensor rot,
-                                          torch::Tensor trans) {
+                                          torch::Tensor trans, torch::Tensor moving) {
   const int64_t N = means.size(0), B = rot.size(0);
   TORCH_CHECK(B <= 64, "motion_forward: at most 64 motion bases, got ", B);
   auto means_t = torch::empty_like(means), quats_t = torch::empty_like(quats);
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "motion_forward", [&] {
     forward_impl<scalar_t>(means.data_ptr<scalar_t>(), quats.data_ptr<scalar_t>(),
                            logits.data_ptr<scalar_t>(), rot.data_ptr<scalar_t>(),
-                           trans.data_ptr<scalar_t>(), N, B, means_t.data_ptr<scalar_t>(),
+                           trans.data_ptr<scalar_t>(), moving.data_ptr<bool>(), N, B,
+                           means_t.data_ptr<scalar_t>(),
                            quats_t.data_ptr<scalar_t>());
   });
   return {means_t, quats_t};
@@ -283,8 +296,8 @@ std::vector<torch::Tensor> motion_forward(torch::Tensor means, torch::Tensor qua
 // d logits, d rot (B,6), d trans (B,3).
 std::vector<torch::Tensor> motion_backward(torch::Tensor means, torch::Tensor quats,
                                            torch::Tensor logits, torch::Tensor rot,
-                                           torch::Tensor trans, torch::Tensor g_means,
-                                           torch::Tensor g_quats) {
+                                           torch::Tensor trans, torch::Tensor moving,
+                                           torch::Tensor g_means, torch::Tensor g_quats) {
   const int64_t N = means.size(0), B = rot.size(0);
   auto d_means = torch::empty_like(means), d_quats = torch::empty_like(quats);
   auto d_logits = torch::empty_like(logits), d_rot = torch::empty_like(rot);
@@ -292,7 +305,8 @@ std::vector<torch::Tensor> motion_backward(torch::Tensor means, torch::Tensor qu
   AT_DISPATCH_FLOATING_TYPES(means.scalar_type(), "motion_backward", [&] {
     backward_impl<scalar_t>(means.data_ptr<scalar_t>(), quats.data_ptr<scalar_t>(),
                             logits.data_ptr<scalar_t>(), rot.data_ptr<scalar_t>(),
-                            trans.data_ptr<scalar_t>(), N, B, g_means.data_ptr<scalar_t>(),
+                            trans.data_ptr<scalar_t>(), moving.data_ptr<bool>(), N, B,
+                            g_means.data_ptr<scalar_t>(),
                             g_quats.data_ptr<scalar_t>(), d_means.data_ptr<scalar_t>(),
                             d_quats.data_ptr<scalar_t>(), d_logits.data_ptr<scalar_t>(),
                             d_rot.data_ptr<scalar_t>(), d_trans.data_ptr<scalar_t>());

@@ -814,11 +814,11 @@ std::vector<torch::Tensor> sh_backward(torch::Tensor coeffs, torch::Tensor means
 // motion_cpu.cpp
 std::vector<torch::Tensor> motion_forward(torch::Tensor means, torch::Tensor quats,
                                           torch::Tensor logits, torch::Tensor rot,
-                                          torch::Tensor trans);
+                                          torch::Tensor trans, torch::Tensor moving);
 std::vector<torch::Tensor> motion_backward(torch::Tensor means, torch::Tensor quats,
                                            torch::Tensor logits, torch::Tensor rot,
-                                           torch::Tensor trans, torch::Tensor g_means,
-                                           torch::Tensor g_quats);
+                                           torch::Tensor trans, torch::Tensor moving,
+                                           torch::Tensor g_means, torch::Tensor g_quats);
 
 // ssim_cpu.cpp
 torch::Tensor ssim_forward(torch::Tensor a, torch::Tensor b, torch::Tensor taps);
