@@ -339,3 +339,27 @@ def test_compiled_ssim_matches_torch_and_its_gradients():
     taps = losses._gaussian_1d(a.device, a.dtype)
     x, y = a[:1, :1, :14, :15].clone().requires_grad_(), b[:1, :1, :14, :15].clone().requires_grad_()
     assert torch.autograd.gradcheck(lambda p, q: losses._SSIMCompiled.apply(p, q, taps, cpu_ext.load()), (x, y))
+
+
+def test_bpnet_float32_gradients_match_float64():
+    """BP-Net's float32 training path (NCHW convolutions, compiled head activations) against the
+    same network in float64: every parameter's gradient to float32 rounding. Guards the layout:
+    on torch 2.14.1 a conv -> ReLU -> InstanceNorm -> conv chain in channels_last gave a first-layer
+    weight gradient about 100% off (issue 22), so BP-Net stays NCHW."""
+    torch.manual_seed(0)
+    net = BPNet(4, kernel_size=5, kernel_type="full", cnn_width=8)
+    g = torch.Generator().manual_seed(1)
+    rgb, depth, dyn = (torch.rand(1, c, 24, 32, generator=g) for c in (3, 1, 1))
+    frame = torch.tensor([2])
+    weights = torch.randn(1, 25, 24, 32, generator=g)
+    grads = {}
+    for dtype in (torch.float64, torch.float32):
+        model = BPNet(4, kernel_size=5, kernel_type="full", cnn_width=8).to(dtype)
+        model.load_state_dict(net.state_dict())
+        kernels, mask = model(frame, rgb.to(dtype), depth.to(dtype), dyn.to(dtype))
+        ((kernels * weights.to(dtype)).sum() + mask.square().sum()).backward()
+        grads[dtype] = {n: p.grad.double() for n, p in model.named_parameters() if p.grad is not None}
+    assert net.scene_cnn[0].weight.is_contiguous()  # NCHW (contiguous), not channels_last
+    for name, ref in grads[torch.float64].items():
+        err = (grads[torch.float32][name] - ref).abs().max().item()
+        assert err <= 1e-4 * ref.abs().max().item() + 1e-7, name
