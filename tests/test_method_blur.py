@@ -363,3 +363,38 @@ def test_bpnet_float32_gradients_match_float64():
     for name, ref in grads[torch.float64].items():
         err = (grads[torch.float32][name] - ref).abs().max().item()
         assert err <= 1e-4 * ref.abs().max().item() + 1e-7, name
+
+
+@pytest.mark.parametrize("columns", [9216, 37, 5])
+def test_compiled_head_activations_match_torch_on_every_instruction_set(columns):
+    """BP-Net's kernel softmax and mask sigmoid (method_vec.h) against torch.softmax/sigmoid:
+    values and logit gradients on each instruction set this CPU runs, with column counts that
+    leave a partial vector (37, 5) for the padded tail."""
+    from bench.method.bpnet import full_heads
+    from bench.render import cpu_ext
+
+    if cpu_ext.load() is None:
+        pytest.skip(f"compiled CPU kernels unavailable: {cpu_ext.failure()}")
+    g = torch.Generator().manual_seed(columns)
+    logits = 3 * torch.randn(82, columns, generator=g)
+    g_k, g_m = torch.randn(81, columns, generator=g), torch.randn(1, columns, generator=g)
+
+    def run():
+        x = logits.clone().requires_grad_()
+        k, m = full_heads(x)
+        ((k * g_k).sum() + (m * g_m).sum()).backward()
+        return k.detach(), m.detach(), x.grad
+
+    cpu_ext.use_compiled(False)
+    try:
+        ref = run()
+    finally:
+        cpu_ext.use_compiled(None)
+    for isa in cpu_ext.isas():
+        cpu_ext.use_isa(isa)
+        try:
+            got = run()
+        finally:
+            cpu_ext.use_isa("auto")
+        for a, b in zip(ref, got):
+            assert (a - b).abs().max().item() < 2e-6, isa
