@@ -3,7 +3,7 @@
 A sweep YAML names the variants, datasets (optionally a subset of scenes), seeds, overrides, the
 executor with its resources, and the output root. Everything is checked before anything runs:
 an unknown key, variant, dataset, scene or override key is one :class:`BenchError` naming the
-file, the line and the allowed values. Example (``sweeps/demo.yaml``)::
+file, the line and the allowed values. Example (every key, with its default or a typical value)::
 
     name: demo
     output_root: results          # relative to the current directory
