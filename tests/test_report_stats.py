@@ -302,3 +302,20 @@ def test_sweep_file_reference_is_validated_and_used(tmp_path, write_sweep):
     _manifest(sweep, ["motion_0"], variants=("full", "no_blur"), sweep_file=str(path))
     stats = summarise(sweep, save=False).stats
     assert set(stats.reference) == {"no_blur"} and set(stats.variant) == {"full"}
+
+
+def test_bench_compare_on_a_subset_of_scenes(tmp_path, capsys):
+    """--scenes: the comparison rests on those scenes' runs only (fewer runs, other df), as if the
+    sweep had planned just them; an unknown scene is a one-line error."""
+    sweep = paired_sweep(tmp_path, EFFECTS)
+    _manifest(sweep, ["a", "b", "c", "d"], dataset="toy", variants=tuple(EFFECTS), seeds=(0, 1, 2))
+    assert main(["compare", str(sweep)]) == 0
+    whole = next(l for l in capsys.readouterr().out.splitlines() if l.split()[:2] == ["no_sparsity", "toy"])
+    assert main(["compare", str(sweep), "--scenes", "a,c"]) == 0
+    out = capsys.readouterr().out
+    part = next(l for l in out.splitlines() if l.split()[:2] == ["no_sparsity", "toy"])
+    # columns df, scenes, seeds, n: df 4 over 2 scenes x 3 seeds, against df 8 over all 4
+    assert whole.split()[-4:-1] == ["8", "4", "3"] and part.split()[-4:-1] == ["4", "2", "3"]
+    assert main(["compare", str(sweep), "--scenes", "a,zz"]) == 2
+    err = capsys.readouterr().err
+    assert "--scenes zz: no finished runs" in err and len(err.strip().splitlines()) == 1

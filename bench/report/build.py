@@ -10,6 +10,7 @@ from pathlib import Path
 import pandas as pd
 
 from bench import sweepdir
+from bench.errors import BenchError
 from bench.atomic import write_text
 from bench.report import tables as T
 from bench.report.collect import (COLUMNS, collect, collect_per_image, dataset_summary, planned_scenes,
@@ -22,14 +23,16 @@ from bench.report.stats import DEFAULT_TEST, STATS_COLUMNS, compare, interval_no
 class Built:
     """What one pipeline run produced: data frames, tables, written paths and notes.
 
-    expected: the scenes the sweep planned (``collect.planned_scenes``); stats: the paired
-    statistics against ``reference`` (``bench.report.stats.compare``), None when there are none.
+    expected: the scenes the sweep planned (``collect.planned_scenes``); scenes: the subset asked
+    for, or None for all; stats: the paired statistics against ``reference``
+    (``bench.report.stats.compare``), None when there are none.
     """
 
     df: pd.DataFrame
     per_scene: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None
     expected: dict | None = None
+    scenes: list[str] | None = None
     reference: str = "full"
     stats: pd.DataFrame | None = None
     tables: list = field(default_factory=list)
@@ -50,11 +53,18 @@ def _stage(built: Built, name: str, fn, *args, **kwargs):
 
 
 def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, stats: bool = True,
-              test: str = DEFAULT_TEST) -> Built:
+              test: str = DEFAULT_TEST, scenes: list[str] | None = None) -> Built:
     """Collect the sweep (and save results.parquet / results.csv), average seeds and the scenes it
     planned, and (``stats``) compare every variant with ``reference`` (default: the sweep file's) by
-    ``test`` (bench.report.stats.TESTS)."""
+    ``test`` (bench.report.stats.TESTS). ``scenes``: only these scenes (the rest of the sweep is
+    left out of the averages and the statistics, as if it had not been planned); never saved."""
     df = collect(sweep_dir)
+    if scenes is not None:
+        unknown = sorted(set(scenes) - set(df.scene))
+        if unknown:
+            raise BenchError(f"--scenes {','.join(unknown)}: no finished runs in {sweep_dir}; its scenes: "
+                             f"{', '.join(sorted(set(df.scene)))}")
+        df, save = df[df.scene.isin(scenes)], False
     built = Built(df)
     if save:
         built.paths += save_collected(sweep_dir, df)
@@ -62,6 +72,10 @@ def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, 
         built.notes.append(f"{sweep_dir}: no finished runs (no runs/*/results.json)")
         return built
     built.expected = planned_scenes(sweep_dir)
+    if scenes is not None and built.expected is not None:
+        built.expected = {d: [s for s in planned if (s[0] if isinstance(s, tuple) else s) in scenes]
+                          for d, planned in built.expected.items()}
+    built.scenes = scenes
     built.per_scene = seed_summary(df)
     built.summary = dataset_summary(built.per_scene, built.expected)
     for row in built.summary[(built.summary.metric == "psnr") & (built.summary.missing != "")].itertuples():
@@ -78,7 +92,10 @@ def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, 
 
 
 def _paired_stats(sweep_dir: Path, built: Built, test: str = DEFAULT_TEST) -> pd.DataFrame:
-    return compare(collect_per_image(sweep_dir), built.reference, built.expected, test=test)
+    per_image = collect_per_image(sweep_dir)
+    if built.scenes is not None:
+        per_image = per_image[per_image.scene.isin(built.scenes)]
+    return compare(per_image, built.reference, built.expected, test=test)
 
 
 def make_tables(built: Built, reported: bool = True) -> list:

@@ -40,6 +40,9 @@ def register(sub) -> None:
     p.add_argument("--metric", default="psnr",
                    help="metric to compare (default: psnr); synthetic scenes add the region metrics psnr_unseen, "
                         "psnr_emerging, psnr_sharp, psnr_blurred and false_blur")
+    p.add_argument("--scenes", default=None,
+                   help="comma-separated scenes: compare on these only (e.g. the scenes another sweep ran, "
+                        "to put the two side by side)")
     p.set_defaults(func=_compare)
 
     p = sub.add_parser("plot", help="write the sweep's figures (PNG + PDF) into SWEEP/figures")
@@ -99,8 +102,9 @@ def _summarise(args, save: bool, stats: bool = True):
     from bench.report.build import summarise
 
     sweep_dir = resolve_sweep_dir(args.sweep, args.output_root)
+    scenes = [s for s in args.scenes.split(",") if s] if getattr(args, "scenes", None) else None
     return sweep_dir, summarise(sweep_dir, save=save, reference=getattr(args, "ref", None), stats=stats,
-                                **({"test": args.test} if hasattr(args, "test") else {}))
+                                scenes=scenes, **({"test": args.test} if hasattr(args, "test") else {}))
 
 
 def _print_notes_and_paths(built, paths) -> None:
