@@ -208,6 +208,7 @@ def main() -> int:
         from bench.method.train import _Logger as RunLog
     from bench.method.registry import get_method
 
+    load_before = os.getloadavg()[0]
     clock = Clock(time.thread_time if ns.clock == "cpu" else time.perf_counter)
     instrument(clock)
     cfg = resolve_config(ns.method, "cpu", None)
@@ -240,8 +241,8 @@ def main() -> int:
         path = active_path()
     except ImportError:  # code before the compiled kernels
         path = "torch"
-    
-    print(f"renderer compositing path: {path}")
+    print(f"renderer compositing path: {path}; load average (1 min) before {load_before:.2f}, "
+          f"after {os.getloadavg()[0]:.2f}")
     print(f"{'component':<52} {'ms/step':>9} {'share':>7}")
     total = sum(step_times) / n * 1e3
     for name, seconds in sorted(clock.total.items(), key=lambda kv: -kv[1]):
