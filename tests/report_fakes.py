@@ -91,3 +91,53 @@ def write_png(path: Path, image) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     arr = np.clip(np.round(np.asarray(image) * 255), 0, 255).astype(np.uint8)
     cv2.imwrite(str(path), arr[..., ::-1])
+
+
+def results_frame(table: dict, seeds=(0,), dataset="d2rf", protocol="dydeblur", eval_mode="last", reasons=None):
+    """A collected results table (bench.report.collect.COLUMNS plus ``eval_mode``; eval_mode=None leaves
+    the column out, as results collected before it existed) from {variant: {scene: {metric: value}}}.
+
+    A value is the same on every seed, or a list with one value per seed (None: missing on that seed,
+    with ``reasons[metric]`` or "not computed in this fixture" as its missing_reason).
+    """
+    import math
+
+    import pandas as pd
+
+    from bench.report.collect import COLUMNS
+
+    rows = []
+    for variant, scenes in table.items():
+        for scene, values in scenes.items():
+            for i, seed in enumerate(seeds):
+                for metric, value in values.items():
+                    v = value[i] if isinstance(value, (list, tuple)) else value
+                    rows.append({"sweep": "hand", "variant": variant, "dataset": dataset, "scene": scene,
+                                 "blur_type": "defocus", "seed": seed, "metric": metric,
+                                 "value": math.nan if v is None else float(v),
+                                 "run_id": f"{variant}-{dataset}-{scene}-s{seed}", "protocol": protocol,
+                                 "eval_mode": eval_mode,
+                                 "missing_reason": None if v is not None else
+                                 (reasons or {}).get(metric, "not computed in this fixture")})
+    columns = list(dict.fromkeys(COLUMNS + ["eval_mode"]))
+    df = pd.DataFrame(rows).reindex(columns=columns)
+    df["seed"] = df["seed"].astype("Int64")
+    return df.drop(columns=["eval_mode"]) if eval_mode is None else df
+
+
+PUBLISHED_HEADER = "table,row,variant,dataset,metric,value,source,protocol,eval_mode,scenes"
+
+
+def write_published(path: Path, rows: list[dict]) -> Path:
+    """A published CSV (results/published/ format) of hand-made rows; each row gives variant, dataset,
+    metric, value and scenes (a list), and may override table ("main"), row ("Paper"), source,
+    protocol ("dydeblur") and eval_mode ("best_test")."""
+    lines = [PUBLISHED_HEADER]
+    for r in rows:
+        r = {"table": "main", "row": "Paper", "source": "hand-made", "protocol": "dydeblur",
+             "eval_mode": "best_test", **r}
+        lines.append(",".join([r["table"], r["row"], r["variant"], r["dataset"], r["metric"], str(r["value"]),
+                               r["source"], r["protocol"], r["eval_mode"], ";".join(r["scenes"])]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n")
+    return path

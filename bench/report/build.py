@@ -157,9 +157,18 @@ def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None
     built.paths += built.figures
 
 
+def paper_check(sweep_dir: Path, built: Built) -> pd.DataFrame | None:
+    """The reproduction check of the collected runs against results/published (bench.report.paper_check);
+    None without runs."""
+    from bench.report.paper_check import check_sweep
+
+    return None if built.df.empty else check_sweep(sweep_dir, df=built.df)
+
+
 def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
               rank_reported: bool = False, reference: str | None = None, test: str = DEFAULT_TEST) -> list[Path]:
-    """collect + statistics + tables + figures + report.html; returns every written path (report last)."""
+    """collect + statistics + tables + figures + reproduction check (when ``reported``) + report.html;
+    returns every written path (report last)."""
     from bench.report.html import write_report
 
     sweep_dir = Path(sweep_dir)
@@ -167,8 +176,9 @@ def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
     built = _stage(holder, "collect", summarise, sweep_dir, True, reference, test=test) or holder
     build_tables(sweep_dir, built, reported, rank_reported)
     build_figures(sweep_dir, built, frames)
+    check = _stage(built, "paper check", paper_check, sweep_dir, built) if reported else None
     reading = "" if built.stats is None or built.stats.empty else \
         interval_note(int(built.stats.n_seeds.min()), ablation_label(built.reference), test)
     report = _stage(built, "report", write_report, sweep_dir / sweepdir.REPORT, sweep_dir, built.df, built.tables,
-                    built.figures, built.notes, rank_reported, reading)
+                    built.figures, built.notes, rank_reported, reading, check)
     return built.paths + ([report] if report else [])

@@ -1,5 +1,5 @@
 """CLI verbs of the report concern: ``bench collect``, ``bench table``, ``bench compare``, ``bench plot``,
-``bench report``."""
+``bench report``, ``bench check-paper``."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ SWEEP_HELP = "sweep output directory, or a sweep YAML (resolved to its output di
 
 
 def register(sub) -> None:
-    """Add ``collect``, ``table``, ``compare``, ``plot`` and ``report`` to the ``bench`` subparsers."""
+    """Add ``collect``, ``table``, ``compare``, ``plot``, ``report`` and ``check-paper`` to the ``bench``
+    subparsers."""
     p = sub.add_parser("collect", help="gather a sweep's results into results.parquet / results.csv",
                        description="One tidy row per run and metric (plus provenance), saved beside the sweep.")
     _sweep_args(p)
@@ -59,6 +60,22 @@ def register(sub) -> None:
     _ref_arg(p)
     _test_arg(p)
     p.set_defaults(func=_report)
+
+    p = sub.add_parser("check-paper", help="compare each finished scene and dataset average with the published "
+                                           "row of the same method, dataset, protocol and evaluation mode",
+                       description="Per scene and dataset average: reproduced (within the tolerance), not "
+                                   "reproduced (with the difference) or not comparable (and why), against "
+                                   "results/published/*.csv. Exit 0 whatever the verdicts.")
+    _sweep_args(p)
+    p.add_argument("--metrics", default=None, metavar="M1,M2",
+                   help="metrics to check (default: every metric published for the method)")
+    # strings, checked by paper_check.parse_tolerances: a bad value is one line, not argparse's usage
+    p.add_argument("--tol-psnr", default=None, metavar="DB", help="PSNR tolerance in dB (default 0.3)")
+    p.add_argument("--tol-ssim", default=None, metavar="X", help="SSIM tolerance, any SSIM variant (default 0.02)")
+    p.add_argument("--tol-lpips", default=None, metavar="X", help="LPIPS tolerance, any LPIPS variant (default 0.02)")
+    p.add_argument("--published", nargs="+", default=None, metavar="CSV",
+                   help="published CSVs to check against (default: results/published/*.csv)")
+    p.set_defaults(func=_check_paper)
 
 
 def _sweep_args(p) -> None:
@@ -163,6 +180,28 @@ def _report(args: argparse.Namespace) -> int:
                       rank_reported=args.rank_reported, reference=args.ref, test=args.test)
     for p in paths:
         print(f"wrote {p}")
+    return 0
+
+
+def _check_paper(args: argparse.Namespace) -> int:
+    from bench.report import paper_check as P
+    from bench.report.collect import collect
+
+    # every input is checked before anything is read: a bad option is one line, exit 2
+    tolerances = P.parse_tolerances(args.tol_psnr, args.tol_ssim, args.tol_lpips)
+    metrics = P.parse_metrics(args.metrics)
+    files = P.published_paths() if args.published is None else [Path(p) for p in args.published]
+    for path in files:
+        if not path.is_file():
+            raise BenchError(f"--published {path}: no such file; expected a published CSV (results/published/)")
+    sweep_dir = resolve_sweep_dir(args.sweep, args.output_root)
+    published = P.load_published(files)
+    df = collect(sweep_dir)
+    if df.empty:
+        print(f"{sweep_dir}: no finished runs (no runs/*/results.json); nothing to check")
+        return 0
+    result = P.check(df, published, tolerances, metrics, P.planned_seeds(sweep_dir))
+    print(P.check_text(result, tolerances, files))
     return 0
 
 

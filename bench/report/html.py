@@ -23,6 +23,7 @@ th { border-bottom: 2px solid #444; } td:first-child { text-align: left; }
 .r1 { font-weight: bold; } .r2 { text-decoration: underline; } .r3 { font-style: italic; }
 tr.reported td { color: #666; font-style: italic; background: #f6f6f6; }
 .missing { color: #a00; font-size: 11px; } .note { color: #a60; }
+.reproduced { color: #070; } .not-reproduced { color: #a00; } .not-comparable { color: #666; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 12px; color: #555; } code { background: #f3f3f3; padding: 0 3px; }
 </style></head><body>
@@ -34,6 +35,7 @@ A dataset average is shown only when every scene the sweep planned has results.<
 {% if reading %}<p class="reading"><b>How to read the ablation:</b> {{ reading }}</p>{% endif %}
 <h2>Tables</h2>
 {% for t in tables %}<h3 id="table-{{ t.name }}">{{ t.caption }}</h3>{{ t.html }}{% endfor %}
+{% if paper_check %}<h2 id="paper-check">Reproduction check</h2>{{ paper_check }}{% endif %}
 <h2>Figures</h2>
 {% for f in figures %}<figure id="{{ f.name }}"><img src="data:image/png;base64,{{ f.data }}" alt="{{ f.name }}">
 <figcaption>{{ f.name }} (PDF: figures/{{ f.stem }}.pdf)</figcaption></figure>{% endfor %}
@@ -72,6 +74,23 @@ def table_html(table: Table, rank_reported: bool = False) -> str:
     return f"<table><tr><th></th>{head1}</tr><tr><th></th>{head2}</tr>{''.join(rows)}</table>{foot}"
 
 
+def paper_check_html(result: pd.DataFrame) -> str:
+    """The reproduction check (bench.report.paper_check.check) as a table: one row per scene or dataset
+    average and metric, not-comparable metrics sharing a reason on one row, as ``bench check-paper`` prints."""
+    from bench.report import paper_check as P
+
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in P.TEXT_HEADER)
+    rows = []
+    for cells, verdict in zip(P.text_rows(result), P.merged(result).verdict):
+        tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
+        rows.append(f'<tr class="{verdict.replace(" ", "-")}">{tds}</tr>')
+    note = (f"<p><small>Each finished scene and dataset average against the published row of the same method, "
+            f"dataset, protocol, evaluation mode and metric (results/published/); tolerance: "
+            f"{html.escape(P.tolerance_text(P.DEFAULT_TOLERANCES))}. <code>bench check-paper</code> prints the same."
+            "</small></p>")
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>{note}"
+
+
 def provenance_summary(df: pd.DataFrame) -> pd.DataFrame:
     """Distinct code/machine combinations with their run counts."""
     if df.empty:
@@ -82,9 +101,11 @@ def provenance_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def write_report(path: Path, sweep_dir: Path, df: pd.DataFrame, tables: list[Table], figures: list[Path],
-                 notes: list[str], rank_reported: bool = False, reading: str = "") -> Path:
+                 notes: list[str], rank_reported: bool = False, reading: str = "",
+                 paper_check: pd.DataFrame | None = None) -> Path:
     """Write the single-file report; every PNG in ``figures`` is embedded. ``reading``: how to read
-    the ablation's differences and intervals (bench.report.stats.interval_note), shown above the tables."""
+    the ablation's differences and intervals (bench.report.stats.interval_note), shown above the tables.
+    ``paper_check``: bench.report.paper_check.check, shown after the tables (none: no section)."""
     from jinja2 import Environment
 
     env = Environment(autoescape=True)
@@ -99,6 +120,7 @@ def write_report(path: Path, sweep_dir: Path, df: pd.DataFrame, tables: list[Tab
         rank_note=" (here they are, --rank-reported)" if rank_reported else "",
         notes=notes, reading=reading, provenance=provenance_summary(df).to_dict("records") if not df.empty else [],
         tables=[{"name": t.name, "caption": t.caption, "html": _markup(table_html(t, rank_reported))} for t in tables],
+        paper_check=_markup(paper_check_html(paper_check)) if paper_check is not None else "",
         figures=figs)
     write_text(path, page)
     return path
