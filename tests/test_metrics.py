@@ -22,11 +22,12 @@ def _pair(seed, h=40, w=52):
 
 
 def test_registry_directions_and_names():
-    assert set(METRICS) == {"psnr", "ssim", "ssim_gauss", "ssim_r2", "lpips", "lpips_01", "psnr_dyn", "ssim_dyn",
-                            "lpips_dyn", "psnr_unseen", "psnr_emerging", "psnr_sharp", "psnr_blurred", "false_blur"}
+    assert set(METRICS) == {"psnr", "ssim", "ssim_gauss", "ssim_r2", "ssim_3dgs", "lpips", "lpips_01", "psnr_dyn",
+                            "ssim_dyn", "lpips_dyn", "psnr_unseen", "psnr_emerging", "psnr_sharp", "psnr_blurred",
+                            "false_blur"}
     assert METRICS["psnr"].higher_is_better and not METRICS["lpips"].higher_is_better
     assert arrow("lpips", latex=True) == r"$\downarrow$" and arrow("ssim") == "↑"
-    assert set(PROTOCOLS) == {"dyblurf", "deblur4dgs", "d2rf", "synthetic"}
+    assert set(PROTOCOLS) == {"dyblurf", "deblur4dgs", "d2rf", "dydeblur", "synthetic"}
     with pytest.raises(BenchError):
         get_protocol("nope")
     with pytest.raises(BenchError):
@@ -165,6 +166,41 @@ def test_missing_lpips_weights_recorded_not_zero(tmp_path, monkeypatch, capsys):
     assert out["missing"]["lpips"] == out["missing"]["lpips_01"] == reason
     assert "dynamic" in out["missing"]["psnr_dyn"]       # dyblurf has no masks
     assert out["aggregate"]["psnr"] == pytest.approx(im.psnr(pred, im.saved_image(gt)))  # GT read as 8-bit
+
+
+def test_missing_vgg_weights_recorded_not_zero(tmp_path, monkeypatch, capsys):
+    """dydeblur on DyBluRF-layout scenes wants LPIPS VGG: without its backbone, LPIPS is missing with
+    the file and what to do, never a number and never a crash."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty"))
+    protocol = get_protocol("dydeblur").for_layout("dyblurf")
+    lpips_fn, reason = make_lpips(protocol)
+    assert lpips_fn is None and "vgg16-397923af.pth" in reason and "VGG16 backbone weights missing" in reason
+    assert "warning: LPIPS not computed" in capsys.readouterr().err
+    pred, gt = _pair(7)
+    out = evaluate_images([("a", pred, gt, None)], protocol, lpips_fn, reason)
+    assert out["aggregate"]["lpips"] is None and out["missing"]["lpips"] == out["missing"]["lpips_01"] == reason
+    assert out["conventions"]["lpips"]["net"] == "vgg" and out["aggregate"]["psnr"] is not None
+
+
+def test_vgg_lpips_matches_package_with_random_backbone(tmp_path, monkeypatch):
+    """LPIPS VGG through our loader equals the lpips package given the same (random) VGG16 features."""
+    import lpips
+
+    from bench.metrics.lpips_metric import LPIPSMetric, backbone_checkpoint
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+    torch.manual_seed(1)
+    ref = lpips.LPIPS(pretrained=True, net="vgg", pnet_rand=True, verbose=False).eval()
+    state = {f"features.{name.split('.', 1)[1]}": value for name, value in ref.net.state_dict().items()}
+    path = backbone_checkpoint("vgg")
+    path.parent.mkdir(parents=True)
+    torch.save(state, path)
+    pred, gt = _pair(8, 48, 48)
+    with torch.no_grad():
+        want = ref(_t(pred), _t(gt)).item()  # normalize=False: [0,1] fed as is, as dydeblur's train.py
+    assert LPIPSMetric("unscaled", net="vgg")(pred, gt) == pytest.approx(want, abs=1e-6)
+    lpips_fn, reason = make_lpips(get_protocol("dydeblur").for_layout("dyblurf"))
+    assert reason is None and lpips_fn.net == "vgg" and lpips_fn(pred, gt) == pytest.approx(want, abs=1e-6)
 
 
 def test_gt_resized_with_inter_area():

@@ -15,6 +15,9 @@ def register(sub) -> None:
     p.add_argument("--lpips-input", choices=("scaled", "unscaled"), default=None,
                    help="LPIPS input range: scaled to [-1,1] (protocol default) or unscaled [0,1] as upstream dydeblur")
     p.add_argument("--device", default="cpu", help="torch device for LPIPS (default: cpu)")
+    p.add_argument("--protocol", default=None, metavar="NAME",
+                   help="evaluation protocol, a key of bench/metrics/protocols.py (default: the one the run's sweep "
+                        "named, else its dataset's own); results.json records the protocol used")
     p.set_defaults(func=_eval)
 
     w = sub.add_parser("weights", help="fetch or check the LPIPS AlexNet backbone weights")
@@ -36,9 +39,11 @@ def _eval(args: argparse.Namespace) -> int:
     from bench.rundir import read_results
 
     run_dir = Path(args.run_dir)
+    _check_protocol(args.protocol)
     if not (run_dir / rundir.TEST_RENDERS).is_dir():
         raise BenchError(f"{run_dir / rundir.TEST_RENDERS}: no test renders to evaluate")
-    metrics = evaluate_run(run_dir, lpips_input=args.lpips_input, device=args.device, progress=True)
+    metrics = evaluate_run(run_dir, lpips_input=args.lpips_input, device=args.device, progress=True,
+                           protocol=args.protocol)
     if rundir.is_finished(run_dir):
         extra = {k: v for k, v in read_results(run_dir).items() if k not in ("schema", "metrics")}
     else:
@@ -49,6 +54,15 @@ def _eval(args: argparse.Namespace) -> int:
     _print_aggregate(metrics)
     print(f"wrote {path}")
     return 0
+
+
+def _check_protocol(name: str | None) -> None:
+    """--protocol names a protocol (checked before anything is read or written)."""
+    from bench.errors import BenchError
+    from bench.metrics.protocols import PROTOCOLS
+
+    if name is not None and name not in PROTOCOLS:
+        raise BenchError(f"--protocol {name!r}: unknown; allowed: {', '.join(PROTOCOLS)}")
 
 
 def _print_aggregate(metrics: dict) -> None:

@@ -17,7 +17,7 @@ from bench import rundir
 from bench.errors import BenchError
 from bench.metrics import image as im
 from bench.metrics import regions as R
-from bench.metrics.protocols import Protocol, get_protocol
+from bench.metrics.protocols import PROTOCOLS, Protocol, get_protocol
 from bench.metrics.registry import METRICS
 
 DYNAMIC_METRICS = ("psnr_dyn", "ssim_dyn", "lpips_dyn")
@@ -42,8 +42,18 @@ def read_render(path: Path) -> tuple[np.ndarray, int]:
     return rgb, bits
 
 
-def read_gt_8bit(path: Path) -> np.ndarray:
-    """(H,W,3) uint8 RGB as the OpenCV evaluation scripts read ground truth (``cv2.imread`` default flags)."""
+def read_gt_8bit(path: Path, library: str = "cv2") -> np.ndarray:
+    """(H,W,3) uint8 RGB as an evaluation script reads ground truth: ``cv2`` as ``cv2.imread`` with
+    default flags, ``pil`` as ``PIL.Image.open`` (converted to RGB when the file holds another mode).
+    The two decoders may differ on JPEG files, hence the protocol's own."""
+    if library == "pil":
+        from PIL import Image, UnidentifiedImageError
+
+        try:
+            with Image.open(path) as img:
+                return np.asarray(img if img.mode == "RGB" else img.convert("RGB")).copy()
+        except (OSError, UnidentifiedImageError):
+            raise BenchError(f"{path}: not a readable ground-truth image") from None
     import cv2
 
     raw = cv2.imread(str(path))
@@ -52,28 +62,37 @@ def read_gt_8bit(path: Path) -> np.ndarray:
     return np.ascontiguousarray(raw[..., ::-1])
 
 
-def match_size(gt: np.ndarray, height: int, width: int, interpolation: str) -> np.ndarray:
-    """Resize an (H,W[,C]) GT image or mask to the render size with the protocol's OpenCV filter
-    (in the array's own dtype: uint8 stays uint8, as in the peers' scripts)."""
-    import cv2
-
+def match_size(gt: np.ndarray, height: int, width: int, interpolation: str, library: str = "cv2") -> np.ndarray:
+    """Resize an (H,W[,C]) GT image or mask to the render size with the protocol's filter, in the
+    array's own dtype (uint8 stays uint8, as in the peers' scripts). ``cv2``: cv2.resize with the
+    ``cv2.<interpolation>`` constant; ``pil``: Image.resize with ``Image.Resampling.<interpolation>``
+    passed explicitly (uint8 images only)."""
     if gt.shape[:2] == (height, width):
         return gt
+    if library == "pil":
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(gt).resize((width, height), resample=Image.Resampling[interpolation]))
+    import cv2
+
     return cv2.resize(gt, (width, height), interpolation=getattr(cv2, interpolation))
 
 
 def prepare_gt(gt: np.ndarray, height: int, width: int, protocol: Protocol) -> np.ndarray:
-    """The float32 GT the protocol scores: with ``gt_dtype=uint8`` an 8-bit image (a float one is
-    quantised first) is resized as uint8 and only then divided by 255; otherwise resized as float."""
+    """The float32 (height,width,3) GT the protocol scores: with ``gt_dtype=uint8`` an 8-bit image (a
+    float one is quantised first) is resized as uint8 by the protocol's library and only then divided
+    by 255; otherwise resized as float."""
     if protocol.gt_dtype == "uint8":
         gt8 = gt if gt.dtype == np.uint8 else im.quantise_8bit(gt)
-        return match_size(gt8, height, width, protocol.gt_resize).astype(np.float32) / 255.0
+        small = match_size(gt8, height, width, protocol.gt_resize, protocol.gt_library)
+        return small.astype(np.float32) / 255.0
     return match_size(np.asarray(gt, dtype=np.float32), height, width, protocol.gt_resize)
 
 
 def prepare_render(pred: np.ndarray, protocol: Protocol) -> np.ndarray:
-    """The render the protocol scores: as given (``float``) or as a saved 8-bit PNG read back (``png8``)."""
-    return im.saved_image(pred) if protocol.render == "png8" else pred
+    """The (H,W,3) render the protocol scores: as given (``float``) or as a saved 8-bit PNG read back
+    (``png8``, quantised as the peer's writer does: protocol.render_quantise)."""
+    return im.saved_image(pred, protocol.render_quantise) if protocol.render == "png8" else pred
 
 
 def make_lpips(protocol: Protocol, device: str = "cpu"):
@@ -84,7 +103,8 @@ def make_lpips(protocol: Protocol, device: str = "cpu"):
     if reason is not None:
         print(f"warning: LPIPS not computed: {reason}", file=sys.stderr)
         return None, reason
-    return lpips_metric.LPIPSMetric(protocol.lpips_input, protocol.lpips_version, device=device), None
+    return lpips_metric.LPIPSMetric(protocol.lpips_input, protocol.lpips_version, device=device,
+                                    net=protocol.lpips_net), None
 
 
 def image_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, protocol: Protocol,
@@ -92,7 +112,7 @@ def image_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, pro
     """Every metric of one (H,W,3) render against its GT, both as scored; mask (H,W) in {0,1} or None."""
     out: dict[str, float | None] = {"psnr": im.psnr(pred, gt, protocol.data_range)}
     headline_map = None
-    for variant in im.SSIM_VARIANTS:
+    for variant in im.SSIM_METRICS:
         value, smap = im.ssim_map(pred, gt, variant)
         out[variant] = value
         if variant == protocol.ssim_metric:
@@ -239,17 +259,37 @@ def _render_pairs(run_dir: Path, scene, protocol: Protocol, bits: list[int]):
 
 
 def _ground_truth(images, i: int, protocol: Protocol) -> np.ndarray:
-    """Test image ``i``: the source file read as 8-bit at its own size for ``gt_dtype=uint8`` (the
-    resize happens in prepare_gt), else the loader's float image."""
+    """Test image ``i``: the source file read as 8-bit at its own size by the protocol's library for
+    ``gt_dtype=uint8`` (the resize happens in prepare_gt), else the loader's float image."""
     if protocol.gt_dtype == "uint8" and images.sources is not None:
-        return read_gt_8bit(images.sources[i])
+        return read_gt_8bit(images.sources[i], protocol.gt_library)
     return images[i].numpy()
 
 
-def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", progress: bool = False) -> dict:
+def run_protocol(run_dir: Path, dataset_protocol: str, name: str | None = None) -> Protocol:
+    """The protocol a run is scored with: ``name`` when given (bench eval --protocol), else the one
+    its sweep planned (job.json ``protocol``, the sweep key), else its dataset's own. A name that is
+    no protocol is a BenchError listing the known ones."""
+    job = Path(run_dir) / rundir.JOB
+    planned = (rundir.read_json(job) or {}).get("protocol")
+    if name is None and planned is not None and planned not in PROTOCOLS:
+        raise BenchError(f"{job}: protocol {planned!r}: unknown; allowed: {', '.join(PROTOCOLS)}")
+    return get_protocol(name or planned or dataset_protocol)
+
+
+def _scene_layout(spec, scene: str) -> str | None:
+    """The on-disk layout of ``scene`` of dataset ``spec`` (a synthetic dataset names it per scene;
+    None when the spec does not say)."""
+    layout = next((getattr(s, "layout", None) for s in spec.scenes if s.name == scene), None)
+    return layout or getattr(spec, "layout", None)
+
+
+def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", progress: bool = False,
+                 protocol: str | None = None) -> dict:
     """Recompute the metrics block of a run from ``renders/test/*.png`` (docs/datasets.md §Results).
 
-    lpips_input: ``scaled`` / ``unscaled`` overrides the protocol's LPIPS input range.
+    lpips_input: ``scaled`` / ``unscaled`` overrides the protocol's LPIPS input range. protocol: the
+    protocol's name (run_protocol says which when None).
     """
     from bench.data.registry import get_dataset, load_scene
 
@@ -257,7 +297,8 @@ def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", p
     config = read_config(run_dir)
     target = run_target(config)
     spec = get_dataset(target["dataset"])
-    protocol = get_protocol(spec.protocol).with_lpips_input(lpips_input)
+    protocol = run_protocol(run_dir, spec.protocol, protocol)
+    protocol = protocol.for_layout(_scene_layout(spec, target["scene"])).with_lpips_input(lpips_input)
     scene = load_scene(target["dataset"], target["scene"], data_root=target["data_root"])
     lpips_fn, reason = make_lpips(protocol, device)
     truth, why_not = R.region_truth(scene)

@@ -40,10 +40,16 @@ METRICS: dict[str, MetricSpec] = {
     "ssim_r2": MetricSpec("SSIM (range 2)", True, 3,
                           "scikit-image SSIM, 7x7 uniform window, data range 2 (scikit-image < 0.20 on float "
                           "images without data_range)"),
+    "ssim_3dgs": MetricSpec("SSIM (3DGS)", True, 3,
+                            "3D Gaussian Splatting's training SSIM (dydeblur metrics.py): 11x11 Gaussian window "
+                            "sigma 1.5 per channel, zero padding, borders included in the mean, C1 = 0.01^2, "
+                            "C2 = 0.03^2"),
     "lpips": MetricSpec("LPIPS", False, 3, "LPIPS AlexNet v0.1, images scaled to [-1, 1] (the protocol's "
-                        "lpips_input, unless evaluated with --lpips-input unscaled)"),
+                        "lpips_input, unless evaluated with --lpips-input unscaled; the dydeblur protocol feeds "
+                        "[0, 1], with VGG on DyBluRF-layout scenes, as its record says)"),
     "lpips_01": MetricSpec("LPIPS [0,1]", False, 3,
-                           "LPIPS AlexNet v0.1, [0, 1] images fed unscaled (dydeblur's metric script)"),
+                           "LPIPS AlexNet v0.1, [0, 1] images fed unscaled (dydeblur's convention; VGG where "
+                           "the protocol records it)"),
     "psnr_dyn": MetricSpec("dyn. PSNR", True, 2, "PSNR over the test motion mask"),
     "ssim_dyn": MetricSpec("dyn. SSIM", True, 3, "mean of the headline SSIM map over the test motion mask"),
     "lpips_dyn": MetricSpec("dyn. LPIPS", False, 3, "mean of the spatial LPIPS map over the test motion mask"),
@@ -66,7 +72,8 @@ METRICS: dict[str, MetricSpec] = {
 
 # Metrics that measure the same thing in different conventions: a table column of one may show a
 # published value of another, marked (bench.report.tables).
-CONVENTION_FAMILIES: tuple[tuple[str, ...], ...] = (("ssim", "ssim_gauss", "ssim_r2"), ("lpips", "lpips_01"))
+CONVENTION_FAMILIES: tuple[tuple[str, ...], ...] = (("ssim", "ssim_gauss", "ssim_r2", "ssim_3dgs"),
+                                                     ("lpips", "lpips_01"))
 
 
 def family(name: str) -> tuple[str, ...]:
