@@ -9,7 +9,11 @@
       .lock                  held (fcntl) by the process training the run; its text names the holder
       log.txt                the run's log (which init path was taken, warnings, errors)
       checkpoints/step_NNNNNNN.pt   atomic checkpoints; the highest step is resumed from
+      checkpoints/best_test.pt      eval.select=best_test: the state with the best test PSNR so far,
+                                    its step and every scheduled test evaluation (step, PSNR)
       renders/test/<name>.png       sharp renders of every test view (final step), 16-bit RGB
+      renders/test_<mode>/<name>.png   the same for another evaluation mode (eval_renders): the
+                                    best_test state, refined test poses (+ poses.json)
       renders/train/<name>_blurred.png, <name>_sharp.png, <name>_mask.png   a few training views
       renders/train/<name>_kernels.npz   predicted kernels (H,W,K,K) and blur mask (H,W) of those views
       curves.csv             one row per logged step: step, loss terms, train_psnr, elapsed_s
@@ -35,13 +39,41 @@ CONFIG = "config.yaml"
 STATUS = "status.json"
 LOG = "log.txt"
 CHECKPOINTS = "checkpoints"
+BEST_TEST_STATE = "checkpoints/best_test.pt"
 TEST_RENDERS = "renders/test"
+REFINED_POSES = "poses.json"
 TRAIN_RENDERS = "renders/train"
 CURVES = "curves.csv"
 TRAIN_SUMMARY = "train_summary.json"
 RESULTS = "results.json"
 JOB = "job.json"
 LOCK = ".lock"
+
+
+def eval_mode(select: str, refine_steps: int) -> str:
+    """The name of an evaluation mode: the selected state (``last``, ``best_test``), then
+    ``+refine<N>`` when the test poses were refined for N steps, e.g. ``last+refine500``."""
+    return select + (f"+refine{refine_steps}" if refine_steps else "")
+
+
+def eval_renders(mode: str) -> str:
+    """The test renders of evaluation mode ``mode``, relative to the run directory."""
+    return TEST_RENDERS if mode == "last" else f"{TEST_RENDERS}_{mode.replace('+', '_')}"
+
+
+_MODE_DIR = re.compile(r"^test_(last|best_test)(?:_refine([1-9][0-9]*))?$")
+
+
+def eval_modes_on_disk(run_dir: Path) -> list[str]:
+    """The evaluation modes whose test renders the run holds (``last`` first when present)."""
+    renders = Path(run_dir) / TEST_RENDERS
+    modes = ["last"] if renders.is_dir() else []
+    for path in sorted(renders.parent.glob("test_*")):
+        found = _MODE_DIR.match(path.name)
+        mode = eval_mode(found.group(1), int(found.group(2) or 0)) if found else None
+        if mode and mode != "last" and path.is_dir():
+            modes.append(mode)
+    return modes
 
 
 def checkpoint_path(run_dir: Path, step: int) -> Path:

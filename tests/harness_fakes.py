@@ -41,7 +41,7 @@ def fake_pipeline(fail_scenes=(), calls=None):
             rundir.checkpoint_path(run_dir, step).write_bytes(b"x")
         return {"steps": overrides["train.steps"], "start_step": start}
 
-    def evaluate_run(run_dir):
-        return {"protocol": {"name": "fake"}, "aggregate": {"psnr": 20.0}, "per_image": {}, "missing": {}}
+    def evaluate_modes(run_dir):
+        return {"protocol": {"name": "fake"}, "aggregate": {"psnr": 20.0}, "per_image": {}, "missing": {}}, {}
 
-    return lambda: (train, evaluate_run, write_results)
+    return lambda: (train, evaluate_modes, write_results)

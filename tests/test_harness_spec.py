@@ -55,13 +55,14 @@ def test_invalid_sweep_is_one_error_with_file_line_and_allowed_values(tmp_path, 
 def test_shipped_sweeps_validate():
     root = Path(__file__).resolve().parents[1] / "sweeps"
     sizes = {}
-    for name in ("demo", "demo_all", "long", "ablation", "main", "smoke", "diagnostic"):
+    for name in ("demo", "demo_all", "long", "ablation", "main", "smoke", "diagnostic", "eval_practices"):
         sizes[name] = len(expand(load_sweep(root / f"{name}.yaml")))
     assert sizes["demo"] == 60  # 5 variants x 4 scenes x 3 seeds
     assert sizes["demo_all"] == 108  # 9 variants x 4 scenes x 3 seeds
     assert sizes["long"] == 30  # 5 variants x 2 scenes x 3 seeds
     assert sizes["smoke"] <= 4
     assert sizes["diagnostic"] == 39  # 13 variant-scene cells x 3 seeds
+    assert sizes["eval_practices"] == 12  # full x 4 scenes x 3 seeds, each evaluated three ways
 
 
 # ---------------------------------------------------------------- expansion and identity

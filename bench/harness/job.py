@@ -35,10 +35,10 @@ def _now() -> str:
 def _pipeline():
     """The three stages of a run (imported here so planning never imports torch)."""
     from bench.method.train import train
-    from bench.metrics.evaluate import evaluate_run
+    from bench.metrics.modes import evaluate_modes
     from bench.metrics.results import write_results
 
-    return train, evaluate_run, write_results
+    return train, evaluate_modes, write_results
 
 
 def _job_log(run_dir: Path, executor: str) -> str | None:
@@ -113,16 +113,18 @@ def _train_and_evaluate(run_dir: Path, job: dict, executor: str) -> str:
     print(f"{job['run_id']}: attempt {attempt} on {socket.gethostname()}, "
           + (f"resuming from checkpoint step {resumed}" if resumed else "starting from step 0"),
           flush=True)
-    train, evaluate_run, write_results = _pipeline()
+    train, evaluate_modes, write_results = _pipeline()
     try:
         _check_identity(job)
         summary = train(run_dir, method=job["variant"], dataset=job["dataset"], scene=job["scene"],
                         seed=job["seed"], profile=job["profile"], overrides=job["overrides"],
                         data_root=job["data_root"], device=job["device"], progress=False)
-        metrics = evaluate_run(run_dir)
+        metrics, evaluations = evaluate_modes(run_dir)
         end = _now()
-        write_results(run_dir, metrics, extra=_extra(job, summary, executor, start, end, t0, resumed,
-                                                       attempt))
+        extra = _extra(job, summary, executor, start, end, t0, resumed, attempt)
+        if evaluations:
+            extra["evaluations"] = evaluations
+        write_results(run_dir, metrics, extra=extra)
     except Exception as err:
         traceback.print_exc()
         message = f"{type(err).__name__}: {err}".splitlines()[0][:500]

@@ -46,6 +46,7 @@ def save_checkpoint(run: Run) -> None:
         "densify": run.densify.state_dict(),
         "rng": rng_state(), "curve_acc": dict(run.curves.sums),
         "config_hash": run.record["config_hash"],
+        "selector": None if run.selector is None else run.selector.state_dict(),
     }
     torch_save(rundir.checkpoint_path(run.run_dir, run.step), state)
     for old in rundir.checkpoints(run.run_dir)[:-KEEP_CHECKPOINTS]:
@@ -61,8 +62,8 @@ def read_checkpoint(path: Path, device: torch.device) -> dict:
     which keeps Adam's step counters on the CPU).
     """
     state = torch.load(path, map_location="cpu", weights_only=False)
-    for key in ("model", "bpnet", "densify"):
-        state[key] = _to_device(state[key], device)
+    for key in ("model", "bpnet", "densify", "selector"):
+        state[key] = _to_device(state.get(key), device)
     return state
 
 
@@ -113,3 +114,5 @@ def load_checkpoint(run: Run, path: Path, state: dict) -> None:
     run.step, run.elapsed_s, run.init_path = state["step"], state["elapsed_s"], state["init_path"]
     run.curves = CurveWindow(state["curve_acc"])
     set_rng_state(state["rng"])
+    if run.selector is not None:
+        run.selector.load_state_dict(state["selector"])

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import json
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -15,6 +16,8 @@ import torch
 
 from bench import rundir
 from bench.atomic import write_bytes, write_json
+from bench.method.model import GaussianModel
+from bench.method.refine import refine_pose
 from bench.method.run_state import Run
 from bench.method.step import forward, sh_degree, step_counts, train_view, virtual_possible
 from bench.method.unseen import inpainted_share
@@ -49,16 +52,68 @@ def train_view_indices(n: int, count: int) -> list[int]:
 
 
 @torch.no_grad()
-def write_renders(run: Run) -> None:
-    """Sharp test renders and, for a few training views, reconstruction + kernels + mask."""
-    d, cfg = run.data, run.cfg
-    out_test = run.run_dir / rundir.TEST_RENDERS
+def write_test_renders(model: GaussianModel, data: dict, out_dir: Path, sh: int, backend: str) -> None:
+    """Sharp renders of every test view into ``out_dir/<name>.png``.
+
+    16-bit: protocols that score the float render (docs/datasets.md §Protocols) lose nothing to
+    quantisation; those that score a saved 8-bit image round it themselves.
+    """
+    d = data
     for j, name in enumerate(d["test_names"]):
-        r = run.model.render(d["test_K"][j], d["test_w2c"][j], d["test_W"], d["test_H"],
-                             int(d["test_frame"][j]), sh_degree=sh_degree(cfg, cfg.train.steps), backend=run.backend)
-        # 16-bit: protocols that score the float render (docs/datasets.md §Protocols) lose nothing to
-        # quantisation; those that score a saved 8-bit image round it themselves.
-        write_bytes(out_test / f"{name}.png", png_bytes(r.rgb.clamp(0, 1), bits=16))
+        r = model.render(d["test_K"][j], d["test_w2c"][j], d["test_W"], d["test_H"], int(d["test_frame"][j]),
+                         sh_degree=sh, backend=backend)
+        write_bytes(out_dir / f"{name}.png", png_bytes(r.rgb.clamp(0, 1), bits=16))
+
+
+def write_refined_renders(model: GaussianModel, data: dict, gt: torch.Tensor, out_dir: Path, eval_cfg,
+                          sh: int, backend: str, progress: bool = False) -> dict:
+    """Refine every test camera against its ground truth (bench.method.refine), write the renders
+    from the refined cameras into ``out_dir`` and ``out_dir/poses.json`` (per view: the original and
+    refined w2c, L1 before and after); returns that record. gt: (M,H,W,3) in [0,1]."""
+    d, steps = data, eval_cfg.refine_test_poses
+    views = {}
+    names = list(enumerate(d["test_names"]))
+    if progress:
+        from rich.progress import track
+
+        names = track(names, description=f"refining {len(names)} test poses ({steps} steps each)", transient=True)
+    for j, name in names:
+        refined = refine_pose(model, d["test_K"][j], d["test_w2c"][j], d["test_W"], d["test_H"],
+                              int(d["test_frame"][j]), gt[j], steps=steps, lr=eval_cfg.refine_lr,
+                              lr_final=eval_cfg.refine_lr_final, sh_degree=sh, backend=backend)
+        write_bytes(out_dir / f"{name}.png", png_bytes(refined.rgb, bits=16))
+        views[name] = {"w2c": d["test_w2c"][j].tolist(), "refined_w2c": refined.w2c.tolist(),
+                       "l1_before": round(refined.first_loss, 6), "l1_after": round(refined.last_loss, 6)}
+    record = {"steps": steps, "lr": eval_cfg.refine_lr, "lr_final": eval_cfg.refine_lr_final,
+              "method": "Deblur4DGS validate_imgs_with_optimization: [A R | t + d], Adam, L1", "views": views}
+    write_json(out_dir / rundir.REFINED_POSES, record)
+    return record
+
+
+def write_eval_renders(run: Run) -> None:
+    """The test renders of every evaluation mode the config asks for besides ``last``: the
+    best_test state, and the selected state's renders from refined test poses."""
+    cfg, sh = run.cfg, sh_degree(run.cfg, run.cfg.train.steps)
+    model = run.model
+    if run.selector is not None:
+        model = GaussianModel.from_state_dict(run.selector.best["model"]).to(run.device)
+        write_test_renders(model, run.data, run.run_dir / rundir.eval_renders("best_test"), sh, run.backend)
+    if cfg.eval.refine_test_poses:
+        mode = rundir.eval_mode(cfg.eval.select, cfg.eval.refine_test_poses)
+        gt = run.scene.test.images.stack().float().to(run.device)
+        write_refined_renders(model, run.data, gt, run.run_dir / rundir.eval_renders(mode), cfg.eval, sh,
+                              run.backend)
+        run.log(f"test poses refined ({cfg.eval.refine_test_poses} steps each): renders in {rundir.eval_renders(mode)}")
+
+
+@torch.no_grad()
+def write_renders(run: Run) -> None:
+    """Sharp test renders (every evaluation mode) and, for a few training views, reconstruction +
+    kernels + mask."""
+    d, cfg = run.data, run.cfg
+    write_test_renders(run.model, d, run.run_dir / rundir.TEST_RENDERS, sh_degree(cfg, cfg.train.steps), run.backend)
+    with torch.enable_grad():  # refinement differentiates through the renderer
+        write_eval_renders(run)
     for i in train_view_indices(d["n"], cfg.train.num_train_renders):
         _write_train_view(run, i)
     if run.bpnet is None:
@@ -109,6 +164,7 @@ def write_summary(run: Run) -> dict:
         "final_train_psnr": float(rows[-1]["train_psnr"]) if rows else None,
         "final_loss": float(rows[-1]["loss"]) if rows else None,
         "unseen_views": _unseen_summary(run.virtual),
+        "test_selection": None if run.selector is None else run.selector.summary(),
         # real-frame, virtual-view and skipped steps (unseen.skip_virtual_steps), docs/method.md §7
         "step_counts": step_counts(run.cfg, virtual_possible(run.data)),
         "method": run.record["method"], "dataset": run.record["dataset"], "scene": run.record["scene"],

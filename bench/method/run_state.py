@@ -41,6 +41,7 @@ class Run:
     log: RunLog
     virtual: VirtualViews | None = None
     true_blur: TrueBlur | None = None  # the scene's ground-truth blur when blur.ground_truth
+    selector: Any = None  # bench.method.selection.CheckpointSelector when eval.select=best_test
     step: int = 0
     elapsed_s: float = 0.0
     init_path: str = ""

@@ -39,6 +39,7 @@ from bench.method.progress import CURVE_TERMS, ProgressBar, RunLog
 from bench.method.registry import base_implementation, get_method
 from bench.method.rng import global_stream
 from bench.method.run_state import Run
+from bench.method.selection import CheckpointSelector
 from bench.method.step import chw, forward, skips, step_counts, target, virtual_possible
 from bench.method.true_blur import TrueBlur
 from bench.method.unseen import VirtualViews, build_virtual_views, inpainted_share, scene_offset
@@ -132,6 +133,10 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene: Scene, dev: to
     if cfg.blur.ground_truth:
         run.true_blur = TrueBlur(scene.gt, dev)
         log("blur: the scene's ground-truth blur replaces BP-Net (diagnostic ceiling)")
+    if cfg.eval.select == "best_test":
+        run.selector = CheckpointSelector(run)
+        log(f"test-set selection: the test views are evaluated at {len(run.selector.steps)} steps and the "
+            "best state is reported (eval.select=best_test; selected on the test set)")
     if cfg.unseen.enabled:
         run.virtual = _build_virtual(run)
     elif cfg.unseen.skip_virtual_steps:
@@ -234,6 +239,8 @@ def _loop(run: Run, progress: bool) -> None:
         while run.step < total:
             values = _train_step(run, run.step)
             run.step += 1
+            if run.selector is not None:
+                run.selector.after_step(run)
             run.elapsed_s = time.perf_counter() - start_clock
             if values is not None:  # a skipped step has no loss to average into the curves
                 run.curves.add(values)
@@ -247,3 +254,8 @@ def _loop(run: Run, progress: bool) -> None:
                 save_checkpoint(run)
     run.log(f"trained {total} steps in {run.elapsed_s:.1f} s; {run.model.num_gaussians} Gaussians "
             f"({run.model.num_dynamic} dynamic)")
+    if run.selector is not None:
+        run.selector.save(run.run_dir)
+        best = run.selector.best
+        run.log(f"test-set selection: step {best['step']} (mean test PSNR {best['psnr']:.3f} dB) of "
+                f"{len(run.selector.history)} evaluations")

@@ -1,6 +1,7 @@
 """Collect a sweep's results.json files into one tidy DataFrame and average it.
 
-Tidy = one row per (run, metric); ``collect_per_image`` gives one per (run, view, metric) for the
+Tidy = one row per (run, evaluation mode, metric); a mode other than ``last`` is labelled
+``variant@mode`` (``variant_label``). ``collect_per_image`` gives one per (run, view, metric) for the
 paired statistics (bench.report.stats): test views, and for false_blur training views
 ``train/<name>``. Seeds are averaged per scene (mean, std, n); scenes are averaged per dataset only
 when every scene the sweep planned (its manifest; without one, every scene of the data registry)
@@ -24,7 +25,7 @@ from bench.sweepdir import read_manifest, runs_dir
 ID_COLUMNS = ["sweep", "variant", "dataset", "scene", "blur_type", "seed", "metric", "value", "run_id"]
 PROVENANCE_COLUMNS = ["git_commit", "git_dirty", "bench_version", "torch", "gsplat", "device", "hostname",
                       "slurm_job_id", "wall_time_s", "peak_memory_bytes"]
-EXTRA_COLUMNS = ["protocol", "lpips_input", "missing_reason"]
+EXTRA_COLUMNS = ["protocol", "lpips_input", "eval_mode", "missing_reason"]
 COLUMNS = ID_COLUMNS + PROVENANCE_COLUMNS + EXTRA_COLUMNS
 PER_IMAGE_COLUMNS = ["variant", "dataset", "scene", "blur_type", "seed", "view", "metric", "value", "run_id"]
 
@@ -51,20 +52,35 @@ def _provenance_columns(doc: dict) -> dict:
     }
 
 
-def rows_of(doc: dict, sweep: str) -> list[dict]:
-    """Tidy rows of one parsed results.json: one per metric of its aggregate block."""
+def eval_blocks(doc: dict) -> list[tuple[str, dict]]:
+    """(evaluation mode, metrics block) of a parsed results.json: ``metrics`` (the mode its config
+    asked for) first, then each block of ``evaluations`` (bench.metrics.modes)."""
     metrics = doc.get("metrics") or {}
-    protocol = metrics.get("protocol") or {}
-    missing = metrics.get("missing") or {}
-    base = {"sweep": doc.get("sweep") or sweep, "variant": doc.get("method"), "dataset": doc.get("dataset"),
-            "scene": doc.get("scene"), "blur_type": doc.get("blur_type"), "seed": doc.get("seed"),
-            "run_id": doc.get("run_id"), **_provenance_columns(doc),
-            "protocol": protocol.get("name"), "lpips_input": protocol.get("lpips_input")}
+    blocks = [((metrics.get("eval") or {}).get("mode", "last"), metrics)]
+    return blocks + list((doc.get("evaluations") or {}).items())
+
+
+def variant_label(method: str | None, mode: str) -> str | None:
+    """The row label of a method evaluated in ``mode``: the method for ``last`` (what is reported by
+    default), ``method@mode`` otherwise (e.g. ``full@best_test``), so each mode is a row of its own
+    that the paired statistics compare with the others."""
+    return method if mode == "last" or method is None else f"{method}@{mode}"
+
+
+def rows_of(doc: dict, sweep: str) -> list[dict]:
+    """Tidy rows of one parsed results.json: one per metric of each evaluation mode's aggregate block."""
     rows = []
-    for metric, value in (metrics.get("aggregate") or {}).items():
-        finite = value is not None and math.isfinite(value)
-        rows.append({**base, "metric": metric, "value": float(value) if finite else math.nan,
-                     "missing_reason": None if finite else missing.get(metric, "not a finite number")})
+    for mode, metrics in eval_blocks(doc):
+        protocol = metrics.get("protocol") or {}
+        missing = metrics.get("missing") or {}
+        base = {"sweep": doc.get("sweep") or sweep, "variant": variant_label(doc.get("method"), mode),
+                "dataset": doc.get("dataset"), "scene": doc.get("scene"), "blur_type": doc.get("blur_type"),
+                "seed": doc.get("seed"), "run_id": doc.get("run_id"), **_provenance_columns(doc),
+                "protocol": protocol.get("name"), "lpips_input": protocol.get("lpips_input"), "eval_mode": mode}
+        for metric, value in (metrics.get("aggregate") or {}).items():
+            finite = value is not None and math.isfinite(value)
+            rows.append({**base, "metric": metric, "value": float(value) if finite else math.nan,
+                         "missing_reason": None if finite else missing.get(metric, "not a finite number")})
     return rows
 
 
@@ -76,17 +92,19 @@ def per_image_rows(doc: dict) -> list[dict]:
     the view has no finite value; then one per training view and metric of ``metrics.regions.
     per_train_view`` (false_blur), its view named ``train/<name>`` so it pairs with the same training
     view of another run."""
-    base = {"variant": doc.get("method"), "dataset": doc.get("dataset"), "scene": doc.get("scene"),
-            "blur_type": doc.get("blur_type"), "seed": doc.get("seed"), "run_id": doc.get("run_id")}
-    metrics = doc.get("metrics") or {}
-    views = dict(metrics.get("per_image") or {})
-    for name, entry in ((metrics.get("regions") or {}).get("per_train_view") or {}).items():
-        views[TRAIN_VIEW_PREFIX + name] = {m: v for m, v in entry.items() if m in TRAIN_VIEW_METRICS}
     rows = []
-    for view, values in views.items():
-        for metric, value in values.items():
-            finite = value is not None and math.isfinite(value)
-            rows.append({**base, "view": view, "metric": metric, "value": float(value) if finite else math.nan})
+    for mode, metrics in eval_blocks(doc):
+        base = {"variant": variant_label(doc.get("method"), mode), "dataset": doc.get("dataset"),
+                "scene": doc.get("scene"), "blur_type": doc.get("blur_type"), "seed": doc.get("seed"),
+                "run_id": doc.get("run_id")}
+        views = dict(metrics.get("per_image") or {})
+        for name, entry in ((metrics.get("regions") or {}).get("per_train_view") or {}).items():
+            views[TRAIN_VIEW_PREFIX + name] = {m: v for m, v in entry.items() if m in TRAIN_VIEW_METRICS}
+        for view, values in views.items():
+            for metric, value in values.items():
+                finite = value is not None and math.isfinite(value)
+                rows.append({**base, "view": view, "metric": metric,
+                             "value": float(value) if finite else math.nan})
     return rows
 
 

@@ -49,9 +49,31 @@ def colour(variant: str) -> str:
 
 
 def order_variants(variants) -> list[str]:
-    """Known variants in VARIANT_ORDER, others after them alphabetically."""
-    known = [v for v in VARIANT_ORDER if v in set(variants)]
-    return known + sorted(set(variants) - set(known))
+    """Known variants in VARIANT_ORDER, others after them alphabetically; a variant's other
+    evaluation modes (``variant@mode``) right after it."""
+    def key(label: str):
+        base, _, mode = label.partition("@")
+        return (VARIANT_ORDER.index(base) if base in VARIANT_ORDER else len(VARIANT_ORDER), base, mode)
+
+    return sorted(set(variants), key=key)
+
+
+def eval_mode_notes(variants) -> list[str]:
+    """One footnote per evaluation mode other than ``last`` among the row labels (``variant@mode``,
+    bench.report.collect.variant_label): how that row's numbers were produced."""
+    modes = sorted({v.partition("@")[2] for v in variants if "@" in v})
+    notes = []
+    for mode in modes:
+        select, _, steps = mode.partition("+refine")
+        what = []
+        if select == "best_test":
+            what.append("the training state with the best mean test PSNR among the evaluations on the upstream "
+                        "schedule (selected on the test set, as the public dydeblur code reports; optimistic)")
+        if steps:
+            what.append(f"each test camera optimised {steps} steps against its ground-truth test image before "
+                        "scoring (Deblur4DGS)")
+        notes.append(f"@{mode}: " + "; ".join(what or ["the final state"]) + ".")
+    return notes
 
 
 def order_datasets(datasets) -> list[str]:
@@ -74,4 +96,5 @@ def order_groups(groups) -> list[str]:
 
 
 def ablation_label(variant: str) -> str:
-    return ABLATION_ROWS.get(variant, variant)
+    base, at, mode = variant.partition("@")
+    return ABLATION_ROWS.get(base, base) + (f" @{mode}" if at else "")

@@ -343,7 +343,7 @@ def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame |
     table = Table("main", "Main comparison (mean over scenes of the mean over seeds)", list(variants), columns,
                   values, notes, marks, [False] * len(variants),
                   _reason_notes(summary, {m for _, m in keys}) + convention_notes(m for _, m in keys)
-                  + _seed_note(most))
+                  + _seed_note(most) + labels.eval_mode_notes(variants))
     return _add_reported(table, reported, "main", keys) if reported is not None else table
 
 
@@ -381,7 +381,9 @@ def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, 
     datasets = labels.order_groups(summary.group.unique())
     present = set(summary.variant.unique())
     variants = [v for v in labels.ABLATION_ROWS if v in present and v != "full"]
-    variants += sorted(present - set(labels.ABLATION_ROWS)) + (["full"] if "full" in present else [])
+    others = labels.order_variants(present - set(labels.ABLATION_ROWS))
+    variants += [v for v in others if not v.startswith("full@")] + (["full"] if "full" in present else [])
+    variants += [v for v in others if v.startswith("full@")]
     shown = None if stats is None else stats[(stats.metric == metric) & stats.group.isin(datasets)]
     per_group = 1 if shown is None or shown.empty else 2
     keys = [(d, metric if k == 0 else "delta") for d in datasets for k in range(per_group)]
@@ -399,7 +401,8 @@ def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, 
         return _delta_cell(shown, summary, v, group, col, reference)
 
     values, notes, marks = _fill(columns, variants, cell)
-    foot = _reason_notes(summary, [metric]) + convention_notes([metric]) + _seed_note(most)
+    foot = (_reason_notes(summary, [metric]) + convention_notes([metric]) + _seed_note(most)
+            + labels.eval_mode_notes(variants))
     if reference is not None:
         foot.append(interval_note(int(shown.n_seeds.min()), labels.ablation_label(reference), shown.test.iloc[0]))
     table = Table("ablation", f"Ablation ({METRICS[metric].label}, mean over scenes)",
@@ -447,7 +450,8 @@ def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.Data
             values, notes, marks = _fill(columns, variants, cell)
             tables.append(Table(f"per_scene_{d}_{m}", f"{group_label(summary, d)}: {METRICS[m].label} per scene "
                                 f"(mean over seeds)", list(variants), columns, values, notes, marks,
-                                [False] * len(variants), convention_notes([m]) + _seed_note(most)))
+                                [False] * len(variants),
+                                convention_notes([m]) + _seed_note(most) + labels.eval_mode_notes(variants)))
     return tables
 
 
