@@ -409,3 +409,15 @@ def test_the_protocol_a_sweep_planned_is_the_default(tmp_path, monkeypatch):
     with pytest.raises(BenchError, match=r"job.json: protocol 'nope': unknown; allowed: dyblurf"):
         evaluate_run(run)
 
+
+def test_sweep_key_protocol_is_checked(tmp_path):
+    from bench.harness.spec import load_sweep
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: t\nvariants: [full]\nprotocol: dydeblur\ndatasets:\n"
+                    "  - name: synthetic\n    scenes: [motion_0]\n    protocol: d2rf\n  - name: diagnostic\n")
+    spec = load_sweep(path)
+    assert [spec.protocol_for(e) for e in spec.datasets] == ["d2rf", "dydeblur"]
+    path.write_text("name: t\nvariants: [full]\ndatasets:\n  - name: synthetic\n    protocol: d2rff\n")
+    with pytest.raises(BenchError, match=r"s.yaml:5: datasets.0.protocol: protocol 'd2rff': unknown; allowed: dyblurf"):
+        load_sweep(path)

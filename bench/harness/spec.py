@@ -16,7 +16,10 @@ file, the line and the allowed values. Example (every key, with its default or a
         overrides: {}             # per-dataset method overrides (dotted keys)
         data_root: null           # default: $BENCH_DATA/<name> or datasets/data/<name>
         resources: {}             # per-dataset changes to executor.resources
+        protocol: null            # evaluation protocol of these scenes (default: the sweep's protocol)
     seeds: [0, 1, 2]
+    protocol: null                # evaluation protocol of every run, a key of bench/metrics/protocols.py
+                                  # (default: each dataset's own; results.json names the one used)
     reference: full               # variant the paired statistics compare against (default: full)
     overrides: {}                 # method overrides for every run, e.g. {train.steps: 2000}
     executor:
@@ -107,6 +110,7 @@ class DatasetEntry(_Strict):
     data_root: str | None = None
     overrides: dict[str, Any] = Field(default_factory=dict)
     resources: ResourcesPatch | None = None
+    protocol: str | None = Field(None, description="evaluation protocol of these scenes (default: the sweep's)")
 
 
 class SweepSpec(_Strict):
@@ -122,6 +126,7 @@ class SweepSpec(_Strict):
     overrides: dict[str, Any] = Field(default_factory=dict)
     executor: ExecutorSpec = Field(default_factory=ExecutorSpec)
     reference: str = Field("full", description="variant the paired statistics compare against (bench compare)")
+    protocol: str | None = Field(None, description="evaluation protocol of every run (default: each dataset's own)")
 
     @field_validator("variants")
     @classmethod
@@ -182,6 +187,10 @@ class SweepSpec(_Strict):
         """``file:line`` of a key path, for error messages."""
         line = self.line(*loc)
         return f"{self._path}:{line}" if line else str(self._path)
+
+    def protocol_for(self, entry: DatasetEntry) -> str | None:
+        """The evaluation protocol the sweep names for ``entry``'s runs (None: the dataset's own)."""
+        return entry.protocol or self.protocol
 
     def resources_for(self, entry: DatasetEntry) -> Resources:
         base = self.executor.resources
@@ -293,6 +302,7 @@ def validate_names(spec: SweepSpec) -> None:
     if "reference" in spec.model_fields_set and spec.reference not in variant_names(spec):
         raise BenchError(f"{spec.where('reference')}: reference {spec.reference!r}: not a variant of this sweep; "
                          f"allowed: {', '.join(variant_names(spec))}")
+    _check_protocols(spec)
     datasets = {d.name: d for d in list_datasets()}
     for i, entry in enumerate(spec.datasets):
         if entry.name not in datasets:
@@ -318,6 +328,18 @@ def validate_names(spec: SweepSpec) -> None:
                 # Drop resolve_config's own "override: " / "config: " source prefix.
                 msg = str(err).split(": ", 1)[-1] if str(err).startswith(("override", "config")) else err
                 raise BenchError(f"{spec.where(*loc, key)}: {'.'.join(map(str, loc))}: {msg}") from None
+
+
+def _check_protocols(spec: SweepSpec) -> None:
+    """The sweep's and each dataset's ``protocol`` name an evaluation protocol; BenchError otherwise."""
+    from bench.metrics.protocols import PROTOCOLS
+
+    keys = [(("protocol",), spec.protocol)] + [(("datasets", i, "protocol"), e.protocol)
+                                                for i, e in enumerate(spec.datasets)]
+    for loc, name in keys:
+        if name is not None and name not in PROTOCOLS:
+            raise BenchError(f"{spec.where(*loc)}: {'.'.join(map(str, loc))}: protocol {name!r}: unknown; "
+                             f"allowed: {', '.join(PROTOCOLS)}")
 
 
 def variant_names(spec: SweepSpec) -> list[str]:
