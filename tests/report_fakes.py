@@ -141,3 +141,19 @@ def write_published(path: Path, rows: list[dict]) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+def require_pdflatex() -> str:
+    """pdflatex's path; skips the test where it is not installed, but fails it under CI (CI=true or 1):
+    .ci/run installs it (.ci/install_latex.sh), so a missing one there is a broken CI, not a skip."""
+    import os
+    import shutil
+
+    import pytest
+
+    path = shutil.which("pdflatex")
+    if path is None:
+        if os.environ.get("CI", "").strip().lower() in ("true", "1"):
+            pytest.fail("pdflatex not on PATH under CI: .ci/run installs it with .ci/install_latex.sh")
+        pytest.skip("pdflatex not installed (.ci/install_latex.sh installs it)")
+    return path

@@ -1,7 +1,6 @@
 """Collection and tables on hand-made sweeps: schema, averaging, missing scenes, ranking with ties,
 reported rows, and LaTeX that compiles."""
 
-import shutil
 import subprocess
 
 import numpy as np
@@ -12,7 +11,7 @@ from bench.metrics.registry import METRICS
 
 from bench.report.collect import COLUMNS, collect, dataset_summary, save_collected, seed_summary
 from bench.report import tables as T
-from report_fakes import make_sweep
+from report_fakes import make_sweep, require_pdflatex
 
 VALUES = {  # seed-mean PSNR 30.000 and 30.001 both display 30.00 (tie); no_shortcut 29.50; no_blur 29.00
     "full": {"a": {"psnr": 29.995, "ssim": 0.9, "lpips": 0.100}, "b": {"psnr": 29.995, "ssim": 0.9, "lpips": 0.100}},
@@ -144,8 +143,8 @@ def test_ablation_shape_and_per_scene(sweep):
     assert [c.header for c in t.columns] == ["a", "b", "Avg."]
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_latex_compiles(sweep, tmp_path):
+    pdflatex = require_pdflatex()  # a skip here, a failure under CI
     df = collect(sweep)
     per_scene = seed_summary(df)
     summary = dataset_summary(per_scene, {"toy": ["a", "b", "c"]})  # blank cells too
@@ -157,7 +156,7 @@ def test_latex_compiles(sweep, tmp_path):
     doc = tmp_path / "doc.tex"
     doc.write_text("\\documentclass{article}\n\\usepackage{booktabs}\n"
                    "\\begin{document}\n" + body + "\n\\end{document}\n")
-    out = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
+    out = subprocess.run([pdflatex, "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp_path,
                          capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout[-2000:]
     assert (tmp_path / "doc.pdf").stat().st_size > 1000
