@@ -80,3 +80,31 @@ def test_tables_order_and_footnote_the_modes():
     assert "500 steps" in notes[1] and "Deblur4DGS" in notes[1]
     assert labels.eval_mode_notes(["full", "no_blur"]) == []
     assert labels.ablation_label("full@best_test") == "Full @best_test"
+
+
+def test_bench_eval_refinement_needs_a_finished_run_and_keeps_computed_modes(tmp_path, capsys):
+    from bench.cli import main
+
+    run = _run(tmp_path, select="last")
+    assert main(["eval", str(run), "--refine-test-poses", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "results.json: missing" in err[0]
+    doc = {"config_hash": "x", "metrics": _block(20.0, "last"), "evaluations": {"last+refine5": _block(21.0)}}
+    (run / rundir.RESULTS).write_text(json.dumps(doc))
+    assert main(["eval", str(run), "--refine-test-poses", "5"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "'last+refine5' is there already; --force" in err[0]
+    assert json.loads((run / rundir.RESULTS).read_text()) == doc  # nothing overwritten
+    assert main(["eval", str(run), "--select", "best_test"]) == 2
+    assert "--refine-test-poses" in capsys.readouterr().err
+
+
+def test_the_sweeps_protocol_travels_in_job_json(write_sweep):
+    from bench.harness.runs import expand
+    from bench.harness.spec import load_sweep
+
+    runs = expand(load_sweep(write_sweep(protocol="dydeblur")))
+    assert {r.protocol for r in runs} == {"dydeblur"} and runs[0].job_dict()["protocol"] == "dydeblur"
+    plain = expand(load_sweep(write_sweep(name="plain")))
+    assert {r.protocol for r in plain} == {None}
+    assert [r.config_hash for r in plain] == [r.config_hash for r in runs]  # evaluation only: same identity

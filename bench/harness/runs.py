@@ -54,6 +54,9 @@ class RunSpec:
     data_root: str | None
     device: str
     resources: Resources
+    # the evaluation protocol the sweep names (None: the dataset's own); evaluation only, so not in
+    # the run's identity: `bench eval --protocol` re-scores a finished run
+    protocol: str | None = None
 
     def job_dict(self) -> dict[str, Any]:
         d = asdict(self)
@@ -124,7 +127,8 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
                         variant=variant, base_method=method.base, dataset=entry.name, scene=scene,
                         blur_type=blur.get(scene, ds.blur_type), seed=seed, config_hash=h,
                         profile=spec.profile, overrides=overrides, data_root=entry.data_root,
-                        device=spec.executor.device, resources=resources))
+                        device=spec.executor.device, resources=resources,
+                        protocol=spec.protocol_for(entry)))
     return runs
 
 

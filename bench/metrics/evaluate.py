@@ -244,9 +244,10 @@ def run_target(config: Mapping) -> dict:
     return target
 
 
-def _render_pairs(run_dir: Path, scene, protocol: Protocol, bits: list[int]):
-    """(name, render, GT, mask) per test view; the bit depth of each render file is appended to ``bits``."""
-    renders = Path(run_dir) / rundir.TEST_RENDERS
+def _render_pairs(run_dir: Path, scene, protocol: Protocol, bits: list[int], renders: str = rundir.TEST_RENDERS):
+    """(name, render, GT, mask) per test view of ``run_dir/renders``; the bit depth of each render
+    file is appended to ``bits``."""
+    renders = Path(run_dir) / renders
     masks = scene.test.motion_mask if protocol.dynamic else None
     for i, name in enumerate(scene.test.names):
         path = renders / f"{name}.png"
@@ -285,11 +286,12 @@ def _scene_layout(spec, scene: str) -> str | None:
 
 
 def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", progress: bool = False,
-                 protocol: str | None = None) -> dict:
-    """Recompute the metrics block of a run from ``renders/test/*.png`` (docs/datasets.md §Results).
+                 renders: str = rundir.TEST_RENDERS, protocol: str | None = None) -> dict:
+    """Recompute the metrics block of a run from ``renders/*.png`` (docs/datasets.md §Results).
 
-    lpips_input: ``scaled`` / ``unscaled`` overrides the protocol's LPIPS input range. protocol: the
-    protocol's name (run_protocol says which when None).
+    lpips_input: ``scaled`` / ``unscaled`` overrides the protocol's LPIPS input range. renders: the
+    test renders scored, relative to the run directory (an evaluation mode's, bench.metrics.modes).
+    protocol: the protocol's name (run_protocol says which when None).
     """
     from bench.data.registry import get_dataset, load_scene
 
@@ -303,7 +305,7 @@ def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", p
     lpips_fn, reason = make_lpips(protocol, device)
     truth, why_not = R.region_truth(scene)
     bits: list[int] = []
-    pairs = _render_pairs(run_dir, scene, protocol, bits)
+    pairs = _render_pairs(run_dir, scene, protocol, bits, renders)
     if progress:
         pairs = _with_progress(pairs, len(scene.test.names), f"eval {target['scene']}")
     block = evaluate_images(pairs, protocol, lpips_fn, reason, render_bits=bits, regions=truth,
