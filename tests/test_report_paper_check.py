@@ -267,3 +267,18 @@ def test_build_all_adds_the_check_unless_reported_rows_are_left_out(tmp_path, mo
     assert "Reproduction check" in page and "no published row for dataset toy" in page
     build_all(sweep, reported=False)
     assert "Reproduction check" not in (sweep / "report.html").read_text()
+
+
+def test_a_metric_published_as_one_of_several_conventions_is_not_comparable(tmp_path):
+    """The paper's SSIM is scikit-image's or 3DGS's, which is not established (ssim|ssim_3dgs): each
+    measured convention is shown against it, never judged."""
+    path = write_published(tmp_path / "pub.csv", [
+        {"variant": "full", "dataset": "d2rf", "metric": "ssim|ssim_3dgs", "value": 0.80, "scenes": SCENES}])
+    published = P.load_published([path])
+    assert sorted(published.metric) == ["ssim", "ssim_3dgs"] and set(published.alternatives) == {"ssim, ssim_3dgs"}
+    df = results_frame({"full": {s: {"ssim": 0.80, "ssim_3dgs": 0.80} for s in SCENES}}, eval_mode="best_test")
+    result = P.check(df, published)
+    for metric in ("ssim", "ssim_3dgs"):
+        row = _row(result, metric=metric)
+        assert row.verdict == P.NOT_COMPARABLE and row.measured == pytest.approx(0.80)
+        assert "one of ssim, ssim_3dgs; which is not established" in row.reason

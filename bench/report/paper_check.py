@@ -29,6 +29,7 @@ from bench.metrics.registry import METRICS
 PUBLISHED_COLUMNS = ["table", "row", "variant", "dataset", "metric", "value", "source", "protocol", "eval_mode",
                      "scenes"]
 SCENE_SEPARATOR = ";"
+METRIC_ALTERNATIVES = "|"  # a published metric whose convention is one of several, not established which
 # The evaluation modes results record: last (default) or best_test, "+refine<N>" for N test-pose steps.
 EVAL_MODE = re.compile(r"(last|best_test)(\+refine[1-9][0-9]*)?")
 DEFAULT_EVAL_MODE = "last"  # results collected before the eval_mode column existed
@@ -78,7 +79,15 @@ def _read_published(path: Path) -> pd.DataFrame:
                              "optionally +refine<steps> (or empty: not established)")
     df["value"] = df.value.astype(float)
     df["scenes"] = [tuple(s for s in (x.strip() for x in text.split(SCENE_SEPARATOR)) if s) for text in df.scenes]
-    return df
+    return split_alternatives(df)
+
+
+def split_alternatives(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric of a row whose ``metric`` names alternatives (``ssim|ssim_3dgs``: one of
+    them, which is not established); ``alternatives`` holds them all ("" for a settled metric)."""
+    names = df.metric.str.split(METRIC_ALTERNATIVES)
+    out = df.assign(metric=names, alternatives=[", ".join(n) if len(n) > 1 else "" for n in names])
+    return out.explode("metric", ignore_index=True)
 
 
 def _number(text: str) -> float | None:
@@ -297,8 +306,11 @@ def _compare(ctx: _Context, pub_row: pd.Series, scene: str, metric: str, scenes:
 
 
 def _setting_reasons(ctx: _Context, pub_row: pd.Series) -> list[str]:
-    """Protocol and evaluation mode differences between the measured group and a published row."""
+    """Protocol, evaluation mode and metric-convention differences between the measured group and a
+    published row."""
     reasons = []
+    if pub_row.get("alternatives"):
+        reasons.append(f"the published metric is one of {pub_row.alternatives}; which is not established")
     if not pub_row.protocol:
         reasons.append("the published protocol is not established")
     elif ctx.protocol != pub_row.protocol:

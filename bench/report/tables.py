@@ -214,11 +214,16 @@ def blur_table(stats: pd.DataFrame) -> Table:
 
 
 def load_reported(paths=None) -> pd.DataFrame:
-    """Published rows from results/published/*.csv (or the given files)."""
+    """Published rows from results/published/*.csv (or the given files); a row whose metric names
+    alternatives (``ssim|ssim_3dgs``) becomes one row per alternative, ``alternatives`` naming them."""
+    from bench.report.paper_check import split_alternatives
+
     paths = sorted(REPORTED_DIR.glob("*.csv")) if paths is None else [Path(p) for p in paths]
     frames = [pd.read_csv(p, dtype={"variant": str}).fillna({"variant": ""}) for p in paths]
     cols = ["table", "row", "variant", "dataset", "metric", "value", "source"]
-    return pd.concat(frames, ignore_index=True)[cols] if frames else pd.DataFrame(columns=cols)
+    if not frames:
+        return pd.DataFrame(columns=cols + ["alternatives"])
+    return split_alternatives(pd.concat(frames, ignore_index=True)[cols])
 
 
 def _empty(n_rows: int, n_cols: int):
@@ -229,16 +234,22 @@ def _empty(n_rows: int, n_cols: int):
 def _add_reported(table: Table, reported: pd.DataFrame, which: str, keys: list[tuple[str, str]]) -> Table:
     """Append reported rows of ``reported[table == which]``; keys[c] = (dataset, metric) per column."""
     rep = reported[reported["table"] == which]
-    new_rows, new_vals, new_marks, substituted = [], [], [], set()
+    if "alternatives" not in rep.columns:
+        rep = rep.assign(alternatives="")
+    unsettled = dict(zip(zip(rep.dataset, rep.metric), rep.alternatives))
+    new_rows, new_vals, new_marks, substituted, open_ = [], [], [], set(), set()
     for row, g in rep.groupby("row", sort=False):
         lookup = {(d, m): v for d, m, v in zip(g.dataset, g.metric, g.value)}
         vals, marks = [], []
         for dataset, metric in keys:
             v, source_metric = _reported_value(lookup, dataset, metric)
-            if source_metric not in (None, metric):
+            alternatives = unsettled.get((dataset, source_metric), "")
+            if alternatives:
+                open_.add(alternatives)
+            elif source_metric not in (None, metric):
                 substituted.add(source_metric)
             vals.append(np.nan if v is None else float(v))
-            marks.append(DAGGER if source_metric not in (None, metric) else "")
+            marks.append(DAGGER if alternatives or source_metric not in (None, metric) else "")
         if not all(math.isnan(v) for v in vals):
             new_rows.append(f"{row} (reported)")
             new_vals.append(vals)
@@ -254,6 +265,9 @@ def _add_reported(table: Table, reported: pd.DataFrame, which: str, keys: list[t
         table.footnotes.append(f"{DAGGER} reported in the source's convention, not this column's: "
                                + "; ".join(f"{METRICS[m].label} = {METRICS[m].convention}" for m in sorted(substituted))
                                + ".")
+    for alternatives in sorted(open_):
+        table.footnotes.append(f"{DAGGER} reported as one of {alternatives}; which one is not established "
+                               "(results/published/README.md).")
     sources = ", ".join(sorted(set(rep["source"].dropna())))
     table.footnotes.append(f"(reported): numbers from {sources}; not measured here.")
     return table
