@@ -126,3 +126,27 @@ def test_eval_config_defaults_are_the_reported_practice():
     assert (ev.select, ev.refine_test_poses) == ("last", 0)
     assert rundir.eval_mode("last", 0) == "last" and rundir.eval_renders("last") == rundir.TEST_RENDERS
     assert rundir.eval_renders("best_test+refine500") == rundir.TEST_RENDERS + "_best_test_refine500"
+
+
+def test_the_selected_state_is_a_snapshot(tiny, tmp_path, monkeypatch):
+    """The optimisers update the model in place: the state kept at a scheduled evaluation must not
+    follow them (it once kept the live motion bases next to copied Gaussians)."""
+    import bench.method.selection as sel
+
+    run = tmp_path / "run"
+    train_tiny(run)
+    model = GaussianModel.from_state_dict(final_state(run)["model"])
+    selector = object.__new__(sel.CheckpointSelector)
+    selector.steps, selector.gt, selector.history, selector.best = {4}, None, [], None
+    monkeypatch.setattr(sel, "mean_test_psnr", lambda *a: 20.0)
+    fake = type("R", (), {"step": 4, "model": model, "data": None, "backend": "torch",
+                          "cfg": resolve_config("full", "cpu", SMALL)})()
+    selector.after_step(fake)
+    kept = {k: v.clone() for k, v in selector.best["model"]["bases"].items()}
+    with torch.no_grad():
+        for p in model.bases.parameters():
+            p.add_(1.0)
+        for p in model.params.values():
+            p.add_(1.0)
+    for key, value in kept.items():
+        assert torch.equal(selector.best["model"]["bases"][key], value), key

@@ -103,8 +103,10 @@ class GaussianModel:
 
     # -- persistence -------------------------------------------------------------------------
     def state_dict(self) -> dict:
+        """A snapshot: every tensor copied, so later optimiser steps (in place) do not reach it."""
         return {"params": {k: v.detach().clone() for k, v in self.params.items()},
-                "bases": self.bases.state_dict(), "canonical_frame": self.canonical_frame,
+                "bases": {k: v.detach().clone() for k, v in self.bases.state_dict().items()},
+                "canonical_frame": self.canonical_frame,
                 "max_sh_degree": self.max_sh_degree}
 
     @classmethod
