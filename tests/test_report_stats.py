@@ -5,7 +5,6 @@ effect, and where they show up (CSV, tables, HTML, ``bench compare``), plus data
 scenes a sweep planned."""
 
 import json
-import shutil
 import subprocess
 
 import numpy as np
@@ -19,7 +18,7 @@ from bench.harness.spec import load_sweep
 from bench.report import stats as S
 from bench.report import tables as T
 from bench.report.build import build_all, summarise
-from report_fakes import write_run
+from report_fakes import require_pdflatex, write_run
 
 TRUTH = -0.3
 
@@ -227,8 +226,8 @@ def test_report_writes_the_stats_csv_and_leads_with_the_ablation_deltas(tmp_path
     assert html.index('id="table-ablation"') < html.index('id="table-main"')
 
 
-@pytest.mark.skipif(shutil.which("pdflatex") is None, reason="pdflatex not installed")
 def test_ablation_latex_with_intervals_compiles(tmp_path):
+    require_pdflatex()  # a skip here, a failure under CI
     built = summarise(paired_sweep(tmp_path, EFFECTS), save=False)
     path = T.write_tables(tmp_path / "tables", [T.ablation_table(built.summary, stats=built.stats)])[0]
     (tmp_path / "doc.tex").write_text("\\documentclass{article}\n\\usepackage{booktabs}\n\\begin{document}\n"
