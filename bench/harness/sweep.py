@@ -1,7 +1,7 @@
 """``bench sweep``, ``bench status``, ``bench cancel``: plan, submit, follow, collect.
 
 The sweep's output directory is laid out by :mod:`bench.sweepdir`; the report at the end is built
-by the builder the CLI layer passes in (``report``), so the harness never imports the report.
+by the builder the CLI floor passes in (``report``), so the harness never imports the report.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def resolve_sweep_dir(arg: str, output_root: str | None = None) -> Path:
 
 
 # Builds a sweep's report and returns an exit code. The CLI layer passes bench.report's builder
-# (bench.harness.commands), so that the harness itself never imports the report.
+# (bench.cli.sweep), so that the harness itself never imports the report.
 ReportBuilder = Callable[[Path], int]
 
 
