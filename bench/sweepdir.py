@@ -3,7 +3,8 @@
 ::
 
     <output_root>/<sweep name>/
-      manifest.json          the runs of the sweep's latest expansion and every submission
+      manifest.json          the runs of the sweep's latest expansion, its plan (reference, variants,
+                             scenes: what the report reads) and every submission
                              (written by bench.harness.manifest under a lock)
       runs/<run_id>/         one run directory each (layout: bench.rundir)
       archive/<run_id>.<n>/  run directories moved aside by --force
@@ -48,13 +49,31 @@ class ManifestRun(TypedDict, total=False):
 
 class Manifest(TypedDict, total=False):
     """manifest.json: schema, sweep name, sweep_file, created/updated, ``runs`` (run_id ->
-    ManifestRun) and ``submissions`` (id, time, state, executor, host, argv, jobs, local)."""
+    ManifestRun), the plan's ``reference``, ``variants`` and ``scenes`` (:func:`plan_fields`; absent
+    from manifests written before issue 24) and ``submissions`` (id, time, state, executor, host,
+    argv, jobs, local)."""
 
     schema: int
     sweep: str
     sweep_file: str | None
     runs: dict[str, ManifestRun]
+    reference: str
+    variants: list[str]
+    scenes: dict[str, list[str]]
     submissions: list[dict[str, Any]]
+
+
+def plan_fields(reference: str, variants: list[str], runs) -> dict[str, Any]:
+    """The manifest's record of a planned sweep, so the report reads the sweep directory only
+    (never the sweep file, whose parser belongs to the harness): the reference variant of the
+    paired statistics, the variants in file order, and dataset -> the scenes of ``runs`` (objects
+    with ``dataset`` and ``scene``) in the order they first appear."""
+    scenes: dict[str, list[str]] = {}
+    for run in runs:
+        names = scenes.setdefault(run.dataset, [])
+        if run.scene not in names:
+            names.append(run.scene)
+    return {"reference": reference, "variants": list(variants), "scenes": scenes}
 
 
 def runs_dir(sweep_dir: Path) -> Path:

@@ -185,6 +185,23 @@ def test_edited_sweep_gets_new_runs_and_keeps_old_directories(write_sweep, monke
     assert [len(s["run_ids"]) for s in manifest["submissions"]] == [1, 1]
 
 
+def test_the_manifest_records_the_plan_the_report_reads(write_sweep, monkeypatch):
+    """reference, variants and planned scenes (of the whole expansion, not just --only's runs) go
+    into the manifest, so the report needs the sweep directory only."""
+    from bench.report.collect import planned_scenes, sweep_reference
+
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline())
+    path = write_sweep(reference="no_blur")
+    assert run_sweep(str(path), report=None, only=["scene=motion_0", "variant=full"]) == 0
+    sweep_dir = load_sweep(path).output_dir()
+    manifest = read_manifest(sweep_dir)
+    assert (manifest["reference"], manifest["variants"]) == ("no_blur", ["full", "no_blur"])
+    assert manifest["scenes"] == {"synthetic": ["motion_0", "defocus_0"]}
+    path.unlink()  # the report never reads the sweep file
+    assert sweep_reference(sweep_dir) == "no_blur"
+    assert planned_scenes(sweep_dir) == {"synthetic": [("motion_0", "motion"), ("defocus_0", "defocus")]}
+
+
 def test_local_liveness_follows_the_supervisor_state(tmp_path):
     import os
 

@@ -1,16 +1,35 @@
-"""The packages of bench/ depend on each other one way: no import cycle, counting the imports
-hidden inside functions (those cycles break as soon as someone hoists the import).
+"""bench/ is a house of floors: imports go one way, counting the imports hidden inside functions
+(those cycles break as soon as someone hoists the import).
 
-The CLI layer (each package's ``commands`` module and ``bench.cli``) composes packages and is left
-out: ``bench.harness.commands`` may hand the report's builder to a sweep, ``bench.report.commands``
-may resolve a sweep file through the harness."""
+- No import cycle between the packages of bench/, nor between its files.
+- The CLI floor (``bench/cli/``: ``main`` and every verb) sits on top: it may import any package
+  (it hands the report's builder to a sweep, resolves a sweep file to its directory), and no
+  module outside it imports it.
+- The report reads sweep directories only: no module of ``bench/report`` imports ``bench/harness``.
+"""
 
 from __future__ import annotations
 
 import ast
 from pathlib import Path
 
+import pytest
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
+CLI = "bench.cli"
+
+# File cycles known when this test was written (all through imports inside functions): the
+# harness ones are removed on the executors branch of issue 24, the method and data.synth ones are
+# left to the method/data tidying. Until they are gone the file-level test is an expected failure,
+# and any OTHER file cycle fails outright.
+KNOWN_HARNESS_CYCLES = [
+    {"bench.harness.executors", "bench.harness.gsplat_build"},
+    {"bench.harness.job", "bench.harness.runs", "bench.harness.localq"},
+]
+KNOWN_OTHER_CYCLES = [
+    {"bench.method.outputs", "bench.method.refine", "bench.method.train"},  # refine -> outputs, train
+    {"bench.data.synth.scenes", "bench.data.synth.diagnostic"},  # scenes -> diagnostic.DIAGNOSTIC
+]
 
 
 def _unit(module: str) -> str:
@@ -25,34 +44,71 @@ def _module_name(path: Path) -> str:
     return ".".join(parts)
 
 
-def _imports(path: Path) -> set[str]:
-    """Every bench.* module ``path`` imports, at any depth of its code."""
+def _package_of(path: Path) -> str:
+    """The package relative imports of ``path`` start from."""
+    name = _module_name(path)
+    return name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+
+
+def imports_of(source: str, package: str) -> set[str]:
+    """Every bench.* name imported by ``source`` (a module of ``package``), at any depth of its code.
+
+    ``from X import a`` yields ``X.a``: a module when ``a`` is one, else a name of module ``X``
+    (``_resolve`` tells which)."""
     found = set()
-    package = _module_name(path).rsplit(".", 1)[0] if path.name != "__init__.py" else _module_name(path)
-    for node in ast.walk(ast.parse(path.read_text())):
+    for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             found |= {a.name for a in node.names if a.name.startswith("bench")}
         elif isinstance(node, ast.ImportFrom):
             if node.level:
-                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                parts = package.split(".")
+                base = parts[: len(parts) - node.level + 1]
                 name = ".".join(base + ([node.module] if node.module else []))
             else:
                 name = node.module or ""
             if name.startswith("bench"):
-                found.add(name)
+                found |= {f"{name}.{a.name}" for a in node.names}
     return found
 
 
-def package_graph() -> dict[str, set[str]]:
+def _imports(path: Path) -> set[str]:
+    return imports_of(path.read_text(), _package_of(path))
+
+
+def _files() -> dict[str, Path]:
+    """Module name -> file, for every module of bench/."""
+    return {_module_name(p): p for p in sorted(BENCH.rglob("*.py"))}
+
+
+def _resolve(name: str, modules: dict[str, Path]) -> str | None:
+    """The module an imported name lives in: itself when a module, else the nearest enclosing module
+    (``bench.report.build_all`` -> ``bench.report``); None outside bench."""
+    while name:
+        if name in modules:
+            return name
+        name = name.rpartition(".")[0]
+    return None
+
+
+def file_graph() -> dict[str, set[str]]:
+    """Module -> the bench modules it imports (a package's ``__init__`` counts only when named)."""
+    modules = _files()
     graph: dict[str, set[str]] = {}
-    for path in BENCH.rglob("*.py"):
-        if path.stem == "commands" or path == BENCH / "cli.py":
+    for name, path in modules.items():
+        targets = {_resolve(t, modules) for t in _imports(path)}
+        graph[name] = {t for t in targets if t and t != name}
+    return graph
+
+
+def package_graph() -> dict[str, set[str]]:
+    """Unit -> the units it imports (the CLI floor left out: it composes the packages)."""
+    graph: dict[str, set[str]] = {}
+    for src, targets in file_graph().items():
+        if _unit(src) == CLI:
             continue
-        src = _unit(_module_name(path))
-        for target in _imports(path):
-            dst = _unit(target)
-            if dst != src and dst != "bench":
-                graph.setdefault(src, set()).add(dst)
+        for dst in {_unit(t) for t in targets}:
+            if dst != _unit(src) and dst != "bench":
+                graph.setdefault(_unit(src), set()).add(dst)
     return graph
 
 
@@ -83,11 +139,81 @@ def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
     return None
 
 
+def cyclic_groups(graph: dict[str, set[str]]) -> list[set[str]]:
+    """The strongly connected components of more than one node: each a set of mutually importing
+    modules (every node reaches every other)."""
+    reach = {node: _reachable(graph, node) for node in graph}
+    groups: list[set[str]] = []
+    for node in sorted(graph):
+        if node in reach[node] and not any(node in g for g in groups):
+            groups.append({other for other in reach[node] if node in reach.get(other, ())})
+    return groups
+
+
+def _reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    seen: set[str] = set()
+    todo = list(graph.get(start, ()))
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph.get(node, ()))
+    return seen
+
+
+def _importers(prefix: str, among) -> list[str]:
+    """``module imports target`` for every module in ``among`` importing ``prefix`` or below it."""
+    graph = file_graph()
+    return [f"{src} imports {dst}" for src in sorted(among) for dst in sorted(graph[src])
+            if dst == prefix or dst.startswith(prefix + ".")]
+
+
 def test_no_import_cycle_between_bench_packages():
     cycle = _cycle(package_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-def test_cycle_finder_finds_a_planted_cycle():
+def test_no_import_cycle_between_files_other_than_the_known_harness_ones():
+    """Holds now: a new cycle between files fails here, whatever the executors branch does."""
+    new = [g for g in cyclic_groups(file_graph()) if g not in KNOWN_HARNESS_CYCLES + KNOWN_OTHER_CYCLES]
+    assert not new, "import cycles between files: " + "; ".join(" <-> ".join(sorted(g)) for g in new)
+
+
+@pytest.mark.xfail(strict=False, reason="harness cycles removed on the executors branch; method and "
+                                       "data.synth cycles (KNOWN_OTHER_CYCLES) left to the method/data tidying")
+def test_no_import_cycle_between_bench_files():
+    cycle = _cycle(file_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle)
+
+
+def test_no_package_imports_the_cli_floor():
+    below = [m for m in _files() if _unit(m) != CLI]
+    assert _importers(CLI, below) == []
+
+
+def test_the_report_does_not_import_the_harness():
+    report = [m for m in _files() if _unit(m) == "bench.report"]
+    assert report and _importers("bench.harness", report) == []
+
+
+def test_every_verb_lives_on_the_cli_floor():
+    """The old per-concern ``commands`` modules are gone; every verb module is under bench/cli."""
+    from bench.cli import COMMAND_MODULES
+
+    assert not list(BENCH.glob("*/commands.py"))
+    assert all(name.startswith(CLI + ".") and name in _files() for name in COMMAND_MODULES)
+
+
+def test_imports_inside_functions_and_relative_imports_are_seen():
+    source = "import os\ndef verb():\n    from bench.cli import main\n    from . import spec\n"
+    assert imports_of(source, "bench.harness") == {"bench.cli.main", "bench.harness.spec"}
+    modules = {"bench.cli": Path(), "bench.harness": Path(), "bench.harness.spec": Path()}
+    assert _resolve("bench.cli.main", modules) == "bench.cli" and _resolve("numpy", modules) is None
+
+
+def test_cycle_finders_find_a_planted_cycle():
     assert _cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
     assert _cycle({"a": {"b"}, "b": {"c"}}) is None
+    assert cyclic_groups({"a": {"b"}, "b": {"a", "c"}, "c": {"d"}, "d": {"c"}, "e": {"a"}}) == [{"a", "b"},
+                                                                                                {"c", "d"}]
+    assert cyclic_groups({"a": {"b"}, "b": set()}) == []

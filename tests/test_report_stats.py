@@ -256,10 +256,12 @@ def test_bench_compare_prints_the_comparison(tmp_path, capsys):
     assert main(["compare", str(sweep), "--metric", "lpips"]) == 2  # no values of it
 
 
-def _manifest(sweep, scenes, dataset="synthetic", variants=("full", "no_sparsity"), seeds=(0,), sweep_file=None):
+def _manifest(sweep, scenes, dataset="synthetic", variants=("full", "no_sparsity"), seeds=(0,), sweep_file=None,
+              **plan):
+    """A manifest of these runs; ``plan``: the keys `bench sweep` records besides (e.g. reference)."""
     runs = {f"{v}-{dataset}-{s}-s{seed}": {"variant": v, "dataset": dataset, "scene": s, "seed": seed}
             for v in variants for s in scenes for seed in seeds}
-    (sweep / "manifest.json").write_text(json.dumps({"runs": runs, "sweep_file": sweep_file}))
+    (sweep / "manifest.json").write_text(json.dumps({"runs": runs, "sweep_file": sweep_file, **plan}))
 
 
 DEMO_SCENES = ["motion_0", "motion_1", "defocus_0", "defocus_1"]
@@ -298,9 +300,13 @@ def test_sweep_file_reference_is_validated_and_used(tmp_path, write_sweep):
     path = write_sweep(reference="no_blur")
     assert load_sweep(path).reference == "no_blur"
     sweep = paired_sweep(tmp_path, {"full": 0.0, "no_blur": -1.0}, seeds=(0,), scenes=["motion_0"], dataset="synthetic")
-    _manifest(sweep, ["motion_0"], variants=("full", "no_blur"), sweep_file=str(path))
+    _manifest(sweep, ["motion_0"], variants=("full", "no_blur"), sweep_file=str(path), reference="no_blur")
     stats = summarise(sweep, save=False).stats
     assert set(stats.reference) == {"no_blur"} and set(stats.variant) == {"full"}
+    # The report reads the manifest only: one written before it recorded the reference means "full",
+    # whatever its sweep file says.
+    _manifest(sweep, ["motion_0"], variants=("full", "no_blur"), sweep_file=str(path))
+    assert set(summarise(sweep, save=False).stats.reference) == {"full"}
 
 
 def test_bench_compare_on_a_subset_of_scenes(tmp_path, capsys):

@@ -5,6 +5,7 @@ Layout::
     {"schema": 1, "sweep": "demo", "sweep_file": "/abs/sweeps/demo.yaml", "created": ..., "updated": ...,
      "runs": {"<run_id>": {"variant", "dataset", "scene", "seed", "config_hash",
                            "submission": 2, "executor": "slurm", "job_id": "1234_5"}},
+     "reference": "full", "variants": ["full", ...], "scenes": {"<dataset>": ["<scene>", ...]},
      "submissions": [{"id": 2, "time", "executor", "host", "argv",
                       "jobs": [{"job_id": "1234", "run_ids": [...], "resources": {...}}],
                       "local": {"queue": ..., "state": ..., "supervisor": {"pid", "start"}}}]}

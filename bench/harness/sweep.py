@@ -1,7 +1,7 @@
 """``bench sweep``, ``bench status``, ``bench cancel``: plan, submit, follow, collect.
 
 The sweep's output directory is laid out by :mod:`bench.sweepdir`; the report at the end is built
-by the builder the CLI layer passes in (``report``), so the harness never imports the report.
+by the builder the CLI floor passes in (``report``), so the harness never imports the report.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from bench.harness.plan import archive_run, make_plan
 from bench.harness.preflight import check_data
 from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, RUNNING, RunSpec, expand, parse_only, select,
                                 write_job)
-from bench.harness.spec import load_sweep, parse_sweep
+from bench.harness.spec import load_sweep, parse_sweep, variant_names
 from bench.rundir import read_status, write_status
-from bench.sweepdir import runs_dir
+from bench.sweepdir import plan_fields, runs_dir
 
 
 def resolve_sweep_dir(arg: str, output_root: str | None = None) -> Path:
@@ -39,7 +39,7 @@ def resolve_sweep_dir(arg: str, output_root: str | None = None) -> Path:
 
 
 # Builds a sweep's report and returns an exit code. The CLI layer passes bench.report's builder
-# (bench.harness.commands), so that the harness itself never imports the report.
+# (bench.cli.sweep), so that the harness itself never imports the report.
 ReportBuilder = Callable[[Path], int]
 
 
@@ -99,6 +99,7 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
             manifest["runs"] = {run.run_id: {**old.get(run.run_id, {}), "variant": run.variant,
                                              "dataset": run.dataset, "scene": run.scene, "seed": run.seed,
                                              "config_hash": run.config_hash} for run in runs}
+            manifest.update(plan_fields(spec.reference, variant_names(spec), runs))
         if plan.to_submit:
             for run in plan.to_archive:
                 _print(f"  archived {run.run_id} -> {archive_run(sweep_dir, run.run_id)}")

@@ -16,6 +16,7 @@ import numpy as np
 from bench import rundir
 from bench.errors import BenchError
 from bench.metrics import image as im
+from bench.metrics.image import match_size
 from bench.metrics import regions as R
 from bench.metrics.protocols import PROTOCOLS, Protocol, get_protocol
 from bench.metrics.registry import METRICS
@@ -60,22 +61,6 @@ def read_gt_8bit(path: Path, library: str = "cv2") -> np.ndarray:
     if raw is None:
         raise BenchError(f"{path}: not a readable ground-truth image")
     return np.ascontiguousarray(raw[..., ::-1])
-
-
-def match_size(gt: np.ndarray, height: int, width: int, interpolation: str, library: str = "cv2") -> np.ndarray:
-    """Resize an (H,W[,C]) GT image or mask to the render size with the protocol's filter, in the
-    array's own dtype (uint8 stays uint8, as in the peers' scripts). ``cv2``: cv2.resize with the
-    ``cv2.<interpolation>`` constant; ``pil``: Image.resize with ``Image.Resampling.<interpolation>``
-    passed explicitly (uint8 images only)."""
-    if gt.shape[:2] == (height, width):
-        return gt
-    if library == "pil":
-        from PIL import Image
-
-        return np.asarray(Image.fromarray(gt).resize((width, height), resample=Image.Resampling[interpolation]))
-    import cv2
-
-    return cv2.resize(gt, (width, height), interpolation=getattr(cv2, interpolation))
 
 
 def prepare_gt(gt: np.ndarray, height: int, width: int, protocol: Protocol) -> np.ndarray:

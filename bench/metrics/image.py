@@ -139,3 +139,19 @@ def saved_image(img: np.ndarray, rounding: str = "round") -> np.ndarray:
     """The float32 image scored by a script that saves the render as 8-bit PNG (quantise_8bit with
     ``rounding``) and reads it back /255."""
     return quantise_8bit(img, rounding).astype(np.float32) / 255.0
+
+
+def match_size(gt: np.ndarray, height: int, width: int, interpolation: str, library: str = "cv2") -> np.ndarray:
+    """Resize an (H,W[,C]) GT image or mask to the render size with the protocol's filter, in the
+    array's own dtype (uint8 stays uint8, as in the peers' scripts). ``cv2``: cv2.resize with the
+    ``cv2.<interpolation>`` constant; ``pil``: Image.resize with ``Image.Resampling.<interpolation>``
+    passed explicitly (uint8 images only)."""
+    if gt.shape[:2] == (height, width):
+        return gt
+    if library == "pil":
+        from PIL import Image
+
+        return np.asarray(Image.fromarray(gt).resize((width, height), resample=Image.Resampling[interpolation]))
+    import cv2
+
+    return cv2.resize(gt, (width, height), interpolation=getattr(cv2, interpolation))

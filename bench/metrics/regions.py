@@ -122,8 +122,8 @@ def _frames(views, n: int, where: str, kind: str) -> dict[str, int]:
 # ---------------------------------------------------------------- test views: region PSNRs
 
 def _resize(arr: np.ndarray, h: int, w: int, interpolation: str) -> np.ndarray:
-    """(H0,W0) float32 map at (h,w) with the protocol's OpenCV filter (lazy import: evaluate imports us)."""
-    from bench.metrics.evaluate import match_size
+    """(H0,W0) float32 map at (h,w) with the protocol's OpenCV filter (lazy import: scikit-image)."""
+    from bench.metrics.image import match_size
 
     return match_size(np.ascontiguousarray(arr, dtype=np.float32), h, w, interpolation)
 

@@ -150,15 +150,14 @@ def collect_per_image(sweep_dir) -> pd.DataFrame:
 
 def planned_scenes(sweep_dir) -> dict[str, list] | None:
     """dataset -> the scenes the sweep's manifest plans, as (name, blur_type) pairs where the data
-    registry knows the blur type (``dataset_summary``'s ``expected``); None without a manifest."""
+    registry knows the blur type (``dataset_summary``'s ``expected``); None without a manifest.
+
+    The manifest's ``scenes`` (recorded when the sweep is planned); for a manifest written before
+    it recorded them, the scenes of its runs."""
     manifest = read_manifest(Path(sweep_dir))
     if manifest is None or not manifest.get("runs"):
         return None
-    planned: dict[str, list[str]] = {}
-    for run in manifest["runs"].values():
-        scenes = planned.setdefault(run["dataset"], [])
-        if run["scene"] not in scenes:
-            scenes.append(run["scene"])
+    planned = manifest.get("scenes") or _scenes_of_runs(manifest["runs"])
     out = {}
     for dataset, scenes in planned.items():
         known = dict(_registry_scenes(dataset) or [])
@@ -166,22 +165,23 @@ def planned_scenes(sweep_dir) -> dict[str, list] | None:
     return out
 
 
+def _scenes_of_runs(runs: dict) -> dict[str, list[str]]:
+    """dataset -> scenes of a manifest's runs, in the order they first appear."""
+    planned: dict[str, list[str]] = {}
+    for run in runs.values():
+        scenes = planned.setdefault(run["dataset"], [])
+        if run["scene"] not in scenes:
+            scenes.append(run["scene"])
+    return planned
+
+
 def sweep_reference(sweep_dir) -> str:
-    """The sweep file's ``reference`` variant (its manifest names the file); "full" when there is none.
+    """The sweep's ``reference`` variant as its manifest records it; "full" (the sweep file's
+    default) without a manifest or for one written before the manifest recorded it.
 
-    Read as plain YAML, not with bench.harness.spec: `bench sweep` validated the file, and the report
-    must not import the harness that calls it.
-    """
-    import yaml
-
-    path = (read_manifest(Path(sweep_dir)) or {}).get("sweep_file")
-    if not path or not Path(path).is_file():
-        return "full"
-    try:
-        doc = yaml.safe_load(Path(path).read_text())
-    except yaml.YAMLError as err:
-        raise BenchError(f"{path}: not valid YAML ({err})") from None
-    return str((doc if isinstance(doc, dict) else {}).get("reference", "full"))
+    Read from the sweep directory only: the sweep file's parser belongs to the harness, which the
+    report must not import (submitting the sweep again records the reference)."""
+    return str((read_manifest(Path(sweep_dir)) or {}).get("reference") or "full")
 
 
 def save_collected(sweep_dir, df: pd.DataFrame) -> list[Path]:

@@ -28,6 +28,7 @@ from bench.metrics.registry import METRICS
 
 PUBLISHED_COLUMNS = ["table", "row", "variant", "dataset", "metric", "value", "source", "protocol", "eval_mode",
                      "scenes"]
+REPORTED_DIR = Path(__file__).resolve().parents[2] / "results" / "published"  # the published CSVs
 SCENE_SEPARATOR = ";"
 METRIC_ALTERNATIVES = "|"  # a published metric whose convention is one of several, not established which
 # The evaluation modes results record: last (default) or best_test, "+refine<N>" for N test-pose steps.
@@ -44,8 +45,6 @@ CHECK_COLUMNS = ["variant", "dataset", "scene", "n_scenes", "protocol", "eval_mo
 
 def published_paths() -> list[Path]:
     """The published CSVs the tables read (results/published/*.csv)."""
-    from bench.report.tables import REPORTED_DIR
-
     return sorted(REPORTED_DIR.glob("*.csv"))
 
 
@@ -414,8 +413,6 @@ def tolerance_text(tolerances: dict[str, float]) -> str:
 
 def _short(path) -> str:
     """A published file's path relative to the checkout (results/published/x.csv) when inside it."""
-    from bench.report.tables import REPORTED_DIR
-
     try:
         return str(Path(path).resolve().relative_to(REPORTED_DIR.parents[1]))
     except ValueError:

@@ -38,7 +38,6 @@ LATEX_PREAMBLE = (
     "\\providecommand{\\ranksecond}[1]{\\underline{#1}}\n"
     "\\providecommand{\\rankthird}[1]{\\textit{#1}}\n"
 )
-REPORTED_DIR = Path(__file__).resolve().parents[2] / "results" / "published"
 DAGGER = "\u2020"
 NOT_RECORDED = "not recorded (bench eval)"
 
@@ -216,9 +215,9 @@ def blur_table(stats: pd.DataFrame) -> Table:
 def load_reported(paths=None) -> pd.DataFrame:
     """Published rows from results/published/*.csv (or the given files); a row whose metric names
     alternatives (``ssim|ssim_3dgs``) becomes one row per alternative, ``alternatives`` naming them."""
-    from bench.report.paper_check import split_alternatives
+    from bench.report.paper_check import published_paths, split_alternatives
 
-    paths = sorted(REPORTED_DIR.glob("*.csv")) if paths is None else [Path(p) for p in paths]
+    paths = published_paths() if paths is None else [Path(p) for p in paths]
     frames = [pd.read_csv(p, dtype={"variant": str}).fillna({"variant": ""}) for p in paths]
     cols = ["table", "row", "variant", "dataset", "metric", "value", "source"]
     if not frames:

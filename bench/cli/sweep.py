@@ -6,13 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from bench.cli.args import sweep_target
 from bench.errors import BenchError
-
-
-def _sweep_target(p: argparse.ArgumentParser) -> None:
-    """The sweep a reattaching verb acts on: a sweep file or its output directory."""
-    p.add_argument("sweep", help="sweep YAML or sweep output directory")
-    p.add_argument("--output-root", default=None, help="override the file's output_root")
 
 
 def register(sub) -> None:
@@ -49,7 +44,7 @@ def register(sub) -> None:
                        description="Read a sweep's manifest and run directories and show each run's "
                                    "state (pending, running, done, failed, interrupted), also after "
                                    "the submitting shell is gone.")
-    _sweep_target(p)
+    sweep_target(p)
     p.add_argument("--watch", action="store_true",
                    help="follow until the sweep ends, then build the report")
     p.add_argument("--all", dest="show_all", action="store_true", help="list finished runs too")
@@ -59,7 +54,7 @@ def register(sub) -> None:
                        description="scancel the sweep's SLURM jobs and stop its local queues (their "
                                    "process groups); unfinished runs resume when the sweep is "
                                    "submitted again.")
-    _sweep_target(p)
+    sweep_target(p)
     p.set_defaults(func=_cancel)
 
 
@@ -88,7 +83,7 @@ def _cancel(args: argparse.Namespace) -> int:
 
 
 def build_report(sweep_dir: Path) -> int:
-    """Collect results and build tables, figures and report.html; 1 if that fails. The CLI layer
+    """Collect results and build tables, figures and report.html; 1 if that fails. The CLI floor
     is where the harness meets the report (the harness's own modules never import it)."""
     from bench.report import build_all
 

@@ -1,8 +1,10 @@
-"""The ``bench`` command line.
+"""The ``bench`` command line: the floor above every package of ``bench/``.
 
-Each concern owns its verbs in a ``commands`` module exposing ``register(subparsers)``; a verb's
-parser sets ``func`` to a callable taking the parsed namespace and returning an exit code.
-Heavy imports (torch, pandas) happen inside the verbs, so ``bench --help`` stays fast.
+Every verb lives in a module of this package exposing ``register(subparsers)``; a verb's parser
+sets ``func`` to a callable taking the parsed namespace and returning an exit code. The CLI may
+import any package (it is where the harness meets the report); no package imports the CLI
+(tests/test_package_imports.py). Heavy imports (torch, pandas) happen inside the verbs, so
+``bench --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -18,12 +20,12 @@ from bench.provenance import git_commit
 
 # Order here is the order of verbs in ``bench --help``.
 COMMAND_MODULES = (
-    "bench.data.commands",
-    "bench.method.commands",
-    "bench.harness.commands",
-    "bench.metrics.commands",
-    "bench.report.commands",
-    "bench.doctor.commands",
+    "bench.cli.data",
+    "bench.cli.train",
+    "bench.cli.sweep",
+    "bench.cli.eval",
+    "bench.cli.report",
+    "bench.cli.doctor",
 )
 
 
@@ -64,6 +66,3 @@ def main(argv: list[str] | None = None) -> int:
         sys.stdout = open(os.devnull, "w")
         return 0
 
-
-if __name__ == "__main__":
-    sys.exit(main())

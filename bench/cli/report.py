@@ -6,9 +6,11 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bench.cli.args import existing_sweep_dir, sweep_target
 from bench.errors import BenchError
 
 SWEEP_HELP = "sweep output directory, or a sweep YAML (resolved to its output directory)"
+ROOT_HELP = "override the sweep file's output_root (SWEEP = YAML)"
 
 
 def register(sub) -> None:
@@ -79,8 +81,7 @@ def register(sub) -> None:
 
 
 def _sweep_args(p) -> None:
-    p.add_argument("sweep", metavar="SWEEP", help=SWEEP_HELP)
-    p.add_argument("--output-root", default=None, help="override the sweep file's output_root (SWEEP = YAML)")
+    sweep_target(p, help=SWEEP_HELP, root_help=ROOT_HELP, metavar="SWEEP")
 
 
 def _reported_args(p) -> None:
@@ -118,7 +119,7 @@ def _int_list(text: str) -> list[int]:
 def _summarise(args, save: bool, stats: bool = True):
     from bench.report.build import summarise
 
-    sweep_dir = resolve_sweep_dir(args.sweep, args.output_root)
+    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
     scenes = [s for s in args.scenes.split(",") if s] if getattr(args, "scenes", None) else None
     return sweep_dir, summarise(sweep_dir, save=save, reference=getattr(args, "ref", None), stats=stats,
                                 scenes=scenes, **({"test": args.test} if hasattr(args, "test") else {}))
@@ -176,7 +177,8 @@ def _plot(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from bench.report import build_all
 
-    paths = build_all(resolve_sweep_dir(args.sweep, args.output_root), frames=args.frames, reported=args.reported,
+    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
+    paths = build_all(sweep_dir, frames=args.frames, reported=args.reported,
                       rank_reported=args.rank_reported, reference=args.ref, test=args.test)
     for p in paths:
         print(f"wrote {p}")
@@ -194,7 +196,7 @@ def _check_paper(args: argparse.Namespace) -> int:
     for path in files:
         if not path.is_file():
             raise BenchError(f"--published {path}: no such file; expected a published CSV (results/published/)")
-    sweep_dir = resolve_sweep_dir(args.sweep, args.output_root)
+    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
     published = P.load_published(files)
     df = collect(sweep_dir)
     if df.empty:
@@ -203,14 +205,3 @@ def _check_paper(args: argparse.Namespace) -> int:
     result = P.check(df, published, tolerances, metrics, P.planned_seeds(sweep_dir))
     print(P.check_text(result, tolerances, files))
     return 0
-
-
-def resolve_sweep_dir(arg: str | Path, output_root: str | None = None) -> Path:
-    """The sweep directory of a sweep YAML or directory (resolved by the harness, which the CLI
-    layer may import); it must exist already."""
-    from bench.harness.sweep import resolve_sweep_dir as harness_resolve
-
-    resolved = harness_resolve(str(arg), output_root)
-    if not resolved.is_dir():
-        raise BenchError(f"{arg}: sweep output {resolved} does not exist yet (run `bench sweep` first)")
-    return resolved
