@@ -13,7 +13,8 @@ from bench import rundir
 from bench.errors import BenchError
 from bench.method.config import EvalConfig, resolve_config, run_hash
 from bench.method.model import GaussianModel
-from bench.method.refine import annealed_lr, refine_pose, refine_saved_run
+from bench.method.refine import annealed_lr, refine_pose
+from bench.method.saved_run import refine_saved_run
 from bench.method.selection import UPSTREAM_EVALS, load_best_model, selection_steps, mean_test_psnr
 from bench.method.train import scene_tensors
 from method_tiny import SMALL, final_state, interrupt_tiny, train_tiny

@@ -27,7 +27,6 @@ KNOWN_HARNESS_CYCLES = [
     {"bench.harness.job", "bench.harness.runs", "bench.harness.localq"},
 ]
 KNOWN_OTHER_CYCLES = [
-    {"bench.method.outputs", "bench.method.refine", "bench.method.train"},  # refine -> outputs, train
     {"bench.data.synth.scenes", "bench.data.synth.diagnostic"},  # scenes -> diagnostic.DIAGNOSTIC
 ]
 

@@ -77,7 +77,7 @@ def _refine(args: argparse.Namespace, run_dir) -> int:
     """--refine-test-poses: a new evaluation mode of a finished run; every other block kept as it is."""
     from bench import rundir
     from bench.errors import BenchError
-    from bench.method.refine import refine_saved_run
+    from bench.method.saved_run import refine_saved_run
     from bench.metrics.modes import configured_mode, evaluate_mode
     from bench.metrics.evaluate import read_config
 
