@@ -21,10 +21,11 @@ import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench import rundir
 from bench.errors import BenchError
+from bench.harness.procs import same_process, this_process
 from bench.harness.spec import Resources, SweepSpec, variant_names
 from bench.method.config import run_hash
 
@@ -227,12 +228,10 @@ def flock_held(path: Path) -> bool:
 
 
 def _holder_record() -> dict[str, Any]:
-    from bench.harness.localq import proc_start_ticks
-
     env = os.environ
     task = (f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
             if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID") else env.get("SLURM_JOB_ID"))
-    return {"pid": os.getpid(), "start": proc_start_ticks(os.getpid()), "host": socket.gethostname(),
+    return {**this_process(), "host": socket.gethostname(),
             "slurm_job": task, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -255,19 +254,22 @@ def lock_holder(run_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def holder_alive(holder: dict[str, Any] | None, slurm: dict[str, str] | None = None) -> bool:
+def _nowhere(holder: dict[str, Any]) -> bool:
+    return False
+
+
+def holder_alive(holder: dict[str, Any] | None,
+                 elsewhere: Callable[[dict[str, Any]], bool] = _nowhere) -> bool:
     """Whether a lock holder record names a live process: on this host by pid and start time,
-    elsewhere by its SLURM task still listed by squeue (``slurm``: squeue's {job id: state})."""
+    elsewhere as ``elsewhere(holder)`` says (an executor's job still listed by its scheduler,
+    :meth:`bench.harness.executors.base.Executor.holds`)."""
     if not holder:
         return False
     if holder.get("host") == socket.gethostname() and holder.get("pid"):
-        from bench.harness.localq import same_process
-
         if holder.get("start") is None:  # old record: the pid alone
             return Path(f"/proc/{int(holder['pid'])}").exists()
         return same_process(holder)
-    job = holder.get("slurm_job")
-    return bool(job and slurm and (job in slurm or str(job).split("_")[0] in slurm))
+    return elsewhere(holder)
 
 
 def describe_holder(holder: dict[str, Any] | None) -> str:
