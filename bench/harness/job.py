@@ -19,10 +19,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from bench import rundir
+from bench.harness import states
 from bench.harness.runs import DONE, FAILED, RUNNING, RunLock, checkpoint_step, describe_holder, lock_holder
 from bench.rundir import read_job, read_json, read_status, write_status
 
-BUSY = "busy"
+BUSY = states.BUSY  # run_job's answer when another process holds the run
 LOCK_WAIT_S = 10.0  # a status probe holds a run's lock for microseconds; wait that out
 
 

@@ -24,16 +24,17 @@ from pathlib import Path
 
 from bench.harness import plan as P
 from bench.harness.executors import Executor, executor_names, known_executor
-from bench.harness.manifest import (SUBMITTING, read_manifest, submission_in_progress,
-                                    submissions_by_id)
+from bench.harness.manifest import read_manifest, submission_in_progress, submissions_by_id
 from bench.harness.procs import same_process
-from bench.harness.runs import CANCELLED, PENDING, REQUEUED, describe_holder, holder_alive, lock_held, lock_holder
+from bench.harness.runs import describe_holder, holder_alive, lock_held, lock_holder
+from bench.harness.states import SHOWN_ORDER, Planned, Shown, Stored, SubmissionState, shown
 from bench import rundir
 from bench.sweepdir import runs_dir
 
-DONE, FAILED, RUNNING, PENDING_, INTERRUPTED, NOT_SUBMITTED = (
-    "done", "failed", "running", "pending", "interrupted", "not submitted")
-ORDER = (PENDING_, RUNNING, DONE, FAILED, INTERRUPTED, NOT_SUBMITTED)
+# The shown states (bench.harness.states.Shown), under the names this module's users know.
+DONE, FAILED, RUNNING, PENDING, INTERRUPTED, NOT_SUBMITTED = (
+    Shown.DONE, Shown.FAILED, Shown.RUNNING, Shown.PENDING, Shown.INTERRUPTED, Shown.NOT_SUBMITTED)
+ORDER = SHOWN_ORDER
 SUBMITTING_JOB = "SUBMITTING"  # job_state of a run whose submission is being made right now
 
 
@@ -68,7 +69,7 @@ class Liveness:
                 self.by_run.setdefault(rid, []).append(sid)
         for kind, subs in self._by_kind().items():
             self.executor(kind).refresh(subs)
-        self.submitting = any(s.get("state") == SUBMITTING for s in self.subs.values()) and (
+        self.submitting = any(s.get("state") == SubmissionState.SUBMITTING for s in self.subs.values()) and (
             self.sweep_dir is None or submission_in_progress(self.sweep_dir))
 
     def _by_kind(self) -> dict[str, list[dict]]:
@@ -98,7 +99,7 @@ class Liveness:
         executor, runs = self.executor_of(sub), self.manifest["runs"]
         if executor.tracks(sub, run_id, runs):
             return executor.job_state(sub, run_id, runs)
-        if sub.get("state") == SUBMITTING and self._submitter_alive(sub):
+        if sub.get("state") == SubmissionState.SUBMITTING and self._submitter_alive(sub):
             return SUBMITTING_JOB
         return None
 
@@ -146,21 +147,10 @@ class Liveness:
 
 def run_display_state(run_dir: Path, chash: str, live: Liveness) -> tuple[str, dict]:
     state, status = P.run_state(run_dir, chash, live.alive)
-    if state == P.FINISHED:
-        return DONE, status
-    if state == P.FAILED:
-        return FAILED, status
-    if state == P.NEW:
-        return NOT_SUBMITTED, status
-    if state == P.ACTIVE:
-        job = live.job_state(run_dir.name)
-        if (status.get("state") in (PENDING, REQUEUED) and not live.is_running(job)
-                and not lock_held(run_dir)):
-            return PENDING_, status
-        return RUNNING, status
-    if state == P.STALE:
-        return INTERRUPTED, {**status, "error": "run directory holds a different configuration"}
-    return INTERRUPTED, status
+    if state == Planned.STALE:
+        status = {**status, "error": "run directory holds a different configuration"}
+    runs_now = lambda: live.is_running(live.job_state(run_dir.name)) or lock_held(run_dir)  # noqa: E731
+    return shown(state, status.get("state"), runs_now), status
 
 
 def held_by(sweep_dir: Path, run_id: str, live: Liveness) -> str | None:
@@ -235,7 +225,7 @@ def _table(sweep: str, snap: dict, sweep_dir: Path, started: float, max_rows: in
     if not active:
         return table
     runs = Table(show_header=True, box=None)
-    runs.add_column("running")
+    runs.add_column(RUNNING)
     runs.add_column("step", justify="right")
     for rid, _ in active:
         step = progress_step(runs_dir(sweep_dir) / rid)
@@ -282,7 +272,7 @@ def follow(sweep_dir: Path, manifest: dict, run_ids: list[str], *, poll_s: float
 
 
 def _in_flight(snap: dict) -> bool:
-    return any(state in (PENDING_, RUNNING) for state, _ in snap.values())
+    return any(state in (PENDING, RUNNING) for state, _ in snap.values())
 
 
 def print_summary(sweep_dir: Path, manifest: dict, snap: dict, console=None) -> int:
@@ -296,7 +286,7 @@ def print_summary(sweep_dir: Path, manifest: dict, snap: dict, console=None) -> 
                                           (DONE, FAILED)), soft_wrap=True)
     bad = [(rid, st, status) for rid, (st, status) in snap.items() if st in (FAILED, INTERRUPTED)]
     for rid, st, status in bad:
-        what = status.get("error") or ("cancelled" if status.get("state") == CANCELLED else
+        what = status.get("error") or (Stored.CANCELLED if status.get("state") == Stored.CANCELLED else
                                        "no job holds it any more (killed or cancelled); re-run the sweep "
                                        "to resume it")
         console.print(f"  {st}: {rid}: {what}", markup=False, highlight=False, soft_wrap=True)

@@ -26,13 +26,14 @@ from typing import Any, Callable
 from bench import rundir
 from bench.errors import BenchError
 from bench.harness.procs import same_process, this_process
+from bench.harness.states import Stored
 from bench.harness.spec import Resources, SweepSpec, variant_names
 from bench.method.config import run_hash
 
 
-# status.json states written by the harness and the job.
+# status.json states (bench.harness.states.Stored), under the names the harness has used.
 PENDING, RUNNING, REQUEUED, DONE, FAILED, CANCELLED = (
-    "pending", "running", "requeued", "done", "failed", "cancelled")
+    Stored.PENDING, Stored.RUNNING, Stored.REQUEUED, Stored.DONE, Stored.FAILED, Stored.CANCELLED)
 
 FILTER_KEYS = ("variant", "dataset", "scene", "seed")
 

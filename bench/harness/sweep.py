@@ -21,8 +21,8 @@ from bench.harness.manifest import SUBMITTED, SUBMITTING, require_manifest, subm
 from bench.harness.plan import archive_run, make_plan
 from bench.harness.preflight import check_data
 from bench.harness.procs import this_process
-from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, RUNNING, RunSpec, expand, parse_only, select,
-                                write_job)
+from bench.harness.states import IN_FLIGHT, SubmissionState
+from bench.harness.runs import CANCELLED, FAILED, PENDING, RunSpec, expand, parse_only, select, write_job
 from bench.harness.spec import load_sweep, parse_sweep
 from bench.rundir import read_status, write_status
 from bench.sweepdir import runs_dir
@@ -147,7 +147,7 @@ def _prepare(sweep_dir: Path, runs: list[RunSpec], submission: int, kind: str) -
         write_job(run_dir, run)
         old = read_status(run_dir)
         fields = {"state": PENDING, "run_id": run.run_id, "submission": submission, "executor": kind}
-        if old.get("state") == "failed":
+        if old.get("state") == FAILED:
             fields["previous_error"] = old.get("error")
         write_status(run_dir, **fields)
 
@@ -170,7 +170,7 @@ def _submit(sweep_dir: Path, sweep: str, path: str, executor: Executor, runs: li
     try:
         executor.submit(sub)
     except BaseException:
-        record["state"] = "incomplete"  # what was accepted (SLURM arrays) is recorded already
+        record["state"] = SubmissionState.INCOMPLETE  # what was accepted (SLURM arrays) is recorded already
         _save(sweep_dir, sweep, path, record)
         raise
     record["state"] = SUBMITTED
@@ -238,7 +238,7 @@ def cancel(arg: str, *, output_root: str | None = None) -> int:
         run_dir = runs_dir(sweep_dir) / rid
         if rundir.is_finished(run_dir):
             continue
-        if read_status(run_dir).get("state") in (PENDING, RUNNING, REQUEUED):
+        if read_status(run_dir).get("state") in IN_FLIGHT:
             write_status(run_dir, state=CANCELLED, cancelled_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                          cancelled_by=os.getpid())
             marked += 1

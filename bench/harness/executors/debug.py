@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bench.harness.executors.base import Executor, OnEnd, Submission
 from bench.harness.job import run_job
-from bench.harness.runs import FAILED
+from bench.harness.states import Stored
 from bench.sweepdir import runs_dir
 
 
@@ -19,5 +19,5 @@ class DebugExecutor(Executor):
             try:
                 state = run_job(runs_dir(sub.sweep_dir) / run.run_id, executor=self.kind)
             except Exception:
-                state = FAILED
+                state = Stored.FAILED
             on_end(run, state)

@@ -25,8 +25,9 @@ from bench.harness import gsplat_build
 from bench.harness.executors.base import Executor, Say, Submission
 from bench.harness.job import run_job
 from bench.harness.procs import REPO_ROOT
-from bench.harness.runs import REQUEUED, RunSpec, checkpoint_step
+from bench.harness.runs import RunSpec, checkpoint_step
 from bench.harness.spec import Resources
+from bench.harness.states import Stored
 from bench.rundir import write_status
 from bench.sweepdir import runs_dir
 
@@ -181,7 +182,7 @@ class RunJob(submitit.helpers.Checkpointable):
 
     def checkpoint(self, run_dir: str) -> submitit.helpers.DelayedSubmission:
         step = checkpoint_step(rundir.latest_checkpoint(Path(run_dir)))
-        write_status(Path(run_dir), state=REQUEUED, requeued_at=_now(), requeued_from_step=step)
+        write_status(Path(run_dir), state=Stored.REQUEUED, requeued_at=_now(), requeued_from_step=step)
         print(f"{Path(run_dir).name}: requeued; will resume from checkpoint step {step}", flush=True)
         return submitit.helpers.DelayedSubmission(self, run_dir)
 
