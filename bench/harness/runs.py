@@ -14,7 +14,6 @@ Files the harness owns in a run directory (beside those in :mod:`bench.rundir`):
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import socket
@@ -28,7 +27,7 @@ from bench.errors import BenchError
 from bench.harness.procs import same_process, this_process
 from bench.harness.states import Stored
 from bench.harness.spec import Resources, SweepSpec, variant_names
-from bench.method.config import run_hash
+from bench.method.config import run_hasher
 
 
 # status.json states (bench.harness.states.Stored), under the names the harness has used.
@@ -66,32 +65,6 @@ class RunSpec:
         return d
 
 
-class _Hasher:
-    """:func:`run_hash` for many runs sharing one config, serialising the config once.
-
-    ``config_hash`` is sha256 of sorted compact JSON; the config's JSON is computed once and the
-    run's fields appended in sorted key order. The first hash is checked against
-    :func:`run_hash`; should the two ever differ, every run falls back to :func:`run_hash`.
-    """
-
-    def __init__(self, variant: str, config: dict[str, Any]):
-        self.variant, self.config = variant, config
-        text = json.dumps({"config": config}, sort_keys=True, separators=(",", ":"), default=str)
-        self.prefix = text[:-1] + ',"dataset":'
-        self.method = ',"method":' + json.dumps(variant) + ',"scene":'
-        self.fast: bool | None = None
-
-    def __call__(self, dataset: str, scene: str, seed: int) -> str:
-        if self.fast is False:
-            return run_hash(self.variant, self.config, dataset, scene, seed)
-        text = f'{self.prefix}{json.dumps(dataset)}{self.method}{json.dumps(scene)},"seed":{int(seed)}}}'
-        h = hashlib.sha256(text.encode()).hexdigest()[:16]
-        if self.fast is None:
-            self.fast = h == run_hash(self.variant, self.config, dataset, scene, seed)
-            return self(dataset, scene, seed)
-        return h
-
-
 def make_run_id(variant: str, dataset: str, scene: str, seed: int, chash: str) -> str:
     return f"{variant}.{dataset}.{scene}.s{seed}.{chash[:8]}"
 
@@ -118,7 +91,7 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
                 cfg = resolve_config(None, spec.profile, {**method.overrides, **overrides})
             except BenchError as err:
                 raise BenchError(f"{spec.where('datasets', i)}: {variant} on {entry.name}: {err}") from None
-            hasher = _Hasher(variant, cfg.to_dict())
+            hasher = run_hasher(variant, cfg.to_dict())  # the config serialised once for its runs
             resources = spec.resources_for(entry)
             blur = {s.name: s.blur_type for s in ds.scenes}
             for scene in entry.scenes or list(blur):
