@@ -48,6 +48,7 @@ TRAIN_SUMMARY = "train_summary.json"
 RESULTS = "results.json"
 JOB = "job.json"
 LOCK = ".lock"
+JOB_LOG = "job.log"  # stdout and stderr of a job the local queue started
 
 
 def eval_mode(select: str, refine_steps: int) -> str:

@@ -11,7 +11,7 @@ import torch
 
 from bench.cli import main
 from bench.errors import BenchError
-from bench.harness import executors as X
+from bench.harness.executors import slurm as X
 from bench.harness import gsplat_build as G
 from bench.harness.runs import expand
 from bench.harness.spec import load_sweep
@@ -266,13 +266,13 @@ def test_nothing_is_built_when_the_shared_build_matches(write_sweep, monkeypatch
 def test_runs_without_gsplat_get_nothing(write_sweep, monkeypatch):
     spec = load_sweep(write_sweep(executor={"kind": "slurm", "resources": {"gpus_per_node": 1}}))
     runs = expand(spec)  # the cpu profile: train.backend torch
-    assert G.prebuild_slurm(spec.output_dir(), spec.name, runs) is None
+    assert G.prebuild_slurm(spec.output_dir(), spec.name, runs, X.SlurmExecutor("slurm")) is None
     spec, runs = _gsplat_runs(write_sweep)
     for r in runs:
         r.resources = r.resources.model_copy(update={"gpus_per_node": 0})
-    assert G.prebuild_slurm(spec.output_dir(), spec.name, runs) is None  # auto without a GPU: torch
+    assert G.prebuild_slurm(spec.output_dir(), spec.name, runs, X.SlurmExecutor("slurm")) is None  # auto without a GPU: torch
     spec, runs = _gsplat_runs(write_sweep, gsplat_build="off")
-    pre = G.prebuild_slurm(spec.output_dir(), spec.name, runs)
+    pre = G.prebuild_slurm(spec.output_dir(), spec.name, runs, X.SlurmExecutor("slurm"))
     assert pre.dependency is None and pre.setup[0].startswith("export TORCH_EXTENSIONS_DIR=")
 
 
@@ -292,7 +292,7 @@ def test_per_dataset_resources_cannot_change_the_build(write_sweep):
 
 def test_local_queue_builds_first_only_when_runs_start_together(write_sweep, monkeypatch):
     calls = []
-    monkeypatch.setattr(G, "build_here", lambda env: calls.append(env) or 1.0)
+    monkeypatch.setattr(G, "build_here", lambda env, base_env=None: calls.append(env) or 1.0)
     _, runs = _gsplat_runs(write_sweep)
     G.prebuild_local(runs, ["0"], 1)
     G.prebuild_local(runs, [], 2)

@@ -18,7 +18,7 @@ import yaml
 from bench import rundir
 from bench.cli import main
 from bench.harness import monitor as M
-from bench.harness.localq import proc_start_ticks
+from bench.harness.procs import proc_start_ticks
 from bench.harness.manifest import SUBMIT_LOCK, read_manifest, submission_in_progress, submitting
 from bench.harness.runs import RunLock, expand, holder_alive, lock_holder, write_job
 from bench.rundir import read_status, write_status
@@ -27,6 +27,15 @@ from bench.harness.spec import load_sweep
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "sweeps" / "smoke.yaml"
+
+
+def _squeue(states):
+    """A SLURM executor whose last squeue answer was ``states`` (None: no answer yet), as its holds."""
+    from bench.harness.executors.slurm import SlurmExecutor
+
+    executor = SlurmExecutor("slurm")
+    executor.squeue, executor.known = states or {}, states is not None
+    return executor.holds
 
 
 def _dead_process() -> dict:
@@ -54,8 +63,8 @@ def test_lock_records_its_holder_and_clears_it_on_release(tmp_path):
     assert not holder_alive({**holder, **_dead_process()})
     # Elsewhere: alive while squeue lists its SLURM task.
     remote = {"pid": 7, "host": "node-elsewhere", "start": 1, "slurm_job": "123_4"}
-    assert holder_alive(remote, {"123_4": "RUNNING"}) and not holder_alive(remote, {"99": "RUNNING"})
-    assert not holder_alive(remote, None)
+    assert holder_alive(remote, _squeue({"123_4": "RUNNING"})) and not holder_alive(remote, _squeue({"99": "RUNNING"}))
+    assert not holder_alive(remote, _squeue(None))
     (tmp_path / ".lock").write_text(f"{os.getpid()} {socket.gethostname()}\n")  # the record of older versions
     assert lock_holder(tmp_path)["pid"] == os.getpid() and holder_alive(lock_holder(tmp_path))
 
@@ -189,12 +198,12 @@ def test_run_locked_by_a_dead_holder_is_interrupted(write_sweep, capsys):
 
 SLOW_SUBMIT = textwrap.dedent("""
     import sys, time
-    from bench.harness import executors as X
-    start = X.submit_local
+    from bench.harness.executors import local as X
+    start = X.LocalExecutor.submit
     def slow(*args, **kwargs):  # a slow login node: 2 s between recording the submission and its queue
         time.sleep(2.0)
         return start(*args, **kwargs)
-    X.submit_local = slow
+    X.LocalExecutor.submit = slow
     from bench.cli import main
     sys.exit(main(sys.argv[1:]))
 """)

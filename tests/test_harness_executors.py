@@ -13,7 +13,9 @@ import pytest
 from bench import rundir
 from bench.cli import main
 from bench.errors import BenchError
-from bench.harness import executors as X
+from bench.harness.executors import local as XL
+from bench.harness.executors import slurm as X
+from bench.harness.executors.registry import pick_executor
 from bench.harness import job as J
 from bench.harness.manifest import read_manifest
 from bench.harness.runs import expand
@@ -64,12 +66,12 @@ def test_max_array_size_is_read_from_the_cluster(monkeypatch):
 
 def test_auto_executor_choice(monkeypatch):
     monkeypatch.setattr(X.shutil, "which", lambda name: None)
-    assert X.pick_executor("auto") == "local"
+    assert pick_executor("auto").kind == "local"
     with pytest.raises(BenchError, match="sbatch not found"):
-        X.pick_executor("slurm")
+        pick_executor("slurm")
     monkeypatch.setattr(X.shutil, "which", lambda name: "/usr/bin/sbatch")
-    assert X.pick_executor("auto") == "slurm"
-    assert X.pick_executor("debug") == "debug"
+    assert pick_executor("auto").kind == "slurm"
+    assert pick_executor("debug").kind == "debug"
 
 
 def test_slurm_parameters_map_every_resource():
@@ -151,24 +153,24 @@ def test_local_queue_caps_concurrency_assigns_gpus_and_isolates_crashes(tmp_path
 
 def test_default_local_concurrency(monkeypatch):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
-    assert X.default_concurrency("auto") == 3
+    assert XL.default_concurrency("auto") == 3
     # CPU: one run per usable core at one thread each, fewer when runs ask for more cores
-    monkeypatch.setattr(X, "usable_cpus", lambda: 16)
-    assert X.default_concurrency("cpu") == 16
-    assert X.default_concurrency("cpu", cpus_per_task=4) == 4
-    assert X.default_concurrency("cpu", cpus_per_task=32) == 1
-    monkeypatch.setattr(X, "usable_cpus", lambda: 2)
-    assert X.default_concurrency("cpu") == 2
+    monkeypatch.setattr(XL, "usable_cpus", lambda: 16)
+    assert XL.default_concurrency("cpu") == 16
+    assert XL.default_concurrency("cpu", cpus_per_task=4) == 4
+    assert XL.default_concurrency("cpu", cpus_per_task=32) == 1
+    monkeypatch.setattr(XL, "usable_cpus", lambda: 2)
+    assert XL.default_concurrency("cpu") == 2
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")
-    assert X.default_concurrency("auto") == 1
+    assert XL.default_concurrency("auto") == 1
 
 
 def test_usable_cpus_follows_the_affinity_mask():
     import os
 
     if hasattr(os, "sched_getaffinity"):
-        assert X.usable_cpus() == len(os.sched_getaffinity(0))
-    assert X.usable_cpus() >= 1
+        assert XL.usable_cpus() == len(os.sched_getaffinity(0))
+    assert XL.usable_cpus() >= 1
 
 
 def test_edited_sweep_gets_new_runs_and_keeps_old_directories(write_sweep, monkeypatch):
@@ -205,7 +207,7 @@ def test_the_manifest_records_the_plan_the_report_reads(write_sweep, monkeypatch
 def test_local_liveness_follows_the_supervisor_state(tmp_path):
     import os
 
-    from bench.harness.localq import proc_start_ticks
+    from bench.harness.procs import proc_start_ticks
     from bench.harness.monitor import Liveness
 
     dead = subprocess.Popen([sys.executable, "-c", "pass"])

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from bench import rundir
-from bench.harness.localq import same_process
+from bench.harness.procs import same_process
 from bench.harness.manifest import read_manifest
 from bench.rundir import read_status
 from bench.sweepdir import runs_dir

@@ -14,7 +14,7 @@ from bench import rundir, sweepdir
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 OWNED = {
     "rundir.py": [rundir.CONFIG, rundir.STATUS, rundir.LOG, rundir.CURVES, rundir.TRAIN_SUMMARY, rundir.RESULTS,
-                  rundir.JOB],
+                  rundir.JOB, rundir.JOB_LOG],
     "sweepdir.py": [sweepdir.MANIFEST, sweepdir.RESULTS_CSV, sweepdir.RESULTS_PARQUET, sweepdir.REPORT],
 }
 

@@ -28,10 +28,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Any, Callable, Protocol
 
 from bench import sweepdir
 from bench.errors import BenchError
+from bench.harness import procs
 from bench.harness.runs import RunSpec
 from bench.harness.spec import Resources
 from bench.render.gsplat_ext import MARKER, NAME, fingerprint, is_built
@@ -49,6 +50,16 @@ class Prebuild:
 
 
 SubmitBuild = Callable[[Path, dict], tuple[str, str]]
+
+
+class JobSubmitter(Protocol):
+    """What the prebuild needs of a batch executor (:class:`bench.harness.executors.slurm.SlurmExecutor`):
+    the job parameters of a resource setting and a way to submit one job running a function."""
+
+    def parameters(self, res: Resources, sweep: str) -> dict: ...
+
+    def submit_call(self, folder: Path, params: dict, fn: Callable, *args: Any, what: str = ...
+                    ) -> tuple[str, str]: ...
 
 
 def asks_for_gpu(res: Resources) -> bool:
@@ -105,10 +116,11 @@ def already_built(ext_dir: Path, arch: str | None) -> bool:
     return recorded == fingerprint(arch) and is_built(where)
 
 
-def prebuild_slurm(sweep_dir: Path, sweep: str, runs: list[RunSpec],
+def prebuild_slurm(sweep_dir: Path, sweep: str, runs: list[RunSpec], executor: JobSubmitter,
                    submit_build: SubmitBuild | None = None) -> Prebuild | None:
     """Build gsplat once for the sweep's SLURM jobs (module docstring); None when no run uses gsplat.
 
+    A build job is submitted through ``executor`` (or ``submit_build``, a stand-in for tests).
     Returns the setup lines and dependency the arrays need (see :func:`with_prebuild`).
     """
     users = [r for r in runs if uses_gsplat(r, asks_for_gpu(r.resources))]
@@ -127,8 +139,11 @@ def prebuild_slurm(sweep_dir: Path, sweep: str, runs: list[RunSpec],
         seconds = build_here(env)
         return _told(Prebuild(setup, None, f"gsplat: CUDA extension built on this node in {seconds:.0f} s"))
 
-    submit = submit_build or submitit_build
-    job_id, log = submit(Path(sweep_dir) / sweepdir.SUBMITIT, build_parameters(res, sweep, setup))
+    folder, params = Path(sweep_dir) / sweepdir.SUBMITIT, build_parameters(executor, res, sweep, setup)
+    if submit_build is not None:
+        job_id, log = submit_build(folder, params)
+    else:  # the setup lines export the environment: the job builds with none added
+        job_id, log = executor.submit_call(folder, params, build_here, {}, what="the gsplat build job")
     return _told(Prebuild(setup, f"afterok:{job_id}",
                           f"gsplat: CUDA extension build job {job_id} (log {log}); the job arrays start "
                           "when it succeeds and are cancelled if it fails"))
@@ -148,30 +163,13 @@ def with_prebuild(params: dict, pre: Prebuild | None) -> dict:
     return params
 
 
-def build_parameters(res: Resources, sweep: str, setup: tuple[str, ...]) -> dict:
+def build_parameters(executor: JobSubmitter, res: Resources, sweep: str, setup: tuple[str, ...]) -> dict:
     """submitit parameters of the build job: the runs' resources, a short time limit, the shared env."""
-    from bench.harness.executors import slurm_parameters
-
-    params = slurm_parameters(res, sweep)
+    params = executor.parameters(res, sweep)
     params.pop("slurm_array_parallelism")
     params.update(name=f"bench-{sweep}-gsplat-build", timeout_min=min(res.time_min, BUILD_TIME_MIN),
                   slurm_setup=[*params["slurm_setup"], *setup])
     return params
-
-
-def submitit_build(folder: Path, params: dict) -> tuple[str, str]:
-    """Submit the build job (non-blocking); returns (SLURM job id, its log file)."""
-    import submitit
-
-    executor = submitit.AutoExecutor(folder=folder, cluster="slurm")
-    try:
-        executor.update_parameters(**params)
-        job = executor.submit(build_here, {})  # the setup lines export the environment
-    except ValueError as err:
-        raise BenchError(f"executor.resources: {str(err).splitlines()[0]}") from None
-    except (submitit.core.utils.FailedJobError, subprocess.CalledProcessError) as err:
-        raise BenchError(f"sbatch refused the gsplat build job: {str(err).strip()[:400]}") from None
-    return str(job.job_id), str(job.paths.stdout)
 
 
 def cuda_here() -> bool:
@@ -181,28 +179,31 @@ def cuda_here() -> bool:
     return torch.cuda.is_available()
 
 
-def build_here(env: dict[str, str]) -> float:
+def build_here(env: dict[str, str], base_env: dict[str, str] | None = None) -> float:
     """``bench doctor --build-gsplat`` in a child with ``env`` added; seconds taken, BenchError on failure.
 
+    ``base_env``: the child environment of the executor asking (:meth:`Executor.child_env`); None in
+    the build job itself, which runs on the node with this checkout importable the same way.
     Also what the build job runs (its exception marks the job FAILED, so the arrays never start).
     """
-    from bench.harness.executors import _child_env
-
     start = time.perf_counter()
+    base = procs.child_env() if base_env is None else base_env
     code = subprocess.run([sys.executable, "-m", "bench.cli", "doctor", "--build-gsplat"],
-                          env={**_child_env(), **env}).returncode
+                          env={**base, **env}).returncode
     if code:
         raise BenchError(f"gsplat: building the CUDA extension on {platform.node()} failed "
                          "(the doctor lines above say why)")
     return time.perf_counter() - start
 
 
-def prebuild_local(runs: list[RunSpec], gpus: list[str], max_concurrent: int) -> None:
-    """Before a local queue starts several gsplat runs at once on GPUs: load or build gsplat here."""
+def prebuild_local(runs: list[RunSpec], gpus: list[str], max_concurrent: int,
+                   child_env: dict[str, str] | None = None) -> None:
+    """Before a local queue starts several gsplat runs at once on GPUs: load or build gsplat here
+    (in a child with the local executor's ``child_env``)."""
     if max_concurrent < 2 or not gpus or not any(uses_gsplat(r, True) for r in runs):
         return
     _say("gsplat: loading (or building) the CUDA extension before the local queue starts")
-    build_here({})
+    build_here({}, child_env)
 
 
 def _say(line: str) -> None:

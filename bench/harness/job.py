@@ -1,8 +1,10 @@
 """One run's job: lock the run, train (resuming), evaluate, write results.json; track status.json.
 
-The same entry point serves every executor: the SLURM array task (through :class:`RunJob`,
-a submitit Checkpointable), the local queue's child process (``python -m bench.harness.job
-RUN_DIR``) and the in-process debug executor. Everything a job needs is in ``<run_dir>/job.json``.
+The same entry point serves every executor: the SLURM array task (through
+:class:`bench.harness.executors.slurm.RunJob`, a submitit Checkpointable), the local queue's child
+process (``python -m bench.harness.job RUN_DIR --executor local --job-log RUN_DIR/job.log``) and the
+in-process debug executor. Each tells the job its name and where its output goes; the job knows no
+executor. Everything a job needs is in ``<run_dir>/job.json``.
 """
 
 from __future__ import annotations
@@ -16,16 +18,13 @@ import traceback
 from datetime import datetime, timezone
 from pathlib import Path
 
-import submitit
-
 from bench import rundir
-from bench.harness.runs import (DONE, FAILED, REQUEUED, RUNNING, RunLock, checkpoint_step, describe_holder,
-                                lock_holder)
+from bench.harness import states
+from bench.harness.runs import DONE, FAILED, RUNNING, RunLock, checkpoint_step, describe_holder, lock_holder
 from bench.rundir import read_job, read_json, read_status, write_status
 
-BUSY = "busy"
+BUSY = states.BUSY  # run_job's answer when another process holds the run
 LOCK_WAIT_S = 10.0  # a status probe holds a run's lock for microseconds; wait that out
-LOCAL_LOG = "job.log"
 
 
 def _now() -> str:
@@ -39,18 +38,6 @@ def _pipeline():
     from bench.metrics.results import write_results
 
     return train, evaluate_modes, write_results
-
-
-def _job_log(run_dir: Path, executor: str) -> str | None:
-    """Where this job's stdout/stderr go: submitit's per-task log, the local job.log, or a console."""
-    if executor == "slurm":
-        try:
-            return str(submitit.JobEnvironment().paths.stdout)
-        except RuntimeError:
-            return None
-    if executor == "local":
-        return str(run_dir / LOCAL_LOG)
-    return None
 
 
 def _slurm_ids() -> dict[str, str | None]:
@@ -76,8 +63,11 @@ def _restore_env(old: dict[str, str | None]) -> None:
             os.environ[k] = v
 
 
-def run_job(run_dir: str | os.PathLike, executor: str = "local") -> str:
+def run_job(run_dir: str | os.PathLike, executor: str = "local", job_log: str | None = None) -> str:
     """Run one job to its end; returns the final state (done, failed, or busy when locked).
+
+    ``executor`` names the executor running it and ``job_log`` the file receiving this process's
+    output (None: a console), both recorded in status.json.
 
     Exceptions from training/evaluation are recorded in status.json and re-raised, so each
     executor reports the failure its own way; the caller decides whether to continue.
@@ -95,16 +85,15 @@ def run_job(run_dir: str | os.PathLike, executor: str = "local") -> str:
         if results is not None and results.get("config_hash") == job["config_hash"]:
             write_status(run_dir, state=DONE)
             return DONE
-        return _train_and_evaluate(run_dir, job, executor)
+        return _train_and_evaluate(run_dir, job, executor, job_log)
     finally:
         _restore_env(old_env)
         lock.release()
 
 
-def _train_and_evaluate(run_dir: Path, job: dict, executor: str) -> str:
+def _train_and_evaluate(run_dir: Path, job: dict, executor: str, job_log: str | None) -> str:
     resumed = checkpoint_step(rundir.latest_checkpoint(run_dir))
     attempt = int(read_status(run_dir).get("attempt", 0)) + 1
-    job_log = _job_log(run_dir, executor)
     start, t0 = _now(), time.time()
     write_status(run_dir, state=RUNNING, run_id=job["run_id"], attempt=attempt, executor=executor,
                  host=socket.gethostname(), pid=os.getpid(), slurm=_slurm_ids(), start_time=start,
@@ -166,28 +155,14 @@ def _extra(job: dict, summary: dict, executor: str, start: str, end: str, t0: fl
             "train": summary, "provenance": provenance}
 
 
-class RunJob(submitit.helpers.Checkpointable):
-    """The callable submitted to SLURM. On preemption or the time-limit signal (USR2) submitit
-    calls :meth:`checkpoint` and requeues the same task; training resumes from the run
-    directory's latest periodic checkpoint, so nothing has to be saved in the signal handler."""
-
-    def __call__(self, run_dir: str) -> str:
-        return run_job(run_dir, executor="slurm")
-
-    def checkpoint(self, run_dir: str) -> submitit.helpers.DelayedSubmission:
-        step = checkpoint_step(rundir.latest_checkpoint(Path(run_dir)))
-        write_status(Path(run_dir), state=REQUEUED, requeued_at=_now(), requeued_from_step=step)
-        print(f"{Path(run_dir).name}: requeued; will resume from checkpoint step {step}", flush=True)
-        return submitit.helpers.DelayedSubmission(self, run_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run one prepared run directory (job.json).")
     parser.add_argument("run_dir")
-    parser.add_argument("--executor", default="local")
+    parser.add_argument("--executor", default="local", help="the executor running it (status.json)")
+    parser.add_argument("--job-log", default=None, help="the file receiving this process's output")
     args = parser.parse_args(argv)
     try:
-        state = run_job(args.run_dir, executor=args.executor)
+        state = run_job(args.run_dir, executor=args.executor, job_log=args.job_log)
     except Exception:
         return 1
     return 0 if state in (DONE, BUSY) else 1

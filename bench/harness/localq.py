@@ -21,32 +21,10 @@ from pathlib import Path
 from typing import Callable
 
 from bench.atomic import write_json
-from bench.rundir import read_json
+from bench.harness.procs import proc_start_ticks, signal_group
+from bench.rundir import JOB_LOG, read_json
 
 KILL_GRACE_S = 10.0
-
-
-def proc_start_ticks(pid: int) -> int | None:
-    """A process's start time (clock ticks since boot, /proc/<pid>/stat field 22), None if gone.
-
-    Stored next to a pid so that a recycled pid is never mistaken for our process.
-    """
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            stat = f.read()
-    except OSError:
-        return None
-    fields = stat[stat.rindex(")") + 2:].split()
-    if fields[0] == "Z":  # a zombie has finished
-        return None
-    return int(fields[19])
-
-
-def same_process(entry: dict | None) -> bool:
-    """Whether ``{"pid":..., "start":...}`` still names a live process."""
-    if not entry or not entry.get("pid"):
-        return False
-    return proc_start_ticks(int(entry["pid"])) == entry.get("start")
 
 
 def visible_gpus() -> list[str]:
@@ -152,37 +130,30 @@ class LocalQueue:
         """Start no more children; TERM the running ones' process groups, KILL after a grace."""
         self.stopping = True
         for child in self.running.values():
-            _signal_group(child.proc.pid, signal.SIGTERM)
+            signal_group(child.proc.pid, signal.SIGTERM)
         deadline = time.monotonic() + KILL_GRACE_S
         while time.monotonic() < deadline and any(c.proc.poll() is None for c in self.running.values()):
             time.sleep(0.1)
         for child in self.running.values():
             if child.proc.poll() is None:
-                _signal_group(child.proc.pid, signal.SIGKILL)
-
-
-def _signal_group(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
+                signal_group(child.proc.pid, signal.SIGKILL)
 
 
 def run_job_command(run_dir: str) -> list[str]:
-    return [sys.executable, "-m", "bench.harness.job", run_dir, "--executor", "local"]
+    """The local executor's child: one job, its output in the run's job.log."""
+    return [sys.executable, "-m", "bench.harness.job", run_dir, "--executor", "local",
+            "--job-log", str(Path(run_dir) / JOB_LOG)]
 
 
 def main(argv: list[str] | None = None) -> int:
     """Supervisor entry point: run the queue file's run directories to the end."""
-    from bench.harness.job import LOCAL_LOG
-
     queue_file = Path((argv or sys.argv[1:])[0])
     spec = read_json(queue_file)
     if spec is None:
         print(f"{queue_file}: missing or unreadable queue file", file=sys.stderr)
         return 2
     queue = LocalQueue(spec["run_dirs"], spec["max_concurrent"], run_job_command,
-                       lambda d: Path(d) / LOCAL_LOG, gpus=spec["gpus"],
+                       lambda d: Path(d) / JOB_LOG, gpus=spec["gpus"],
                        state_path=Path(spec["state"]))
     signal.signal(signal.SIGTERM, queue.stop)
     signal.signal(signal.SIGINT, queue.stop)

@@ -32,12 +32,13 @@ from typing import Any, Iterator
 from bench.atomic import write_json
 from bench.errors import BenchError
 from bench.harness.runs import flock_held
+from bench.harness.states import SubmissionState
 from bench.rundir import read_json
 from bench.sweepdir import manifest_path
 
 SCHEMA = 1
 SUBMIT_LOCK = ".submit.lock"
-SUBMITTING, SUBMITTED = "submitting", "submitted"  # a submission record's state
+SUBMITTING, SUBMITTED = SubmissionState.SUBMITTING, SubmissionState.SUBMITTED  # a submission record's state
 
 
 def read_manifest(sweep_dir: Path) -> dict[str, Any] | None:

@@ -23,41 +23,39 @@ from collections import Counter
 from pathlib import Path
 
 from bench.harness import plan as P
-from bench.harness.executors import local_alive, squeue_states
-from bench.harness.localq import same_process
-from bench.harness.manifest import (SUBMITTING, read_manifest, submission_in_progress,
-                                    submissions_by_id)
-from bench.harness.runs import CANCELLED, PENDING, REQUEUED, describe_holder, holder_alive, lock_held, lock_holder
-from bench import rundir, sweepdir
-from bench.rundir import read_json
+from bench.harness.executors import Executor, executor_names, known_executor
+from bench.harness.manifest import read_manifest, submission_in_progress, submissions_by_id
+from bench.harness.procs import same_process
+from bench.harness.runs import describe_holder, holder_alive, lock_held, lock_holder
+from bench.harness.states import SHOWN_ORDER, Planned, Shown, Stored, SubmissionState, shown
+from bench import rundir
 from bench.sweepdir import runs_dir
 
-DONE, FAILED, RUNNING, PENDING_, INTERRUPTED, NOT_SUBMITTED = (
-    "done", "failed", "running", "pending", "interrupted", "not submitted")
-ORDER = (PENDING_, RUNNING, DONE, FAILED, INTERRUPTED, NOT_SUBMITTED)
-SLURM_RUNNING = {"RUNNING", "COMPLETING", "CONFIGURING", "STOPPED", "SUSPENDED"}
+# The shown states (bench.harness.states.Shown), under the names this module's users know.
+DONE, FAILED, RUNNING, PENDING, INTERRUPTED, NOT_SUBMITTED = (
+    Shown.DONE, Shown.FAILED, Shown.RUNNING, Shown.PENDING, Shown.INTERRUPTED, Shown.NOT_SUBMITTED)
+ORDER = SHOWN_ORDER
+SUBMITTING_JOB = "SUBMITTING"  # job_state of a run whose submission is being made right now
 
 
 class Liveness:
     """Answers "is a job that should run this run still there?" from the manifest.
 
-    A run is alive while any submission that lists it still has it: a SLURM task squeue lists, a
-    local queue whose supervisor has it queued or running, or a submission still being submitted
-    (its record says "submitting" while ``bench sweep`` holds the sweep's submission lock). Not
-    only the run's latest submission counts: two submissions of one sweep may both hold a run,
-    and the one whose child got the run's lock trains it. With ``sweep_dir``, :meth:`refresh`
-    re-reads the manifest, so submissions made by other processes meanwhile are seen.
+    A run is alive while any submission that lists it still has it: a job its executor still lists
+    (:meth:`bench.harness.executors.base.Executor.job_state`), or a submission still being
+    submitted (its record says "submitting" while ``bench sweep`` holds the sweep's submission
+    lock). Not only the run's latest submission counts: two submissions of one sweep may both hold
+    a run, and the one whose child got the run's lock trains it. With ``sweep_dir``,
+    :meth:`refresh` re-reads the manifest, so submissions made by other processes meanwhile are seen.
 
-    One squeue call per :meth:`refresh` covers all SLURM jobs.
+    Each executor is asked once per :meth:`refresh` about all of its submissions.
     """
 
     def __init__(self, manifest: dict | None, sweep_dir: Path | None = None):
         self.sweep_dir = Path(sweep_dir) if sweep_dir is not None else None
         self.manifest = manifest or {"runs": {}, "submissions": []}
         self.host = socket.gethostname()
-        self.slurm: dict[str, str] = {}
-        self.slurm_known = False
-        self.local: dict[int, object] = {}
+        self.executors: dict[str, Executor] = {}  # kind -> executor, kept across refreshes
         self.refresh()
 
     def refresh(self) -> None:
@@ -69,24 +67,26 @@ class Liveness:
         for sid in sorted(self.subs, reverse=True):
             for rid in self.subs[sid].get("run_ids") or ():
                 self.by_run.setdefault(rid, []).append(sid)
-        kinds = {s.get("executor") for s in self.subs.values()}
-        if "slurm" in kinds:
-            states = squeue_states()
-            # squeue can time out on a busy cluster: then keep the last answer, and before any
-            # answer treat SLURM jobs as alive (never declare a run interrupted on no evidence).
-            self.slurm_known = states is not None or self.slurm_known
-            self.slurm = states if states is not None else self.slurm
-        self.submitting = any(s.get("state") == SUBMITTING for s in self.subs.values()) and (
+        for kind, subs in self._by_kind().items():
+            self.executor(kind).refresh(subs)
+        self.submitting = any(s.get("state") == SubmissionState.SUBMITTING for s in self.subs.values()) and (
             self.sweep_dir is None or submission_in_progress(self.sweep_dir))
-        local = {sid: s for sid, s in self.subs.items() if s.get("executor") == "local" and s.get("local")}
-        states = {sid: read_json(Path(s["local"]["state"])) for sid, s in local.items()}
-        self.local = {sid: _local_queue(s["local"], states[sid], s.get("host"), self.host)
-                      for sid, s in local.items()}
-        # who started a lock holder: local child pid / SLURM task -> submission id
-        self.owner = {("pid", c.get("pid")): sid for sid, st in states.items()
-                      for c in ((st or {}).get("running") or {}).values()}
-        self.owner.update({("slurm", t): sid for sid, s in self.subs.items() for j in s.get("jobs") or []
-                           for t in j.get("task_ids", {}).values()})
+
+    def _by_kind(self) -> dict[str, list[dict]]:
+        """The submissions of each executor kind, registered kinds first in registry order."""
+        kinds: dict[str, list[dict]] = {k: [] for k in executor_names()}
+        for sid in sorted(self.subs):
+            kinds.setdefault(str(self.subs[sid].get("executor")), []).append(self.subs[sid])
+        return {k: subs for k, subs in kinds.items() if subs}
+
+    def executor(self, kind: str | None) -> Executor:
+        """The executor of a stored kind, created once and kept (it remembers scheduler answers)."""
+        if str(kind) not in self.executors:
+            self.executors[str(kind)] = known_executor(kind)
+        return self.executors[str(kind)]
+
+    def executor_of(self, sub: dict) -> Executor:
+        return self.executor(sub.get("executor"))
 
     def _submissions_of(self, run_id: str) -> list[dict]:
         sids = list(self.by_run.get(run_id, []))
@@ -96,20 +96,11 @@ class Liveness:
         return [self.subs[i] for i in sids if i in self.subs]
 
     def _state_in(self, sub: dict, run_id: str) -> str | None:
-        if sub.get("executor") == "slurm":
-            jid = next((j["task_ids"][run_id] for j in sub.get("jobs") or [] if run_id in j.get("task_ids", {})),
-                       None)
-            if jid is None and (self.manifest["runs"].get(run_id) or {}).get("submission") == sub["id"]:
-                jid = self.manifest["runs"][run_id].get("job_id")
-            if jid:
-                if not self.slurm_known:
-                    return "UNKNOWN"
-                return self.slurm.get(jid) or self.slurm.get(jid.split("_")[0])
-        elif sub.get("executor") == "local" and sub.get("local"):
-            waiting = self.local.get(sub["id"])
-            return "LOCAL" if waiting is not None and waiting(run_id) else None
-        if sub.get("state") == SUBMITTING and self._submitter_alive(sub):
-            return "SUBMITTING"
+        executor, runs = self.executor_of(sub), self.manifest["runs"]
+        if executor.tracks(sub, run_id, runs):
+            return executor.job_state(sub, run_id, runs)
+        if sub.get("state") == SubmissionState.SUBMITTING and self._submitter_alive(sub):
+            return SUBMITTING_JOB
         return None
 
     def _submitter_alive(self, sub: dict) -> bool:
@@ -118,69 +109,54 @@ class Liveness:
             return same_process(who)
         return self.submitting
 
+    def is_running(self, job_state: str | None) -> bool:
+        """Whether a job state (as :meth:`job_state` gives it) means the job runs now."""
+        return any(job_state in e.running_states for e in self.executors.values())
+
     def job_state(self, run_id: str) -> str | None:
-        """The scheduler's state of a job holding the run (SLURM state name, LOCAL, SUBMITTING or
+        """The executor's state of a job holding the run (SLURM state name, LOCAL, SUBMITTING or
         UNKNOWN when squeue has not answered yet), None when no submission holds it any more."""
         found = [state for sub in self._submissions_of(run_id) if (state := self._state_in(sub, run_id))]
-        return next((s for s in found if s in SLURM_RUNNING), found[0] if found else None)
+        return next((s for s in found if self.is_running(s)), found[0] if found else None)
 
     def holding_submission(self, run_id: str) -> dict | None:
         """The newest submission that still holds the run, None if none does."""
         return next((sub for sub in self._submissions_of(run_id) if self._state_in(sub, run_id)), None)
 
+    def owner(self, holder: dict) -> dict | None:
+        """The newest submission that started the process in a lock holder record."""
+        return next((self.subs[sid] for sid in sorted(self.subs, reverse=True)
+                     if self.executor_of(self.subs[sid]).owns(self.subs[sid], holder)), None)
+
+    def holds(self, holder: dict) -> bool:
+        """Whether some executor still lists the job of a lock holder on another host."""
+        return any(e.holds(holder) for e in self.executors.values())
+
     def alive(self, run_id: str, status: dict) -> bool:
         if self.job_state(run_id) is not None:
             return True
         if self.sweep_dir is not None:
-            return holder_alive(lock_holder(runs_dir(self.sweep_dir) / run_id), self.slurm)
+            return holder_alive(lock_holder(runs_dir(self.sweep_dir) / run_id), self.holds)
         return False
 
-
-def _local_queue(local: dict, state: dict | None, host: str | None = None, here: str | None = None):
-    """None when a local submission's supervisor is gone, else a predicate "this run is still
-    queued or its child process runs" from the supervisor's state file (its contents ``state``).
-
-    A queue started on another host cannot be checked by pid from here: it counts as alive until
-    its state file says it is done."""
-    if host and here and host != here:
-        if state is not None and state.get("done"):
-            return None
-        return lambda run_id: True
-    if not local_alive(local):
-        return None
-    if state is None:  # the supervisor has not written its first state yet: all queued
-        return lambda run_id: True
-    pending = {Path(d).name for d in state.get("pending", [])}
-    running = {Path(d).name for d, child in (state.get("running") or {}).items() if same_process(child)}
-    return lambda run_id: run_id in pending or run_id in running
+    def cancel(self, say) -> None:
+        """Ask every executor to stop its submissions' jobs (registry order)."""
+        for kind, subs in self._by_kind().items():
+            self.executor(kind).cancel(subs, say)
 
 
 def run_display_state(run_dir: Path, chash: str, live: Liveness) -> tuple[str, dict]:
     state, status = P.run_state(run_dir, chash, live.alive)
-    if state == P.FINISHED:
-        return DONE, status
-    if state == P.FAILED:
-        return FAILED, status
-    if state == P.NEW:
-        return NOT_SUBMITTED, status
-    if state == P.ACTIVE:
-        job = live.job_state(run_dir.name)
-        if (status.get("state") in (PENDING, REQUEUED) and job not in SLURM_RUNNING
-                and not lock_held(run_dir)):
-            return PENDING_, status
-        return RUNNING, status
-    if state == P.STALE:
-        return INTERRUPTED, {**status, "error": "run directory holds a different configuration"}
-    return INTERRUPTED, status
+    if state == Planned.STALE:
+        status = {**status, "error": "run directory holds a different configuration"}
+    runs_now = lambda: live.is_running(live.job_state(run_dir.name)) or lock_held(run_dir)  # noqa: E731
+    return shown(state, status.get("state"), runs_now), status
 
 
 def held_by(sweep_dir: Path, run_id: str, live: Liveness) -> str | None:
     """Who holds a run in flight: the lock holder (pid and host, SLURM task) and its submission."""
     holder = lock_holder(runs_dir(sweep_dir) / run_id)
-    sid = None
-    if holder:
-        sid = live.owner.get(("slurm", holder.get("slurm_job"))) or live.owner.get(("pid", holder.get("pid")))
-    sub = live.subs.get(sid) or live.holding_submission(run_id)
+    sub = (live.owner(holder) if holder else None) or live.holding_submission(run_id)
     parts = [describe_holder(holder)] if holder else []
     if sub:
         parts.append(f"submission {sub['id']} ({sub.get('executor')}, from {sub.get('host', '?')})")
@@ -202,12 +178,7 @@ def in_flight_lines(sweep_dir: Path, live: Liveness, run_ids: list[str]) -> list
         if sid is None:
             lines.append(f"  in flight: {n} run(s) locked by a process of no recorded submission")
             continue
-        where = sub.get("host", "?")
-        if sub.get("executor") == "local" and sub.get("local"):
-            where = f"supervisor pid {sub['local']['supervisor']['pid']} on {where}"
-        elif sub.get("executor") == "slurm":
-            jobs = ",".join(j["job_id"] for j in sub.get("jobs") or [])
-            where = f"SLURM job(s) {jobs or '(being submitted)'} from {where}"
+        where = live.executor_of(sub).describe(sub)
         lines.append(f"  in flight: {n} run(s) of submission {sid} ({sub.get('executor')}, {where}, "
                      f"{sub.get('time', '?')}); following them")
     return lines
@@ -236,12 +207,9 @@ def log_hint(sweep_dir: Path, manifest: dict, run_id: str, status: dict) -> str 
     if status.get("job_log"):
         return status["job_log"]
     info = manifest.get("runs", {}).get(run_id) or {}
-    sub = submissions_by_id(manifest).get(info.get("submission")) or {}
-    if sub.get("executor") == "slurm" and info.get("job_id"):
-        return str(Path(sweep_dir) / sweepdir.SUBMITIT / f"{info['job_id']}_0_log.out")
-    if sub.get("executor") == "local":
-        return str(runs_dir(sweep_dir) / run_id / "job.log")
-    return status.get("log")
+    sub = submissions_by_id(manifest).get(info.get("submission"))
+    hint = known_executor(sub.get("executor")).log_hint(sweep_dir, run_id, info) if sub else None
+    return hint or status.get("log")
 
 
 def _table(sweep: str, snap: dict, sweep_dir: Path, started: float, max_rows: int = 12):
@@ -257,7 +225,7 @@ def _table(sweep: str, snap: dict, sweep_dir: Path, started: float, max_rows: in
     if not active:
         return table
     runs = Table(show_header=True, box=None)
-    runs.add_column("running")
+    runs.add_column(RUNNING)
     runs.add_column("step", justify="right")
     for rid, _ in active:
         step = progress_step(runs_dir(sweep_dir) / rid)
@@ -304,7 +272,7 @@ def follow(sweep_dir: Path, manifest: dict, run_ids: list[str], *, poll_s: float
 
 
 def _in_flight(snap: dict) -> bool:
-    return any(state in (PENDING_, RUNNING) for state, _ in snap.values())
+    return any(state in (PENDING, RUNNING) for state, _ in snap.values())
 
 
 def print_summary(sweep_dir: Path, manifest: dict, snap: dict, console=None) -> int:
@@ -318,7 +286,7 @@ def print_summary(sweep_dir: Path, manifest: dict, snap: dict, console=None) -> 
                                           (DONE, FAILED)), soft_wrap=True)
     bad = [(rid, st, status) for rid, (st, status) in snap.items() if st in (FAILED, INTERRUPTED)]
     for rid, st, status in bad:
-        what = status.get("error") or ("cancelled" if status.get("state") == CANCELLED else
+        what = status.get("error") or (Stored.CANCELLED if status.get("state") == Stored.CANCELLED else
                                        "no job holds it any more (killed or cancelled); re-run the sweep "
                                        "to resume it")
         console.print(f"  {st}: {rid}: {what}", markup=False, highlight=False, soft_wrap=True)

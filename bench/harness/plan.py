@@ -29,12 +29,14 @@ from typing import Callable
 
 from bench import rundir, sweepdir
 from bench.errors import BenchError
-from bench.harness.runs import PENDING, REQUEUED, RUNNING, RunSpec, lock_held
+from bench.harness.runs import RunSpec, lock_held
+from bench.harness.states import Planned, planned
 from bench.rundir import JOB, read_json
 from bench.sweepdir import runs_dir
 
+# The planner's states (bench.harness.states.Planned), under the names this module's users know.
 FINISHED, FAILED, ACTIVE, INTERRUPTED, NEW, STALE = (
-    "finished", "failed", "active", "interrupted", "new", "stale")
+    Planned.FINISHED, Planned.FAILED, Planned.ACTIVE, Planned.INTERRUPTED, Planned.NEW, Planned.STALE)
 
 Alive = Callable[[str, dict], bool]
 
@@ -66,11 +68,8 @@ def run_state(run_dir: Path, chash: str, alive: Alive = _never_alive, exists: bo
     if job and job.get("config_hash") != chash:
         return STALE, status
     state = status.get("state")
-    if state == "failed":
-        return FAILED, status
-    if state in (PENDING, RUNNING, REQUEUED) and (lock_held(run_dir) or alive(run_dir.name, status)):
-        return ACTIVE, status
-    return INTERRUPTED, status
+    held = lambda: lock_held(run_dir) or alive(run_dir.name, status)  # noqa: E731 (asked only in flight)
+    return planned(state, held), status
 
 
 @dataclass

@@ -14,24 +14,25 @@ Files the harness owns in a run directory (beside those in :mod:`bench.rundir`):
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import json
 import os
 import socket
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from bench import rundir
 from bench.errors import BenchError
+from bench.harness.procs import same_process, this_process
+from bench.harness.states import Stored
 from bench.harness.spec import Resources, SweepSpec, variant_names
-from bench.method.config import run_hash
+from bench.method.config import run_hasher
 
 
-# status.json states written by the harness and the job.
+# status.json states (bench.harness.states.Stored), under the names the harness has used.
 PENDING, RUNNING, REQUEUED, DONE, FAILED, CANCELLED = (
-    "pending", "running", "requeued", "done", "failed", "cancelled")
+    Stored.PENDING, Stored.RUNNING, Stored.REQUEUED, Stored.DONE, Stored.FAILED, Stored.CANCELLED)
 
 FILTER_KEYS = ("variant", "dataset", "scene", "seed")
 
@@ -64,32 +65,6 @@ class RunSpec:
         return d
 
 
-class _Hasher:
-    """:func:`run_hash` for many runs sharing one config, serialising the config once.
-
-    ``config_hash`` is sha256 of sorted compact JSON; the config's JSON is computed once and the
-    run's fields appended in sorted key order. The first hash is checked against
-    :func:`run_hash`; should the two ever differ, every run falls back to :func:`run_hash`.
-    """
-
-    def __init__(self, variant: str, config: dict[str, Any]):
-        self.variant, self.config = variant, config
-        text = json.dumps({"config": config}, sort_keys=True, separators=(",", ":"), default=str)
-        self.prefix = text[:-1] + ',"dataset":'
-        self.method = ',"method":' + json.dumps(variant) + ',"scene":'
-        self.fast: bool | None = None
-
-    def __call__(self, dataset: str, scene: str, seed: int) -> str:
-        if self.fast is False:
-            return run_hash(self.variant, self.config, dataset, scene, seed)
-        text = f'{self.prefix}{json.dumps(dataset)}{self.method}{json.dumps(scene)},"seed":{int(seed)}}}'
-        h = hashlib.sha256(text.encode()).hexdigest()[:16]
-        if self.fast is None:
-            self.fast = h == run_hash(self.variant, self.config, dataset, scene, seed)
-            return self(dataset, scene, seed)
-        return h
-
-
 def make_run_id(variant: str, dataset: str, scene: str, seed: int, chash: str) -> str:
     return f"{variant}.{dataset}.{scene}.s{seed}.{chash[:8]}"
 
@@ -116,7 +91,7 @@ def expand(spec: SweepSpec) -> list[RunSpec]:
                 cfg = resolve_config(None, spec.profile, {**method.overrides, **overrides})
             except BenchError as err:
                 raise BenchError(f"{spec.where('datasets', i)}: {variant} on {entry.name}: {err}") from None
-            hasher = _Hasher(variant, cfg.to_dict())
+            hasher = run_hasher(variant, cfg.to_dict())  # the config serialised once for its runs
             resources = spec.resources_for(entry)
             blur = {s.name: s.blur_type for s in ds.scenes}
             for scene in entry.scenes or list(blur):
@@ -227,12 +202,10 @@ def flock_held(path: Path) -> bool:
 
 
 def _holder_record() -> dict[str, Any]:
-    from bench.harness.localq import proc_start_ticks
-
     env = os.environ
     task = (f"{env['SLURM_ARRAY_JOB_ID']}_{env['SLURM_ARRAY_TASK_ID']}"
             if env.get("SLURM_ARRAY_JOB_ID") and env.get("SLURM_ARRAY_TASK_ID") else env.get("SLURM_JOB_ID"))
-    return {"pid": os.getpid(), "start": proc_start_ticks(os.getpid()), "host": socket.gethostname(),
+    return {**this_process(), "host": socket.gethostname(),
             "slurm_job": task, "since": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
 
 
@@ -255,19 +228,22 @@ def lock_holder(run_dir: Path) -> dict[str, Any] | None:
     return record if isinstance(record, dict) else None
 
 
-def holder_alive(holder: dict[str, Any] | None, slurm: dict[str, str] | None = None) -> bool:
+def _nowhere(holder: dict[str, Any]) -> bool:
+    return False
+
+
+def holder_alive(holder: dict[str, Any] | None,
+                 elsewhere: Callable[[dict[str, Any]], bool] = _nowhere) -> bool:
     """Whether a lock holder record names a live process: on this host by pid and start time,
-    elsewhere by its SLURM task still listed by squeue (``slurm``: squeue's {job id: state})."""
+    elsewhere as ``elsewhere(holder)`` says (an executor's job still listed by its scheduler,
+    :meth:`bench.harness.executors.base.Executor.holds`)."""
     if not holder:
         return False
     if holder.get("host") == socket.gethostname() and holder.get("pid"):
-        from bench.harness.localq import same_process
-
         if holder.get("start") is None:  # old record: the pid alone
             return Path(f"/proc/{int(holder['pid'])}").exists()
         return same_process(holder)
-    job = holder.get("slurm_job")
-    return bool(job and slurm and (job in slurm or str(job).split("_")[0] in slurm))
+    return elsewhere(holder)
 
 
 def describe_holder(holder: dict[str, Any] | None) -> str:

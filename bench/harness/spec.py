@@ -43,6 +43,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from bench.errors import BenchError
+from bench.harness.executors.registry import AUTO, executor_names  # names only: imports no backend
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Scalar = str | int | float | bool | None
@@ -96,10 +97,18 @@ class ResourcesPatch(_Strict):
 
 
 class ExecutorSpec(_Strict):
-    kind: Literal["auto", "slurm", "local", "debug"] = "auto"
+    kind: str = Field("auto", description="auto, or an executor of bench.harness.executors.registry")
     device: Literal["auto", "cpu", "cuda"] = "auto"
     max_concurrent: int | None = Field(None, ge=1, description="local queue cap (default: GPUs; on CPU, usable cores / cpus_per_task)")
     resources: Resources = Field(default_factory=Resources)
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, kind: str) -> str:
+        names = (AUTO, *executor_names())
+        if kind not in names:
+            raise ValueError("Input should be " + ", ".join(repr(n) for n in names[:-1]) + f" or {names[-1]!r}")
+        return kind
 
 
 class DatasetEntry(_Strict):

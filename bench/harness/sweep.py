@@ -15,14 +15,14 @@ from typing import Callable
 
 from bench import rundir
 from bench.errors import BenchError
-from bench.harness import executors as X
 from bench.harness import monitor as M
-from bench.harness.localq import proc_start_ticks
+from bench.harness.executors import Executor, Submission, pick_executor
 from bench.harness.manifest import SUBMITTED, SUBMITTING, require_manifest, submitting, updating
 from bench.harness.plan import archive_run, make_plan
 from bench.harness.preflight import check_data
-from bench.harness.runs import (CANCELLED, PENDING, REQUEUED, RUNNING, RunSpec, expand, parse_only, select,
-                                write_job)
+from bench.harness.procs import this_process
+from bench.harness.states import IN_FLIGHT, SubmissionState
+from bench.harness.runs import CANCELLED, FAILED, PENDING, RunSpec, expand, parse_only, select, write_job
 from bench.harness.spec import load_sweep, parse_sweep, variant_names
 from bench.rundir import read_status, write_status
 from bench.sweepdir import plan_fields, runs_dir
@@ -61,7 +61,8 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
     of the same sweep waits for the first to record its submission and then follows its runs.
     """
     spec = load_sweep(path)
-    kind = X.pick_executor(executor or spec.executor.kind)
+    chosen = pick_executor(executor or spec.executor.kind)
+    kind = chosen.kind
     sweep_dir = spec.output_dir(output_root)
     runs = expand(spec)
     selected = select(runs, parse_only(only))
@@ -103,7 +104,7 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
         if plan.to_submit:
             for run in plan.to_archive:
                 _print(f"  archived {run.run_id} -> {archive_run(sweep_dir, run.run_id)}")
-            submission = _submit(sweep_dir, spec.name, path, kind, plan.to_submit,
+            submission = _submit(sweep_dir, spec.name, path, chosen, plan.to_submit,
                                  max_concurrent or spec.executor.max_concurrent, spec.executor.device)
     if not plan.to_submit:
         # Runs still in flight from an earlier (or a concurrent) submission are followed like new
@@ -114,15 +115,13 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
             _print(line)
         return _finish(sweep_dir, [r.run_id for r in selected], None if no_wait else report, poll_s,
                        follow=not no_wait)
-    if kind == "debug":
-        X.run_debug(sweep_dir, plan.to_submit, lambda run, state: _print(f"{run.run_id}: {state}"))
-    if no_wait and kind != "debug":
+    # An in-process executor runs the jobs now, outside the submission lock; nothing to follow then.
+    chosen.run_now(submission, lambda run, state: _print(f"{run.run_id}: {state}"))
+    if no_wait and not chosen.in_process:
         _print(f"submitted {len(plan.to_submit)} runs; follow with: bench status {sweep_dir} --watch")
         return 0
-    code = _finish(sweep_dir, [r.run_id for r in selected], report, poll_s, follow=kind != "debug")
-    proc = submission.get("_popen")
-    if proc is not None:
-        proc.poll()  # reap the finished supervisor
+    code = _finish(sweep_dir, [r.run_id for r in selected], report, poll_s, follow=not chosen.in_process)
+    chosen.finish()
     return code
 
 
@@ -149,57 +148,35 @@ def _prepare(sweep_dir: Path, runs: list[RunSpec], submission: int, kind: str) -
         write_job(run_dir, run)
         old = read_status(run_dir)
         fields = {"state": PENDING, "run_id": run.run_id, "submission": submission, "executor": kind}
-        if old.get("state") == "failed":
+        if old.get("state") == FAILED:
             fields["previous_error"] = old.get("error")
         write_status(run_dir, **fields)
 
 
-def _submit(sweep_dir: Path, sweep: str, path: str, kind: str, runs: list[RunSpec],
-            max_concurrent: int | None, device: str) -> dict:
-    """Prepare, submit with ``kind`` and record the submission in the manifest."""
+def _submit(sweep_dir: Path, sweep: str, path: str, executor: Executor, runs: list[RunSpec],
+            max_concurrent: int | None, device: str) -> Submission:
+    """Prepare, submit with ``executor`` and record the submission in the manifest."""
+    kind = executor.kind
     with updating(sweep_dir, sweep, str(Path(path).absolute())) as manifest:
         sid = 1 + max((s["id"] for s in manifest["submissions"]), default=0)
         record = {"id": sid, "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": kind,
                   "host": socket.gethostname(), "argv": sys.argv, "run_ids": [r.run_id for r in runs],
-                  "state": SUBMITTING, "submitter": {"pid": os.getpid(), "start": proc_start_ticks(os.getpid()),
-                                                     "host": socket.gethostname()}}
+                  "state": SUBMITTING, "submitter": {**this_process(), "host": socket.gethostname()}}
         manifest["submissions"].append(record)
         for run in runs:
             manifest["runs"][run.run_id].update(submission=sid, executor=kind, job_id=None)
     _prepare(sweep_dir, runs, sid, kind)
+    sub = Submission(sweep_dir, sweep, runs, record, lambda: _save(sweep_dir, sweep, path, record),
+                     max_concurrent, device, _print)
     try:
-        extra = _launch(sweep_dir, sweep, path, kind, runs, max_concurrent, device, record)
+        executor.submit(sub)
     except BaseException:
-        record["state"] = "incomplete"  # what was accepted (SLURM arrays) is recorded already
+        record["state"] = SubmissionState.INCOMPLETE  # what was accepted (SLURM arrays) is recorded already
         _save(sweep_dir, sweep, path, record)
         raise
     record["state"] = SUBMITTED
     _save(sweep_dir, sweep, path, record)
-    return {**record, **extra}
-
-
-def _launch(sweep_dir: Path, sweep: str, path: str, kind: str, runs: list[RunSpec],
-            max_concurrent: int | None, device: str, record: dict) -> dict:
-    """Hand the prepared runs to the executor; fills ``record``; returns process handles."""
-    extra: dict = {}
-    if kind == "slurm":
-        record["jobs"] = []
-
-        def _record(job: dict) -> None:
-            record["jobs"].append(job)
-            _save(sweep_dir, sweep, path, record)
-
-        X.submit_slurm(sweep_dir, sweep, runs, on_record=_record)
-        _print("submitted job arrays: " + ", ".join(
-            f"{j['job_id']} ({len(j['run_ids'])} runs)" for j in record["jobs"]))
-    elif kind == "local":
-        local = X.submit_local(sweep_dir, record["id"], runs, max_concurrent, device)
-        extra["_popen"] = local.pop("_popen")
-        record["local"] = local
-        _print(f"local queue: {len(runs)} runs, at most {local['max_concurrent']} at once"
-               + (f" on GPUs {','.join(local['gpus'])}" if local["gpus"] else "")
-               + f" (supervisor pid {local['supervisor']['pid']})")
-    return extra
+    return sub
 
 
 def _save(sweep_dir: Path, sweep: str, path: str, record: dict) -> None:
@@ -256,27 +233,13 @@ def cancel(arg: str, *, output_root: str | None = None) -> int:
     """Cancel every job of the sweep that is still queued or running."""
     sweep_dir = resolve_sweep_dir(arg, output_root)
     manifest = require_manifest(sweep_dir)
-    live = M.Liveness(manifest)
-    # Arrays squeue still lists (all of the sweep's arrays when squeue cannot answer).
-    queued = {k.split("_")[0] for k in live.slurm}
-    slurm_ids = sorted({j["job_id"] for s in manifest["submissions"] if s.get("executor") == "slurm"
-                        for j in s.get("jobs", []) if j["job_id"] in queued or not live.slurm_known})
-    if slurm_ids:
-        _print(f"scancel {' '.join(slurm_ids)}")
-        X.cancel_slurm(slurm_ids)
-    stopped = 0
-    for sub in manifest["submissions"]:
-        if sub.get("executor") == "local" and sub.get("local") and X.local_alive(sub["local"]):
-            X.cancel_local(sub["local"])
-            stopped += 1
-    if stopped:
-        _print(f"stopped {stopped} local queue(s)")
+    M.Liveness(manifest).cancel(_print)
     marked = 0
     for rid in manifest["runs"]:
         run_dir = runs_dir(sweep_dir) / rid
         if rundir.is_finished(run_dir):
             continue
-        if read_status(run_dir).get("state") in (PENDING, RUNNING, REQUEUED):
+        if read_status(run_dir).get("state") in IN_FLIGHT:
             write_status(run_dir, state=CANCELLED, cancelled_at=time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                          cancelled_by=os.getpid())
             marked += 1

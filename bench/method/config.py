@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import math
 import json
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -382,11 +382,30 @@ def run_hash(variant: str, config: dict[str, Any], dataset: str, scene: str, see
     """A run's identity: the hash of its resolved config, variant, dataset, scene and seed.
 
     The one definition: training writes it into config.yaml (and refuses a directory holding
-    another), the harness names and skips runs by it. The ``eval`` section counts only when it
-    differs from its defaults: it was added after runs existed, and a run evaluated the default way
-    keeps the identity it had before.
+    another), the harness names and skips runs by it (through :func:`run_hasher`, the same
+    function with the config serialised once). The ``eval`` section counts only when it differs
+    from its defaults: it was added after runs existed, and a run evaluated the default way keeps
+    the identity it had before.
+    """
+    return run_hasher(variant, config)(dataset, scene, seed)
+
+
+def run_hasher(variant: str, config: dict[str, Any]) -> Callable[[str, str, int], str]:
+    """:func:`run_hash` of ``variant`` and ``config`` as a function of (dataset, scene, seed).
+
+    The hashed text is :func:`config_hash`'s sorted compact JSON of ``{"config", "dataset",
+    "method", "scene", "seed"}``; the config part (most of it) is serialised once here, and each
+    call appends the run's fields in that sorted key order. A sweep of 10,000 runs shares a few
+    configs, so planning serialises a few configs instead of 10,000.
     """
     if config.get("eval") == EvalConfig().model_dump(mode="json"):
         config = {k: v for k, v in config.items() if k != "eval"}
-    return config_hash({"method": variant, "dataset": dataset, "scene": scene, "seed": int(seed),
-                        "config": config})
+    head = json.dumps({"config": config}, sort_keys=True, separators=(",", ":"), default=str)[:-1]
+    method = json.dumps(variant, default=str)
+
+    def hash_run(dataset: str, scene: str, seed: int) -> str:
+        text = (f'{head},"dataset":{json.dumps(dataset, default=str)},"method":{method},'
+                f'"scene":{json.dumps(scene, default=str)},"seed":{int(seed)}}}')
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    return hash_run
