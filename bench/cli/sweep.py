@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from bench.cli.args import sweep_target
+from bench.harness.executors.registry import executor_names
 from bench.errors import BenchError
 
 
@@ -19,7 +20,7 @@ def register(sub) -> None:
                     "build tables and figures. Finished runs (results.json with the same config "
                     "hash) are skipped; failed runs are retried only with --retry-failed.")
     p.add_argument("file", help="sweep YAML, e.g. sweeps/demo.yaml")
-    p.add_argument("--executor", choices=("auto", "slurm", "local", "debug"), default=None,
+    p.add_argument("--executor", choices=("auto", *executor_names()), default=None,
                    help="where runs execute (default: the file's executor.kind; auto = slurm when "
                         "sbatch is on PATH, else local)")
     p.add_argument("--dry-run", action="store_true",
