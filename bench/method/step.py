@@ -16,7 +16,7 @@ from bench.method.config import MethodConfig
 from bench.method.kernels import blur_formation, has_free_centre
 from bench.method.model import RenderResult
 from bench.method.rng import generator
-from bench.method.run_state import Run
+from bench.method.run_state import Run, SceneTensors
 from bench.method.smoothness import smoothness_terms
 
 
@@ -39,9 +39,9 @@ def virtual_slot(cfg: MethodConfig, s: int) -> bool:
     return s % u.every == 0 and cfg.at(u.start_frac) <= s < max(cfg.at(u.end_frac), 1)
 
 
-def virtual_possible(data: dict[str, Any]) -> bool:
+def virtual_possible(data: SceneTensors) -> bool:
     """Can the scene have virtual views (bench.method.train builds them only with masks and >= 2 frames)?"""
-    return data["mask"] is not None and data["n"] >= 2
+    return data.mask is not None and data.n >= 2
 
 
 def uses_virtual(run: Run, s: int) -> bool:
@@ -77,17 +77,17 @@ def target(run: Run, s: int) -> dict[str, Any]:
         v = run.virtual
         j = torch_randint(len(v), step_generator(seed, s, "virtual_view"))
         return {"image": v.images[j], "mask": v.motion_mask[j], "depth": None, "K": v.K[j], "w2c": v.w2c[j],
-                "frame": int(d["frame"][int(v.source_frame[j])]), "virtual": True}
-    i = torch_randint(d["n"], step_generator(seed, s))
-    return train_view(run, i, d["mask"] is not None, with_depth=True)
+                "frame": int(d.frame[int(v.source_frame[j])]), "virtual": True}
+    i = torch_randint(d.n, step_generator(seed, s))
+    return train_view(run, i, d.mask is not None, with_depth=True)
 
 
 def train_view(run: Run, i: int, with_mask: bool, with_depth: bool) -> dict[str, Any]:
     """Training frame ``i`` as a target (see :func:`target`)."""
     d = run.data
-    return {"image": d["images"][i], "mask": d["mask"][i] if with_mask else None,
-            "depth": d["depth"][i] if with_depth else None, "K": d["K"][i], "w2c": d["w2c"][i],
-            "frame": int(d["frame"][i]), "virtual": False, "view": i}
+    return {"image": d.images[i], "mask": d.mask[i] if with_mask else None,
+            "depth": d.depth[i] if with_depth else None, "K": d.K[i], "w2c": d.w2c[i],
+            "frame": int(d.frame[i]), "virtual": False, "view": i}
 
 
 def sh_degree(cfg: MethodConfig, s: int) -> int:
@@ -107,7 +107,7 @@ def forward(run: Run, s: int, t: dict[str, Any]) -> tuple[dict[str, torch.Tensor
     (kernels (1,K²,H,W), mask (1,1,H,W)) or None).
     """
     cfg, d = run.cfg, run.data
-    r = run.model.render(t["K"], t["w2c"], d["W"], d["H"], t["frame"], sh_degree=sh_degree(cfg, s),
+    r = run.model.render(t["K"], t["w2c"], d.W, d.H, t["frame"], sh_degree=sh_degree(cfg, s),
                          backend=run.backend)
     sharp = chw(r.rgb)
     gt = chw(t["image"])
