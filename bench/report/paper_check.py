@@ -25,6 +25,7 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.metrics.registry import METRICS
+from bench.repo import REPO_ROOT
 
 PUBLISHED_COLUMNS = ["table", "row", "variant", "dataset", "metric", "value", "source", "protocol", "eval_mode",
                      "scenes"]
@@ -414,10 +415,8 @@ def tolerance_text(tolerances: dict[str, float]) -> str:
 
 def _short(path) -> str:
     """A published file's path relative to the checkout (results/published/x.csv) when inside it."""
-    from bench.report.tables import REPORTED_DIR
-
     try:
-        return str(Path(path).resolve().relative_to(REPORTED_DIR.parents[1]))
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
 

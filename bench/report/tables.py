@@ -31,6 +31,7 @@ from bench.metrics.protocols import headline_ssim
 from bench.metrics.regions import COMPONENT_REGIONS, REGION_METRICS
 from bench.metrics.registry import CONVENTION_FAMILIES, METRICS, arrow, family
 from bench.report import labels
+from bench.repo import REPO_ROOT
 
 RANK_MACROS = ("rankfirst", "ranksecond", "rankthird")
 LATEX_PREAMBLE = (
@@ -38,7 +39,7 @@ LATEX_PREAMBLE = (
     "\\providecommand{\\ranksecond}[1]{\\underline{#1}}\n"
     "\\providecommand{\\rankthird}[1]{\\textit{#1}}\n"
 )
-REPORTED_DIR = Path(__file__).resolve().parents[2] / "results" / "published"
+REPORTED_DIR = REPO_ROOT / "results" / "published"
 DAGGER = "\u2020"
 NOT_RECORDED = "not recorded (bench eval)"
 
