@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 
-from bench.method import losses as L
+from bench.method import losses
 from bench.method.config import MethodConfig
 from bench.method.kernels import blur_formation, has_free_centre
 from bench.method.model import RenderResult
@@ -129,18 +129,19 @@ def loss_terms(cfg: MethodConfig, s: int, t: dict[str, Any], r: RenderResult, sh
                pred: torch.Tensor, gt: torch.Tensor, blur) -> dict[str, torch.Tensor]:
     """The weighted loss terms of step ``s`` (docs/method.md §5); only the active ones appear."""
     lw = cfg.loss
-    terms = {"rec": L.reconstruction_loss(pred, gt, lw.ssim_lambda)}
+    terms = {"rec": losses.reconstruction_loss(pred, gt, lw.ssim_lambda)}
     if t["mask"] is not None and lw.dynamic_mask > 0:
-        terms["dyn_mask"] = lw.dynamic_mask * L.trimmed_l1(r.dyn_mask[..., 0], t["mask"], trim=lw.trim_fraction)
+        terms["dyn_mask"] = lw.dynamic_mask * losses.trimmed_l1(r.dyn_mask[..., 0], t["mask"],
+                                                               trim=lw.trim_fraction)
     if t["depth"] is not None and lw.depth > 0:
-        terms["depth"] = lw.depth * L.depth_loss(r.depth[..., 0], t["depth"], trim=lw.trim_fraction)
+        terms["depth"] = lw.depth * losses.depth_loss(r.depth[..., 0], t["depth"], trim=lw.trim_fraction)
     if not t["virtual"] and lw.low_frequency > 0 and s >= cfg.at(lw.low_frequency_start_frac):
-        terms["low_freq"] = lw.low_frequency * L.low_frequency_loss(sharp, gt, lw.low_frequency_factor)
+        terms["low_freq"] = lw.low_frequency * losses.low_frequency_loss(sharp, gt, lw.low_frequency_factor)
     if blur is not None:
         # only a free centre weight can be tied to the mask (kernels.has_free_centre)
         if lw.blur_sparsity > 0 and has_free_centre(cfg.blur.kernel_type) \
                 and s >= cfg.at(lw.blur_sparsity_start_frac):
-            terms["blur_sparsity"] = lw.blur_sparsity * L.blur_aware_sparsity(*blur)
+            terms["blur_sparsity"] = lw.blur_sparsity * losses.blur_aware_sparsity(*blur)
         if lw.mask_sparsity > 0 and s >= cfg.at(lw.mask_sparsity_start_frac):
-            terms["mask_sparsity"] = lw.mask_sparsity * L.mask_sparsity(blur[1])
+            terms["mask_sparsity"] = lw.mask_sparsity * losses.mask_sparsity(blur[1])
     return terms
