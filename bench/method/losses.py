@@ -39,12 +39,6 @@ def _gaussian_1d(device, dtype) -> torch.Tensor:
     return g / g.sum()
 
 
-def _gaussian_window(channels: int, device, dtype) -> torch.Tensor:
-    """(C,1,11,11) separable Gaussian window (sigma 1.5), one per channel for a grouped conv."""
-    g = _gaussian_1d(device, dtype)
-    return (g[:, None] * g[None, :]).expand(channels, 1, -1, -1).contiguous()
-
-
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) with an 11x11 Gaussian window, sigma 1.5, data range 1.
 

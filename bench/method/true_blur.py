@@ -5,7 +5,7 @@ training render through the blur that actually formed the frame instead of BP-Ne
 Its test PSNR is the ceiling of *any* learned blur module at the same schedule, so the gap
 between it and ``no_blur`` says how much a benchmark leaves a blur model to win.
 
-The operators are the gather-style re-blurs of :mod:`bench.data.synth.blur` in torch:
+The operators are gather-style re-blurs of the stored per-pixel blur, in torch:
 motion = mean over the S exposure sub-frames of the render sampled at ``x - d_s(x)``; defocus =
 per-pixel anti-aliased disc of the stored CoC radius. They reproduce the generator's blurry frames
 from its sharp frames closely (measured in docs/datasets.md §Synthetic), not exactly: the generator
