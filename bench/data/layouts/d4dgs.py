@@ -14,7 +14,7 @@ from pathlib import Path
 
 from bench.data.colmap import read_cameras, read_images
 from bench.data.io import image_size, list_images
-from bench.data.layouts.checks import (by_stem, check_count, check_npy_2d, check_readable_images, missing_names)
+from bench.data.layouts.checks import by_stem, check_count, check_npy_2d, check_readable_images, missing_names
 from bench.errors import BenchError
 
 SCENE_FOLDER = "x1"
@@ -75,8 +75,8 @@ def check(root: Path, scene: str, *, full: bool = True) -> list[str]:
     if full:
         check_readable_images(imgs, problems, size)
     test = list_images(base / TEST_IMAGES)
-    if check_count(base / TEST_IMAGES, len(test), m, "sharp interleaved images", problems, "files in images/") \
-            and full:
+    counted = check_count(base / TEST_IMAGES, len(test), m, "sharp interleaved images", problems, "files in images/")
+    if counted and full:
         check_readable_images(test, problems)
     sparse = sparse_dir(base)
     absent = [f for f in COLMAP_FILES if not (sparse / f).is_file()]
