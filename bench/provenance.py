@@ -12,11 +12,12 @@ from importlib import metadata
 from pathlib import Path
 
 from bench import __version__
+from bench.repo import REPO_ROOT
 
 
 def git_commit(repo: Path | None = None) -> tuple[str | None, bool | None]:
     """Return (commit sha, dirty flag) of the checkout holding this package, or (None, None)."""
-    repo = repo or Path(__file__).resolve().parent.parent
+    repo = repo or REPO_ROOT
     try:
         sha = subprocess.run(
             ["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=True

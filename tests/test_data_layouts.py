@@ -183,3 +183,17 @@ def test_release_datasets_load_through_the_registry(tmp_path):
     assert (car.train.cameras.width, car.train.cameras.height) == (47, 20) and car.blur_type == "defocus"
     assert float(car.train.cameras.K[0, 0, 0]) == pytest.approx(25.0)
     assert torch.allclose(car.train.depth, torch.full_like(car.train.depth, 2.0 / (1 / 2.0 + 1 / 9.0) * car.scale))
+
+
+def test_layout_descriptions_and_quick_check_import_no_torch():
+    """bench.data.layouts is what the quick presence check and the loaders' checks share; planning a
+    sweep must not pay for importing torch (or OpenCV, which only the full check needs)."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys, bench.data.presence, bench.data.layouts.dyblurf, bench.data.layouts.d2rf, "
+            "bench.data.layouts.d4dgs; print(sorted(m for m in ('torch', 'cv2') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=Path(__file__).resolve().parents[1]).stdout  # this checkout's bench
+    assert out.strip() == "[]"

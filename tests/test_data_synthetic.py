@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from bench.data.registry import load_scene
-from bench.data.synth.blur import reblur_defocus, reblur_motion
+from bench.data.synth.blur import disc_kernel
 from bench.errors import BenchError
 from bench.method.true_blur import TrueBlur
 from data_synth_cache import synthetic_root
@@ -55,6 +55,32 @@ def _away_from_edges(depth: np.ndarray, radius: int) -> np.ndarray:
     return ~near
 
 
+def _reblur_motion(sharp: np.ndarray, disp: np.ndarray) -> np.ndarray:
+    """Reference re-blur from the stored displacements: the mean over sub-frames of the sharp (H,W,3)
+    frame sampled at ``x - disp_s(x)``; disp (S,H,W,2) pixels."""
+    h, w = sharp.shape[:2]
+    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
+    frames = [cv2.remap(sharp.astype(np.float32), gx - d[..., 0].astype(np.float32), gy - d[..., 1].astype(np.float32),
+                        cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT) for d in disp]
+    return np.mean(frames, axis=0)
+
+
+def _reblur_defocus(sharp: np.ndarray, coc: np.ndarray, step: float = 0.25) -> np.ndarray:
+    """Reference re-blur from the stored CoC: pixel x takes the disc average (the generator's disc)
+    of radius coc[x], interpolated linearly between disc levels ``step`` pixels apart."""
+    def disc(r: float) -> np.ndarray:  # the generator leaves radii below 0.25 px unblurred
+        img = sharp.astype(np.float32)
+        return img if r < 0.25 else cv2.filter2D(img, -1, disc_kernel(r), borderType=cv2.BORDER_REFLECT)
+
+    levels = np.arange(0.0, coc.max() + step + 1e-9, step)
+    stack = np.stack([disc(r) for r in levels])
+    pos = np.clip(coc / step, 0, len(levels) - 1 - 1e-6)
+    lo = np.floor(pos).astype(np.int64)
+    frac = (pos - lo)[..., None]
+    rows, cols = np.indices(coc.shape)
+    return stack[lo, rows, cols] * (1 - frac) + stack[np.minimum(lo + 1, len(levels) - 1), rows, cols] * frac
+
+
 def test_motion_blur_matches_stored_displacements():
     root = synthetic_root("motion_0")
     scene = load_scene("synthetic", "motion_0", root)
@@ -66,9 +92,9 @@ def test_motion_blur_matches_stored_displacements():
         disp = gt.motion_disp[k].numpy()
         ok = _away_from_edges(gt.depth[k].numpy(), radius=6)
         assert ok.mean() > 0.3
-        errs.append(np.abs(reblur_motion(sharp, disp) - blurry)[ok].mean())
+        errs.append(np.abs(_reblur_motion(sharp, disp) - blurry)[ok].mean())
         base.append(np.abs(sharp - blurry)[ok].mean())
-        wrong.append(np.abs(reblur_motion(sharp, 2.0 * disp) - blurry)[ok].mean())
+        wrong.append(np.abs(_reblur_motion(sharp, 2.0 * disp) - blurry)[ok].mean())
     # the stored blur explains the blurry frame far better than no blur or twice the blur; the rest
     # is resampling error of the (aliased, high-frequency) sharp frame at sub-pixel offsets
     assert np.mean(errs) < 0.02, errs
@@ -86,9 +112,9 @@ def test_defocus_blur_matches_stored_coc():
         blurry = scene.train.images[k].numpy()
         ok = _away_from_edges(gt.depth[k].numpy(), radius=6)
         coc = gt.coc_radius[k].numpy()
-        errs.append(np.abs(reblur_defocus(sharp, coc) - blurry)[ok].mean())
+        errs.append(np.abs(_reblur_defocus(sharp, coc) - blurry)[ok].mean())
         base.append(np.abs(sharp - blurry)[ok].mean())
-        wrong.append(np.abs(reblur_defocus(sharp, 2.0 * coc) - blurry)[ok].mean())
+        wrong.append(np.abs(_reblur_defocus(sharp, 2.0 * coc) - blurry)[ok].mean())
     assert np.mean(errs) < 0.02, errs
     assert np.mean(errs) < 0.5 * np.mean(base), (errs, base)
     assert np.mean(errs) < 0.7 * np.mean(wrong), (errs, wrong)

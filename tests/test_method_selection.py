@@ -16,7 +16,7 @@ from bench.method.model import GaussianModel
 from bench.method.refine import annealed_lr, refine_pose
 from bench.method.saved_run import refine_saved_run
 from bench.method.selection import UPSTREAM_EVALS, load_best_model, selection_steps, mean_test_psnr
-from bench.method.train import scene_tensors
+from bench.method.run_state import SceneTensors
 from method_tiny import SMALL, final_state, interrupt_tiny, train_tiny
 
 
@@ -56,7 +56,7 @@ def test_best_test_selects_the_best_evaluation_without_changing_training(tiny, t
     cfg = resolve_config("full", "cpu", SMALL)
     from bench.method.step import sh_degree
 
-    value = mean_test_psnr(model, scene_tensors(tiny, torch.device("cpu")), tiny.test.images.stack().float(),
+    value = mean_test_psnr(model, SceneTensors.from_scene(tiny, torch.device("cpu")), tiny.test.images.stack().float(),
                       sh_degree(cfg, cfg.train.steps), "torch")
     assert value == pytest.approx(sel["selected_test_psnr"], abs=1e-4)  # the saved state is the one selected
     for name in tiny.test.names:
@@ -90,13 +90,13 @@ def test_refinement_recovers_a_shifted_test_camera(tiny, tmp_path):
     run = tmp_path / "run"
     train_tiny(run)
     model = GaussianModel.from_state_dict(final_state(run)["model"])
-    d = scene_tensors(tiny, torch.device("cpu"))
-    K, w2c = d["test_K"][2], d["test_w2c"][2]
+    d = SceneTensors.from_scene(tiny, torch.device("cpu"))
+    K, w2c = d.test_K[2], d.test_w2c[2]
     with torch.no_grad():
-        gt = model.render(K, w2c, d["test_W"], d["test_H"], 2, sh_degree=1).rgb.clamp(0, 1)
+        gt = model.render(K, w2c, d.test_W, d.test_H, 2, sh_degree=1).rgb.clamp(0, 1)
     shifted = w2c.clone()
     shifted[0, 3] += 0.04
-    out = refine_pose(model, K, shifted, d["test_W"], d["test_H"], 2, gt, steps=60, lr=1e-2, lr_final=1e-4,
+    out = refine_pose(model, K, shifted, d.test_W, d.test_H, 2, gt, steps=60, lr=1e-2, lr_final=1e-4,
                       sh_degree=1, backend="torch")
     assert out.last_loss < 0.5 * out.first_loss
     assert abs(out.w2c[0, 3] - w2c[0, 3]) < 0.5 * 0.04

@@ -1,4 +1,4 @@
-"""Helpers shared by the layout loaders and their validators."""
+"""Helpers shared by the layout loaders (their checks are in bench.data.layouts)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from bench.data.io import read_image, read_npy
+from bench.data.io import read_image
 from bench.data.scene import Cameras, LazyImages, Views
 
 
@@ -77,53 +77,3 @@ def depth_from_disparity(disp: np.ndarray, scale: float, mode: str = "inverse_de
     inv = np.clip(1.0 / far + a * (disp[finite] - lo), 1.0 / far, 1.0 / near)
     out[finite] = 1.0 / inv
     return out
-
-
-def check_npy_2d(path: Path, problems: list[str], *, what: str = "array",
-                 size: tuple[int, int] | None = None) -> np.ndarray | None:
-    """Load an (H,W) or (H,W,1) finite .npy or append a problem line; returns the (H,W) array or None.
-
-    With ``size`` = (W,H) of the images, the array must have the same aspect ratio (it is
-    nearest-resized to the images, so only its proportions matter).
-    """
-    from bench.errors import BenchError
-
-    try:
-        arr = read_npy(path)
-    except BenchError as err:
-        problems.append(str(err))
-        return None
-    if arr.ndim == 3 and arr.shape[2] == 1:
-        arr = arr[..., 0]
-    if arr.ndim != 2:
-        problems.append(f"{path}: expected a 2-D {what} (H,W), got shape {tuple(arr.shape)}")
-        return None
-    if not np.isfinite(arr).all():
-        problems.append(f"{path}: expected finite {what} values, found NaN or inf")
-        return None
-    if size is not None and abs(arr.shape[1] / arr.shape[0] - size[0] / size[1]) > 0.02 * size[0] / size[1]:
-        problems.append(f"{path}: expected a {what} map with the images' aspect ratio ({size[0]}x{size[1]}), "
-                        f"got {arr.shape[1]}x{arr.shape[0]}")
-        return None
-    return arr
-
-
-def check_count(folder: Path, found: int, expected: int, what: str, problems: list[str], source: str) -> bool:
-    """Append a problem if ``found != expected``."""
-    if found != expected:
-        problems.append(f"{folder}: expected {expected} {what} ({source}), found {found}")
-        return False
-    return True
-
-
-def check_readable_images(paths: Sequence[Path], problems: list[str], size: tuple[int, int] | None = None,
-                          what: str = "image") -> None:
-    """Every image readable; with ``size`` = (W,H) also of that size."""
-    import cv2
-
-    for p in paths:
-        raw = cv2.imread(str(p), cv2.IMREAD_UNCHANGED)
-        if raw is None:
-            problems.append(f"{p}: expected a readable {what}")
-        elif size is not None and (raw.shape[1], raw.shape[0]) != tuple(size):
-            problems.append(f"{p}: expected a {size[0]}x{size[1]} {what}, got {raw.shape[1]}x{raw.shape[0]}")

@@ -1,12 +1,10 @@
 """Loader and validator for the Deblur4DGS release of Stereo Blur (Shape-of-Motion layout).
 
-Layout (``<root>/<scene>/x1/``): ``images/%05d.png`` 2N frames interleaved (even = blurry left =
-training, odd = right), ``images_test/`` the sharp frames interleaved (test = odd, sharp left =
-even), ``masks/`` dynamic masks, and ``flow3d_preprocessed/`` with ``colmap/sparse/*.bin`` (COLMAP
-over all 2N images named ``%05d.png``), ``aligned_depth_anything_colmap/<frame>.npy``
-(disparity), ``masks/<frame>.png`` and ``2d_tracks/<q>_<t>.npy`` (P,4) between even frames.
-Cameras: K and w2c straight from COLMAP (no rescaling of the world, scale 1), K[:2] divided by
-``COLMAP width / image width`` (2.5 for the 512x288 release). Depth = 1/max(disp, 1e-3), clamped
+Layout: :mod:`bench.data.layouts.d4dgs` (``<root>/<scene>/x1/``: 2N frames interleaved, even =
+blurry left = training, odd = right; sharp frames interleaved; COLMAP model, aligned disparity,
+dynamic masks and tracks under ``flow3d_preprocessed/``). Cameras: K and w2c straight from
+COLMAP (no rescaling of the world, scale 1), K[:2] divided by ``COLMAP width / image width``
+(2.5 for the 512x288 release). Depth = 1/max(disp, 1e-3), clamped
 at 2.5 x the median over the training frames of each frame's maximum depth. Time of training
 frame k (file 2k) = k/(N-1); test file 2i+1 has the time of frame i.
 """
@@ -19,8 +17,9 @@ import numpy as np
 import torch
 
 from bench.data.colmap import read_cameras, read_images, read_points3d
-from bench.data.common import check_count, check_npy_2d, check_readable_images, lazy_images, make_cameras, make_views, set_times
+from bench.data.common import lazy_images, make_cameras, make_views, set_times
 from bench.data.io import image_size, list_images, read_mask, read_npy, resize_nearest
+from bench.data.layouts import d4dgs as layout
 from bench.data.scene import Extras, Scene
 from bench.errors import BenchError
 
@@ -28,60 +27,10 @@ DISP_FLOOR = 1e-3
 DEPTH_CLAMP = 2.5
 
 
-def _base(root: Path, scene: str) -> Path:
-    return Path(root) / scene / "x1"
-
-
-def _mask_folder(base: Path) -> Path:
-    pre = base / "flow3d_preprocessed" / "masks"
-    return pre if list_images(pre) else base / "masks"
-
-
 def check(root: Path, scene: str, factor: float | None = None) -> list[str]:
-    """Problems of one scene, one line each ([] = loadable)."""
-    base = _base(root, scene)
-    if not base.is_dir():
-        return [f"{base}: expected the scene folder (Deblur4DGS layout <root>/<scene>/x1/)"]
-    problems: list[str] = []
-    imgs = list_images(base / "images")
-    if not imgs or len(imgs) % 2:
-        return [f"{base / 'images'}: expected 2N interleaved left/right frames %05d.png, found {len(imgs)}"]
-    m = len(imgs)
-    size = image_size(imgs[0])
-    check_readable_images(imgs, problems, size)
-    test = list_images(base / "images_test")
-    if check_count(base / "images_test", len(test), m, "sharp interleaved images", problems, "files in images/"):
-        check_readable_images(test, problems)
-    sparse = base / "flow3d_preprocessed" / "colmap" / "sparse"
-    absent = [f for f in ("cameras.bin", "images.bin") if not (sparse / f).is_file()]
-    for fname in absent:
-        problems.append(f"{sparse / fname}: expected the COLMAP model over all {m} images")
-    if not absent:
-        try:
-            cams, reg = read_cameras(sparse / "cameras.bin"), read_images(sparse / "images.bin")
-            names = {im.name for im in reg.values()}
-            missing = [p.name for p in imgs if p.name not in names]
-            if missing:
-                problems.append(f"{sparse / 'images.bin'}: expected a registered image for every frame, "
-                                f"missing {missing[0]} (+{len(missing) - 1} more)")
-            bad = [im.name for im in reg.values() if im.camera_id not in cams]
-            if bad:
-                problems.append(f"{sparse / 'images.bin'}: image {bad[0]} refers to a camera not in cameras.bin")
-        except BenchError as err:
-            problems.append(str(err))
-    depth_dir = base / "flow3d_preprocessed" / "aligned_depth_anything_colmap"
-    for p in imgs[0::2]:
-        f = depth_dir / f"{p.stem}.npy"
-        if not f.is_file():
-            problems.append(f"{f}: expected the aligned disparity of training frame {p.stem}")
-        else:
-            check_npy_2d(f, problems, what="disparity", size=size)
-    masks = {q.stem for q in list_images(_mask_folder(base))}
-    missing = [p.stem for p in imgs[0::2] if p.stem not in masks]
-    if missing:
-        problems.append(f"{_mask_folder(base)}: expected a dynamic mask per training frame, missing "
-                        f"{missing[0]}.png (+{len(missing) - 1} more)")
-    return problems
+    """Problems of one scene, one line each ([] = loadable): :func:`bench.data.layouts.d4dgs.check`
+    reading every file (``factor`` changes nothing the check sees)."""
+    return layout.check(root, scene, full=True)
 
 
 def _clamped_depth(disps: list[np.ndarray]) -> np.ndarray:
@@ -96,7 +45,7 @@ def _tracks(folder: Path, names: list[str]) -> torch.Tensor | None:
         return None
     per_query = []
     for q in names:
-        files = [folder / f"{q}_{t}.npy" for t in names]
+        files = [folder / layout.track_name(q, t) for t in names]
         if not files[0].is_file():
             continue
         if not all(f.is_file() for f in files):
@@ -112,11 +61,11 @@ def _tracks(folder: Path, names: list[str]) -> torch.Tensor | None:
 
 def load(root: Path, scene: str, *, dataset: str, blur_type: str, factor: float | None = None) -> Scene:
     """Load a validated Deblur4DGS scene (see module docstring)."""
-    base = _base(root, scene)
-    imgs = list_images(base / "images")
+    base = layout.scene_dir(root, scene)
+    imgs = list_images(base / layout.IMAGES)
     size = image_size(imgs[0])
     w, h = size
-    sparse = base / "flow3d_preprocessed" / "colmap" / "sparse"
+    sparse = layout.sparse_dir(base)
     cams = read_cameras(sparse / "cameras.bin")
     by_name = {im.name: im for im in read_images(sparse / "images.bin").values()}
     Ks, c2ws = [], []
@@ -131,19 +80,19 @@ def load(root: Path, scene: str, *, dataset: str, blur_type: str, factor: float 
     Ks, c2ws = np.stack(Ks), np.stack(c2ws)
     left, right = imgs[0::2], imgs[1::2]
     n = len(left)
-    depth_dir = base / "flow3d_preprocessed" / "aligned_depth_anything_colmap"
+    depth_dir = layout.depth_dir(base)
     disps = [resize_nearest(read_npy(depth_dir / f"{p.stem}.npy").astype(np.float32).squeeze(), size) for p in left]
     depth = _clamped_depth(disps)
-    mdir = _mask_folder(base)
+    mdir = layout.mask_folder(base)
     masks = torch.from_numpy(np.stack([read_mask(mdir / f"{p.stem}.png", size) for p in left]))
     train = make_views([p.stem for p in left], make_cameras(Ks[0::2], c2ws[0::2], w, h), lazy_images(left, size),
                        range(n), depth=torch.from_numpy(depth), motion_mask=masks)
-    test_files = list_images(base / "images_test")
+    test_files = list_images(base / layout.TEST_IMAGES)
     test = make_views([p.stem for p in right], make_cameras(Ks[1::2], c2ws[1::2], w, h),
                       lazy_images(test_files[1::2], size), range(n))
     set_times(train, test)
     extras = Extras(sharp_train=lazy_images(test_files[0::2], size))
-    extras.tracks = _tracks(base / "flow3d_preprocessed" / "2d_tracks", [p.stem for p in left])
+    extras.tracks = _tracks(layout.tracks_dir(base), [p.stem for p in left])
     if (sparse / "points3D.bin").is_file():
         xyz, rgb = read_points3d(sparse / "points3D.bin")
         extras.points = torch.from_numpy(xyz).float()

@@ -4,8 +4,9 @@ layout needs? For planning sweeps over many scenes before anything is submitted.
 Quick = folders and files present, counts consistent with ``poses_bounds.npy`` and with each other,
 and names paired as the layout requires; no image is decoded except the first full-resolution one
 of a DyBluRF scene (its size names the training folder), no array is loaded except
-``poses_bounds.npy``. It imports neither torch nor the layout loaders, so ``bench sweep`` plans a
-sweep of thousands of runs in seconds. Whatever the quick check reports, the full check
+``poses_bounds.npy``. It runs the layouts' own checks (``bench.data.layouts``) with ``full=False``
+and imports neither torch nor the layout loaders, so ``bench sweep`` plans a sweep of thousands of
+runs in seconds. Whatever the quick check reports, the full check
 (:func:`bench.data.registry.check_scene`) reports too; the full one also reads every file.
 
 Synthetic scenes missing under their data root are generated on first use (:func:`bench.data.
@@ -20,9 +21,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.data.io import image_size, list_images
-from bench.data.llff import read_poses_bounds
-from bench.errors import BenchError
+from bench.data.layouts import d2rf, d4dgs, dyblurf
 
 PRESENT, MISSING, BROKEN, GENERATED = "present", "missing", "broken", "generated on first use"
 
@@ -43,130 +42,19 @@ class SceneCheck:
         return self.state in (PRESENT, GENERATED)
 
 
-def _rows(path: Path, problems: list[str]) -> int | None:
-    if not path.is_file():
-        problems.append(f"{path}: expected the LLFF poses file (2N rows, left/right alternating)")
-        return None
-    try:
-        return int(read_poses_bounds(path).shape[0])
-    except BenchError as err:
-        problems.append(str(err))
-        return None
+def quick_dyblurf(root: Path, scene: str, height: int = dyblurf.DEFAULT_HEIGHT) -> list[str]:
+    """DyBluRF layout: :func:`bench.data.layouts.dyblurf.check` without reading the files."""
+    return dyblurf.check(root, scene, height, full=False)
 
 
-def _count(folder: Path, found: int, expected: int, what: str, problems: list[str], source: str) -> bool:
-    # Same wording as bench.data.common.check_count (which imports torch).
-    if found != expected:
-        problems.append(f"{folder}: expected {expected} {what} ({source}), found {found}")
-        return False
-    return True
-
-
-def _stems(folder: Path, suffix: str | None = None) -> set[str]:
-    if suffix is None:
-        return {p.stem for p in list_images(folder)}
-    return {p.stem for p in folder.glob(f"*{suffix}")} if folder.is_dir() else set()
-
-
-def _missing(folder: Path, names: list[str], have: set[str], what: str, ext: str, problems: list[str]) -> None:
-    missing = [n for n in names if n not in have]
-    if missing:
-        problems.append(f"{folder}: expected {what}, missing {missing[0]}{ext} (+{len(missing) - 1} more)")
-
-
-def quick_dyblurf(root: Path, scene: str, height: int = 288) -> list[str]:
-    """DyBluRF layout (``bench.data.dyblurf``): <root>/<scene>/dense/."""
-    dense = Path(root) / scene / "dense"
-    if not dense.is_dir():
-        return [f"{dense}: expected the scene folder (DyBluRF layout <root>/<scene>/dense/)"]
-    problems: list[str] = []
-    rows = _rows(dense / "poses_bounds.npy", problems)
-    if rows is not None and rows % 2:
-        problems.append(f"{dense / 'poses_bounds.npy'}: expected an even number of rows (left/right pairs), "
-                        f"got {rows}")
-        rows = None
-    full = list_images(dense / "images")
-    if not full:
-        return problems + [f"{dense / 'images'}: expected the full-resolution blurry images (at least one)"]
-    try:
-        w_full, h_full = image_size(full[0])
-    except BenchError as err:
-        return problems + [str(err)]
-    folder = dense / f"images_{int(w_full / (h_full / float(height)))}x{height}"
-    n = len(list_images(folder))
-    if not n:
-        return problems + [f"{folder}: expected the training images at height {height}"]
-    src = f"{rows} rows in poses_bounds.npy / 2" if rows else "training images"
-    if rows:
-        _count(folder, n, rows // 2, "training images", problems, src)
-    test = dense / "inference_images"
-    if not test.is_dir():
-        problems.append(f"{test}: expected the sharp right (test) images %05d.png")
-    else:
-        _count(test, len(list_images(test)), n, "test images", problems, src)
-    _count(dense / "disp", len(_stems(dense / "disp", ".npy")), n, "disparity .npy files", problems, src)
-    _count(dense / "motion_masks", len(list_images(dense / "motion_masks")), n, "motion masks", problems, src)
-    flow = dense / "flow_i1"
-    if flow.is_dir():
-        for i in range(n - 1):
-            for kind, j in (("fwd", i), ("bwd", i + 1)):
-                if not (flow / f"{j:05d}_{kind}.npz").is_file():
-                    problems.append(f"{flow / f'{j:05d}_{kind}.npz'}: expected the {kind} flow of frame {j} "
-                                    "(keys 'flow', 'mask')")
-    sharp = list_images(dense / "sharp_images")
-    if sharp:
-        _count(dense / "sharp_images", len(sharp), n, "sharp left images", problems, src)
-    return problems
-
-
-def quick_d2rf(root: Path, scene: str, factor: int = 2) -> list[str]:
-    """D2RF layout (``bench.data.d2rf``): <root>/<scene>/."""
-    base = Path(root) / scene
-    if not base.is_dir():
-        return [f"{base}: expected the scene folder (D2RF layout <root>/<scene>/)"]
-    problems: list[str] = []
-    rows = _rows(base / "poses_bounds.npy", problems)
-    folder = base / f"images_{factor}"
-    imgs = list_images(folder)
-    if not imgs:
-        return problems + [f"{folder}: expected the defocused training images (left and right interleaved)"]
-    if rows is not None:
-        _count(folder, len(imgs), rows, "images", problems, f"{rows} rows in poses_bounds.npy")
-    if len(imgs) % 2:
-        return problems + [f"{folder}: expected left/right pairs (an even number of images), found {len(imgs)}"]
-    names = [p.stem for p in imgs]
-    left, right = names[0::2], names[1::2]
-    if not all("left" in a for a in left) or not all("right" in b for b in right):
-        problems.append(f"{folder}: expected names sorting as *_left, *_right pairs")
-    _missing(base / "images", right, _stems(base / "images"), "the sharp test images", ".jpg", problems)
-    _missing(base / "dpt", names, _stems(base / "dpt", ".npy"), "one disparity .npy per image", ".npy", problems)
-    _missing(base / "motion_masks", names, _stems(base / "motion_masks"), "one mask per image", ".png", problems)
-    return problems
+def quick_d2rf(root: Path, scene: str, factor: int = d2rf.DEFAULT_FACTOR) -> list[str]:
+    """D2RF layout: :func:`bench.data.layouts.d2rf.check` without reading the files."""
+    return d2rf.check(root, scene, factor, full=False)
 
 
 def quick_d4dgs(root: Path, scene: str) -> list[str]:
-    """Deblur4DGS layout (``bench.data.d4dgs``): <root>/<scene>/x1/."""
-    base = Path(root) / scene / "x1"
-    if not base.is_dir():
-        return [f"{base}: expected the scene folder (Deblur4DGS layout <root>/<scene>/x1/)"]
-    imgs = list_images(base / "images")
-    if not imgs or len(imgs) % 2:
-        return [f"{base / 'images'}: expected 2N interleaved left/right frames %05d.png, found {len(imgs)}"]
-    problems: list[str] = []
-    m = len(imgs)
-    _count(base / "images_test", len(list_images(base / "images_test")), m, "sharp interleaved images", problems,
-           "files in images/")
-    sparse = base / "flow3d_preprocessed" / "colmap" / "sparse"
-    for fname in ("cameras.bin", "images.bin"):
-        if not (sparse / fname).is_file():
-            problems.append(f"{sparse / fname}: expected the COLMAP model over all {m} images")
-    train = [p.stem for p in imgs[0::2]]
-    depth = base / "flow3d_preprocessed" / "aligned_depth_anything_colmap"
-    _missing(depth, train, _stems(depth, ".npy"), "the aligned disparity of every training frame", ".npy", problems)
-    pre = base / "flow3d_preprocessed" / "masks"
-    masks = pre if list_images(pre) else base / "masks"
-    _missing(masks, train, _stems(masks), "a dynamic mask per training frame", ".png", problems)
-    return problems
+    """Deblur4DGS layout: :func:`bench.data.layouts.d4dgs.check` without reading the files."""
+    return d4dgs.check(root, scene, full=False)
 
 
 def _synthetic_complete(root: Path, name: str) -> bool:
@@ -191,9 +79,9 @@ def _writable(path: Path) -> Path | None:
 def quick_layout(layout: str, root: Path, scene: str, opts: dict) -> list[str]:
     """The quick check of one layout with the options of ``registry.layout_options``."""
     if layout == "dyblurf":
-        return quick_dyblurf(root, scene, opts.get("height", 288))
+        return quick_dyblurf(root, scene, opts.get("height", dyblurf.DEFAULT_HEIGHT))
     if layout == "d2rf":
-        return quick_d2rf(root, scene, opts.get("factor", 2))
+        return quick_d2rf(root, scene, opts.get("factor", d2rf.DEFAULT_FACTOR))
     return quick_d4dgs(root, scene)
 
 

@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
 
 from bench.errors import BenchError
+from bench.repo import REPO_ROOT
 
 BlurType = Literal["motion", "defocus", "mixed"]
 Layout = Literal["dyblurf", "d4dgs", "d2rf"]
@@ -92,8 +93,7 @@ class DatasetSpec(BaseModel):
 
 def repo_root() -> Path:
     """The repository holding ``datasets/``: above the package if there, else the current directory."""
-    here = Path(__file__).resolve().parents[2]
-    return here if (here / "datasets").is_dir() else Path.cwd()
+    return REPO_ROOT if (REPO_ROOT / "datasets").is_dir() else Path.cwd()
 
 
 def datasets_dir() -> Path:

@@ -97,12 +97,14 @@ def world_from_generator(root: Path, sc) -> torch.Tensor:
 
     LLFF layouts scale and recentre (``llff.py``); the COLMAP-based layout keeps the raw world.
     """
+    from bench.data.layouts import d2rf, dyblurf
+    from bench.data.layouts.checks import POSES_BOUNDS
     from bench.data.llff import parse_llff, read_poses_bounds
 
     if sc.layout == "d4dgs":
         return torch.eye(4)
-    folder = root / sc.name / "dense" if sc.layout == "dyblurf" else root / sc.name
-    llff = parse_llff(read_poses_bounds(folder / "poses_bounds.npy"))
+    folder = (dyblurf if sc.layout == "dyblurf" else d2rf).scene_dir(root, sc.name)
+    llff = parse_llff(read_poses_bounds(folder / POSES_BOUNDS))
     return torch.from_numpy(llff.recenter @ np.diag([llff.scale] * 3 + [1.0])).float()
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout holding this package
+from bench.repo import REPO_ROOT
 
 
 def proc_start_ticks(pid: int) -> int | None:

@@ -15,7 +15,7 @@ centre) and of the 2D tracks the loaders return. Go from an integer pixel to coo
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 
 
 def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
@@ -23,7 +23,7 @@ def quat_to_matrix(q: torch.Tensor) -> torch.Tensor:
 
     q: (...,4) wxyz. Returns (...,3,3).
     """
-    q = F.normalize(q, dim=-1)
+    q = nnf.normalize(q, dim=-1)
     w, x, y, z = q.unbind(-1)
     rows = [
         1 - 2 * (y * y + z * z), 2 * (x * y - w * z), 2 * (x * z + w * y),
@@ -60,7 +60,7 @@ def matrix_to_quat(R: torch.Tensor) -> torch.Tensor:
     ], dim=-2)  # (...,4 branches,4)
     best = sq.argmax(dim=-1)
     q = torch.gather(cand, -2, best[..., None, None].expand(best.shape + (1, 4))).squeeze(-2)
-    q = F.normalize(q, dim=-1)
+    q = nnf.normalize(q, dim=-1)
     return torch.where(q[..., :1] < 0, -q, q)
 
 
@@ -82,8 +82,8 @@ def rot6d_to_matrix(d6: torch.Tensor) -> torch.Tensor:
     d6: (...,6), the first two *columns* of the matrix (unnormalised). Returns (...,3,3).
     """
     a1, a2 = d6[..., :3], d6[..., 3:]
-    b1 = F.normalize(a1, dim=-1)
-    b2 = F.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
+    b1 = nnf.normalize(a1, dim=-1)
+    b2 = nnf.normalize(a2 - (b1 * a2).sum(-1, keepdim=True) * b1, dim=-1)
     b3 = torch.cross(b1, b2, dim=-1)
     return torch.stack([b1, b2, b3], dim=-1)
 
@@ -168,7 +168,7 @@ def rigid_inverse(T: torch.Tensor) -> torch.Tensor:
 
 def slerp_quat(q0: torch.Tensor, q1: torch.Tensor, w: float) -> torch.Tensor:
     """Spherical interpolation of unit quaternions (...,4) at fraction w in [0,1] (shortest arc)."""
-    q0, q1 = F.normalize(q0, dim=-1), F.normalize(q1, dim=-1)
+    q0, q1 = nnf.normalize(q0, dim=-1), nnf.normalize(q1, dim=-1)
     dot = (q0 * q1).sum(-1, keepdim=True)
     q1 = torch.where(dot < 0, -q1, q1)
     dot = dot.abs().clamp(max=1.0)
@@ -177,4 +177,4 @@ def slerp_quat(q0: torch.Tensor, q1: torch.Tensor, w: float) -> torch.Tensor:
     near = sin < 1e-6  # nearly equal: linear interpolation is exact enough
     a = torch.where(near, torch.full_like(sin, 1 - w), torch.sin((1 - w) * theta) / sin.clamp_min(1e-12))
     b = torch.where(near, torch.full_like(sin, w), torch.sin(w * theta) / sin.clamp_min(1e-12))
-    return F.normalize(a * q0 + b * q1, dim=-1)
+    return nnf.normalize(a * q0 + b * q1, dim=-1)

@@ -2,7 +2,7 @@
 
 Layout: a kernel field is a (B,K*K,H,W) tensor; channel ``k = (dy + r) * K + (dx + r)``
 (r = (K-1)/2) weighs the sharp pixel at offset (dx, dy) from the output pixel, i.e. the same
-row-major order as ``F.unfold``. Kernels are non-negative and sum to 1 over the K*K channels.
+row-major order as ``nnf.unfold``. Kernels are non-negative and sum to 1 over the K*K channels.
 
 Families:
 - full: an unconstrained softmax over K*K logits.
@@ -24,11 +24,11 @@ Only ``full`` has a centre weight of its own (:func:`has_free_centre`).
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 
 
 def kernel_offsets(K: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """(K*K,2) pixel offsets (dx, dy) of the kernel channels, row-major like F.unfold."""
+    """(K*K,2) pixel offsets (dx, dy) of the kernel channels, row-major like nnf.unfold."""
     if K < 1 or K % 2 == 0:
         raise ValueError(f"kernel size must be odd and positive, got {K}")
     r = (K - 1) // 2
@@ -87,7 +87,7 @@ def motion_kernel(direction: torch.Tensor, length: torch.Tensor, K: int) -> torc
     (>= 0). Returns (B,K*K,H,W).
     """
     off = kernel_offsets(K, direction.device, direction.dtype).T.reshape(1, 2, -1, 1, 1)  # (1,2,K²,1,1)
-    d = F.normalize(direction, dim=1, eps=1e-8).unsqueeze(2)  # (B,2,1,H,W)
+    d = nnf.normalize(direction, dim=1, eps=1e-8).unsqueeze(2)  # (B,2,1,H,W)
     along = (off * d).sum(dim=1)  # (B,K²,H,W) projection on the direction
     half = 0.5 * length
     nearest = along.clamp(min=-half, max=half)  # closest point of the segment, as a coordinate along d
@@ -99,7 +99,7 @@ def motion_kernel(direction: torch.Tensor, length: torch.Tensor, K: int) -> torc
 class _ShiftedSum(torch.autograd.Function):
     """out = sum_k kernels[:, k] * padded shifted by offset k, without materialising the patches.
 
-    ``F.unfold`` would build a (B, C*K*K, H*W) patch tensor and its backward a second one; summing
+    ``nnf.unfold`` would build a (B, C*K*K, H*W) patch tensor and its backward a second one; summing
     K*K shifted views in place is about twice as fast on the CPU and needs no extra memory.
     padded: (B,C,H+K-1,W+K-1); kernels: (B,K*K,H,W). Returns (B,C,H,W).
     """
@@ -179,7 +179,7 @@ def apply_kernels(image: torch.Tensor, kernels: torch.Tensor) -> torch.Tensor:
     if K * K != kk:
         raise ValueError(f"kernel channels must be a square number, got {kk}")
     r = (K - 1) // 2
-    padded = F.pad(image, (r, r, r, r), mode="replicate") if r > 0 else image
+    padded = nnf.pad(image, (r, r, r, r), mode="replicate") if r > 0 else image
     module = _compiled_blur(padded, kernels)
     if module is not None:
         return _ShiftedSumCompiled.apply(padded, kernels, module)

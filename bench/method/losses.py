@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 
 from bench.method.kernels import centre_index
 
@@ -39,12 +39,6 @@ def _gaussian_1d(device, dtype) -> torch.Tensor:
     return g / g.sum()
 
 
-def _gaussian_window(channels: int, device, dtype) -> torch.Tensor:
-    """(C,1,11,11) separable Gaussian window (sigma 1.5), one per channel for a grouped conv."""
-    g = _gaussian_1d(device, dtype)
-    return (g[:, None] * g[None, :]).expand(channels, 1, -1, -1).contiguous()
-
-
 def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """Mean SSIM (Wang et al. 2004) with an 11x11 Gaussian window, sigma 1.5, data range 1.
 
@@ -63,8 +57,8 @@ def ssim(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         return _SSIMCompiled.apply(a, b, g, module)
     maps = torch.cat([a, b, a * a, b * b, a * b], dim=1)  # (B,5C,H,W)
     n = maps.shape[1]
-    maps = F.conv2d(maps, g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
-    maps = F.conv2d(maps, g.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+    maps = nnf.conv2d(maps, g.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
+    maps = nnf.conv2d(maps, g.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
     mu_a, mu_b, aa, bb, ab = maps.split(C, dim=1)
     var_a = aa - mu_a ** 2
     var_b = bb - mu_b ** 2
@@ -144,7 +138,7 @@ def low_frequency_loss(sharp: torch.Tensor, blurry: torch.Tensor, factor: int = 
     """L1 between area-downsampled (by ``factor``) sharp render and blurry frame. (B,C,H,W) or (H,W,C)."""
     sharp, blurry = _as_bchw(sharp), _as_bchw(blurry)
     size = (max(1, sharp.shape[-2] // factor), max(1, sharp.shape[-1] // factor))
-    down = lambda x: F.interpolate(x, size=size, mode="area")  # noqa: E731
+    down = lambda x: nnf.interpolate(x, size=size, mode="area")  # noqa: E731
     return l1(down(sharp), down(blurry))
 
 
@@ -161,5 +155,5 @@ def depth_loss(rendered_depth: torch.Tensor, target_depth: torch.Tensor, trim: f
 
 def psnr(pred: torch.Tensor, target: torch.Tensor) -> float:
     """PSNR in dB of images in [0, 1] (no gradient)."""
-    mse = F.mse_loss(pred.detach().clamp(0, 1), target.detach()).item()
+    mse = nnf.mse_loss(pred.detach().clamp(0, 1), target.detach()).item()
     return float("inf") if mse == 0 else -10.0 * math.log10(mse)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.nn as nn
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 
 from bench.method.geometry import (matrix_to_quat, matrix_to_rot6d, pixel_centres, pixel_index, quat_multiply,
                                    rot6d_to_matrix, unproject)
@@ -442,7 +442,7 @@ def _sample_bilinear(img: torch.Tensor, uv: torch.Tensor) -> tuple[torch.Tensor,
     """
     H, W = img.shape[:2]
     grid = torch.stack([uv[:, 0] / W * 2 - 1, uv[:, 1] / H * 2 - 1], dim=-1)
-    out = F.grid_sample(img.permute(2, 0, 1)[None], grid[None, None], mode="bilinear",
+    out = nnf.grid_sample(img.permute(2, 0, 1)[None], grid[None, None], mode="bilinear",
                         padding_mode="border", align_corners=False)
     inside = (uv[:, 0] >= 0) & (uv[:, 0] <= W) & (uv[:, 1] >= 0) & (uv[:, 1] <= H)
     return out[0, :, 0].T, inside

@@ -18,7 +18,7 @@ from bench import rundir
 from bench.atomic import write_bytes, write_json
 from bench.method.model import GaussianModel
 from bench.method.refine import refine_pose
-from bench.method.run_state import Run
+from bench.method.run_state import Run, SceneTensors
 from bench.method.step import forward, sh_degree, step_counts, train_view, virtual_possible
 from bench.method.unseen import inpainted_share
 from bench.provenance import peak_memory_bytes
@@ -52,37 +52,37 @@ def train_view_indices(n: int, count: int) -> list[int]:
 
 
 @torch.no_grad()
-def write_test_renders(model: GaussianModel, data: dict, out_dir: Path, sh: int, backend: str) -> None:
+def write_test_renders(model: GaussianModel, data: SceneTensors, out_dir: Path, sh: int, backend: str) -> None:
     """Sharp renders of every test view into ``out_dir/<name>.png``.
 
     16-bit: protocols that score the float render (docs/datasets.md §Protocols) lose nothing to
     quantisation; those that score a saved 8-bit image round it themselves.
     """
     d = data
-    for j, name in enumerate(d["test_names"]):
-        r = model.render(d["test_K"][j], d["test_w2c"][j], d["test_W"], d["test_H"], int(d["test_frame"][j]),
+    for j, name in enumerate(d.test_names):
+        r = model.render(d.test_K[j], d.test_w2c[j], d.test_W, d.test_H, int(d.test_frame[j]),
                          sh_degree=sh, backend=backend)
         write_bytes(out_dir / f"{name}.png", png_bytes(r.rgb.clamp(0, 1), bits=16))
 
 
-def write_refined_renders(model: GaussianModel, data: dict, gt: torch.Tensor, out_dir: Path, eval_cfg,
+def write_refined_renders(model: GaussianModel, data: SceneTensors, gt: torch.Tensor, out_dir: Path, eval_cfg,
                           sh: int, backend: str, progress: bool = False) -> dict:
     """Refine every test camera against its ground truth (bench.method.refine), write the renders
     from the refined cameras into ``out_dir`` and ``out_dir/poses.json`` (per view: the original and
     refined w2c, L1 before and after); returns that record. gt: (M,H,W,3) in [0,1]."""
     d, steps = data, eval_cfg.refine_test_poses
     views = {}
-    names = list(enumerate(d["test_names"]))
+    names = list(enumerate(d.test_names))
     if progress:
         from rich.progress import track
 
         names = track(names, description=f"refining {len(names)} test poses ({steps} steps each)", transient=True)
     for j, name in names:
-        refined = refine_pose(model, d["test_K"][j], d["test_w2c"][j], d["test_W"], d["test_H"],
-                              int(d["test_frame"][j]), gt[j], steps=steps, lr=eval_cfg.refine_lr,
+        refined = refine_pose(model, d.test_K[j], d.test_w2c[j], d.test_W, d.test_H,
+                              int(d.test_frame[j]), gt[j], steps=steps, lr=eval_cfg.refine_lr,
                               lr_final=eval_cfg.refine_lr_final, sh_degree=sh, backend=backend)
         write_bytes(out_dir / f"{name}.png", png_bytes(refined.rgb, bits=16))
-        views[name] = {"w2c": d["test_w2c"][j].tolist(), "refined_w2c": refined.w2c.tolist(),
+        views[name] = {"w2c": d.test_w2c[j].tolist(), "refined_w2c": refined.w2c.tolist(),
                        "l1_before": round(refined.first_loss, 6), "l1_after": round(refined.last_loss, 6)}
     record = {"steps": steps, "lr": eval_cfg.refine_lr, "lr_final": eval_cfg.refine_lr_final,
               "method": "Deblur4DGS validate_imgs_with_optimization: [A R | t + d], Adam, L1", "views": views}
@@ -114,18 +114,18 @@ def write_renders(run: Run) -> None:
     write_test_renders(run.model, d, run.run_dir / rundir.TEST_RENDERS, sh_degree(cfg, cfg.train.steps), run.backend)
     with torch.enable_grad():  # refinement differentiates through the renderer
         write_eval_renders(run)
-    for i in train_view_indices(d["n"], cfg.train.num_train_renders):
+    for i in train_view_indices(d.n, cfg.train.num_train_renders):
         _write_train_view(run, i)
     if run.bpnet is None:
         run.log("no blur module (blur.enabled=false): training renders hold the sharp render as the "
                 "reconstruction; no kernels or blur mask exist")
-    run.log(f"wrote {len(d['test_names'])} test renders and {cfg.train.num_train_renders} training views")
+    run.log(f"wrote {len(d.test_names)} test renders and {cfg.train.num_train_renders} training views")
 
 
 def _write_train_view(run: Run, i: int) -> None:
     """Training view ``i``: sharp render, blurred reconstruction and, with BP-Net, mask and kernels."""
     d, K = run.data, run.cfg.blur.kernel_size
-    out, name = run.run_dir / rundir.TRAIN_RENDERS, d["names"][i]
+    out, name = run.run_dir / rundir.TRAIN_RENDERS, d.names[i]
     _, r, pred, blur = forward(run, run.cfg.train.steps, train_view(run, i, with_mask=False, with_depth=False))
     write_bytes(out / f"{name}_sharp.png", png_bytes(r.rgb.clamp(0, 1)))
     write_bytes(out / f"{name}_blurred.png", png_bytes(pred[0].permute(1, 2, 0).clamp(0, 1)))
@@ -133,7 +133,7 @@ def _write_train_view(run: Run, i: int) -> None:
         return
     kernels, mask = blur
     write_bytes(out / f"{name}_mask.png", png_bytes(mask[0, 0]))
-    k = kernels[0].permute(1, 2, 0).reshape(d["H"], d["W"], K, K)
+    k = kernels[0].permute(1, 2, 0).reshape(d.H, d.W, K, K)
     write_bytes(out / f"{name}_kernels.npz", _npz_bytes(kernels=k.cpu().numpy().astype("float32"),
                                                          mask=mask[0, 0].cpu().numpy().astype("float32")))
 

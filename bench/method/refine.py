@@ -74,4 +74,3 @@ def adjusted(w2c: torch.Tensor, A: torch.Tensor, d: torch.Tensor) -> torch.Tenso
     """[A R | t + d] over the last row of ``w2c`` (4,4); A (3,3), d (3,)."""
     top = torch.cat([A @ w2c[:3, :3], (w2c[:3, 3] + d)[:, None]], dim=1)
     return torch.cat([top, w2c[3:]], dim=0)
-

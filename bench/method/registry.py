@@ -15,8 +15,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from bench.errors import BenchError
+from bench.repo import REPO_ROOT
 
-METHODS_DIR = Path(__file__).resolve().parents[2] / "methods"
+METHODS_DIR = REPO_ROOT / "methods"
 
 # Base method name -> "module:function" implementing train(run_dir, cfg, scene, ...).
 BASE_METHODS: dict[str, str] = {

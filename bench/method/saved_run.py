@@ -16,9 +16,9 @@ from bench.method.config import validate
 from bench.method.device import pick_device, set_threads
 from bench.method.model import GaussianModel
 from bench.method.outputs import write_refined_renders
+from bench.method.run_state import SceneTensors
 from bench.method.selection import load_best_model
 from bench.method.step import sh_degree
-from bench.method.train import scene_tensors
 from bench.metrics.evaluate import read_config
 
 
@@ -43,7 +43,7 @@ def refine_saved_run(run_dir, steps: int, select: str | None = None, progress: b
                              "checkpoint")
         model = GaussianModel.from_state_dict(read_checkpoint(final, device)["model"]).to(device)
     scene = datasets.load_scene(record["dataset"], record["scene"], data_root=record.get("data_root"))
-    data = scene_tensors(scene, device)
+    data = SceneTensors.from_scene(scene, device)
     gt = scene.test.images.stack().float().to(device)
     mode = rundir.eval_mode(select, steps)
     eval_cfg = cfg.eval.model_copy(update={"refine_test_poses": steps})

@@ -20,7 +20,7 @@ from bench.errors import BenchError
 from bench.method.model import GaussianModel
 
 if TYPE_CHECKING:
-    from bench.method.run_state import Run
+    from bench.method.run_state import Run, SceneTensors
 
 UPSTREAM_STEPS = 40000
 UPSTREAM_EVALS = (3600, 4000, *range(5000, UPSTREAM_STEPS + 1, 1000))
@@ -33,13 +33,13 @@ def selection_steps(steps: int) -> list[int]:
 
 
 @torch.no_grad()
-def mean_test_psnr(model: GaussianModel, data: dict, gt: torch.Tensor, sh_degree: int, backend: str) -> float:
+def mean_test_psnr(model: GaussianModel, data: SceneTensors, gt: torch.Tensor, sh_degree: int, backend: str) -> float:
     """Mean over the test views of each view's PSNR (dB) of the sharp render, clamped to [0,1],
     against ``gt`` (M,H,W,3) in [0,1]: the figure upstream selects on."""
     values = []
-    for j in range(len(data["test_names"])):
-        r = model.render(data["test_K"][j], data["test_w2c"][j], data["test_W"], data["test_H"],
-                         int(data["test_frame"][j]), sh_degree=sh_degree, backend=backend)
+    for j in range(len(data.test_names)):
+        r = model.render(data.test_K[j], data.test_w2c[j], data.test_W, data.test_H,
+                         int(data.test_frame[j]), sh_degree=sh_degree, backend=backend)
         mse = torch.mean((r.rgb.clamp(0, 1).double() - gt[j].double()) ** 2).item()
         values.append(float("inf") if mse == 0 else -10.0 * math.log10(mse))
     return sum(values) / len(values)

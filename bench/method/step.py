@@ -11,12 +11,12 @@ from typing import Any
 
 import torch
 
-from bench.method import losses as L
+from bench.method import losses
 from bench.method.config import MethodConfig
 from bench.method.kernels import blur_formation, has_free_centre
 from bench.method.model import RenderResult
 from bench.method.rng import generator
-from bench.method.run_state import Run
+from bench.method.run_state import Run, SceneTensors
 from bench.method.smoothness import smoothness_terms
 
 
@@ -39,9 +39,9 @@ def virtual_slot(cfg: MethodConfig, s: int) -> bool:
     return s % u.every == 0 and cfg.at(u.start_frac) <= s < max(cfg.at(u.end_frac), 1)
 
 
-def virtual_possible(data: dict[str, Any]) -> bool:
+def virtual_possible(data: SceneTensors) -> bool:
     """Can the scene have virtual views (bench.method.train builds them only with masks and >= 2 frames)?"""
-    return data["mask"] is not None and data["n"] >= 2
+    return data.mask is not None and data.n >= 2
 
 
 def uses_virtual(run: Run, s: int) -> bool:
@@ -77,17 +77,17 @@ def target(run: Run, s: int) -> dict[str, Any]:
         v = run.virtual
         j = torch_randint(len(v), step_generator(seed, s, "virtual_view"))
         return {"image": v.images[j], "mask": v.motion_mask[j], "depth": None, "K": v.K[j], "w2c": v.w2c[j],
-                "frame": int(d["frame"][int(v.source_frame[j])]), "virtual": True}
-    i = torch_randint(d["n"], step_generator(seed, s))
-    return train_view(run, i, d["mask"] is not None, with_depth=True)
+                "frame": int(d.frame[int(v.source_frame[j])]), "virtual": True}
+    i = torch_randint(d.n, step_generator(seed, s))
+    return train_view(run, i, d.mask is not None, with_depth=True)
 
 
 def train_view(run: Run, i: int, with_mask: bool, with_depth: bool) -> dict[str, Any]:
     """Training frame ``i`` as a target (see :func:`target`)."""
     d = run.data
-    return {"image": d["images"][i], "mask": d["mask"][i] if with_mask else None,
-            "depth": d["depth"][i] if with_depth else None, "K": d["K"][i], "w2c": d["w2c"][i],
-            "frame": int(d["frame"][i]), "virtual": False, "view": i}
+    return {"image": d.images[i], "mask": d.mask[i] if with_mask else None,
+            "depth": d.depth[i] if with_depth else None, "K": d.K[i], "w2c": d.w2c[i],
+            "frame": int(d.frame[i]), "virtual": False, "view": i}
 
 
 def sh_degree(cfg: MethodConfig, s: int) -> int:
@@ -107,7 +107,7 @@ def forward(run: Run, s: int, t: dict[str, Any]) -> tuple[dict[str, torch.Tensor
     (kernels (1,K²,H,W), mask (1,1,H,W)) or None).
     """
     cfg, d = run.cfg, run.data
-    r = run.model.render(t["K"], t["w2c"], d["W"], d["H"], t["frame"], sh_degree=sh_degree(cfg, s),
+    r = run.model.render(t["K"], t["w2c"], d.W, d.H, t["frame"], sh_degree=sh_degree(cfg, s),
                          backend=run.backend)
     sharp = chw(r.rgb)
     gt = chw(t["image"])
@@ -129,18 +129,19 @@ def loss_terms(cfg: MethodConfig, s: int, t: dict[str, Any], r: RenderResult, sh
                pred: torch.Tensor, gt: torch.Tensor, blur) -> dict[str, torch.Tensor]:
     """The weighted loss terms of step ``s`` (docs/method.md §5); only the active ones appear."""
     lw = cfg.loss
-    terms = {"rec": L.reconstruction_loss(pred, gt, lw.ssim_lambda)}
+    terms = {"rec": losses.reconstruction_loss(pred, gt, lw.ssim_lambda)}
     if t["mask"] is not None and lw.dynamic_mask > 0:
-        terms["dyn_mask"] = lw.dynamic_mask * L.trimmed_l1(r.dyn_mask[..., 0], t["mask"], trim=lw.trim_fraction)
+        terms["dyn_mask"] = lw.dynamic_mask * losses.trimmed_l1(r.dyn_mask[..., 0], t["mask"],
+                                                               trim=lw.trim_fraction)
     if t["depth"] is not None and lw.depth > 0:
-        terms["depth"] = lw.depth * L.depth_loss(r.depth[..., 0], t["depth"], trim=lw.trim_fraction)
+        terms["depth"] = lw.depth * losses.depth_loss(r.depth[..., 0], t["depth"], trim=lw.trim_fraction)
     if not t["virtual"] and lw.low_frequency > 0 and s >= cfg.at(lw.low_frequency_start_frac):
-        terms["low_freq"] = lw.low_frequency * L.low_frequency_loss(sharp, gt, lw.low_frequency_factor)
+        terms["low_freq"] = lw.low_frequency * losses.low_frequency_loss(sharp, gt, lw.low_frequency_factor)
     if blur is not None:
         # only a free centre weight can be tied to the mask (kernels.has_free_centre)
         if lw.blur_sparsity > 0 and has_free_centre(cfg.blur.kernel_type) \
                 and s >= cfg.at(lw.blur_sparsity_start_frac):
-            terms["blur_sparsity"] = lw.blur_sparsity * L.blur_aware_sparsity(*blur)
+            terms["blur_sparsity"] = lw.blur_sparsity * losses.blur_aware_sparsity(*blur)
         if lw.mask_sparsity > 0 and s >= cfg.at(lw.mask_sparsity_start_frac):
-            terms["mask_sparsity"] = lw.mask_sparsity * L.mask_sparsity(blur[1])
+            terms["mask_sparsity"] = lw.mask_sparsity * losses.mask_sparsity(blur[1])
     return terms

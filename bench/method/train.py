@@ -38,7 +38,7 @@ from bench.method.outputs import write_renders, write_summary
 from bench.method.progress import CURVE_TERMS, ProgressBar, RunLog
 from bench.method.registry import base_implementation, get_method
 from bench.method.rng import global_stream
-from bench.method.run_state import Run
+from bench.method.run_state import Run, SceneTensors
 from bench.method.selection import CheckpointSelector
 from bench.method.step import chw, forward, skips, step_counts, target, virtual_possible
 from bench.method.true_blur import TrueBlur
@@ -128,7 +128,7 @@ def _build(run_dir: Path, cfg: MethodConfig, record: dict, scene: Scene, dev: to
     densify = DensifyStrategy(cfg, model.num_gaussians, dev, scene_extent(scene, model.params["means"]), seed, log,
                               backend)
     run = Run(cfg=cfg, record=record, run_dir=run_dir, device=dev, backend=backend, scene=scene,
-              data=scene_tensors(scene, dev), model=model, bpnet=bpnet,
+              data=SceneTensors.from_scene(scene, dev), model=model, bpnet=bpnet,
               optimizers=make_optimizers(cfg, model, bpnet), densify=densify, log=log, init_path=init_path)
     if cfg.blur.ground_truth:
         run.true_blur = TrueBlur(scene.gt, dev)
@@ -153,10 +153,10 @@ def _build_virtual(run: Run) -> VirtualViews | None:
     if not virtual_possible(d):
         run.log("unseen views: skipped (need motion masks and at least two training frames)")
         return None
-    c2w = torch.linalg.inv(d["w2c"].double()).float()  # inverted in float64 for accuracy
+    c2w = torch.linalg.inv(d.w2c.double()).float()  # inverted in float64 for accuracy
     fraction = run.cfg.unseen.perpendicular_offset_depth
-    offset, median = scene_offset(d["depth"].cpu(), fraction)
-    v = build_virtual_views(c2w.cpu(), d["K"].cpu(), d["images"].cpu(), d["depth"].cpu(), d["mask"].cpu(),
+    offset, median = scene_offset(d.depth.cpu(), fraction)
+    v = build_virtual_views(c2w.cpu(), d.K.cpu(), d.images.cpu(), d.depth.cpu(), d.mask.cpu(),
                             offset=offset, inpaint_radius=run.cfg.unseen.inpaint_radius,
                             side=run.cfg.unseen.side_direction)
     for name in ("w2c", "K", "images", "motion_mask"):
@@ -174,27 +174,6 @@ def _load_scene(record: dict, data_root) -> Scene:
     return scene
 
 
-def scene_tensors(scene: Scene, dev: torch.device) -> dict[str, Any]:
-    """Training and test views as tensors on ``dev``.
-
-    Train: images (N,H,W,3), depth (N,H,W), mask (N,H,W) or None, K (N,3,3), w2c (N,4,4),
-    frame (N,) long. Test: test_K, test_w2c, test_frame, test_names. W, H: image size.
-    """
-    tr, te = scene.train, scene.test
-    to = lambda x: None if x is None else x.to(dev)  # noqa: E731
-    return {
-        "images": to(tr.images.stack().float()), "depth": to(tr.depth.float()),
-        "mask": to(None if tr.motion_mask is None else tr.motion_mask.float()),
-        "K": to(tr.cameras.K.float()), "w2c": to(tr.cameras.w2c.float()), "frame": tr.frame_index.long(),
-        "names": list(tr.names),
-        "test_K": to(te.cameras.K.float()), "test_w2c": to(te.cameras.w2c.float()),
-        "test_frame": te.frame_index.long(), "test_names": list(te.names),
-        "W": tr.cameras.width, "H": tr.cameras.height,
-        "test_W": te.cameras.width, "test_H": te.cameras.height,
-        "n": len(tr), "dtype": torch.float32,
-    }
-
-
 def _train_step(run: Run, s: int) -> dict[str, float] | None:
     """One optimisation step (0-based step index ``s``); returns float terms and train PSNR, or None
     for a skipped step (``unseen.skip_virtual_steps``: no render, no update)."""
@@ -209,7 +188,7 @@ def _train_step(run: Run, s: int) -> dict[str, float] | None:
     terms, r, pred, _ = forward(run, s, t)
     loss = sum(terms.values())
     loss.backward()
-    run.densify.step_post_backward(run.step, r.raw, run.data["W"], run.data["H"])
+    run.densify.step_post_backward(run.step, r.raw, run.data.W, run.data.H)
     for opt in run.optimizers.values():
         opt.step()
     run.densify.step_post_optimizer(run.model, run.optimizers["gaussians"], run.scene.train, s + 1)

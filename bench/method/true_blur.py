@@ -5,7 +5,7 @@ training render through the blur that actually formed the frame instead of BP-Ne
 Its test PSNR is the ceiling of *any* learned blur module at the same schedule, so the gap
 between it and ``no_blur`` says how much a benchmark leaves a blur model to win.
 
-The operators are the gather-style re-blurs of :mod:`bench.data.synth.blur` in torch:
+The operators are gather-style re-blurs of the stored per-pixel blur, in torch:
 motion = mean over the S exposure sub-frames of the render sampled at ``x - d_s(x)``; defocus =
 per-pixel anti-aliased disc of the stored CoC radius. They reproduce the generator's blurry frames
 from its sharp frames closely (measured in docs/datasets.md §Synthetic), not exactly: the generator
@@ -17,7 +17,7 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 
 from bench.errors import BenchError
 from bench.method.kernels import apply_kernels, kernel_offsets
@@ -55,7 +55,7 @@ def motion_reblur(sharp: torch.Tensor, disp: torch.Tensor) -> torch.Tensor:
     gx = (xs - disp[..., 0]) * (2.0 / (W - 1)) - 1.0  # (S,H,W) in grid_sample's [-1, 1]
     gy = (ys - disp[..., 1]) * (2.0 / (H - 1)) - 1.0
     grid = torch.stack([gx, gy], dim=-1)
-    samples = F.grid_sample(sharp.expand(len(disp), -1, -1, -1), grid, align_corners=True, padding_mode="border")
+    samples = nnf.grid_sample(sharp.expand(len(disp), -1, -1, -1), grid, align_corners=True, padding_mode="border")
     return samples.mean(dim=0, keepdim=True)
 
 

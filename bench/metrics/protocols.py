@@ -118,14 +118,15 @@ class Protocol:
 def _region_records(protocol: "Protocol") -> dict[str, dict]:
     """The parameters of the region metrics (bench.metrics.regions): thresholds, the per-view pixel
     floor and the mask filter."""
-    from bench.metrics import regions as R
+    from bench.metrics import regions
 
-    psnr = {"data_range": protocol.data_range, "mask_resize": protocol.mask_resize, "min_pixels": R.MIN_REGION_PX}
-    out = {m: {**psnr, "region": r} for m, r in R.REGION_PSNR.items()}
-    out["psnr_sharp"]["below_px"] = R.SHARP_PX
-    out["psnr_blurred"]["above_px"] = R.BLURRED_PX
-    out[R.FALSE_BLUR] = {"sharp_below_px": R.SHARP_PX, "kernel_above_px": R.FALSE_BLUR_PX,
-                         "mask_resize": protocol.mask_resize, "min_pixels": R.MIN_REGION_PX}
+    psnr = {"data_range": protocol.data_range, "mask_resize": protocol.mask_resize,
+            "min_pixels": regions.MIN_REGION_PX}
+    out = {m: {**psnr, "region": r} for m, r in regions.REGION_PSNR.items()}
+    out["psnr_sharp"]["below_px"] = regions.SHARP_PX
+    out["psnr_blurred"]["above_px"] = regions.BLURRED_PX
+    out[regions.FALSE_BLUR] = {"sharp_below_px": regions.SHARP_PX, "kernel_above_px": regions.FALSE_BLUR_PX,
+                               "mask_resize": protocol.mask_resize, "min_pixels": regions.MIN_REGION_PX}
     return out
 
 

@@ -27,7 +27,7 @@ import math
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
+import torch.nn.functional as nnf
 from torch import Tensor
 
 from bench.render.projection import ALPHA_THRESHOLD
@@ -43,7 +43,7 @@ BLOCK_LOAD_RATIO = 0.6  # tiles in one block carry at least this fraction of its
 _PAD_EXPONENT = -30.0
 # Exponents below ln(1/255) are clamped here before exp(), whose underflow path is slow on CPU.
 _EXPONENT_FLOOR = -6.0
-# F.threshold keeps x > t; the largest double below 1/255 keeps alpha >= 1/255
+# nnf.threshold keeps x > t; the largest double below 1/255 keeps alpha >= 1/255
 _BELOW_THRESHOLD = math.nextafter(ALPHA_THRESHOLD, 0.0)
 
 
@@ -254,7 +254,7 @@ def _segment_state(mono: Tensor, q: Tensor, t_in: Tensor | None) -> tuple[Tensor
     entering it t_in (t,p) (None = 1): alpha as composited, 1 - alpha, T before each Gaussian
     (0 from the stopping Gaussian on), and T leaving the segment (t,p) (0 where stopped)."""
     alpha = torch.matmul(mono, q.transpose(1, 2)).clamp_(min=_EXPONENT_FLOOR).exp_()
-    alpha = F.threshold(alpha, _BELOW_THRESHOLD, 0.0).clamp_max_(MAX_ALPHA)
+    alpha = nnf.threshold(alpha, _BELOW_THRESHOLD, 0.0).clamp_max_(MAX_ALPHA)
     one_minus = 1.0 - alpha
     if t_in is None:
         t_after = torch.cumprod(one_minus, dim=-1)
@@ -264,7 +264,7 @@ def _segment_state(mono: Tensor, q: Tensor, t_in: Tensor | None) -> tuple[Tensor
         t_after[..., 0] *= t_in
         t_after.cumprod_(dim=-1)
     # T only decreases, so zeroing T <= 1e-4 zeroes exactly the stopping Gaussian and all after it
-    t_after = F.threshold(t_after, T_EPS, 0.0, inplace=True)
+    t_after = nnf.threshold(t_after, T_EPS, 0.0, inplace=True)
     t_out = t_after[..., -1].clone()
     return alpha, one_minus, t_after.div_(one_minus), t_out
 
@@ -410,7 +410,7 @@ def _segment_backward(mono: Tensor, alpha: Tensor, one_minus: Tensor, t_before: 
     total = g_alpha[..., -1].clone()
     g_alpha.sub_((total + later)[..., None]).div_(one_minus).addcmul_(t_before, cg)
     # d alpha / d(ln o - sigma) = alpha, but 0 where alpha is clamped at 0.999 (or skipped)
-    neg_slope = F.threshold(torch.neg(alpha), -MAX_ALPHA, 0.0)
+    neg_slope = nnf.threshold(torch.neg(alpha), -MAX_ALPHA, 0.0)
     g_expo = g_alpha.mul_(neg_slope)  # negated dL/d exponent
     g_q = torch.matmul(mono.transpose(0, 1), g_expo).transpose(1, 2).neg()  # (a,S,6)
     return g_q, g_f, total

@@ -12,7 +12,8 @@ import pandas as pd
 from bench import sweepdir
 from bench.errors import BenchError
 from bench.atomic import write_text
-from bench.report import tables as T
+from bench.report.tables import (ablation_table, blur_table, diagnostics_table, load_reported, main_table,
+                                 per_scene_tables, write_tables)
 from bench.report.collect import (COLUMNS, collect, collect_per_image, dataset_summary, planned_scenes,
                                   save_collected, seed_summary, sweep_reference)
 from bench.report.labels import ablation_label
@@ -104,11 +105,11 @@ def make_tables(built: Built, reported: bool = True) -> list:
     when asked)."""
     if built.summary is None:
         return []
-    pub = T.load_reported() if reported else None
-    diagnostics = _stage(built, "diagnostics table", T.diagnostics_table, built.stats)
-    return [T.ablation_table(built.summary, pub, stats=built.stats), *([diagnostics] if diagnostics else []),
-            T.main_table(built.df, built.summary, pub),
-            *T.per_scene_tables(built.df, built.per_scene, built.summary, built.expected)]
+    pub = load_reported() if reported else None
+    diagnostics = _stage(built, "diagnostics table", diagnostics_table, built.stats)
+    return [ablation_table(built.summary, pub, stats=built.stats), *([diagnostics] if diagnostics else []),
+            main_table(built.df, built.summary, pub),
+            *per_scene_tables(built.df, built.per_scene, built.summary, built.expected)]
 
 
 def write_stats(out_dir: Path, stats: pd.DataFrame) -> list[Path]:
@@ -120,7 +121,8 @@ def write_stats(out_dir: Path, stats: pd.DataFrame) -> list[Path]:
 
 def build_tables(sweep_dir: Path, built: Built, reported: bool = True, rank_reported: bool = False) -> None:
     built.tables = _stage(built, "tables", make_tables, built, reported) or []
-    paths = _stage(built, "write tables", T.write_tables, Path(sweep_dir) / sweepdir.TABLES, built.tables, rank_reported)
+    paths = _stage(built, "write tables", write_tables, Path(sweep_dir) / sweepdir.TABLES, built.tables,
+                   rank_reported)
     built.paths += paths or []
     if built.stats is not None:
         built.paths += _stage(built, "write statistics", write_stats, Path(sweep_dir) / sweepdir.TABLES, built.stats) or []
@@ -128,31 +130,31 @@ def build_tables(sweep_dir: Path, built: Built, reported: bool = True, rank_repo
 
 def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None) -> None:
     """Every figure; a failing or empty figure family leaves a note."""
-    from bench.report import figures as F
-    from bench.report import scene_figures as S
+    from bench.report.figures import plot_ablation_deltas, plot_curves, plot_scene_bars
+    from bench.report import scene_figures
 
     if built.summary is None:
         return
     out = Path(sweep_dir) / sweepdir.FIGURES
-    stages = [("bar figures", F.plot_scene_bars, (built.df, built.per_scene, out)),
-              ("training curves", F.plot_curves, (sweep_dir, built.df, out)),
-              ("qualitative figures", S.plot_qualitative, (sweep_dir, built.df, out, frames))]
+    stages = [("bar figures", plot_scene_bars, (built.df, built.per_scene, out)),
+              ("training curves", plot_curves, (sweep_dir, built.df, out)),
+              ("qualitative figures", scene_figures.plot_qualitative, (sweep_dir, built.df, out, frames))]
     if built.stats is not None:
-        stages.insert(1, ("ablation figures", F.plot_ablation_deltas, (built.stats, built.summary, out)))
+        stages.insert(1, ("ablation figures", plot_ablation_deltas, (built.stats, built.summary, out)))
     for name, fn, args in stages:
         result = _stage(built, name, fn, *args)
         if result:
             built.figures += result.paths
             built.notes += result.notes
-    blur = _stage(built, "blur figures", S.plot_blur_accuracy, sweep_dir, built.df, out)
+    blur = _stage(built, "blur figures", scene_figures.plot_blur_accuracy, sweep_dir, built.df, out)
     if blur:
         built.figures += blur.paths
         built.notes += blur.notes
         if not blur.blur_stats.empty:
-            table = _stage(built, "blur accuracy table", T.blur_table, blur.blur_stats)
+            table = _stage(built, "blur accuracy table", blur_table, blur.blur_stats)
             if table is not None:
                 built.tables.append(table)
-                built.paths += _stage(built, "write blur table", T.write_tables, Path(sweep_dir) / sweepdir.TABLES,
+                built.paths += _stage(built, "write blur table", write_tables, Path(sweep_dir) / sweepdir.TABLES,
                                       [table]) or []
     built.paths += built.figures
 

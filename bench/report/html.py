@@ -77,16 +77,16 @@ def table_html(table: Table, rank_reported: bool = False) -> str:
 def paper_check_html(result: pd.DataFrame) -> str:
     """The reproduction check (bench.report.paper_check.check) as a table: one row per scene or dataset
     average and metric, not-comparable metrics sharing a reason on one row, as ``bench check-paper`` prints."""
-    from bench.report import paper_check as P
+    from bench.report.paper_check import DEFAULT_TOLERANCES, TEXT_HEADER, merged, text_rows, tolerance_text
 
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in P.TEXT_HEADER)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in TEXT_HEADER)
     rows = []
-    for cells, verdict in zip(P.text_rows(result), P.merged(result).verdict):
+    for cells, verdict in zip(text_rows(result), merged(result).verdict):
         tds = "".join(f"<td>{html.escape(c)}</td>" for c in cells)
         rows.append(f'<tr class="{verdict.replace(" ", "-")}">{tds}</tr>')
     note = (f"<p><small>Each finished scene and dataset average against the published row of the same method, "
             f"dataset, protocol, evaluation mode and metric (results/published/); tolerance: "
-            f"{html.escape(P.tolerance_text(P.DEFAULT_TOLERANCES))}. <code>bench check-paper</code> prints the same."
+            f"{html.escape(tolerance_text(DEFAULT_TOLERANCES))}. <code>bench check-paper</code> prints the same."
             "</small></p>")
     return f"<table><tr>{head}</tr>{''.join(rows)}</table>{note}"
 

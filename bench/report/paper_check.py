@@ -25,10 +25,11 @@ import pandas as pd
 
 from bench.errors import BenchError
 from bench.metrics.registry import METRICS
+from bench.repo import REPO_ROOT
 
 PUBLISHED_COLUMNS = ["table", "row", "variant", "dataset", "metric", "value", "source", "protocol", "eval_mode",
                      "scenes"]
-REPORTED_DIR = Path(__file__).resolve().parents[2] / "results" / "published"  # the published CSVs
+REPORTED_DIR = REPO_ROOT / "results" / "published"  # the published CSVs
 SCENE_SEPARATOR = ";"
 METRIC_ALTERNATIVES = "|"  # a published metric whose convention is one of several, not established which
 # The evaluation modes results record: last (default) or best_test, "+refine<N>" for N test-pose steps.
@@ -414,7 +415,7 @@ def tolerance_text(tolerances: dict[str, float]) -> str:
 def _short(path) -> str:
     """A published file's path relative to the checkout (results/published/x.csv) when inside it."""
     try:
-        return str(Path(path).resolve().relative_to(REPORTED_DIR.parents[1]))
+        return str(Path(path).resolve().relative_to(REPO_ROOT))
     except ValueError:
         return str(path)
 

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from bench.report import stats as S
+from bench.report.stats import ALPHA, DEFAULT_TEST, compare, table_groups
 
 SCENES = (("motion_0", "motion"), ("motion_1", "motion"), ("defocus_0", "defocus"), ("defocus_1", "defocus"))
 DATASET = "sim"  # not a registered dataset: the groups come from the scenes' blur types
@@ -88,7 +88,7 @@ def row_kind(group: str) -> str:
 
 
 def simulate(n_rep: int, seed: int = 0, effect: float = -1.0, n_null: int = 7, noise: Noise = Noise(),
-             seeds: int = 3, views: int = 16, test: str = S.DEFAULT_TEST, scene_spread: float = 0.2) -> pd.DataFrame:
+             seeds: int = 3, views: int = 16, test: str = DEFAULT_TEST, scene_spread: float = 0.2) -> pd.DataFrame:
     """One row per replicate and table row: variant kind ("effect" / "null"), group, row kind, truth,
     p-value, and whether the row was marked (significant after Holm), rejected at the raw level (p < ALPHA) and
     covered its truth by its interval.
@@ -104,15 +104,15 @@ def simulate(n_rep: int, seed: int = 0, effect: float = -1.0, n_null: int = 7, n
     out = []
     for rep in range(n_rep):
         per_image = simulate_sweep(rng, effects, noise, seeds, views)
-        stats = S.compare(per_image, "full", test=test, seed=rep)
-        members = {group: scenes for _, group, _, scenes in S.table_groups(per_image)}
+        stats = compare(per_image, "full", test=test, seed=rep)
+        members = {group: scenes for _, group, _, scenes in table_groups(per_image)}
         truth = [float(np.mean([effects[v][names.index(s)] for s in members[g]]))
                  for v, g in zip(stats.variant, stats.group)]
         out.append(pd.DataFrame({
             "rep": rep, "variant": np.where(stats.variant == "effect", "effect", "null"), "group": stats.group,
             "kind": stats.group.map(row_kind), "truth": truth, "p": stats.p_value,
             "marked": stats.significant.to_numpy(bool),
-            "raw": (stats.p_value < S.ALPHA).to_numpy(bool),
+            "raw": (stats.p_value < ALPHA).to_numpy(bool),
             "covered": ((stats.ci_low <= truth) & (truth <= stats.ci_high)).to_numpy(bool)}))
     return pd.concat(out, ignore_index=True)
 

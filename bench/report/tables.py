@@ -31,6 +31,7 @@ from bench.metrics.protocols import headline_ssim
 from bench.metrics.regions import COMPONENT_REGIONS, REGION_METRICS
 from bench.metrics.registry import CONVENTION_FAMILIES, METRICS, arrow, family
 from bench.report import labels
+from bench.repo import REPO_ROOT
 
 RANK_MACROS = ("rankfirst", "ranksecond", "rankthird")
 LATEX_PREAMBLE = (
@@ -330,10 +331,9 @@ def _summary_cell(summary: pd.DataFrame, variant: str, group: str, col: Column, 
 
 def _reason_notes(summary: pd.DataFrame, metrics) -> list[str]:
     """One footnote per metric whose value was not computed, with the recorded reason."""
-    from bench.metrics.registry import METRICS as M
-
     hit = summary[summary.metric.isin(list(metrics)) & (summary.reason != "") & (summary.missing == "")]
-    return [f"n/a {M[m].label}: {r}" for m, r in hit[["metric", "reason"]].drop_duplicates("metric").itertuples(index=False)]
+    return [f"n/a {METRICS[m].label}: {r}"
+            for m, r in hit[["metric", "reason"]].drop_duplicates("metric").itertuples(index=False)]
 
 
 def _fill(columns: list[Column], rows: list[str], cell) -> tuple[np.ndarray, list[list[str]], list[list[str]]]:

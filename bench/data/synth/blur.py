@@ -1,11 +1,12 @@
-"""Blur formation for the synthetic scenes, and re-blurring from the stored per-pixel blur.
+"""Blur formation for the synthetic scenes.
 
 Defocus: thin lens, circle-of-confusion radius ``r = kappa * |1/z - 1/z_focus|`` pixels (kappa is
 aperture x focal / pixel pitch, folded into one constant), a disc PSF per depth layer, layers
 composited back to front ("over") and normalised by the accumulated coverage so that no dark halo
 appears where a layer has holes.
 Motion: the blurry frame is the mean of S exposure sub-frame renders (done by the generator); the
-per-pixel description is the displacement of each pixel's surface point at each sub-frame.
+per-pixel description stored with the scene is the displacement of each pixel's surface point at
+each sub-frame.
 """
 
 from __future__ import annotations
@@ -51,34 +52,3 @@ def defocus_layers(rgb: np.ndarray, signed_coc: np.ndarray) -> np.ndarray:
         out = blurred[..., :3] + (1.0 - alpha)[..., None] * out
         acc = alpha + (1.0 - alpha) * acc
     return out / np.maximum(acc, 1e-6)[..., None]
-
-
-def reblur_defocus(sharp: np.ndarray, coc: np.ndarray, step: float = 0.25) -> np.ndarray:
-    """Gather-style per-pixel disc blur: pixel x takes the disc average of radius coc[x].
-
-    sharp (H,W,3), coc (H,W) radii in pixels. Radii between levels ``step`` apart are linearly
-    interpolated between the two neighbouring disc levels.
-    """
-    levels = np.arange(0.0, coc.max() + step + 1e-9, step)
-    stack = np.stack([_filter(sharp.astype(np.float32), r) for r in levels])
-    pos = np.clip(coc / step, 0, len(levels) - 1 - 1e-6)
-    i0 = np.floor(pos).astype(np.int64)
-    f = (pos - i0)[..., None]
-    rows, cols = np.indices(coc.shape)
-    return stack[i0, rows, cols] * (1 - f) + stack[np.minimum(i0 + 1, len(levels) - 1), rows, cols] * f
-
-
-def reblur_motion(sharp: np.ndarray, disp: np.ndarray) -> np.ndarray:
-    """Mean over sub-frames of the sharp image sampled at ``x - disp_s(x)``.
-
-    sharp (H,W,3); disp (S,H,W,2) pixel displacement of each pixel's surface point at sub-frame s.
-    """
-    import cv2
-
-    h, w = sharp.shape[:2]
-    gx, gy = np.meshgrid(np.arange(w, dtype=np.float32), np.arange(h, dtype=np.float32))
-    acc = np.zeros_like(sharp, dtype=np.float32)
-    for d in disp:
-        acc += cv2.remap(sharp.astype(np.float32), gx - d[..., 0].astype(np.float32),
-                         gy - d[..., 1].astype(np.float32), cv2.INTER_CUBIC, borderMode=cv2.BORDER_REFLECT)
-    return acc / len(disp)

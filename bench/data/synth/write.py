@@ -14,6 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from bench.data.io import write_image
+from bench.data.layouts import d2rf, d4dgs, dyblurf
+from bench.data.layouts.checks import POSES_BOUNDS
 from bench.data.llff import opencv_c2w_to_llff_row
 from bench.data.synth.render import Rendered, downsample
 from bench.data.synth.scenes import FOCAL, SUPERSAMPLE, TRAIN_SIZE, SceneDef
@@ -46,46 +48,52 @@ def _save_flow(path: Path, flow: np.ndarray, valid: np.ndarray) -> None:
 
 
 def write_dyblurf(r: Rendered, scene_dir: Path) -> None:
-    """DyBluRF layout under ``scene_dir/dense``; full resolution = SUPERSAMPLE x training size."""
-    dense = scene_dir / "dense"
-    w, h = TRAIN_SIZE
+    """DyBluRF layout (bench.data.layouts.dyblurf) under ``scene_dir/dense``; full resolution =
+    SUPERSAMPLE x training size."""
+    dense = scene_dir / dyblurf.SCENE_FOLDER
+    train = dyblurf.train_folder_name(*TRAIN_SIZE)
     for k in range(len(r.c2w_left)):
-        name = f"{k:05d}"
-        write_image(dense / "images" / f"{name}.png", r.left_blurry_full[k])
-        write_image(dense / f"images_{w}x{h}" / f"{name}.png", downsample(r.left_blurry_full[k]))
-        write_image(dense / "sharp_images" / f"{name}.png", r.left_sharp_full[k])
-        write_image(dense / "inference_images" / f"{name}.png", r.right_sharp_full[k])
-        write_image(dense / "motion_masks" / f"{name}.png", r.left_mask_blur[k].astype(np.float32))
-        (dense / "disp").mkdir(parents=True, exist_ok=True)
-        np.save(dense / "disp" / f"{name}.npy", _disp(r.left_depth[k]))
+        name = dyblurf.frame_name(k)
+        write_image(dense / dyblurf.FULL_IMAGES / f"{name}.png", r.left_blurry_full[k])
+        write_image(dense / train / f"{name}.png", downsample(r.left_blurry_full[k]))
+        write_image(dense / dyblurf.SHARP_IMAGES / f"{name}.png", r.left_sharp_full[k])
+        write_image(dense / dyblurf.TEST_IMAGES / f"{name}.png", r.right_sharp_full[k])
+        write_image(dense / dyblurf.MASKS / f"{name}.png", r.left_mask_blur[k].astype(np.float32))
+        (dense / dyblurf.DISP).mkdir(parents=True, exist_ok=True)
+        np.save(dense / dyblurf.DISP / f"{name}.npy", _disp(r.left_depth[k]))
+    flow = dense / dyblurf.FLOW
     for i in range(len(r.flow_fwd)):
-        _save_flow(dense / "flow_i1" / f"{i:05d}_fwd.npz", r.flow_fwd[i], r.flow_fwd_valid[i])
-        _save_flow(dense / "flow_i1" / f"{i + 1:05d}_bwd.npz", r.flow_bwd[i], r.flow_bwd_valid[i])
-    np.save(dense / "poses_bounds.npy", _poses_bounds(r))
+        _save_flow(flow / dyblurf.FLOW_PATTERN.format(i, "fwd"), r.flow_fwd[i], r.flow_fwd_valid[i])
+        _save_flow(flow / dyblurf.FLOW_PATTERN.format(i + 1, "bwd"), r.flow_bwd[i], r.flow_bwd_valid[i])
+    np.save(dense / POSES_BOUNDS, _poses_bounds(r))
 
 
 def write_d2rf(r: Rendered, scene_dir: Path) -> None:
-    """D2RF layout under ``scene_dir``; images/ sharp full res (PNG), images_2/ defocused at half."""
+    """D2RF layout (bench.data.layouts.d2rf) under ``scene_dir``; images/ sharp full res (PNG),
+    images_2/ defocused at half (the SUPERSAMPLE factor)."""
+    train = d2rf.train_folder_name(SUPERSAMPLE)
     for k in range(len(r.c2w_left)):
         for side, sharp, blurry, depth, mask in (
                 ("left", r.left_sharp_full[k], r.left_blurry_full[k], r.left_depth[k], r.left_mask_blur[k]),
                 ("right", r.right_sharp_full[k], r.right_blurry_full[k], r.right_depth[k], r.right_mask[k])):
-            name = f"{k:06d}_{side}"
-            write_image(scene_dir / "images" / f"{name}.png", sharp)
-            write_image(scene_dir / "images_bokeh" / f"{name}.png", blurry)
-            write_image(scene_dir / "images_2" / f"{name}.png", downsample(blurry))
-            write_image(scene_dir / "motion_masks" / f"{name}.png", mask.astype(np.float32))
-            write_image(scene_dir / "background_mask" / f"{name}.png", 1.0 - mask.astype(np.float32))
-            (scene_dir / "dpt").mkdir(parents=True, exist_ok=True)
-            np.save(scene_dir / "dpt" / f"{name}.npy", _disp(depth))
+            name = d2rf.frame_name(k, side)
+            write_image(scene_dir / d2rf.SHARP_IMAGES / f"{name}.png", sharp)
+            write_image(scene_dir / d2rf.BOKEH_IMAGES / f"{name}.png", blurry)
+            write_image(scene_dir / train / f"{name}.png", downsample(blurry))
+            write_image(scene_dir / d2rf.MASKS / f"{name}.png", mask.astype(np.float32))
+            write_image(scene_dir / d2rf.BACKGROUND_MASKS / f"{name}.png", 1.0 - mask.astype(np.float32))
+            (scene_dir / d2rf.DPT).mkdir(parents=True, exist_ok=True)
+            np.save(scene_dir / d2rf.DPT / f"{name}.npy", _disp(depth))
+    flow = scene_dir / d2rf.FLOW
     for i in range(len(r.flow_fwd)):
-        _save_flow(scene_dir / "flow_i1" / f"{i:06d}_left_fwd.npz", r.flow_fwd[i], r.flow_fwd_valid[i])
-        _save_flow(scene_dir / "flow_i1" / f"{i + 1:06d}_left_bwd.npz", r.flow_bwd[i], r.flow_bwd_valid[i])
-    np.save(scene_dir / "poses_bounds.npy", _poses_bounds(r))
+        _save_flow(flow / d2rf.FLOW_PATTERN.format(i, "fwd"), r.flow_fwd[i], r.flow_fwd_valid[i])
+        _save_flow(flow / d2rf.FLOW_PATTERN.format(i + 1, "bwd"), r.flow_bwd[i], r.flow_bwd_valid[i])
+    np.save(scene_dir / POSES_BOUNDS, _poses_bounds(r))
 
 
 def write_d4dgs(r: Rendered, scene_dir: Path) -> None:
-    """Deblur4DGS (Shape-of-Motion) layout under ``scene_dir/x1`` at the training resolution.
+    """Deblur4DGS (Shape-of-Motion) layout (bench.data.layouts.d4dgs) under ``scene_dir/x1`` at the
+    training resolution.
 
     images/: even = blurry left, odd = right (defocused if the scene has defocus, else sharp);
     images_test/: sharp, interleaved; COLMAP model of the raw cameras at full resolution (so the
@@ -94,34 +102,35 @@ def write_d4dgs(r: Rendered, scene_dir: Path) -> None:
     """
     from bench.data.colmap import ColmapCamera, ColmapImage, rotation_to_qvec, write_model
 
-    base = scene_dir / "x1"
-    pre = base / "flow3d_preprocessed"
+    base = scene_dir / d4dgs.SCENE_FOLDER
     w, h = TRAIN_SIZE
     right_blurry = r.right_blurry_full if r.right_blurry_full is not None else r.right_sharp_full
     images = []
+    depth, masks = d4dgs.depth_dir(base), base / d4dgs.PREPROCESSED / d4dgs.MASKS
     for k in range(len(r.c2w_left)):
-        for side, name in ((0, f"{2 * k:05d}"), (1, f"{2 * k + 1:05d}")):
+        for side in (0, 1):
+            name = d4dgs.frame_name(2 * k + side)
             blurry = r.left_blurry_full[k] if side == 0 else right_blurry[k]
             sharp = r.left_sharp_full[k] if side == 0 else r.right_sharp_full[k]
             mask = r.left_mask_blur[k] if side == 0 else r.right_mask[k]
-            write_image(base / "images" / f"{name}.png", downsample(blurry))
-            write_image(base / "images_test" / f"{name}.png", downsample(sharp))
-            write_image(base / "masks" / f"{name}.png", mask.astype(np.float32))
+            write_image(base / d4dgs.IMAGES / f"{name}.png", downsample(blurry))
+            write_image(base / d4dgs.TEST_IMAGES / f"{name}.png", downsample(sharp))
+            write_image(base / d4dgs.MASKS / f"{name}.png", mask.astype(np.float32))
             w2c = np.linalg.inv(r.c2w_left[k] if side == 0 else r.c2w_right[k])
             images.append(ColmapImage(2 * k + side + 1, rotation_to_qvec(w2c[:3, :3]), w2c[:3, 3], 1, f"{name}.png"))
-        write_image(pre / "masks" / f"{2 * k:05d}.png", r.left_mask_blur[k].astype(np.float32))
-        (pre / "aligned_depth_anything_colmap").mkdir(parents=True, exist_ok=True)
-        np.save(pre / "aligned_depth_anything_colmap" / f"{2 * k:05d}.npy", _disp(r.left_depth[k]))
+        write_image(masks / f"{d4dgs.frame_name(2 * k)}.png", r.left_mask_blur[k].astype(np.float32))
+        depth.mkdir(parents=True, exist_ok=True)
+        np.save(depth / f"{d4dgs.frame_name(2 * k)}.npy", _disp(r.left_depth[k]))
     f = FOCAL * SUPERSAMPLE
     camera = ColmapCamera(1, "PINHOLE", w * SUPERSAMPLE, h * SUPERSAMPLE,
                           np.array([f, f, w * SUPERSAMPLE / 2, h * SUPERSAMPLE / 2]))
     colors = np.clip(np.round(r.point_colors * 255), 0, 255).astype(np.uint8)
-    write_model(pre / "colmap" / "sparse", camera, images, r.points, colors)
-    tracks = pre / "2d_tracks"
+    write_model(d4dgs.sparse_dir(base), camera, images, r.points, colors)
+    tracks = d4dgs.tracks_dir(base)
     tracks.mkdir(parents=True, exist_ok=True)
     for q in range(len(r.tracks)):
         for t in range(len(r.tracks)):
-            np.save(tracks / f"{2 * q:05d}_{2 * t:05d}.npy", r.tracks[q, :, t])
+            np.save(tracks / d4dgs.track_name(d4dgs.frame_name(2 * q), d4dgs.frame_name(2 * t)), r.tracks[q, :, t])
 
 
 def write_gt(sd: SceneDef, r: Rendered, scene_dir: Path, shares: dict | None = None) -> None:

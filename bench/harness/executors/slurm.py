@@ -24,7 +24,7 @@ from bench.errors import BenchError
 from bench.harness import gsplat_build
 from bench.harness.executors.base import Executor, Say, Submission
 from bench.harness.job import run_job
-from bench.harness.procs import REPO_ROOT
+from bench.repo import REPO_ROOT
 from bench.harness.runs import RunSpec, checkpoint_step
 from bench.harness.spec import Resources
 from bench.harness.states import Stored
