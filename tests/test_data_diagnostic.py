@@ -75,7 +75,7 @@ def test_sharp_scenes_mix_sharp_and_blurred_pixels(diag_root, name):
 def test_diagnostic_scenes_are_complete_and_textured_by_photos(diag_root, name):
     from bench.data.registry import check_scene
     from bench.data.synth.raycast import ImageTexture
-    from bench.data.synth.scenes import make_scene
+    from bench.data.synth.catalog import make_scene
 
     assert check_scene("diagnostic", name, diag_root) == []
     sd = make_scene(name, get_dataset("diagnostic").scene(name).seed)

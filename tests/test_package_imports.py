@@ -22,13 +22,6 @@ CLI = "bench.cli"
 # harness ones are removed on the executors branch of issue 24, the method and data.synth ones are
 # left to the method/data tidying. Until they are gone the file-level test is an expected failure,
 # and any OTHER file cycle fails outright.
-KNOWN_HARNESS_CYCLES = [
-    {"bench.harness.executors", "bench.harness.gsplat_build"},
-    {"bench.harness.job", "bench.harness.runs", "bench.harness.localq"},
-]
-KNOWN_OTHER_CYCLES = [
-    {"bench.data.synth.scenes", "bench.data.synth.diagnostic"},  # scenes -> diagnostic.DIAGNOSTIC
-]
 
 
 def _unit(module: str) -> str:
@@ -172,14 +165,6 @@ def test_no_import_cycle_between_bench_packages():
     assert cycle is None, "import cycle: " + " -> ".join(cycle)
 
 
-def test_no_import_cycle_between_files_other_than_the_known_harness_ones():
-    """Holds now: a new cycle between files fails here, whatever the executors branch does."""
-    new = [g for g in cyclic_groups(file_graph()) if g not in KNOWN_HARNESS_CYCLES + KNOWN_OTHER_CYCLES]
-    assert not new, "import cycles between files: " + "; ".join(" <-> ".join(sorted(g)) for g in new)
-
-
-@pytest.mark.xfail(strict=False, reason="harness cycles removed on the executors branch; method and "
-                                       "data.synth cycles (KNOWN_OTHER_CYCLES) left to the method/data tidying")
 def test_no_import_cycle_between_bench_files():
     cycle = _cycle(file_graph())
     assert cycle is None, "import cycle: " + " -> ".join(cycle)

@@ -10,7 +10,6 @@ the local queue all need it.
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from bench.repo import REPO_ROOT
 

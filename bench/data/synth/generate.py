@@ -11,7 +11,7 @@ from pathlib import Path
 
 from bench.data.synth.regions import compute_regions
 from bench.data.synth.render import render_scene
-from bench.data.synth.scenes import make_scene
+from bench.data.synth.catalog import make_scene
 from bench.data.synth.write import (GENERATOR_VERSION, GT_DIR, write_d2rf, write_d4dgs, write_dyblurf, write_gt,
                                     write_regions)
 

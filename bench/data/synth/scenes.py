@@ -122,17 +122,10 @@ FAMILIES = {
 }
 
 
-def make_scene(name: str, seed: int) -> SceneDef:
-    """The scene ``<family>_<i>`` (e.g. motion_0) drawn from ``seed`` and the family.
-
-    Families of the demo benchmark are in FAMILIES; the diagnostic families (unseen, emerging,
-    sharp_defocus, sharp_motion) are built by ``bench.data.synth.diagnostic``.
-    """
+def demo_scene(name: str, seed: int) -> SceneDef:
+    """The demo benchmark's scene ``<family>_<i>`` (e.g. motion_0) drawn from ``seed`` and its family
+    (FAMILIES); every synthetic scene by name: bench.data.synth.catalog.make_scene."""
     family = name.rsplit("_", 1)[0]
-    from bench.data.synth.diagnostic import DIAGNOSTIC
-
-    if family in DIAGNOSTIC:
-        return DIAGNOSTIC[family](name, seed)
     if family not in FAMILIES:
         raise ValueError(f"unknown synthetic family {family!r}")
     blur_type, layout, speed, shake, max_coc, focus = FAMILIES[family]
