@@ -13,15 +13,10 @@ from __future__ import annotations
 import ast
 from pathlib import Path
 
-import pytest
 
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 CLI = "bench.cli"
 
-# File cycles known when this test was written (all through imports inside functions): the
-# harness ones are removed on the executors branch of issue 24, the method and data.synth ones are
-# left to the method/data tidying. Until they are gone the file-level test is an expected failure,
-# and any OTHER file cycle fails outright.
 
 
 def _unit(module: str) -> str:

@@ -133,12 +133,12 @@ def _print_notes_and_paths(built, paths) -> None:
 
 
 def _collect(args: argparse.Namespace) -> int:
-    from bench.report import tables as T
+    from bench.report import tables
 
     sweep_dir, built = _summarise(args, save=True, stats=False)  # collect prints no comparison
     print(f"{built.df.run_id.nunique()} runs, {len(built.df)} rows")
     if built.summary is not None:
-        print(T.to_markdown(T.main_table(built.df, built.summary)))
+        print(tables.to_markdown(tables.main_table(built.df, built.summary)))
     _print_notes_and_paths(built, built.paths)
     return 0
 
@@ -186,22 +186,22 @@ def _report(args: argparse.Namespace) -> int:
 
 
 def _check_paper(args: argparse.Namespace) -> int:
-    from bench.report import paper_check as P
+    from bench.report import paper_check
     from bench.report.collect import collect
 
     # every input is checked before anything is read: a bad option is one line, exit 2
-    tolerances = P.parse_tolerances(args.tol_psnr, args.tol_ssim, args.tol_lpips)
-    metrics = P.parse_metrics(args.metrics)
-    files = P.published_paths() if args.published is None else [Path(p) for p in args.published]
+    tolerances = paper_check.parse_tolerances(args.tol_psnr, args.tol_ssim, args.tol_lpips)
+    metrics = paper_check.parse_metrics(args.metrics)
+    files = paper_check.published_paths() if args.published is None else [Path(p) for p in args.published]
     for path in files:
         if not path.is_file():
             raise BenchError(f"--published {path}: no such file; expected a published CSV (results/published/)")
     sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
-    published = P.load_published(files)
+    published = paper_check.load_published(files)
     df = collect(sweep_dir)
     if df.empty:
         print(f"{sweep_dir}: no finished runs (no runs/*/results.json); nothing to check")
         return 0
-    result = P.check(df, published, tolerances, metrics, P.planned_seeds(sweep_dir))
-    print(P.check_text(result, tolerances, files))
+    result = paper_check.check(df, published, tolerances, metrics, paper_check.planned_seeds(sweep_dir))
+    print(paper_check.check_text(result, tolerances, files))
     return 0

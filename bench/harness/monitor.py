@@ -22,7 +22,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from bench.harness import plan as P
+from bench.harness import plan
 from bench.harness.executors import Executor, executor_names, known_executor
 from bench.harness.manifest import read_manifest, submission_in_progress, submissions_by_id
 from bench.harness.procs import same_process
@@ -146,7 +146,7 @@ class Liveness:
 
 
 def run_display_state(run_dir: Path, chash: str, live: Liveness) -> tuple[str, dict]:
-    state, status = P.run_state(run_dir, chash, live.alive)
+    state, status = plan.run_state(run_dir, chash, live.alive)
     if state == Planned.STALE:
         status = {**status, "error": "run directory holds a different configuration"}
     runs_now = lambda: live.is_running(live.job_state(run_dir.name)) or lock_held(run_dir)  # noqa: E731

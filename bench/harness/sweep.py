@@ -15,7 +15,7 @@ from typing import Callable
 
 from bench import rundir
 from bench.errors import BenchError
-from bench.harness import monitor as M
+from bench.harness import monitor
 from bench.harness.executors import Executor, Submission, pick_executor
 from bench.harness.manifest import SUBMITTED, SUBMITTING, require_manifest, submitting, updating
 from bench.harness.plan import archive_run, make_plan
@@ -110,8 +110,8 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
         # Runs still in flight from an earlier (or a concurrent) submission are followed like new
         # ones, and counted by their outcome.
         _print("nothing to submit")
-        live = M.Liveness(None, sweep_dir)
-        for line in M.in_flight_lines(sweep_dir, live, [r.run_id for r in selected]):
+        live = monitor.Liveness(None, sweep_dir)
+        for line in monitor.in_flight_lines(sweep_dir, live, [r.run_id for r in selected]):
             _print(line)
         return _finish(sweep_dir, [r.run_id for r in selected], None if no_wait else report, poll_s,
                        follow=not no_wait)
@@ -126,7 +126,7 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
 
 
 def _plan(selected: list[RunSpec], sweep_dir: Path, retry_failed: bool, force: bool):
-    live = M.Liveness(None, sweep_dir)  # reads the manifest
+    live = monitor.Liveness(None, sweep_dir)  # reads the manifest
     return make_plan(selected, sweep_dir, retry_failed=retry_failed, force=force, alive=live.alive)
 
 
@@ -195,15 +195,15 @@ def _finish(sweep_dir: Path, run_ids: list[str], report: ReportBuilder | None, p
     manifest = require_manifest(sweep_dir)
     if follow:
         try:
-            snap = M.follow(sweep_dir, manifest, run_ids, poll_s=poll_s)
+            snap = monitor.follow(sweep_dir, manifest, run_ids, poll_s=poll_s)
         except KeyboardInterrupt:
             _print(f"stopped following; the runs go on. Follow again: bench status {sweep_dir} --watch; "
                    f"stop them: bench cancel {sweep_dir}")
             return 130
     else:
-        snap = M.snapshot(sweep_dir, manifest, M.Liveness(manifest, sweep_dir), run_ids)
-    code = M.print_summary(sweep_dir, manifest, snap)
-    if report is not None and any(state == M.DONE for state, _ in snap.values()):
+        snap = monitor.snapshot(sweep_dir, manifest, monitor.Liveness(manifest, sweep_dir), run_ids)
+    code = monitor.print_summary(sweep_dir, manifest, snap)
+    if report is not None and any(state == monitor.DONE for state, _ in snap.values()):
         code = max(code, report(sweep_dir))
     return code
 
@@ -216,24 +216,24 @@ def status(arg: str, *, output_root: str | None = None, watch: bool = False, sho
     run_ids = list(manifest["runs"])
     if watch:
         return _finish(sweep_dir, run_ids, report, poll_s, follow=True)
-    live = M.Liveness(manifest, sweep_dir)
-    snap = M.snapshot(sweep_dir, manifest, live, run_ids)
+    live = monitor.Liveness(manifest, sweep_dir)
+    snap = monitor.snapshot(sweep_dir, manifest, live, run_ids)
     _print(f"sweep {manifest.get('sweep')} at {sweep_dir}")
     for rid, (state, st) in snap.items():
-        if show_all or state not in (M.DONE, M.NOT_SUBMITTED):
-            step = M.progress_step(runs_dir(sweep_dir) / rid) if state == M.RUNNING else None
-            holder = M.held_by(sweep_dir, rid, live) if state == M.RUNNING else None
+        if show_all or state not in (monitor.DONE, monitor.NOT_SUBMITTED):
+            step = monitor.progress_step(runs_dir(sweep_dir) / rid) if state == monitor.RUNNING else None
+            holder = monitor.held_by(sweep_dir, rid, live) if state == monitor.RUNNING else None
             _print(f"  {state:13s} {rid}" + (f"  step {step}" if step is not None else "")
                    + (f"  resumed from step {st['resumed_from_step']}" if st.get("resumed_from_step")
                       else "") + (f"  [{holder}]" if holder else ""))
-    return M.print_summary(sweep_dir, manifest, snap)
+    return monitor.print_summary(sweep_dir, manifest, snap)
 
 
 def cancel(arg: str, *, output_root: str | None = None) -> int:
     """Cancel every job of the sweep that is still queued or running."""
     sweep_dir = resolve_sweep_dir(arg, output_root)
     manifest = require_manifest(sweep_dir)
-    M.Liveness(manifest).cancel(_print)
+    monitor.Liveness(manifest).cancel(_print)
     marked = 0
     for rid in manifest["runs"]:
         run_dir = runs_dir(sweep_dir) / rid

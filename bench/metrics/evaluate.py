@@ -17,7 +17,7 @@ from bench import rundir
 from bench.errors import BenchError
 from bench.metrics import image as im
 from bench.metrics.image import match_size
-from bench.metrics import regions as R
+from bench.metrics import regions as region_metrics
 from bench.metrics.protocols import PROTOCOLS, Protocol, get_protocol
 from bench.metrics.registry import METRICS
 
@@ -123,8 +123,8 @@ def _mean(values: Iterable[float | None]) -> float | None:
 
 def evaluate_images(pairs: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarray | None]],
                     protocol: Protocol, lpips_fn=None, lpips_missing: str | None = None,
-                    render_bits: Iterable[int] = (), regions: R.RegionTruth | None = None,
-                    regions_missing: str = R.NOT_SYNTHETIC) -> dict:
+                    render_bits: Iterable[int] = (), regions: region_metrics.RegionTruth | None = None,
+                    regions_missing: str = region_metrics.NOT_SYNTHETIC) -> dict:
     """Metrics block for (name, pred (H,W,3) float, gt (H,W,3) float or uint8, mask (H,W) or None) tuples.
 
     The render and GT are brought to what the protocol scores (prepare_render, prepare_gt: size,
@@ -148,25 +148,25 @@ def evaluate_images(pairs: Iterable[tuple[str, np.ndarray, np.ndarray, np.ndarra
             mask = (match_size(mask.astype(np.float32), h, w, protocol.mask_resize) > 0.5).astype(np.float32)
         per_image[name] = image_metrics(pred, gt, mask, protocol, lpips_fn)
         if regions is not None:
-            values, region_views[name] = R.score_view(regions, name, pred, gt, protocol)
+            values, region_views[name] = region_metrics.score_view(regions, name, pred, gt, protocol)
             per_image[name].update(values)
     if not per_image:
         raise BenchError("evaluation: no test images to evaluate")
     missing = _missing(protocol, lpips_fn, lpips_missing, any_mask)
     if regions is None:
-        missing.update(dict.fromkeys(R.REGION_METRICS, regions_missing))
+        missing.update(dict.fromkeys(region_metrics.REGION_METRICS, regions_missing))
     else:
-        missing[R.FALSE_BLUR] = R.NO_RUN_DIR  # evaluate_run replaces it from the run's training kernels
+        missing[region_metrics.FALSE_BLUR] = region_metrics.NO_RUN_DIR  # evaluate_run replaces it from the run's training kernels
     aggregate = _aggregate(per_image, missing)
     for values in per_image.values():
         for m in METRICS:
-            if m not in R.TRAIN_VIEW_METRICS:  # scored on training views, not on this test view
+            if m not in region_metrics.TRAIN_VIEW_METRICS:  # scored on training views, not on this test view
                 values.setdefault(m, None)
     block = {"protocol": protocol.to_dict(), "conventions": protocol.conventions(),
              "inputs": {"render_bits": sorted(set(render_bits))}, "aggregate": aggregate,
              "per_image": per_image, "missing": missing}
     if regions is not None:
-        block["regions"] = {"thresholds_px": R.thresholds(), "per_image": region_views, "per_train_view": {}}
+        block["regions"] = {"thresholds_px": region_metrics.thresholds(), "per_image": region_views, "per_train_view": {}}
     return block
 
 
@@ -175,7 +175,7 @@ def _aggregate(per_image: dict[str, dict], missing: dict[str, str]) -> dict[str,
     aggregate = {m: _mean(v.get(m) for v in per_image.values()) for m in METRICS if m not in missing}
     for m, value in list(aggregate.items()):
         if value is None:
-            missing[m] = (R.NO_VIEW_SCORED if m in R.REGION_PSNR else
+            missing[m] = (region_metrics.NO_VIEW_SCORED if m in region_metrics.REGION_PSNR else
                           "no image with a defined value (empty masks or infinite PSNR)")
     aggregate.update({m: None for m in missing})
     return {m: aggregate[m] for m in METRICS}  # registry order, whatever was missing
@@ -288,15 +288,15 @@ def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", p
     protocol = protocol.for_layout(_scene_layout(spec, target["scene"])).with_lpips_input(lpips_input)
     scene = load_scene(target["dataset"], target["scene"], data_root=target["data_root"])
     lpips_fn, reason = make_lpips(protocol, device)
-    truth, why_not = R.region_truth(scene)
+    truth, why_not = region_metrics.region_truth(scene)
     bits: list[int] = []
     pairs = _render_pairs(run_dir, scene, protocol, bits, renders)
     if progress:
         pairs = _with_progress(pairs, len(scene.test.names), f"eval {target['scene']}")
     block = evaluate_images(pairs, protocol, lpips_fn, reason, render_bits=bits, regions=truth,
-                            regions_missing=why_not or R.NOT_SYNTHETIC)
+                            regions_missing=why_not or region_metrics.NOT_SYNTHETIC)
     if truth is not None:
-        R.add_false_blur(block, run_dir, truth, protocol.mask_resize, config)
+        region_metrics.add_false_blur(block, run_dir, truth, protocol.mask_resize, config)
     return block
 
 
