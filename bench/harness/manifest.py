@@ -19,8 +19,6 @@ is written with ``"state": "submitting"`` and its submitter's pid first, ``"subm
 
 from __future__ import annotations
 
-import fcntl
-import json
 import os
 import socket
 import sys
@@ -29,10 +27,11 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
+from bench import locks
 from bench.atomic import write_json
 from bench.errors import BenchError
-from bench.harness.runs import flock_held
 from bench.harness.states import SubmissionState
+from bench.locks import FileLock
 from bench.rundir import read_json
 from bench.sweepdir import manifest_path
 
@@ -59,9 +58,7 @@ def updating(sweep_dir: Path, sweep: str, sweep_file: str | None) -> Iterator[di
     """Yield the manifest (a fresh one if none) and write it back atomically on exit."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(sweep_dir / ".manifest.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with FileLock(sweep_dir / ".manifest.lock"):
         now = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         manifest = read_manifest(sweep_dir) or {
             "schema": SCHEMA, "sweep": sweep, "created": now, "runs": {}, "submissions": []}
@@ -69,9 +66,6 @@ def updating(sweep_dir: Path, sweep: str, sweep_file: str | None) -> Iterator[di
         yield manifest
         manifest["updated"] = now
         write_json(manifest_path(sweep_dir), manifest)
-    finally:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        os.close(fd)
 
 
 def submissions_by_id(manifest: dict[str, Any]) -> dict[int, dict[str, Any]]:
@@ -84,44 +78,19 @@ def submitting(sweep_dir: Path, say=lambda msg: print(msg, file=sys.stderr, flus
     saying so once with its pid and host)."""
     sweep_dir = Path(sweep_dir)
     sweep_dir.mkdir(parents=True, exist_ok=True)
-    fd = os.open(sweep_dir / SUBMIT_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    lock = FileLock(sweep_dir / SUBMIT_LOCK)
+    record = {"pid": os.getpid(), "host": socket.gethostname()}
+    if not lock.acquire(1.0, record=record):  # a status probe holds it for microseconds: wait that out
+        holder = locks.holder(lock.path)
+        who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
+        say(f"waiting: {who} is submitting this sweep ({sweep_dir})")
+        lock.acquire(record=record)
     try:
-        if not _try_lock(fd, 1.0):  # a status probe holds it for microseconds: wait that out
-            holder = _read_holder(sweep_dir / SUBMIT_LOCK)
-            who = f"pid {holder.get('pid')} on {holder.get('host')}" if holder else "another process"
-            say(f"waiting: {who} is submitting this sweep ({sweep_dir})")
-            fcntl.flock(fd, fcntl.LOCK_EX)
-        os.ftruncate(fd, 0)
-        os.write(fd, json.dumps({"pid": os.getpid(), "host": socket.gethostname()}).encode())
-        try:
-            yield
-        finally:
-            os.ftruncate(fd, 0)
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield
     finally:
-        os.close(fd)
-
-
-def _try_lock(fd: int, wait_s: float) -> bool:
-    deadline = time.monotonic() + wait_s
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                return False
-            time.sleep(0.05)
-
-
-def _read_holder(path: Path) -> dict[str, Any] | None:
-    try:
-        record = json.loads(path.read_text() or "null")
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
+        lock.release()
 
 
 def submission_in_progress(sweep_dir: Path) -> bool:
     """Whether some ``bench sweep`` holds the sweep's submission lock right now."""
-    return flock_held(Path(sweep_dir) / SUBMIT_LOCK)
+    return locks.held(Path(sweep_dir) / SUBMIT_LOCK)

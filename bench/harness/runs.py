@@ -13,7 +13,6 @@ Files the harness owns in a run directory (beside those in :mod:`bench.rundir`):
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 import socket
@@ -22,7 +21,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from bench import rundir
+from bench import locks, rundir
+from bench.locks import FileLock
 from bench.errors import BenchError
 from bench.harness.procs import same_process, this_process
 from bench.harness.states import Stored
@@ -150,55 +150,18 @@ class RunLock:
 
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / rundir.LOCK
-        self._fd: int | None = None
+        self._lock = FileLock(self.path)
 
     def acquire(self, wait_s: float = 10.0) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + wait_s
-        while True:
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                if time.monotonic() >= deadline:
-                    os.close(fd)
-                    return False
-                time.sleep(0.2)
-                continue
-            self._fd = fd
-            os.ftruncate(fd, 0)
-            os.write(fd, (json.dumps(_holder_record()) + "\n").encode())
-            return True
+        return self._lock.acquire(wait_s, poll_s=0.2, record=_holder_record())
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.ftruncate(self._fd, 0)  # nobody holds it any more
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        self._lock.release()
 
 
 def lock_held(run_dir: Path) -> bool:
     """Whether some process holds the run's lock right now."""
-    return flock_held(Path(run_dir) / rundir.LOCK)
-
-
-def flock_held(path: Path) -> bool:
-    """Whether some process holds an exclusive fcntl lock on ``path`` (probed with a shared,
-    non-blocking lock, so that two probes never see each other)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    return locks.held(Path(run_dir) / rundir.LOCK)
 
 
 def _holder_record() -> dict[str, Any]:

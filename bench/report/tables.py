@@ -31,7 +31,6 @@ from bench.metrics.protocols import headline_ssim
 from bench.metrics.regions import COMPONENT_REGIONS, REGION_METRICS
 from bench.metrics.registry import CONVENTION_FAMILIES, METRICS, arrow, family
 from bench.report import labels
-from bench.repo import REPO_ROOT
 
 RANK_MACROS = ("rankfirst", "ranksecond", "rankthird")
 LATEX_PREAMBLE = (

@@ -6,7 +6,6 @@ import json
 import os
 import shutil
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
 from bench.data.synth.regions import compute_regions
@@ -14,6 +13,7 @@ from bench.data.synth.render import render_scene
 from bench.data.synth.catalog import make_scene
 from bench.data.synth.write import (GENERATOR_VERSION, GT_DIR, write_d2rf, write_d4dgs, write_dyblurf, write_gt,
                                     write_regions)
+from bench.locks import FileLock
 
 
 def scene_complete(root: Path, name: str) -> bool:
@@ -101,15 +101,6 @@ def generate(root: Path, scenes: list[dict], *, force: bool = False, show_progre
     return written
 
 
-@contextmanager
-def _scene_lock(root: Path, name: str):
+def _scene_lock(root: Path, name: str) -> FileLock:
     """Exclusive advisory lock per scene, so parallel first uses generate it once."""
-    import fcntl
-
-    root.mkdir(parents=True, exist_ok=True)
-    with open(root / f".{name}.lock", "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    return FileLock(root / f".{name}.lock")
