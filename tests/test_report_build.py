@@ -180,3 +180,14 @@ def test_evaluate_run_and_bench_eval(tmp_path, monkeypatch, capsys):
     (run / rundir.TEST_RENDERS / "00002.png").unlink()
     assert main(["eval", str(run)]) == 2
     assert "00002.png: missing render" in capsys.readouterr().err
+
+
+def test_summarising_reads_each_results_file_once(tmp_path, monkeypatch):
+    from bench.report import build, collect
+
+    sweep = make_sweep(tmp_path, VALUES, seeds=(0,))
+    reads = []
+    original = collect.rundir.read_results
+    monkeypatch.setattr(collect.rundir, "read_results", lambda run_dir: reads.append(run_dir) or original(run_dir))
+    built = build.summarise(sweep, save=False)
+    assert built.stats is not None and len(reads) == len(set(reads)) == 6  # 3 variants x 2 scenes

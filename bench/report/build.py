@@ -15,7 +15,7 @@ from bench.atomic import write_text
 from bench.report.tables import (ablation_table, blur_table, diagnostics_table, load_reported, main_table,
                                  per_scene_tables, write_tables)
 from bench.report.collect import (COLUMNS, collect, collect_per_image, dataset_summary, planned_scenes,
-                                  save_collected, seed_summary, sweep_reference)
+                                  save_collected, seed_summary, sweep_docs, sweep_reference)
 from bench.report.labels import ablation_label
 from bench.report.stats import DEFAULT_TEST, STATS_COLUMNS, compare, interval_note
 
@@ -30,6 +30,7 @@ class Built:
     """
 
     df: pd.DataFrame
+    docs: list[dict] = field(default_factory=list)  # the results.json files read, once
     per_scene: pd.DataFrame | None = None
     summary: pd.DataFrame | None = None
     expected: dict | None = None
@@ -59,14 +60,15 @@ def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, 
     planned, and (``stats``) compare every variant with ``reference`` (default: the sweep file's) by
     ``test`` (bench.report.stats.TESTS). ``scenes``: only these scenes (the rest of the sweep is
     left out of the averages and the statistics, as if it had not been planned); never saved."""
-    df = collect(sweep_dir)
+    docs = sweep_docs(sweep_dir)
+    df = collect(sweep_dir, docs)
     if scenes is not None:
         unknown = sorted(set(scenes) - set(df.scene))
         if unknown:
             raise BenchError(f"--scenes {','.join(unknown)}: no finished runs in {sweep_dir}; its scenes: "
                              f"{', '.join(sorted(set(df.scene)))}")
         df, save = df[df.scene.isin(scenes)], False
-    built = Built(df)
+    built = Built(df, docs)
     if save:
         built.paths += save_collected(sweep_dir, df)
     if df.empty:
@@ -93,7 +95,7 @@ def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, 
 
 
 def _paired_stats(sweep_dir: Path, built: Built, test: str = DEFAULT_TEST) -> pd.DataFrame:
-    per_image = collect_per_image(sweep_dir)
+    per_image = collect_per_image(sweep_dir, built.docs)
     if built.scenes is not None:
         per_image = per_image[per_image.scene.isin(built.scenes)]
     return compare(per_image, built.reference, built.expected, test=test)

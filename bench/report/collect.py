@@ -108,6 +108,12 @@ def per_image_rows(doc: dict) -> list[dict]:
     return rows
 
 
+def sweep_docs(sweep_dir) -> list[dict]:
+    """The parsed results.json files ``collect`` and ``collect_per_image`` read, read once (a caller
+    needing both passes them to each)."""
+    return list(_current_docs(Path(sweep_dir)))
+
+
 def _current_docs(sweep_dir: Path):
     """Parsed results.json of every finished run of the sweep's latest expansion (its manifest; every
     run without one), ``run_id`` filled in.
@@ -123,13 +129,15 @@ def _current_docs(sweep_dir: Path):
             yield doc
 
 
-def collect(sweep_dir) -> pd.DataFrame:
-    """Tidy DataFrame of the ``<sweep_dir>/runs/*/results.json`` files (columns: COLUMNS).
+def collect(sweep_dir, docs: list[dict] | None = None) -> pd.DataFrame:
+    """Tidy DataFrame of the ``<sweep_dir>/runs/*/results.json`` files (columns: COLUMNS), or of
+    ``docs`` already read (``sweep_docs``).
 
     When the sweep has a manifest, only the runs it lists are collected.
     """
     sweep_dir = Path(sweep_dir)
-    rows = [row for doc in _current_docs(sweep_dir) for row in rows_of(doc, sweep_dir.name)]
+    docs = _current_docs(sweep_dir) if docs is None else docs
+    rows = [row for doc in docs for row in rows_of(doc, sweep_dir.name)]
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     df["value"] = df["value"].astype(float)
@@ -138,10 +146,12 @@ def collect(sweep_dir) -> pd.DataFrame:
     return df
 
 
-def collect_per_image(sweep_dir) -> pd.DataFrame:
-    """Per-view metrics of the runs ``collect`` reads (columns: PER_IMAGE_COLUMNS): one row per test
-    view and metric, and per training view ``train/<name>`` for the training-view metrics (false_blur)."""
-    df = pd.DataFrame([row for doc in _current_docs(Path(sweep_dir)) for row in per_image_rows(doc)],
+def collect_per_image(sweep_dir, docs: list[dict] | None = None) -> pd.DataFrame:
+    """Per-view metrics of the runs ``collect`` reads, or of ``docs`` (columns: PER_IMAGE_COLUMNS):
+    one row per test view and metric, and per training view ``train/<name>`` for the training-view
+    metrics (false_blur)."""
+    docs = _current_docs(Path(sweep_dir)) if docs is None else docs
+    df = pd.DataFrame([row for doc in docs for row in per_image_rows(doc)],
                       columns=PER_IMAGE_COLUMNS)
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     df["value"] = df["value"].astype(float)
