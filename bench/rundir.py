@@ -29,11 +29,13 @@ import io
 import json
 import re
 import time
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any, TypedDict
 
 from bench.atomic import write_json, write_text
 from bench.errors import BenchError
+from bench.sweepdir import RUNS
 
 CONFIG = "config.yaml"
 STATUS = "status.json"
@@ -148,8 +150,43 @@ def is_finished(run_dir: Path) -> bool:
 # then train summary and provenance (docs/datasets.md §Results) ---------------------------------
 
 RESULTS_SCHEMA = 1
-IDENTITY_KEYS = ("run_id", "sweep", "method", "base_method", "dataset", "scene", "blur_type", "seed",
-                 "config_hash")
+@dataclass(frozen=True)
+class RunIdentity:
+    """Who a run is, as results.json's first keys record it (and job.json / config.yaml hold it):
+    its id and sweep, the variant (``method``) and its base, dataset, scene, blur type, seed and
+    the hash of its resolved configuration (bench.method.config.run_hash)."""
+
+    run_id: str | None
+    sweep: str | None
+    method: str
+    base_method: str | None
+    dataset: str
+    scene: str
+    blur_type: str | None
+    seed: int | None
+    config_hash: str | None
+
+    @classmethod
+    def from_job(cls, job: dict) -> "RunIdentity":
+        """The identity a sweep planned (job.json: bench.harness.runs.RunSpec, ``variant`` the method)."""
+        return cls(job["run_id"], job["sweep"], job["variant"], job["base_method"], job["dataset"], job["scene"],
+                   job["blur_type"], job["seed"], job["config_hash"])
+
+    @classmethod
+    def from_config(cls, run_dir: Path, config: dict, blur_type: str | None) -> "RunIdentity":
+        """The identity training wrote into config.yaml; id and sweep from where the directory lies
+        (``<sweep>/runs/<run_id>``), the blur type from the caller (the data registry knows it)."""
+        run_dir = Path(run_dir)
+        in_sweep = run_dir.parent.name == RUNS
+        return cls(run_dir.name, run_dir.parent.parent.name if in_sweep else None, config["method"],
+                   config.get("base_method"), config["dataset"], config["scene"], blur_type, config.get("seed"),
+                   config.get("config_hash"))
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+IDENTITY_KEYS = tuple(f.name for f in fields(RunIdentity))
 _HASH = re.compile(rb'"config_hash"\s*:\s*"([0-9A-Za-z]*)"')
 
 

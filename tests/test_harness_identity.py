@@ -22,3 +22,26 @@ def test_run_hasher_is_run_hash_and_drops_default_eval():
     changed = {**cfg, "eval": {**cfg["eval"], "select": "best_test"}}
     assert run_hasher("full", changed)("synthetic", "motion_0", 0) == _by_definition(
         "full", changed, "synthetic", "motion_0", 0) != hasher("synthetic", "motion_0", 0)
+
+
+def test_one_run_identity_from_the_plan_and_from_the_run_directory(tmp_path, write_sweep):
+    """job.json (the plan) and config.yaml (training) give the same RunIdentity, in results.json's
+    key order."""
+    import yaml
+
+    from bench import rundir
+    from bench.harness.runs import expand
+    from bench.harness.spec import load_sweep
+    from bench.method.config import resolve_config
+
+    run = expand(load_sweep(write_sweep()))[0]
+    planned = rundir.RunIdentity.from_job(run.job_dict())
+    assert rundir.IDENTITY_KEYS == tuple(planned.to_dict())
+    run_dir = tmp_path / "out" / run.sweep / "runs" / run.run_id
+    config = {"method": run.variant, "base_method": run.base_method, "dataset": run.dataset, "scene": run.scene,
+              "seed": run.seed, "config_hash": run.config_hash,
+              "config": resolve_config(run.variant, run.profile, run.overrides).to_dict()}
+    run_dir.mkdir(parents=True)
+    (run_dir / rundir.CONFIG).write_text(yaml.safe_dump(config))
+    assert rundir.RunIdentity.from_config(run_dir, config, run.blur_type) == planned
+    assert rundir.RunIdentity.from_config(tmp_path / "alone", config, None).sweep is None

@@ -149,10 +149,7 @@ def _extra(job: dict, summary: dict, executor: str, start: str, end: str, t0: fl
                       peak_memory=peak_memory_bytes(str(summary.get("device", "")).startswith("cuda")),
                       executor=executor, attempt=attempt,
                       resumed_from_step=resumed)
-    return {"run_id": job["run_id"], "sweep": job["sweep"], "method": job["variant"],
-            "base_method": job["base_method"], "dataset": job["dataset"], "scene": job["scene"],
-            "blur_type": job["blur_type"], "seed": job["seed"], "config_hash": job["config_hash"],
-            "train": summary, "provenance": provenance}
+    return {**rundir.RunIdentity.from_job(job).to_dict(), "train": summary, "provenance": provenance}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -211,19 +211,9 @@ def read_config(run_dir: Path) -> dict:
 
 
 def run_target(config: Mapping) -> dict:
-    """dataset, scene, data_root and identity fields of a run from its config (top level or ``run:``/``data:``)."""
-    sections = [config] + [config[k] for k in ("run", "data") if isinstance(config.get(k), Mapping)]
-
-    def find(*keys):
-        for section in sections:
-            for key in keys:
-                if section.get(key) is not None:
-                    return section[key]
-        return None
-
-    target = {"dataset": find("dataset"), "scene": find("scene"), "data_root": find("data_root", "root"),
-              "method": find("method", "variant"), "base_method": find("base_method", "base"),
-              "seed": find("seed")}
+    """dataset, scene, data_root and the identity fields of a run, read from the keys training writes
+    at the top of config.yaml (bench.method.train); BenchError without a dataset and a scene."""
+    target = {k: config.get(k) for k in ("dataset", "scene", "data_root", "method", "base_method", "seed")}
     if not target["dataset"] or not target["scene"]:
         raise BenchError(f"{rundir.CONFIG}: expected keys 'dataset' and 'scene'")
     return target

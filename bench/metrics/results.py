@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from bench import rundir, sweepdir
+from bench import rundir
 from bench.errors import BenchError
 
 def write_results(run_dir, metrics: dict, extra: dict) -> Path:
@@ -34,23 +34,15 @@ def _blur_type(dataset: str, scene: str) -> str | None:
 def extra_from_run_dir(run_dir) -> dict:
     """Identity, train summary and provenance for a run that has renders but no results.json yet."""
     from bench import provenance
-    from bench.metrics.evaluate import read_config, run_target
+    from bench.metrics.evaluate import read_config
 
     run_dir = Path(run_dir)
     config = read_config(run_dir)
-    target = run_target(config)
+    identity = rundir.RunIdentity.from_config(run_dir, config, _blur_type(config["dataset"], config["scene"]))
     summary_path = run_dir / rundir.TRAIN_SUMMARY
     train = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     return {
-        "run_id": run_dir.name,
-        "sweep": run_dir.parent.parent.name if run_dir.parent.name == sweepdir.RUNS else None,
-        "method": target["method"],
-        "base_method": target["base_method"],
-        "dataset": target["dataset"],
-        "scene": target["scene"],
-        "blur_type": _blur_type(target["dataset"], target["scene"]),
-        "seed": target["seed"],
-        "config_hash": config.get("config_hash"),
+        **identity.to_dict(),
         "train": train,
         "provenance": {**provenance.collect(), "wall_time_s": train.get("wall_time_s"),
                        "peak_memory": train.get("peak_memory_bytes")},
