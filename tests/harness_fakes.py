@@ -28,7 +28,8 @@ def fake_pipeline(fail_scenes=(), calls=None):
     """A training stand-in: checkpoints every 10 steps from the latest one; fails on some scenes."""
     from bench.metrics.results import write_results
 
-    def train(run_dir, *, method, dataset, scene, seed, profile, overrides, data_root, device, progress):
+    def train(run_dir, *, method, dataset, scene, seed, profile, overrides, data_root, device, progress,
+              config=None, base_method=None):
         run_dir = Path(run_dir)
         if calls is not None:
             calls.append(run_dir.name)

@@ -104,10 +104,11 @@ def _train_and_evaluate(run_dir: Path, job: dict, executor: str, job_log: str | 
           flush=True)
     train, evaluate_modes, write_results = _pipeline()
     try:
-        _check_identity(job)
+        config = _check_identity(job)
         summary = train(run_dir, method=job["variant"], dataset=job["dataset"], scene=job["scene"],
                         seed=job["seed"], profile=job["profile"], overrides=job["overrides"],
-                        data_root=job["data_root"], device=job["device"], progress=False)
+                        data_root=job["data_root"], device=job["device"], progress=False, config=config,
+                        base_method=job["base_method"])
         metrics, evaluations = evaluate_modes(run_dir)
         end = _now()
         extra = _extra(job, summary, executor, start, end, t0, resumed, attempt)
@@ -126,9 +127,10 @@ def _train_and_evaluate(run_dir: Path, job: dict, executor: str, job_log: str | 
     return DONE
 
 
-def _check_identity(job: dict) -> None:
-    """The config resolved now must be the one planned: code edited between submission and start
-    would otherwise train something else under this run's id."""
+def _check_identity(job: dict):
+    """The config resolved now (returned: training gets it, resolved once per job) must be the one
+    planned: code edited between submission and start would otherwise train something else under
+    this run's id."""
     from bench.errors import BenchError
     from bench.method.config import resolve_config, run_hash
 
@@ -138,6 +140,7 @@ def _check_identity(job: dict) -> None:
         raise BenchError(f"{job['run_id']}: the configuration resolves to hash {now} now, but "
                          f"{job['config_hash']} when the sweep was planned (code or method files "
                          "changed since); submit the sweep again")
+    return cfg
 
 
 def _extra(job: dict, summary: dict, executor: str, start: str, end: str, t0: float, resumed: int,

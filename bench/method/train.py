@@ -50,26 +50,28 @@ CURVE_FIELDS = ["step", *CURVE_TERMS, "train_psnr", *rundir.COUNT_FIELDS, "elaps
 
 def train(run_dir, *, method: str, dataset: str, scene: str, seed: int = 0, profile: str | None = None,
           overrides: dict[str, Any] | None = None, data_root=None, device: str = "auto",
-          progress: bool = True) -> dict:
+          progress: bool = True, config: MethodConfig | None = None, base_method: str | None = None) -> dict:
     """Train variant ``method`` on ``dataset``/``scene`` into ``run_dir``; return the train summary.
 
     Writes config.yaml first (BenchError if the directory holds a different config), then
-    checkpoints, renders, curves.csv, log.txt and train_summary.json.
+    checkpoints, renders, curves.csv, log.txt and train_summary.json. ``config`` and ``base_method``:
+    the variant's resolved configuration and base when the caller has them already (the harness's
+    job resolves it once to check the run's identity), so methods/*.yaml are not read again.
     """
-    cfg = resolve_config(method, profile, overrides)
-    spec = get_method(method)
+    cfg = resolve_config(method, profile, overrides) if config is None else config
+    base = base_method or get_method(method).base
     if device not in ("auto", "cpu", "cuda"):
         raise BenchError(f"--device {device!r}: expected auto, cpu or cuda")
     run_dir = Path(run_dir)
     record = {
-        "method": method, "base_method": spec.base, "dataset": dataset, "scene": scene, "seed": int(seed),
+        "method": method, "base_method": base, "dataset": dataset, "scene": scene, "seed": int(seed),
         "profile": profile, "overrides": dict(overrides or {}),
         "data_root": None if data_root is None else str(data_root),
         "config_hash": run_hash(method, cfg.to_dict(), dataset, scene, int(seed)),
         "config": cfg.to_dict(),
     }
     _write_config(run_dir, record)
-    impl = base_implementation(spec.base)
+    impl = base_implementation(base)
     return impl(run_dir, cfg, record, data_root=data_root, device=device, progress=progress)
 
 
