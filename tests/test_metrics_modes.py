@@ -32,6 +32,16 @@ def _run(tmp_path, select="best_test", refine=0):
     return run
 
 
+def _fake_scoring(monkeypatch, score):
+    """Scoring replaced by ``score(renders)``; the run's config read as evaluation reads it."""
+    from types import SimpleNamespace
+
+    from bench.metrics.evaluate import read_config
+
+    monkeypatch.setattr(M, "prepare_evaluation", lambda run_dir, **kw: SimpleNamespace(config=read_config(run_dir)))
+    monkeypatch.setattr(M, "score_renders", lambda evaluation, renders, progress: score(renders))
+
+
 def test_modes_on_disk_and_their_blocks(tmp_path, monkeypatch):
     run = _run(tmp_path)
     (run / rundir.eval_renders("best_test")).mkdir(parents=True)
@@ -39,7 +49,7 @@ def test_modes_on_disk_and_their_blocks(tmp_path, monkeypatch):
     (run / "renders" / "test_unrelated").mkdir()
     assert rundir.eval_modes_on_disk(run) == ["last", "best_test", "last+refine500"]
     seen = []
-    monkeypatch.setattr(M, "evaluate_run", lambda run_dir, renders, **kw: seen.append(renders) or _block(20.0))
+    _fake_scoring(monkeypatch, lambda renders: seen.append(renders) or _block(20.0))
     reported, others = M.evaluate_modes(run)
     assert reported["eval"]["mode"] == "best_test" and reported["eval"]["selected_on_test_set"]
     assert reported["eval"]["selected_step"] == 300 and reported["eval"]["test_evaluations"] == 38
@@ -50,7 +60,7 @@ def test_modes_on_disk_and_their_blocks(tmp_path, monkeypatch):
 
 def test_a_missing_mode_is_a_clear_error(tmp_path, monkeypatch):
     run = _run(tmp_path)  # asks for best_test, but only the last renders exist
-    monkeypatch.setattr(M, "evaluate_run", lambda run_dir, renders, **kw: _block(20.0))
+    _fake_scoring(monkeypatch, lambda renders: _block(20.0))
     with pytest.raises(Exception, match="no test renders of evaluation mode 'best_test'"):
         M.evaluate_modes(run)
 

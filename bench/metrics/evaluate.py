@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Mapping
 
@@ -260,6 +261,54 @@ def _scene_layout(spec, scene: str) -> str | None:
     return layout or getattr(spec, "layout", None)
 
 
+@dataclass
+class RunEvaluation:
+    """What scoring a run's renders needs, loaded once for all its evaluation modes: its config,
+    target (run_target), protocol, scene, LPIPS network (or None with ``lpips_missing``) and region
+    ground truth (or None with ``regions_missing``)."""
+
+    run_dir: Path
+    config: dict
+    target: dict
+    protocol: Protocol
+    scene: object
+    lpips_fn: object
+    lpips_missing: str | None
+    truth: object
+    regions_missing: str
+
+
+def prepare_evaluation(run_dir, lpips_input: str | None = None, device: str = "cpu",
+                       protocol: str | None = None) -> RunEvaluation:
+    """Load what scoring ``run_dir`` needs (arguments as ``evaluate_run``)."""
+    from bench.data.registry import get_dataset, load_scene
+
+    run_dir = Path(run_dir)
+    config = read_config(run_dir)
+    target = run_target(config)
+    spec = get_dataset(target["dataset"])
+    chosen = run_protocol(run_dir, spec.protocol, protocol)
+    chosen = chosen.for_layout(_scene_layout(spec, target["scene"])).with_lpips_input(lpips_input)
+    scene = load_scene(target["dataset"], target["scene"], data_root=target["data_root"])
+    lpips_fn, reason = make_lpips(chosen, device)
+    truth, why_not = region_metrics.region_truth(scene)
+    return RunEvaluation(run_dir, config, target, chosen, scene, lpips_fn, reason, truth,
+                         why_not or region_metrics.NOT_SYNTHETIC)
+
+
+def score_renders(ev: RunEvaluation, renders: str = rundir.TEST_RENDERS, progress: bool = False) -> dict:
+    """The metrics block of the test renders ``ev.run_dir/renders`` (docs/datasets.md §Results)."""
+    bits: list[int] = []
+    pairs = _render_pairs(ev.run_dir, ev.scene, ev.protocol, bits, renders)
+    if progress:
+        pairs = _with_progress(pairs, len(ev.scene.test.names), f"eval {ev.target['scene']}")
+    block = evaluate_images(pairs, ev.protocol, ev.lpips_fn, ev.lpips_missing, render_bits=bits, regions=ev.truth,
+                            regions_missing=ev.regions_missing)
+    if ev.truth is not None:
+        region_metrics.add_false_blur(block, ev.run_dir, ev.truth, ev.protocol.mask_resize, ev.config)
+    return block
+
+
 def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", progress: bool = False,
                  renders: str = rundir.TEST_RENDERS, protocol: str | None = None) -> dict:
     """Recompute the metrics block of a run from ``renders/*.png`` (docs/datasets.md §Results).
@@ -268,26 +317,7 @@ def evaluate_run(run_dir, lpips_input: str | None = None, device: str = "cpu", p
     test renders scored, relative to the run directory (an evaluation mode's, bench.metrics.modes).
     protocol: the protocol's name (run_protocol says which when None).
     """
-    from bench.data.registry import get_dataset, load_scene
-
-    run_dir = Path(run_dir)
-    config = read_config(run_dir)
-    target = run_target(config)
-    spec = get_dataset(target["dataset"])
-    protocol = run_protocol(run_dir, spec.protocol, protocol)
-    protocol = protocol.for_layout(_scene_layout(spec, target["scene"])).with_lpips_input(lpips_input)
-    scene = load_scene(target["dataset"], target["scene"], data_root=target["data_root"])
-    lpips_fn, reason = make_lpips(protocol, device)
-    truth, why_not = region_metrics.region_truth(scene)
-    bits: list[int] = []
-    pairs = _render_pairs(run_dir, scene, protocol, bits, renders)
-    if progress:
-        pairs = _with_progress(pairs, len(scene.test.names), f"eval {target['scene']}")
-    block = evaluate_images(pairs, protocol, lpips_fn, reason, render_bits=bits, regions=truth,
-                            regions_missing=why_not or region_metrics.NOT_SYNTHETIC)
-    if truth is not None:
-        region_metrics.add_false_blur(block, run_dir, truth, protocol.mask_resize, config)
-    return block
+    return score_renders(prepare_evaluation(run_dir, lpips_input, device, protocol), renders, progress)
 
 
 def _with_progress(items, total: int, label: str):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from bench import rundir
 from bench.errors import BenchError
-from bench.metrics.evaluate import evaluate_run, read_config
+from bench.metrics.evaluate import RunEvaluation, prepare_evaluation, score_renders
 
 SELECTIONS = ("last", "best_test")
 
@@ -45,21 +45,28 @@ def mode_record(run_dir: Path, mode: str) -> dict:
     return record
 
 
-def evaluate_mode(run_dir, mode: str, **kwargs) -> dict:
-    """The metrics block of one mode (``evaluate_run`` on its renders) with its ``eval`` entry."""
+def evaluate_mode(run_dir, mode: str, progress: bool = False, evaluation: RunEvaluation | None = None,
+                  **kwargs) -> dict:
+    """The metrics block of one mode (its renders scored) with its ``eval`` entry. ``evaluation``:
+    what scoring needs, loaded already (``prepare_evaluation``); else loaded from kwargs (lpips_input,
+    device, protocol)."""
     run_dir = Path(run_dir)
     if not (run_dir / rundir.eval_renders(mode)).is_dir():
         raise BenchError(f"{run_dir / rundir.eval_renders(mode)}: no test renders of evaluation mode {mode!r}")
-    block = evaluate_run(run_dir, renders=rundir.eval_renders(mode), **kwargs)
+    evaluation = evaluation or prepare_evaluation(run_dir, **kwargs)
+    block = score_renders(evaluation, rundir.eval_renders(mode), progress)
     block["eval"] = mode_record(run_dir, mode)
     return block
 
 
-def evaluate_modes(run_dir, **kwargs) -> tuple[dict, dict[str, dict]]:
-    """(the block of the configured mode, {mode: block} of every other mode with renders on disk).
+def evaluate_modes(run_dir, progress: bool = False, **kwargs) -> tuple[dict, dict[str, dict]]:
+    """(the block of the configured mode, {mode: block} of every other mode with renders on disk);
+    the scene, protocol and LPIPS network are loaded once for all of them.
 
-    kwargs go to ``evaluate_run`` (lpips_input, device, progress)."""
+    kwargs go to ``prepare_evaluation`` (lpips_input, device, protocol)."""
     run_dir = Path(run_dir)
-    reported = configured_mode(read_config(run_dir))
-    others = {m: evaluate_mode(run_dir, m, **kwargs) for m in rundir.eval_modes_on_disk(run_dir) if m != reported}
-    return evaluate_mode(run_dir, reported, **kwargs), others
+    evaluation = prepare_evaluation(run_dir, **kwargs)
+    reported = configured_mode(evaluation.config)
+    others = {m: evaluate_mode(run_dir, m, progress, evaluation) for m in rundir.eval_modes_on_disk(run_dir)
+              if m != reported}
+    return evaluate_mode(run_dir, reported, progress, evaluation), others
