@@ -213,16 +213,14 @@ def blur_table(stats: pd.DataFrame) -> Table:
 
 
 def load_reported(paths=None) -> pd.DataFrame:
-    """Published rows from results/published/*.csv (or the given files); a row whose metric names
-    alternatives (``ssim|ssim_3dgs``) becomes one row per alternative, ``alternatives`` naming them."""
-    from bench.report.paper_check import published_paths, split_alternatives
+    """Published rows from results/published/*.csv (or the given files), read and checked by
+    bench.report.paper_check.load_published; a row whose metric names alternatives
+    (``ssim|ssim_3dgs``) is one row per alternative, ``alternatives`` naming them."""
+    from bench.report.paper_check import load_published
 
-    paths = published_paths() if paths is None else [Path(p) for p in paths]
-    frames = [pd.read_csv(p, dtype={"variant": str}).fillna({"variant": ""}) for p in paths]
-    cols = ["table", "row", "variant", "dataset", "metric", "value", "source"]
-    if not frames:
-        return pd.DataFrame(columns=cols + ["alternatives"])
-    return split_alternatives(pd.concat(frames, ignore_index=True)[cols])
+    cols = ["table", "row", "variant", "dataset", "metric", "value", "source", "alternatives"]
+    published = load_published(paths)
+    return published[cols] if not published.empty else pd.DataFrame(columns=cols)
 
 
 def _empty(n_rows: int, n_cols: int):
