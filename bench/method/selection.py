@@ -17,6 +17,7 @@ import torch
 from bench import rundir
 from bench.atomic import torch_save
 from bench.errors import BenchError
+from bench.method.losses import psnr
 from bench.method.model import GaussianModel
 
 if TYPE_CHECKING:
@@ -36,12 +37,9 @@ def selection_steps(steps: int) -> list[int]:
 def mean_test_psnr(model: GaussianModel, data: SceneTensors, gt: torch.Tensor, sh_degree: int, backend: str) -> float:
     """Mean over the test views of each view's PSNR (dB) of the sharp render, clamped to [0,1],
     against ``gt`` (M,H,W,3) in [0,1]: the figure upstream selects on."""
-    values = []
-    for j in range(len(data.test_names)):
-        r = model.render(data.test_K[j], data.test_w2c[j], data.test_W, data.test_H,
-                         int(data.test_frame[j]), sh_degree=sh_degree, backend=backend)
-        mse = torch.mean((r.rgb.clamp(0, 1).double() - gt[j].double()) ** 2).item()
-        values.append(float("inf") if mse == 0 else -10.0 * math.log10(mse))
+    values = [psnr(model.render(data.test_K[j], data.test_w2c[j], data.test_W, data.test_H, int(data.test_frame[j]),
+                                sh_degree=sh_degree, backend=backend).rgb, gt[j])
+              for j in range(len(data.test_names))]
     return sum(values) / len(values)
 
 
