@@ -3,9 +3,11 @@
 ::
 
     <run_dir>/
-      config.yaml            resolved configuration (method, variant, dataset, scene, seed, every setting)
+      config.yaml            the run's identity (RunIdentity), then profile, overrides, data root and
+                             the resolved configuration (every setting)
       status.json            harness state: pending | running | done | failed, error, log path, job ids
-      job.json               what the harness asked this run to do (bench.harness.runs.RunSpec)
+      job.json               what the harness asked this run to do: its identity, then profile,
+                             overrides, data root, device, resources, protocol (bench.harness.runs.RunSpec)
       .lock                  held (fcntl) by the process training the run; its text names the holder
       log.txt                the run's log (which init path was taken, warnings, errors)
       checkpoints/step_NNNNNNN.pt   atomic checkpoints; the highest step is resumed from
@@ -18,8 +20,8 @@
       renders/train/<name>_kernels.npz   predicted kernels (H,W,K,K) and blur mask (H,W) of those views
       curves.csv             one row per logged step: step, loss terms, train_psnr, elapsed_s
       train_summary.json     steps, wall_time_s, peak_memory_bytes, device, backend, init path
-      results.json           THE "finished" marker: metrics (per image and aggregate), protocol,
-                             provenance; written atomically and last
+      results.json           THE "finished" marker: the identity, then metrics (per image and
+                             aggregate), protocol, provenance; written atomically and last
 """
 
 from __future__ import annotations
@@ -146,41 +148,49 @@ def is_finished(run_dir: Path) -> bool:
     return (Path(run_dir) / RESULTS).is_file()
 
 
-# -- results.json: schema, identity keys (written first, see results_config_hash), "metrics",
-# then train summary and provenance (docs/datasets.md §Results) ---------------------------------
+# -- the run's identity (the first keys of job.json, config.yaml and results.json) and results.json:
+# identity, schema, "metrics", then train summary and provenance (docs/datasets.md §Results) ------
 
 RESULTS_SCHEMA = 1
+
+
 @dataclass(frozen=True)
 class RunIdentity:
-    """Who a run is, as results.json's first keys record it (and job.json / config.yaml hold it):
-    its id and sweep, the variant (``method``) and its base, dataset, scene, blur type, seed and
-    the hash of its resolved configuration (bench.method.config.run_hash)."""
+    """Who a run is: its id and sweep, the variant (``method``) and its base, dataset, scene, blur
+    type, seed and the hash of its resolved configuration (bench.method.config.run_hash).
 
-    run_id: str | None
+    Computed once (the planner for a sweep's run, training for a run trained alone) and written by
+    :func:`identified` as the first keys of job.json, config.yaml and results.json, under the same
+    names in all three; :meth:`read` takes it back from any of them.
+    """
+
+    run_id: str
     sweep: str | None
     method: str
-    base_method: str | None
+    base_method: str
     dataset: str
     scene: str
     blur_type: str | None
-    seed: int | None
-    config_hash: str | None
+    seed: int
+    config_hash: str
 
     @classmethod
-    def from_job(cls, job: dict) -> "RunIdentity":
-        """The identity a sweep planned (job.json: bench.harness.runs.RunSpec, ``variant`` the method)."""
-        return cls(job["run_id"], job["sweep"], job["variant"], job["base_method"], job["dataset"], job["scene"],
-                   job["blur_type"], job["seed"], job["config_hash"])
-
-    @classmethod
-    def from_config(cls, run_dir: Path, config: dict, blur_type: str | None) -> "RunIdentity":
-        """The identity training wrote into config.yaml; id and sweep from where the directory lies
-        (``<sweep>/runs/<run_id>``), the blur type from the caller (the data registry knows it)."""
+    def of_directory(cls, run_dir: Path, **fields: Any) -> "RunIdentity":
+        """The identity of a run trained alone into ``run_dir``: id and sweep from where the
+        directory lies (``<sweep>/runs/<run_id>``, else no sweep), the rest as given."""
         run_dir = Path(run_dir)
         in_sweep = run_dir.parent.name == RUNS
-        return cls(run_dir.name, run_dir.parent.parent.name if in_sweep else None, config["method"],
-                   config.get("base_method"), config["dataset"], config["scene"], blur_type, config.get("seed"),
-                   config.get("config_hash"))
+        return cls(run_id=run_dir.name, sweep=run_dir.parent.parent.name if in_sweep else None, **fields)
+
+    @classmethod
+    def read(cls, record: dict[str, Any], source: Path) -> "RunIdentity":
+        """The identity :func:`identified` wrote into ``record`` (the content of ``source``: job.json,
+        config.yaml or results.json); BenchError naming the file and the missing keys otherwise."""
+        missing = [k for k in IDENTITY_KEYS if k not in record]
+        if missing:
+            raise BenchError(f"{source}: no run identity (missing {', '.join(missing)}); written by an older "
+                             "version: submit the sweep again, or train the run again")
+        return cls(**{k: record[k] for k in IDENTITY_KEYS})
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -190,14 +200,20 @@ IDENTITY_KEYS = tuple(f.name for f in fields(RunIdentity))
 _HASH = re.compile(rb'"config_hash"\s*:\s*"([0-9A-Za-z]*)"')
 
 
-def write_results(run_dir: Path, metrics: dict, extra: dict) -> Path:
-    """Atomically write results.json: schema, the identity keys of ``extra``, ``metrics``, the rest
-    of ``extra``. The identity keys come first so that :func:`results_config_hash` finds the run's
-    hash at the top of the file."""
-    doc: dict = {"schema": RESULTS_SCHEMA}
-    doc.update({k: extra.get(k) for k in IDENTITY_KEYS})
-    doc["metrics"] = metrics
-    doc.update({k: v for k, v in extra.items() if k not in doc})
+def identified(identity: RunIdentity, body: dict[str, Any]) -> dict[str, Any]:
+    """The one writer of a run's identity: ``identity``'s keys first, then ``body`` (which must not
+    hold any of them). job.json, config.yaml and results.json are all written through it, so the
+    three agree and :func:`results_config_hash` finds the run's hash at the top of results.json."""
+    clash = sorted(set(body) & set(IDENTITY_KEYS))
+    if clash:
+        raise ValueError(f"identity keys {clash} outside the run's identity")
+    return {**identity.to_dict(), **body}
+
+
+def write_results(run_dir: Path, identity: RunIdentity, metrics: dict, extra: dict) -> Path:
+    """Atomically write results.json: the run's identity (:func:`identified`), schema, ``metrics``,
+    then ``extra`` (train summary, provenance, evaluations)."""
+    doc = identified(identity, {"schema": RESULTS_SCHEMA, "metrics": metrics, **extra})
     path = Path(run_dir) / RESULTS
     write_json(path, doc)
     return path
@@ -271,7 +287,7 @@ def write_status(run_dir: Path, **fields: Any) -> Status:
 
 
 def read_job(run_dir: Path) -> dict[str, Any]:
-    """job.json (the fields of bench.harness.runs.RunSpec); BenchError when missing or unreadable."""
+    """job.json (bench.harness.runs.RunSpec.job_dict); BenchError when missing or unreadable."""
     job = read_json(Path(run_dir) / JOB)
     if job is None:
         raise BenchError(f"{Path(run_dir) / JOB}: missing or unreadable job file")

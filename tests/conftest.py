@@ -32,6 +32,7 @@ def tiny(monkeypatch):
     """The tiny analytic scene of method_tiny, served by the data registry under any name."""
     scene = tiny_scene()
     monkeypatch.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
+    monkeypatch.setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
     return scene
 
 

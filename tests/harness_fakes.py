@@ -28,13 +28,12 @@ def fake_pipeline(fail_scenes=(), calls=None):
     """A training stand-in: checkpoints every 10 steps from the latest one; fails on some scenes."""
     from bench.metrics.results import write_results
 
-    def train(run_dir, *, method, dataset, scene, seed, profile, overrides, data_root, device, progress,
-              config=None, base_method=None):
+    def train(run_dir, identity, config, *, profile, overrides, data_root, device, progress):
         run_dir = Path(run_dir)
         if calls is not None:
             calls.append(run_dir.name)
-        if scene in fail_scenes:
-            raise FileNotFoundError(f"{data_root}/{scene}: no such scene directory")
+        if identity.scene in fail_scenes:
+            raise FileNotFoundError(f"{data_root}/{identity.scene}: no such scene directory")
         latest = rundir.latest_checkpoint(run_dir)
         start = int(latest.stem.split("_")[1]) if latest else 0
         for step in range(start + 10, overrides["train.steps"] + 1, 10):

@@ -118,35 +118,35 @@ def test_job_does_not_train_a_run_locked_by_another_process(write_sweep, monkeyp
 
 
 def test_the_job_resolves_the_configuration_once_and_hands_it_to_training(write_sweep, monkeypatch, tmp_path):
-    """Training gets the configuration the job resolved to check the run's identity, and then
-    resolves nothing itself: the variant's methods/*.yaml are not read again."""
+    """Training gets the identity the sweep planned and the configuration the job resolved to check
+    it, and then resolves nothing itself: the variant's methods/*.yaml are not read again."""
     import yaml
 
     import bench.method.train as T
-    from bench.method.config import MethodConfig, resolve_config
+    from bench.method.config import MethodConfig
 
     handed = []
     train, evaluate_modes, write_results = fake_pipeline()()
 
-    def recording(run_dir, **kw):
-        handed.append((kw["config"], kw["base_method"]))
-        return train(run_dir, **kw)
+    def recording(run_dir, identity, config, **kw):
+        handed.append((identity, config))
+        return train(run_dir, identity, config, **kw)
 
     monkeypatch.setattr(J, "_pipeline", lambda: (recording, evaluate_modes, write_results))
     path = write_sweep(variants=["full"], datasets=[{"name": "synthetic", "scenes": ["motion_0"]}])
     assert run_sweep(str(path), report=None) == 0
     (run,) = expand(load_sweep(path))
-    assert len(handed) == 1 and isinstance(handed[0][0], MethodConfig) and handed[0][1] == run.base_method
-    assert handed[0][0].train.steps == 20  # the sweep's override, resolved by the job
+    (identity, cfg), = handed
+    assert identity == run.identity and isinstance(cfg, MethodConfig)
+    assert cfg.train.steps == 20  # the sweep's override, resolved by the job
 
     def unexpected(*args, **kwargs):
-        raise AssertionError("train() resolved the configuration again")
+        raise AssertionError("train_run() resolved the configuration again")
 
     monkeypatch.setattr(T, "resolve_config", unexpected)
     monkeypatch.setattr(T, "get_method", unexpected)
     monkeypatch.setattr(T, "base_implementation", lambda base: lambda run_dir, cfg, record, **kw: {"base": base})
-    cfg = resolve_config("full", "cpu", {"train.steps": 20})
-    out = T.train(tmp_path / "run", method="full", dataset="synthetic", scene="motion_0", config=cfg,
-                  base_method="dydeblur", progress=False)
+    out = T.train_run(tmp_path / "run", identity, cfg, profile=run.profile, overrides=run.overrides, progress=False)
     assert out == {"base": "dydeblur"}
-    assert yaml.safe_load((tmp_path / "run" / rundir.CONFIG).read_text())["config"] == cfg.to_dict()
+    written = yaml.safe_load((tmp_path / "run" / rundir.CONFIG).read_text())
+    assert written["config"] == cfg.to_dict() and rundir.RunIdentity.read(written, tmp_path) == identity

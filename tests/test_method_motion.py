@@ -302,6 +302,7 @@ def train_two_squares(run_dir, setattr, *, steps=150, seed=0, **extra):
 
     scene = two_squares_scene()
     setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
+    setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
     overrides = {"train.steps": steps, "train.checkpoint_every": steps, "train.log_every": steps,
                  "train.num_train_renders": 1, "model.init_static_points": 500, "model.init_dynamic_points": 150,
                  "model.num_motion_bases": 4,

@@ -49,8 +49,7 @@ def _eval(args: argparse.Namespace) -> int:
     from bench import rundir
     from bench.errors import BenchError
     from bench.metrics.modes import evaluate_modes
-    from bench.metrics.results import extra_from_run_dir
-    from bench.rundir import read_results
+    from bench.metrics.results import extra_from_run_dir, identity_from_config, stored_run
 
     run_dir = Path(args.run_dir)
     _check_protocol(args.protocol)
@@ -63,12 +62,13 @@ def _eval(args: argparse.Namespace) -> int:
     metrics, evaluations = evaluate_modes(run_dir, lpips_input=args.lpips_input, device=args.device, progress=True,
                                           protocol=args.protocol)
     if rundir.is_finished(run_dir):
-        extra = {k: v for k, v in read_results(run_dir).items() if k not in ("schema", "metrics", "evaluations")}
+        identity, _, extra = stored_run(run_dir)
+        extra.pop("evaluations", None)
     else:
-        extra = extra_from_run_dir(run_dir)
+        identity, extra = identity_from_config(run_dir), extra_from_run_dir(run_dir)
     if evaluations:
         extra["evaluations"] = evaluations
-    _write(run_dir, metrics, extra)
+    _write(run_dir, identity, metrics, extra)
     _print_aggregate(metrics)
     return 0
 
@@ -80,28 +80,28 @@ def _refine(args: argparse.Namespace, run_dir) -> int:
     from bench.method.saved_run import refine_saved_run
     from bench.metrics.modes import configured_mode, evaluate_mode
     from bench.metrics.evaluate import read_config
+    from bench.metrics.results import stored_run
 
     if not rundir.is_finished(run_dir):
         raise BenchError(f"{run_dir / rundir.RESULTS}: missing; test poses are refined for a finished run")
-    doc = rundir.read_results(run_dir)
+    identity, metrics, extra = stored_run(run_dir)
     select = args.select or configured_mode(read_config(run_dir)).partition("+")[0]
     mode = rundir.eval_mode(select, args.refine_test_poses)
-    reported = (doc.get("metrics") or {}).get("eval", {}).get("mode", "last")
-    if mode in {reported, *(doc.get("evaluations") or {})} and not args.force:
+    reported = metrics.get("eval", {}).get("mode", "last")
+    if mode in {reported, *(extra.get("evaluations") or {})} and not args.force:
         raise BenchError(f"{run_dir / rundir.RESULTS}: evaluation mode {mode!r} is there already; "
                          "--force recomputes it")
     refine_saved_run(run_dir, args.refine_test_poses, select)
     block = evaluate_mode(run_dir, mode, lpips_input=args.lpips_input, device=args.device, progress=True,
                           protocol=args.protocol)
-    extra = {k: v for k, v in doc.items() if k not in ("schema", "metrics")}
     if mode != reported:
-        extra["evaluations"] = {**(doc.get("evaluations") or {}), mode: block}
-    _write(run_dir, block if mode == reported else doc["metrics"], extra)
+        extra["evaluations"] = {**(extra.get("evaluations") or {}), mode: block}
+    _write(run_dir, identity, block if mode == reported else metrics, extra)
     _print_aggregate(block)
     return 0
 
 
-def _write(run_dir, metrics: dict, extra: dict) -> None:
+def _write(run_dir, identity, metrics: dict, extra: dict) -> None:
     from datetime import datetime, timezone
 
     from bench import provenance
@@ -109,7 +109,7 @@ def _write(run_dir, metrics: dict, extra: dict) -> None:
 
     extra["evaluated"] = {"time": datetime.now(timezone.utc).isoformat(), "by": "bench eval",
                           "provenance": provenance.collect()}
-    print(f"wrote {write_results(run_dir, metrics, extra)}")
+    print(f"wrote {write_results(run_dir, identity, metrics, extra)}")
 
 
 def _check_protocol(name: str | None) -> None:

@@ -178,6 +178,12 @@ def check_scene(dataset: str, scene: str, data_root: str | os.PathLike | None = 
     return problems
 
 
+def blur_type_of(dataset: str, scene: str) -> str | None:
+    """The blur type of a registered scene; BenchError naming the dataset or the scene when either
+    is unknown (training asks before it writes anything)."""
+    return get_dataset(dataset).scene(scene).blur_type
+
+
 def load_scene(dataset: str, scene: str, data_root: str | os.PathLike | None = None):
     """Validate then load one scene as ``bench.data.scene.Scene``.
 

@@ -33,11 +33,11 @@ def _now() -> str:
 
 def _pipeline():
     """The three stages of a run (imported here so planning never imports torch)."""
-    from bench.method.train import train
+    from bench.method.train import train_run
     from bench.metrics.modes import evaluate_modes
     from bench.metrics.results import write_results
 
-    return train, evaluate_modes, write_results
+    return train_run, evaluate_modes, write_results
 
 
 def _slurm_ids() -> dict[str, str | None]:
@@ -74,6 +74,7 @@ def run_job(run_dir: str | os.PathLike, executor: str = "local", job_log: str | 
     """
     run_dir = Path(run_dir)
     job = read_job(run_dir)
+    identity = rundir.RunIdentity.read(job, run_dir / rundir.JOB)
     lock = RunLock(run_dir)
     if not lock.acquire(LOCK_WAIT_S):
         print(f"{run_dir.name}: {describe_holder(lock_holder(run_dir))} holds {lock.path}; not training it "
@@ -82,68 +83,67 @@ def run_job(run_dir: str | os.PathLike, executor: str = "local", job_log: str | 
     old_env = _set_threads(int(job["resources"]["cpus_per_task"]))
     try:
         results = read_json(run_dir / rundir.RESULTS)
-        if results is not None and results.get("config_hash") == job["config_hash"]:
+        if results is not None and results.get("config_hash") == identity.config_hash:
             write_status(run_dir, state=DONE)
             return DONE
-        return _train_and_evaluate(run_dir, job, executor, job_log)
+        return _train_and_evaluate(run_dir, identity, job, executor, job_log)
     finally:
         _restore_env(old_env)
         lock.release()
 
 
-def _train_and_evaluate(run_dir: Path, job: dict, executor: str, job_log: str | None) -> str:
+def _train_and_evaluate(run_dir: Path, identity: rundir.RunIdentity, job: dict, executor: str,
+                        job_log: str | None) -> str:
     resumed = checkpoint_step(rundir.latest_checkpoint(run_dir))
     attempt = int(read_status(run_dir).get("attempt", 0)) + 1
     start, t0 = _now(), time.time()
-    write_status(run_dir, state=RUNNING, run_id=job["run_id"], attempt=attempt, executor=executor,
+    write_status(run_dir, state=RUNNING, run_id=identity.run_id, attempt=attempt, executor=executor,
                  host=socket.gethostname(), pid=os.getpid(), slurm=_slurm_ids(), start_time=start,
                  end_time=None, resumed_from_step=resumed, log=str(run_dir / rundir.LOG),
                  job_log=job_log, error=None, traceback=None)
-    print(f"{job['run_id']}: attempt {attempt} on {socket.gethostname()}, "
+    print(f"{identity.run_id}: attempt {attempt} on {socket.gethostname()}, "
           + (f"resuming from checkpoint step {resumed}" if resumed else "starting from step 0"),
           flush=True)
     train, evaluate_modes, write_results = _pipeline()
     try:
-        config = _check_identity(job)
-        summary = train(run_dir, method=job["variant"], dataset=job["dataset"], scene=job["scene"],
-                        seed=job["seed"], profile=job["profile"], overrides=job["overrides"],
-                        data_root=job["data_root"], device=job["device"], progress=False, config=config,
-                        base_method=job["base_method"])
+        config = _check_identity(identity, job)
+        summary = train(run_dir, identity, config, profile=job["profile"], overrides=job["overrides"],
+                        data_root=job["data_root"], device=job["device"], progress=False)
         metrics, evaluations = evaluate_modes(run_dir)
         end = _now()
-        extra = _extra(job, summary, executor, start, end, t0, resumed, attempt)
+        extra = _extra(summary, executor, start, end, t0, resumed, attempt)
         if evaluations:
             extra["evaluations"] = evaluations
-        write_results(run_dir, metrics, extra=extra)
+        write_results(run_dir, identity, metrics, extra=extra)
     except Exception as err:
         traceback.print_exc()
         message = f"{type(err).__name__}: {err}".splitlines()[0][:500]
         write_status(run_dir, state=FAILED, end_time=_now(), error=message,
                      traceback=traceback.format_exc().splitlines()[-20:])
-        print(f"{job['run_id']}: FAILED: {message}", file=sys.stderr, flush=True)
+        print(f"{identity.run_id}: FAILED: {message}", file=sys.stderr, flush=True)
         raise
     write_status(run_dir, state=DONE, end_time=end, wall_time_s=round(time.time() - t0, 3))
-    print(f"{job['run_id']}: done in {time.time() - t0:.1f}s", flush=True)
+    print(f"{identity.run_id}: done in {time.time() - t0:.1f}s", flush=True)
     return DONE
 
 
-def _check_identity(job: dict):
+def _check_identity(identity: rundir.RunIdentity, job: dict):
     """The config resolved now (returned: training gets it, resolved once per job) must be the one
     planned: code edited between submission and start would otherwise train something else under
     this run's id."""
     from bench.errors import BenchError
     from bench.method.config import resolve_config, run_hash
 
-    cfg = resolve_config(job["variant"], job["profile"], job["overrides"])
-    now = run_hash(job["variant"], cfg.to_dict(), job["dataset"], job["scene"], job["seed"])
-    if now != job["config_hash"]:
-        raise BenchError(f"{job['run_id']}: the configuration resolves to hash {now} now, but "
-                         f"{job['config_hash']} when the sweep was planned (code or method files "
+    cfg = resolve_config(identity.method, job["profile"], job["overrides"])
+    now = run_hash(identity.method, cfg.to_dict(), identity.dataset, identity.scene, identity.seed)
+    if now != identity.config_hash:
+        raise BenchError(f"{identity.run_id}: the configuration resolves to hash {now} now, but "
+                         f"{identity.config_hash} when the sweep was planned (code or method files "
                          "changed since); submit the sweep again")
     return cfg
 
 
-def _extra(job: dict, summary: dict, executor: str, start: str, end: str, t0: float, resumed: int,
+def _extra(summary: dict, executor: str, start: str, end: str, t0: float, resumed: int,
            attempt: int) -> dict:
     from bench.provenance import collect, peak_memory_bytes
 
@@ -152,7 +152,7 @@ def _extra(job: dict, summary: dict, executor: str, start: str, end: str, t0: fl
                       peak_memory=peak_memory_bytes(str(summary.get("device", "")).startswith("cuda")),
                       executor=executor, attempt=attempt,
                       resumed_from_step=resumed)
-    return {**rundir.RunIdentity.from_job(job).to_dict(), "train": summary, "provenance": provenance}
+    return {"train": summary, "provenance": provenance}
 
 
 def main(argv: list[str] | None = None) -> int:

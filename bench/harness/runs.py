@@ -17,7 +17,7 @@ import json
 import os
 import socket
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -59,10 +59,17 @@ class RunSpec:
     # the run's identity: `bench eval --protocol` re-scores a finished run
     protocol: str | None = None
 
+    @property
+    def identity(self) -> rundir.RunIdentity:
+        """Who the run is (written into job.json here, then config.yaml and results.json by the job)."""
+        return rundir.RunIdentity(self.run_id, self.sweep, self.variant, self.base_method, self.dataset,
+                                  self.scene, self.blur_type, self.seed, self.config_hash)
+
     def job_dict(self) -> dict[str, Any]:
-        d = asdict(self)
-        d["resources"] = self.resources.model_dump()
-        return d
+        """job.json: the run's identity (bench.rundir.identified), then how to run it."""
+        return rundir.identified(self.identity, {
+            "profile": self.profile, "overrides": self.overrides, "data_root": self.data_root,
+            "device": self.device, "resources": self.resources.model_dump(), "protocol": self.protocol})
 
 
 def make_run_id(variant: str, dataset: str, scene: str, seed: int, chash: str) -> str:

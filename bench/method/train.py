@@ -1,7 +1,8 @@
 """Training of the dydeblur base method into a run directory (layout: bench/rundir.py).
 
-``train`` is the entry point the CLI and the harness call: it resolves the variant's config,
-writes ``config.yaml``, and hands over to the base implementation registered for the variant
+``train`` is the CLI's entry point (a run trained alone): it resolves the variant's config and the
+run's identity (bench.rundir.RunIdentity) and calls ``train_run``, the harness's entry point, which
+writes ``config.yaml`` and hands over to the base implementation registered for the variant
 (:func:`run_dydeblur` here). A run directory that already holds checkpoints is resumed from
 the latest one that loads and continues exactly: the training view of step s is drawn from a
 generator seeded by (seed, s) (bench.method.step), and every other piece of state is in the
@@ -50,28 +51,38 @@ CURVE_FIELDS = ["step", *CURVE_TERMS, "train_psnr", *rundir.COUNT_FIELDS, "elaps
 
 def train(run_dir, *, method: str, dataset: str, scene: str, seed: int = 0, profile: str | None = None,
           overrides: dict[str, Any] | None = None, data_root=None, device: str = "auto",
-          progress: bool = True, config: MethodConfig | None = None, base_method: str | None = None) -> dict:
-    """Train variant ``method`` on ``dataset``/``scene`` into ``run_dir``; return the train summary.
+          progress: bool = True) -> dict:
+    """Train variant ``method`` on ``dataset``/``scene`` into ``run_dir`` (a run outside any sweep,
+    ``bench train``); return the train summary. Resolves the configuration and the run's identity,
+    then :func:`train_run`."""
+    cfg = resolve_config(method, profile, overrides)
+    seed = int(seed)
+    identity = rundir.RunIdentity.of_directory(
+        run_dir, method=method, base_method=get_method(method).base, dataset=dataset, scene=scene,
+        blur_type=datasets.blur_type_of(dataset, scene), seed=seed,
+        config_hash=run_hash(method, cfg.to_dict(), dataset, scene, seed))
+    return train_run(run_dir, identity, cfg, profile=profile, overrides=overrides, data_root=data_root,
+                     device=device, progress=progress)
 
-    Writes config.yaml first (BenchError if the directory holds a different config), then
-    checkpoints, renders, curves.csv, log.txt and train_summary.json. ``config`` and ``base_method``:
-    the variant's resolved configuration and base when the caller has them already (the harness's
-    job resolves it once to check the run's identity), so methods/*.yaml are not read again.
+
+def train_run(run_dir, identity: rundir.RunIdentity, cfg: MethodConfig, *, profile: str | None,
+              overrides: dict[str, Any] | None, data_root=None, device: str = "auto", progress: bool = True) -> dict:
+    """Train the run ``identity`` names, with its resolved configuration ``cfg``, into ``run_dir``;
+    return the train summary. The harness's job calls it with the identity its sweep planned and the
+    configuration it resolved to check that identity, so nothing is resolved twice.
+
+    Writes config.yaml first (the identity, then profile, overrides, data root and ``cfg``;
+    BenchError if the directory holds a different config), then checkpoints, renders, curves.csv,
+    log.txt and train_summary.json.
     """
-    cfg = resolve_config(method, profile, overrides) if config is None else config
-    base = base_method or get_method(method).base
     if device not in ("auto", "cpu", "cuda"):
         raise BenchError(f"--device {device!r}: expected auto, cpu or cuda")
     run_dir = Path(run_dir)
-    record = {
-        "method": method, "base_method": base, "dataset": dataset, "scene": scene, "seed": int(seed),
+    record = rundir.identified(identity, {
         "profile": profile, "overrides": dict(overrides or {}),
-        "data_root": None if data_root is None else str(data_root),
-        "config_hash": run_hash(method, cfg.to_dict(), dataset, scene, int(seed)),
-        "config": cfg.to_dict(),
-    }
+        "data_root": None if data_root is None else str(data_root), "config": cfg.to_dict()})
     _write_config(run_dir, record)
-    impl = base_implementation(base)
+    impl = base_implementation(identity.base_method)
     return impl(run_dir, cfg, record, data_root=data_root, device=device, progress=progress)
 
 
