@@ -27,6 +27,12 @@ def write_sweep(tmp_path):
     return _write
 
 
+@pytest.fixture(autouse=True)
+def _own_sweep_index(tmp_path_factory, monkeypatch):
+    """Each test records sweep outputs in its own index (bench.harness.sweep_index), never the user's."""
+    monkeypatch.setenv("BENCH_STATE", str(tmp_path_factory.mktemp("bench_state")))
+
+
 @pytest.fixture
 def tiny(monkeypatch):
     """The tiny analytic scene of method_tiny, served by the data registry under any name."""

@@ -134,3 +134,35 @@ def test_cli_check_and_list(tmp_path, capsys):
     assert main(["data", "list", "--data-root", str(tmp_path.parent)]) == 0
     out = capsys.readouterr().out
     assert "stereo_blur_d4dgs" in out and "motion_0" in out
+
+
+def test_data_root_means_the_dataset_folder_and_a_parent_is_taken_with_a_note(tmp_path, capsys):
+    """--data-root is a dataset's own folder in every verb; given the parent of dataset folders
+    instead, the dataset's folder inside it is used and a note says so."""
+    root = _copy("motion_0", tmp_path / "data" / "synthetic")
+    assert main(["data", "check", "synthetic", "motion_0", "--data-root", str(root)]) == 0
+    assert "note:" not in capsys.readouterr().err
+    assert main(["data", "check", "synthetic", "motion_0", "--data-root", str(tmp_path / "data")]) == 0
+    captured = capsys.readouterr()
+    assert "synthetic/motion_0: ok" in captured.out
+    assert f"--data-root {tmp_path / 'data'}: a parent of dataset folders; using {root}" in captured.err
+    # list and doctor look at every dataset: they take the parent as --data-parent, --data-root with a note
+    assert main(["data", "list", "--data-parent", str(tmp_path / "data")]) == 0
+    captured = capsys.readouterr()
+    assert f"data root {root}" in captured.out and "note:" not in captured.err
+    assert main(["data", "list", "--data-root", str(tmp_path / "data")]) == 0
+    captured = capsys.readouterr()
+    assert f"data root {root}" in captured.out and "taken as the parent of every dataset's folder" in captured.err
+
+
+def test_check_of_a_synthetic_dataset_not_generated_yet_is_ok(tmp_path, capsys):
+    assert main(["data", "check", "synthetic", "--data-root", str(tmp_path / "none")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ok (not generated yet") == 5 and not (tmp_path / "none").exists()
+
+
+def test_data_list_points_at_each_real_release(capsys):
+    assert main(["data", "list"]) == 0
+    out = capsys.readouterr().out
+    for repo in ("huiqiang-sun/DyBluRF", "ZcsrenlongZ/Deblur4DGS", "xianrui-luo/D2RF"):
+        assert "download: the" in out and f"https://github.com/{repo}" in out

@@ -136,15 +136,16 @@ def mixed_sweep(write_sweep, tmp_path):
 
 
 def test_dry_run_shows_present_and_missing_scenes_per_dataset(mixed_sweep, tmp_path, capsys):
-    assert main(["sweep", str(mixed_sweep), "--dry-run"]) == 0
-    out = capsys.readouterr().out
+    assert main(["sweep", str(mixed_sweep), "--dry-run"]) == 2  # as the submission would be refused
+    captured = capsys.readouterr()
+    out = captured.out
     assert "data (quick check of the 4 scene(s) the runs to submit need):" in out
     assert (f"  d2rf: 1 of 2 scene(s) present under {tmp_path / 'd2rf'} (from the sweep file's data_root); "
             "missing: Car") in out
     assert f"  stereo_blur: 0 of 1 scene(s) present under {tmp_path / 'sb'}" in out and "missing: seesaw" in out
     assert "  synthetic: 1 of 1 scene(s) present" in out and "1 generated on first use: motion_0" in out
     assert out.count("would run") == 4 and out.count("(its data is missing)") == 2
-    assert "a submission would be refused: 2 of 4 runs" in out
+    assert "bench sweep: error: a submission would be refused: 2 of 4 runs" in captured.err
     assert not (tmp_path / "out").exists()
     assert main(["sweep", str(mixed_sweep), "--dry-run", "--skip-data-check"]) == 0
     assert "data: not checked (--skip-data-check)" in capsys.readouterr().out
@@ -180,7 +181,7 @@ def test_broken_scene_is_refused_with_its_first_problem(write_sweep, tmp_path, c
     (base / "dpt" / "000001_right.npy").unlink()
     path = write_sweep(variants=["no_blur"], datasets=[
         {"name": "d2rf", "scenes": ["Camp"], "data_root": str(tmp_path / "d2rf")}])
-    assert main(["sweep", str(path), "--dry-run"]) == 0
+    assert main(["sweep", str(path), "--dry-run"]) == 2
     out = capsys.readouterr().out
     assert "d2rf: 0 of 1 scene(s) present" in out and "broken: Camp" in out
     assert f"    d2rf/Camp: {base / 'dpt'}: expected one disparity .npy per image, missing 000001_right.npy" in out

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 
+from bench.cli.args import data_parent, data_parent_args
+
+
 def register(sub) -> None:
     """Add this concern's verbs to the ``bench`` subparsers."""
     data = sub.add_parser("data", help="datasets: list, validate, generate the synthetic benchmark")
@@ -10,7 +13,7 @@ def register(sub) -> None:
     data.set_defaults(func=lambda args: data.print_help() or 0)
 
     p = verbs.add_parser("list", help="datasets, their scenes and whether each is present")
-    p.add_argument("--data-root", help="look for every dataset under DATA_ROOT/<dataset>")
+    data_parent_args(p)
     p.set_defaults(func=cmd_list)
 
     p = verbs.add_parser("check", help="validate a dataset's scenes on disk (one line per problem)")
@@ -31,21 +34,25 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_synth)
 
 
-def _root_for(name: str, data_root: str | None):
+def dataset_folder(name: str, parent: str | None):
+    """Dataset ``name``'s folder under ``parent`` (None: its default, bench.data.registry.data_root)."""
     from pathlib import Path
 
     from bench.data.registry import data_root as resolve
 
-    return resolve(name, Path(data_root) / name if data_root else None)
+    return resolve(name, Path(parent) / name if parent else None)
 
 
 def cmd_list(args) -> int:
     from bench.data.registry import list_datasets
     from bench.data.synth.generate import scene_complete
 
+    parent = data_parent(args)
     for spec in list_datasets():
-        root = _root_for(spec.name, args.data_root)
+        root = dataset_folder(spec.name, parent)
         print(f"{spec.name}: {spec.blur_type} blur, protocol {spec.protocol}, {spec.resolution}, data root {root}")
+        if spec.download:
+            print(f"  download: {spec.download}")
         for s in spec.scenes:
             state = "present" if (root / s.name).is_dir() else "missing"
             if spec.layout == "synthetic" and state == "present" and not scene_complete(root, s.name):
@@ -70,6 +77,9 @@ def cmd_check(args) -> int:
             if quick.ok and quick.state != "present":
                 print(f"{args.dataset}/{name}: ok ({quick.state})")
                 continue
+        elif spec.layout == "synthetic" and not (root / name).is_dir():
+            print(f"{args.dataset}/{name}: ok (not generated yet: generated on first use, or by bench data synth)")
+            continue
         else:
             problems = check_scene(args.dataset, name, root)
         if problems:

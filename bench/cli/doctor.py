@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bench.cli.args import data_parent, data_parent_args
+
 
 def register(sub) -> None:
     """Add ``doctor`` to the ``bench`` subparsers."""
@@ -16,7 +18,7 @@ def register(sub) -> None:
     p.add_argument("--build-gsplat", action="store_true",
                    help="build gsplat's CUDA extension when it is not built (minutes; into "
                         "$TORCH_EXTENSIONS_DIR) and print the time it took; FAIL when it cannot be built")
-    p.add_argument("--data-root", help="look for every dataset under DATA_ROOT/<dataset>")
+    data_parent_args(p)
     p.add_argument("--json", action="store_true", help="print the checks as one JSON object")
     p.set_defaults(func=cmd_doctor)
 
@@ -29,7 +31,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from bench.doctor.checks import FAIL, run_checks
 
     checks = []
-    for check in run_checks(build_gsplat=args.build_gsplat, data_root=args.data_root):
+    for check in run_checks(build_gsplat=args.build_gsplat, data_parent=data_parent(args)):
         checks.append(check)
         if not args.json:
             print(check.line(), flush=True)

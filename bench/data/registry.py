@@ -9,6 +9,7 @@ current directory (package installed elsewhere).
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 from typing import Literal
 
@@ -47,6 +48,7 @@ class DatasetSpec(BaseModel):
     name: str
     description: str = ""
     citation: str = ""
+    download: str = ""  # where the release is published (real data: nothing here downloads it)
     layout: Literal["dyblurf", "d4dgs", "d2rf", "synthetic"]
     blur_type: BlurType
     protocol: str
@@ -133,9 +135,13 @@ def get_dataset(name: str) -> DatasetSpec:
 
 
 def data_root(name: str, override: str | os.PathLike | None = None) -> Path:
-    """Where dataset ``name`` lives: override > $BENCH_DATA/<name> > the YAML's data_root."""
+    """Where dataset ``name`` lives: override > $BENCH_DATA/<name> > the YAML's data_root.
+
+    ``override`` (``--data-root``, a sweep's ``data_root``) is the dataset's own folder. Given the
+    parent of dataset folders instead (``DIR/<name>`` exists and ``DIR`` holds none of the dataset's
+    scenes), ``DIR/<name>`` is used and a note on stderr says so."""
     if override:
-        return Path(override).expanduser()
+        return _own_folder(name, Path(override).expanduser())
     env = os.environ.get("BENCH_DATA")
     if env:
         return Path(env).expanduser() / name
@@ -145,6 +151,20 @@ def data_root(name: str, override: str | os.PathLike | None = None) -> Path:
 
 
 _root = data_root  # the parameter called data_root below shadows the function
+_noted: set[tuple[str, Path]] = set()
+
+
+def _own_folder(name: str, given: Path) -> Path:
+    """``given`` when it is dataset ``name``'s folder; ``given/name`` when ``given`` is the parent."""
+    inner = given / name
+    if not inner.is_dir() or any((given / s).exists() for s in get_dataset(name).scene_names):
+        return given
+    if (name, given) not in _noted:
+        _noted.add((name, given))
+        print(f"note: --data-root {given}: a parent of dataset folders; using {inner} (--data-root is the "
+              f"dataset's own folder; the parent of every dataset is --data-parent or $BENCH_DATA)",
+              file=sys.stderr)
+    return inner
 
 
 def _layout_module(layout: str):

@@ -139,14 +139,14 @@ def slurm_check() -> Check:
     return Check("slurm", OK, f"{present} on PATH ({Path(found['sbatch']).parent}){in_job}")
 
 
-def data_checks(data_root: str | None = None) -> list[Check]:
+def data_checks(data_parent: str | None = None) -> list[Check]:
     """Per dataset: how many of its scenes are present under its data root (as ``bench data list``)."""
     from bench.data.registry import data_root as resolve, list_datasets
     from bench.data.synth.generate import scene_complete
 
     checks = []
     for spec in list_datasets():
-        root = resolve(spec.name, Path(data_root) / spec.name if data_root else None)
+        root = resolve(spec.name, Path(data_parent) / spec.name if data_parent else None)
         synthetic = spec.layout == "synthetic"
         present = [s.name for s in spec.scenes
                    if (root / s.name).is_dir() and (not synthetic or scene_complete(root, s.name))]
@@ -158,11 +158,11 @@ def data_checks(data_root: str | None = None) -> list[Check]:
             checks.append(Check("data", OK, f"{detail} (the others are generated on first use)"))
         else:
             shown = ", ".join(missing[:4]) + (f" and {len(missing) - 4} more" if len(missing) > 4 else "")
-            checks.append(Check("data", WARN, f"{detail}; missing {shown} (set $BENCH_DATA or --data-root)"))
+            checks.append(Check("data", WARN, f"{detail}; missing {shown} (set $BENCH_DATA or --data-parent)"))
     return checks
 
 
-def run_checks(build_gsplat: bool = False, data_root: str | None = None) -> Iterator[Check]:
+def run_checks(build_gsplat: bool = False, data_parent: str | None = None) -> Iterator[Check]:
     """Every check in report order, yielded as each completes (the gsplat build can take minutes)."""
     yield python_check()
     yield torch_check()
@@ -171,5 +171,5 @@ def run_checks(build_gsplat: bool = False, data_root: str | None = None) -> Iter
     yield gsplat_check(build_gsplat)
     yield lpips_check()
     yield slurm_check()
-    yield from data_checks(data_root)
+    yield from data_checks(data_parent)
 

@@ -48,8 +48,7 @@ def read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
 def require_manifest(sweep_dir: Path) -> dict[str, Any]:
     manifest = read_manifest(sweep_dir)
     if manifest is None:
-        raise BenchError(f"{manifest_path(sweep_dir)}: no manifest; submit the sweep first "
-                         "(bench sweep FILE)")
+        raise BenchError(f"{manifest_path(sweep_dir)}: no manifest (not a sweep output directory)")
     return manifest
 
 

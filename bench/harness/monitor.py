@@ -26,9 +26,9 @@ from bench.harness import plan
 from bench.harness.executors import Executor, executor_names, known_executor
 from bench.harness.manifest import read_manifest, submission_in_progress, submissions_by_id
 from bench.harness.procs import same_process
+from bench.harness.progress import SweepProgress
 from bench.harness.runs import describe_holder, holder_alive, lock_held, lock_holder
 from bench.harness.states import SHOWN_ORDER, Planned, Shown, Stored, SubmissionState, shown
-from bench import rundir
 from bench.sweepdir import runs_dir
 
 # The shown states (bench.harness.states.Shown), under the names this module's users know.
@@ -197,11 +197,6 @@ def counts(snap: dict[str, tuple[str, dict]]) -> Counter:
     return Counter(state for state, _ in snap.values())
 
 
-def progress_step(run_dir: Path) -> int | None:
-    """The last logged step of a running run, None if none yet."""
-    return rundir.last_curve_step(run_dir)
-
-
 def log_hint(sweep_dir: Path, manifest: dict, run_id: str, status: dict) -> str | None:
     """The most useful log of a run: its job log (status or submitit's), else its log.txt."""
     if status.get("job_log"):
@@ -212,26 +207,29 @@ def log_hint(sweep_dir: Path, manifest: dict, run_id: str, status: dict) -> str 
     return hint or status.get("log")
 
 
-def _table(sweep: str, snap: dict, sweep_dir: Path, started: float, max_rows: int = 12):
+def step_text(progress: SweepProgress, run_id: str) -> str:
+    """``step 520/800`` of a running run (``-`` for what is not known yet)."""
+    step, total = progress.steps(run_id)
+    return f"{'-' if step is None else step}/{'-' if total is None else total}"
+
+
+def _table(sweep: str, snap: dict, progress: SweepProgress, max_rows: int = 12):
+    from rich.console import Group
     from rich.table import Table
 
     c = counts(snap)
-    table = Table(title=f"sweep {sweep}: {len(snap)} runs, {time.monotonic() - started:.0f}s",
-                  title_justify="left")
+    table = Table(title=f"sweep {sweep}: {progress.reading(snap).line()}", title_justify="left")
     for state in ORDER[:5]:
         table.add_column(state, justify="right")
     table.add_row(*(str(c.get(s, 0)) for s in ORDER[:5]))
-    active = [(rid, st) for rid, (st, _) in snap.items() if st == RUNNING][:max_rows]
+    active = [rid for rid, (st, _) in snap.items() if st == RUNNING][:max_rows]
     if not active:
         return table
     runs = Table(show_header=True, box=None)
     runs.add_column(RUNNING)
     runs.add_column("step", justify="right")
-    for rid, _ in active:
-        step = progress_step(runs_dir(sweep_dir) / rid)
-        runs.add_row(rid, "-" if step is None else str(step))
-    from rich.console import Group
-
+    for rid in active:
+        runs.add_row(rid, step_text(progress, rid))
     return Group(table, runs)
 
 
@@ -239,35 +237,38 @@ def follow(sweep_dir: Path, manifest: dict, run_ids: list[str], *, poll_s: float
            console=None) -> dict[str, tuple[str, dict]]:
     """Show a live view until none of ``run_ids`` is pending or running; returns the last snapshot.
 
-    On a terminal the view updates in place; elsewhere (CI logs) one line per change of counts.
+    On a terminal the view updates in place; elsewhere (CI logs) one line per change of counts,
+    with the progress (done/total, elapsed, rate, ETA: bench.harness.progress).
     """
     from rich.console import Console
     from rich.live import Live
 
     console = console or Console(stderr=True)
     live = Liveness(manifest, sweep_dir)
-    started = time.monotonic()
+    progress = SweepProgress(sweep_dir, live.manifest)
     snap = snapshot(sweep_dir, manifest, live, run_ids)
     name = manifest.get("sweep", Path(sweep_dir).name)
     if console.is_terminal:
-        with Live(_table(name, snap, sweep_dir, started), console=console, refresh_per_second=1) as view:
+        with Live(_table(name, snap, progress), console=console, refresh_per_second=1) as view:
             while _in_flight(snap):
                 time.sleep(poll_s)
                 live.refresh()
+                progress.manifest = live.manifest
                 snap = snapshot(sweep_dir, manifest, live, run_ids)
-                view.update(_table(name, snap, sweep_dir, started))
+                view.update(_table(name, snap, progress))
         return snap
     last = None
     while True:
         c = counts(snap)
         line = ", ".join(f"{c.get(s, 0)} {s}" for s in ORDER[:5])
         if line != last:
-            print(f"[{time.monotonic() - started:6.0f}s] {name}: {line}", file=sys.stderr, flush=True)
+            print(f"{name}: {line} | {progress.reading(snap).line()}", file=sys.stderr, flush=True)
             last = line
         if not _in_flight(snap):
             return snap
         time.sleep(poll_s)
         live.refresh()
+        progress.manifest = live.manifest
         snap = snapshot(sweep_dir, manifest, live, run_ids)
 
 

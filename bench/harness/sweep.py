@@ -15,27 +15,63 @@ from typing import Callable
 
 from bench import rundir
 from bench.errors import BenchError
-from bench.harness import monitor
+from bench.harness import estimate, monitor
 from bench.harness.executors import Executor, Submission, pick_executor
-from bench.harness.manifest import SUBMITTED, SUBMITTING, require_manifest, submitting, updating
+from bench.harness import sweep_index
+from bench.harness.manifest import SUBMITTED, SUBMITTING, read_manifest, require_manifest, submitting, updating
 from bench.harness.plan import archive_run, make_plan
 from bench.harness.preflight import check_data
 from bench.harness.procs import this_process
+from bench.harness.progress import SweepProgress
 from bench.harness.states import IN_FLIGHT, SubmissionState
 from bench.harness.runs import CANCELLED, FAILED, PENDING, RunSpec, expand, parse_only, select, write_job
 from bench.harness.spec import load_sweep, parse_sweep, variant_names
 from bench.rundir import read_status, write_status
-from bench.sweepdir import plan_fields, runs_dir
+from bench.sweepdir import manifest_path, plan_fields, runs_dir
 
 
 def resolve_sweep_dir(arg: str, output_root: str | None = None) -> Path:
-    """A sweep YAML -> its output directory; a directory -> itself."""
+    """A sweep YAML -> its output directory; a directory -> itself.
+
+    A file's output is ``<output_root>/<name>`` from the current folder (``output_root``: the
+    argument, else the file's). When no sweep lies there and no root was given, the newest output
+    ``bench sweep`` recorded for the file (:mod:`bench.harness.sweep_index`) is used, with a note."""
     path = Path(arg)
     if path.is_dir():
         return path.absolute()
-    if path.suffix in (".yaml", ".yml") or path.is_file():
-        return parse_sweep(path).output_dir(output_root)
-    raise BenchError(f"{arg}: neither a sweep file (.yaml) nor a sweep output directory")
+    if not (path.suffix in (".yaml", ".yml") or path.is_file()):
+        raise BenchError(f"{arg}: neither a sweep file (.yaml) nor a sweep output directory")
+    here = parse_sweep(path).output_dir(output_root)
+    if output_root is not None or manifest_path(here).is_file():
+        return here
+    recorded = sweep_index.outputs_of(path)
+    if recorded:
+        print(f"note: {arg}: output at {recorded[0]}, where `bench sweep` put it (none at {here}: a relative "
+              "output_root is resolved against the folder bench runs in)", file=sys.stderr)
+        return recorded[0]
+    return here
+
+
+def sweep_with_manifest(arg: str, output_root: str | None = None) -> tuple[Path, dict]:
+    """The output directory of a sweep file or directory and its manifest; BenchError naming the
+    folder searched (and, for a file, how it was found) when no sweep is there."""
+    sweep_dir = resolve_sweep_dir(arg, output_root)
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        raise BenchError(no_sweep_message(arg, sweep_dir, output_root))
+    return sweep_dir, manifest
+
+
+def no_sweep_message(arg: str, sweep_dir: Path, output_root: str | None) -> str:
+    """Why ``arg`` names no sweep output: the folder searched and where else to look; it never
+    suggests submitting, since the runs may exist where this shell cannot see them."""
+    where = f"{manifest_path(sweep_dir)}: no sweep there (no manifest)"
+    if Path(arg).is_dir():
+        return f"{where}; expected the output directory of a sweep (<output_root>/<sweep name>)"
+    how = (f"--output-root {output_root}" if output_root is not None
+           else f"the file's output_root resolved against the current folder {Path.cwd()}")
+    return (f"{where}; searched {how}, and this machine has no record of {arg} submitted elsewhere: "
+            "give the sweep's output directory, or --output-root as it was submitted")
 
 
 # Builds a sweep's report and returns an exit code. The CLI layer passes bench.report's builder
@@ -71,16 +107,8 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
     _print(f"plan: {plan.summary()}; executor {kind}")
     data = None if skip_data_check else check_data(plan.to_submit)
     if dry_run:
-        for line in (data.summary_lines() if data else ["data: not checked (--skip-data-check)"]):
-            _print(line)
-        lacking = data.runs_without_data() if data else set()
-        for run in plan.to_submit:
-            _print(f"  would run {run.run_id} [{plan.states[run.run_id]}]"
-                   + (" (its data is missing)" if run.run_id in lacking else ""))
-        if lacking:
-            _print(f"a submission would be refused: {len(lacking)} of {len(plan.to_submit)} runs to submit "
-                   "lack their data (see above; --skip-data-check submits anyway)")
-        return 0
+        return _dry_run(plan, data, sweep_dir, chosen, max_concurrent or spec.executor.max_concurrent,
+                        spec.executor.device)
     if data is not None and not data.ok:
         return _refuse(data)
     with submitting(sweep_dir, say=_print):
@@ -101,6 +129,7 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
                                              "dataset": run.dataset, "scene": run.scene, "seed": run.seed,
                                              "config_hash": run.config_hash} for run in runs}
             manifest.update(plan_fields(spec.reference, variant_names(spec), runs))
+        _record_output(path, sweep_dir)
         if plan.to_submit:
             for run in plan.to_archive:
                 _print(f"  archived {run.run_id} -> {archive_run(sweep_dir, run.run_id)}")
@@ -123,6 +152,41 @@ def run_sweep(path: str, *, executor: str | None = None, dry_run: bool = False,
     code = _finish(sweep_dir, [r.run_id for r in selected], report, poll_s, follow=not chosen.in_process)
     chosen.finish()
     return code
+
+
+def _dry_run(plan, data, sweep_dir: Path, chosen: Executor, max_concurrent: int | None, device: str) -> int:
+    """Print the data check, the runs to submit, and how long and how much disk they would take;
+    exit 2 when the submission would be refused (as it would be), else 0."""
+    for line in (data.summary_lines() if data else ["data: not checked (--skip-data-check)"]):
+        _print(line)
+    lacking = data.runs_without_data() if data else set()
+    for run in plan.to_submit:
+        _print(f"  would run {run.run_id} [{plan.states[run.run_id]}]"
+               + (" (its data is missing)" if run.run_id in lacking else ""))
+    _print(f"runs to submit: {len(plan.to_submit)}")
+    if plan.to_submit:
+        measured = estimate.measured_runs([sweep_dir])
+        costs = [estimate.run_cost(run.variant, run.dataset, estimate.planned_steps(run.job_dict()) or 0,
+                                   estimate.resource_class(run.resources.model_dump(), run.device), measured)
+                 for run in plan.to_submit]
+        for line in estimate.estimate(costs, chosen.concurrency(plan.to_submit, max_concurrent, device)).lines():
+            _print(line)
+    if lacking:
+        print(f"bench sweep: error: a submission would be refused: {len(lacking)} of {len(plan.to_submit)} "
+              "runs to submit lack their data (see above; --skip-data-check submits anyway)",
+              file=sys.stderr, flush=True)
+        return 2
+    return 0
+
+
+def _record_output(path: str, sweep_dir: Path) -> None:
+    """Remember where this sweep file's output went (bench.harness.sweep_index); a machine where
+    that cannot be written loses only the lookup from other folders, not the sweep."""
+    try:
+        sweep_index.record(path, sweep_dir)
+    except OSError as err:
+        _print(f"note: {sweep_index.index_path()}: not recorded ({err}); from other folders, name the "
+               f"output directory {sweep_dir}")
 
 
 def _plan(selected: list[RunSpec], sweep_dir: Path, retry_failed: bool, force: bool):
@@ -211,28 +275,28 @@ def _finish(sweep_dir: Path, run_ids: list[str], report: ReportBuilder | None, p
 def status(arg: str, *, output_root: str | None = None, watch: bool = False, show_all: bool = False,
            report: ReportBuilder | None = None, poll_s: float = 3.0) -> int:
     """Reattach from the manifest: each run's state; ``watch`` follows until the sweep ends."""
-    sweep_dir = resolve_sweep_dir(arg, output_root)
-    manifest = require_manifest(sweep_dir)
+    sweep_dir, manifest = sweep_with_manifest(arg, output_root)
     run_ids = list(manifest["runs"])
     if watch:
         return _finish(sweep_dir, run_ids, report, poll_s, follow=True)
     live = monitor.Liveness(manifest, sweep_dir)
     snap = monitor.snapshot(sweep_dir, manifest, live, run_ids)
+    progress = SweepProgress(sweep_dir, manifest)
     _print(f"sweep {manifest.get('sweep')} at {sweep_dir}")
     for rid, (state, st) in snap.items():
         if show_all or state not in (monitor.DONE, monitor.NOT_SUBMITTED):
-            step = monitor.progress_step(runs_dir(sweep_dir) / rid) if state == monitor.RUNNING else None
-            holder = monitor.held_by(sweep_dir, rid, live) if state == monitor.RUNNING else None
-            _print(f"  {state:13s} {rid}" + (f"  step {step}" if step is not None else "")
+            running = state == monitor.RUNNING
+            holder = monitor.held_by(sweep_dir, rid, live) if running else None
+            _print(f"  {state:13s} {rid}" + (f"  step {monitor.step_text(progress, rid)}" if running else "")
                    + (f"  resumed from step {st['resumed_from_step']}" if st.get("resumed_from_step")
                       else "") + (f"  [{holder}]" if holder else ""))
+    _print(f"progress: {progress.reading(snap).line()}")
     return monitor.print_summary(sweep_dir, manifest, snap)
 
 
 def cancel(arg: str, *, output_root: str | None = None) -> int:
     """Cancel every job of the sweep that is still queued or running."""
-    sweep_dir = resolve_sweep_dir(arg, output_root)
-    manifest = require_manifest(sweep_dir)
+    sweep_dir, manifest = sweep_with_manifest(arg, output_root)
     monitor.Liveness(manifest).cancel(_print)
     marked = 0
     for rid in manifest["runs"]:

@@ -14,7 +14,8 @@ hooks; every hook has a harmless default, so a backend implements only what it h
   this executor's submissions, as submitit's ``InfoWatcher``), :meth:`Executor.tracks`,
   :meth:`Executor.job_state`, :meth:`Executor.owns`, :meth:`Executor.holds`,
   :meth:`Executor.alive`;
-- telling the user: :meth:`Executor.describe`, :meth:`Executor.log_hint`;
+- telling the user: :meth:`Executor.describe`, :meth:`Executor.log_hint`, :meth:`Executor.concurrency`
+  (for time estimates);
 - stopping: :meth:`Executor.cancel`.
 
 Submission records (``manifest.json``'s ``submissions``) are plain dicts; a backend keeps its own
@@ -75,6 +76,10 @@ class Executor:
 
     def finish(self) -> None:
         """After following a submission to its end: release what :meth:`submit` holds."""
+
+    def concurrency(self, runs: list[Any], max_concurrent: int | None, device: str) -> int | None:
+        """How many of ``runs`` would run at once (an upper bound, for time estimates); None: unknown."""
+        return None
 
     def child_env(self) -> dict[str, str]:
         """The environment of a process this executor starts: this checkout importable."""

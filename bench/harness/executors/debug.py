@@ -13,6 +13,9 @@ class DebugExecutor(Executor):
 
     in_process = True
 
+    def concurrency(self, runs: list, max_concurrent: int | None, device: str) -> int | None:
+        return 1
+
     def run_now(self, sub: Submission, on_end: OnEnd) -> None:
         """Failures are recorded in the run's status.json and the next run starts."""
         for run in sub.runs:

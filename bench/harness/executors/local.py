@@ -127,6 +127,9 @@ class LocalExecutor(Executor):
                 + (f" on GPUs {','.join(local['gpus'])}" if local["gpus"] else "")
                 + f" (supervisor pid {local['supervisor']['pid']})")
 
+    def concurrency(self, runs: list[RunSpec], max_concurrent: int | None, device: str) -> int | None:
+        return max_concurrent or default_concurrency(device, max((r.resources.cpus_per_task for r in runs), default=1))
+
     def finish(self) -> None:
         for proc in self._popen:
             proc.poll()  # reap the finished supervisor

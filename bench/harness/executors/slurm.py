@@ -244,6 +244,10 @@ class SlurmExecutor(Executor):
         sub.say("submitted job arrays: " + ", ".join(
             f"{j['job_id']} ({len(j['run_ids'])} runs)" for j in sub.record["jobs"]))
 
+    def concurrency(self, runs: list[RunSpec], max_concurrent: int | None, device: str) -> int | None:
+        """The arrays' ``array_parallelism``: at most that many at once, fewer on a busy cluster."""
+        return max((r.resources.array_parallelism for r in runs), default=None)
+
     def refresh(self, subs: list[dict]) -> None:
         if not subs:
             return
