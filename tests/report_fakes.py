@@ -30,8 +30,32 @@ def write_run(sweep: Path, variant: str, dataset: str, scene: str, seed: int, va
     return run
 
 
+def write_manifest(sweep: Path, variants=(), scenes: dict | None = None, reference: str = "full") -> Path:
+    """The manifest.json `bench sweep` writes, planning the runs already under ``sweep/runs`` plus
+    ``variants`` (planned, possibly without runs) and ``scenes`` (dataset -> scene names, planned besides
+    those of the runs)."""
+    from types import SimpleNamespace
+
+    from bench import sweepdir
+
+    runs = {}
+    for path in sorted((sweep / "runs").glob("*/results.json")):
+        doc = json.loads(path.read_text())
+        runs[path.parent.name] = {k: doc[k] for k in ("variant", "dataset", "scene", "seed") if k in doc} | \
+            {"variant": doc["method"]}
+    planned = list(dict.fromkeys([r["variant"] for r in runs.values()] + list(variants)))
+    coords = [SimpleNamespace(dataset=r["dataset"], scene=r["scene"]) for r in runs.values()]
+    coords += [SimpleNamespace(dataset=d, scene=s) for d, names in (scenes or {}).items() for s in names]
+    doc = {"schema": 1, "sweep": sweep.name, "runs": runs, **sweepdir.plan_fields(reference, planned, coords)}
+    sweep.mkdir(parents=True, exist_ok=True)
+    path = sweepdir.manifest_path(sweep)
+    path.write_text(json.dumps(doc))
+    return path
+
+
 def make_sweep(root: Path, table: dict, seeds=(0,), dataset="toy", protocol="synthetic") -> Path:
-    """table: {variant: {scene: {metric: value}}}; a seed offset of +0.01*seed is added to psnr."""
+    """table: {variant: {scene: {metric: value}}}; a seed offset of +0.01*seed is added to psnr. With the
+    manifest of exactly these runs (``write_manifest``)."""
     sweep = root / "demo"
     for variant, scenes in table.items():
         for scene, values in scenes.items():
@@ -41,6 +65,7 @@ def make_sweep(root: Path, table: dict, seeds=(0,), dataset="toy", protocol="syn
                     vals["psnr"] += 0.01 * seed
                 write_run(sweep, variant, dataset, scene, seed, vals, protocol,
                           blur_type="defocus" if scene.startswith("defocus") else "motion")
+    write_manifest(sweep)
     return sweep
 
 
@@ -75,9 +100,9 @@ def fake_registry(monkeypatch, scenes: dict, protocol="synthetic"):
     import bench.data.registry as reg
 
     def get_dataset(name):
-        names = [s for d, s in scenes if d == name]
-        return types.SimpleNamespace(name=name, protocol=protocol, blur_type="mixed",
-                                     scenes=[types.SimpleNamespace(name=s, blur_type="mixed") for s in names])
+        entries = {s: types.SimpleNamespace(name=s, blur_type="mixed") for d, s in scenes if d == name}
+        return types.SimpleNamespace(name=name, protocol=protocol, blur_type="mixed", scenes=list(entries.values()),
+                                     scene=entries.__getitem__)  # Dataset.scene(name), as blur_type_of asks
 
     monkeypatch.setattr(reg, "get_dataset", get_dataset)
     monkeypatch.setattr(reg, "load_scene", lambda d, s, data_root=None: scenes[(d, s)])

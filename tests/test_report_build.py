@@ -9,7 +9,7 @@ import pytest
 
 from bench import rundir
 from bench.cli import main
-from report_fakes import fake_registry, make_sweep, tiny_scene, write_png
+from report_fakes import fake_registry, make_sweep, tiny_scene, write_manifest, write_png
 
 VALUES = {v: {s: {"psnr": p + k, "ssim": 0.8, "ssim_gauss": 0.7, "lpips": 0.2, "psnr_dyn": p - 3 + k}
               for k, s in enumerate(("a", "b"))}
@@ -118,11 +118,39 @@ def test_build_all_degrades_without_curves_and_with_broken_results(sweep):
 
 
 def test_empty_sweep_still_reports(tmp_path):
+    """A sweep that planned runs of which none finished yet: a report saying so, naming the planned variants."""
     from bench.report import build_all
 
     (tmp_path / "s" / "runs").mkdir(parents=True)
+    write_manifest(tmp_path / "s", variants=("full", "no_blur"))
     paths = build_all(tmp_path / "s")
-    assert paths[-1].name == "report.html" and "no finished runs" in paths[-1].read_text()
+    html = paths[-1].read_text()
+    assert paths[-1].name == "report.html" and "no finished runs" in html
+    assert "planned variants with no finished run: full, no_blur" in html
+
+
+@pytest.mark.parametrize("verb", ["collect", "table", "compare", "plot", "report", "check-paper"])
+def test_report_verbs_refuse_a_folder_that_is_no_sweep(tmp_path, capsys, verb):
+    """A folder without manifest.json (here: runs with results, copied by hand) is no sweep output
+    directory: one line naming it, exit 2, and nothing written into it."""
+    folder = make_sweep(tmp_path, VALUES)
+    (folder / "manifest.json").unlink()
+    before = sorted(p for p in folder.rglob("*"))
+    assert main([verb, str(folder)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"bench {verb}: error: {folder}: not a sweep output directory (no manifest.json); expected the "
+                   "folder `bench sweep` writes (<output_root>/<sweep name>), or its sweep YAML"]
+    assert sorted(p for p in folder.rglob("*")) == before
+
+
+def test_build_all_refuses_a_folder_that_is_no_sweep(tmp_path):
+    from bench.errors import BenchError
+    from bench.report import build_all
+
+    (tmp_path / "s").mkdir()
+    with pytest.raises(BenchError, match="not a sweep output directory"):
+        build_all(tmp_path / "s")
+    assert list((tmp_path / "s").iterdir()) == []
 
 
 def test_cli_verbs(sweep, capsys):
@@ -139,6 +167,7 @@ def test_cli_verbs(sweep, capsys):
     assert (sweep / "figures" / "qualitative_toy_b_00002.pdf").is_file()
     empty = sweep.parent / "empty"
     (empty / "runs").mkdir(parents=True)
+    write_manifest(empty)
     assert main(["report", str(empty), "--rank-reported"]) == 0 and (empty / "report.html").is_file()
     assert main(["collect", str(sweep / "nope")]) == 2
 

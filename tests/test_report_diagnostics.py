@@ -9,7 +9,7 @@ import pytest
 
 from bench.cli import main
 from bench.metrics import regions as R
-from report_fakes import write_run
+from report_fakes import write_manifest, write_run
 
 VIEWS = ("00000", "00001", "00002")
 # variant -> (whole-image PSNR, unseen PSNR, sharp PSNR, false blur %); the reference is "full"
@@ -64,6 +64,7 @@ def sweep(tmp_path):
         doc["metrics"]["aggregate"].update(dict.fromkeys(R.REGION_METRICS))
         doc["metrics"]["missing"].update(dict.fromkeys(R.REGION_METRICS, R.NOT_SYNTHETIC))
         (run / "results.json").write_text(json.dumps(doc))
+    write_manifest(sweep)
     return sweep
 
 
@@ -105,6 +106,7 @@ def _add_scene_b(sweep) -> None:
         for seed in (0, 1, 2):
             run = write_run(sweep, variant, "synthetic_toy", "b", seed, {"psnr": 0.0}, blur_type="motion")
             _add_regions(run, variant, seed)
+    write_manifest(sweep)  # the sweep now plans scene b too
 
 
 def test_diagnostics_table_on_fake_results(sweep):

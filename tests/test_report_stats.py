@@ -18,7 +18,7 @@ from bench.harness.spec import load_sweep
 from bench.report import stats as S
 from bench.report import tables as T
 from bench.report.build import build_all, summarise
-from report_fakes import require_pdflatex, write_run
+from report_fakes import require_pdflatex, write_manifest, write_run
 
 TRUTH = -0.3
 
@@ -159,6 +159,7 @@ def paired_sweep(root, effects: dict, seeds=(0, 1, 2), scenes=("a", "b", "c", "d
                 write_run(sweep, variant, dataset, s, seed, {"psnr": float(psnr.mean())},
                           per_image={f"{i:05d}": {"psnr": float(v)} for i, v in enumerate(psnr)},
                           blur_type="defocus" if s.startswith("defocus") else "motion")
+    write_manifest(sweep)
     return sweep
 
 
@@ -324,3 +325,76 @@ def test_bench_compare_on_a_subset_of_scenes(tmp_path, capsys):
     assert main(["compare", str(sweep), "--scenes", "a,zz"]) == 2
     err = capsys.readouterr().err
     assert "--scenes zz: no finished runs" in err and len(err.strip().splitlines()) == 1
+
+
+def _partial_sweep(root):
+    """DEMO_SCENES x 3 seeds of full, no_sparsity (-1 dB) and no_blur (-1 dB); no_blur's runs of defocus_1
+    never finished, and no_shortcut was planned and has no finished run at all."""
+    sweep = paired_sweep(root, {"full": 0.0, "no_sparsity": -1.0, "no_blur": -1.0}, scenes=DEMO_SCENES,
+                         dataset="synthetic")
+    write_manifest(sweep, variants=("no_shortcut",))  # plans every run, defocus_1 of no_blur included
+    for run in (sweep / "runs").glob("no_blur-synthetic-defocus_1-s*"):
+        (run / "results.json").unlink()
+    return sweep
+
+
+def test_a_subset_of_the_planned_scenes_is_labelled_and_never_marked(tmp_path):
+    stats = summarise(_partial_sweep(tmp_path), save=False).stats
+    whole, part = _row(stats, "no_sparsity", "synthetic"), _row(stats, "no_blur", "synthetic")
+    assert whole.significant is True and whole.missing == "" and (whole.n_scenes, whole.n_planned) == (4, 4)
+    # -1 dB over 3 of the 4 scenes: the figure is the subset's, its flag blank whatever its p
+    assert part.missing == "defocus_1" and (part.n_scenes, part.n_planned) == (3, 4)
+    assert part.significant is None and part.p_holm < S.ALPHA and part.delta == pytest.approx(-1, abs=0.1)
+    assert _row(stats, "no_blur", "synthetic/defocus").significant is None
+    assert _row(stats, "no_blur", "synthetic/motion").significant is True  # both motion scenes ran
+    assert _row(stats, "no_blur", "synthetic:defocus_0").significant is True
+
+
+def test_ablation_stats_csv_labels_the_subset_and_lists_unfinished_variants(tmp_path):
+    from bench.report.build import build_tables
+
+    sweep = _partial_sweep(tmp_path)
+    built = summarise(sweep, save=False)
+    build_tables(sweep, built, reported=False)
+    csv = pd.read_csv(sweep / "tables" / "ablation_stats.csv", keep_default_na=False)
+    part = csv[(csv.variant == "no_blur") & (csv.group == "synthetic")].iloc[0]
+    assert (part.missing, part.n_scenes, part.n_planned, part.significant) == ("defocus_1", 3, 4, "")
+    whole = csv[(csv.variant == "no_sparsity") & (csv.group == "synthetic")].iloc[0]
+    assert (whole.missing, whole.significant) == ("", "True")
+    unfinished = csv[csv.variant == "no_shortcut"]
+    assert set(unfinished.group) == {"synthetic", "synthetic/motion", "synthetic/defocus"}
+    assert (unfinished.n_scenes == 0).all() and (unfinished.delta == "").all()
+    assert sorted(unfinished.set_index("group").missing["synthetic"].split(", ")) == sorted(DEMO_SCENES)
+    assert "planned variants with no finished run: no_shortcut (absent from the tables and figures)" in built.notes
+
+
+def test_bench_compare_says_subset_and_unfinished_variants(tmp_path, capsys):
+    sweep = _partial_sweep(tmp_path)
+    assert main(["compare", str(sweep)]) == 0
+    out = capsys.readouterr().out
+    line = next(l for l in out.splitlines() if l.split()[:2] == ["no_blur", "synthetic"])
+    assert "*" not in line and "3 of 4" in line
+    assert "*" in next(l for l in out.splitlines() if l.split()[:2] == ["no_sparsity", "synthetic"])
+    assert ("no_blur synthetic: subset: 3 of 4 scenes, missing defocus_1; not marked significant: the group's "
+            "figure needs every planned scene") in out
+    assert "no_shortcut: planned, no finished run; not compared" in out
+    # Asked for: the subset is the user's, labelled in the header, complete over what was asked
+    assert main(["compare", str(sweep), "--scenes", "motion_0,motion_1"]) == 0
+    out = capsys.readouterr().out
+    assert out.splitlines()[0].endswith("; scenes motion_0, motion_1 only (asked with --scenes)")
+    assert "*" in next(l for l in out.splitlines() if l.split()[:2] == ["no_blur", "synthetic"])
+    assert "subset:" not in out
+
+
+def test_a_reference_missing_a_planned_scene_blanks_every_delta_of_the_group(tmp_path):
+    """full (the reference) lacks scene d: no_sparsity's own average stands, its Δ is over 3 of 4 scenes,
+    so the ablation table blanks it like an average ("missing: d") and the statistics label it."""
+    sweep = paired_sweep(tmp_path, EFFECTS)
+    for run in (sweep / "runs").glob("full-toy-d-s*"):
+        (run / "results.json").unlink()
+    built = summarise(sweep, save=False)
+    row = _row(built.stats, "no_sparsity")
+    assert (row.missing, row.significant) == ("d", None)
+    ab = T.ablation_table(built.summary, stats=built.stats)
+    r = ab.rows.index("w/o sparsity")
+    assert np.isfinite(ab.values[r, 0]) and np.isnan(ab.values[r, 1]) and ab.notes[r][1] == "missing: d"

@@ -36,7 +36,9 @@ def register(sub) -> None:
                                    "(by scene, seed and view: a test view, a training view for false_blur), a "
                                    "t-test over runs with its t interval "
                                    "(--test permutation: a sign-flip test with a bootstrap interval; over test "
-                                   "views with one seed) (README: Statistics).")
+                                   "views with one seed) (README: Statistics). A group average over fewer "
+                                   "scenes than the sweep planned is labelled as a subset and never marked "
+                                   "significant; planned variants without a finished run are listed.")
     _sweep_args(p)
     _ref_arg(p)
     _test_arg(p)
@@ -48,14 +50,20 @@ def register(sub) -> None:
                         "to put the two side by side)")
     p.set_defaults(func=_compare)
 
-    p = sub.add_parser("plot", help="write the sweep's figures (PNG + PDF) into SWEEP/figures")
+    p = sub.add_parser("plot", help="write the sweep's figures (PNG + PDF) into SWEEP/figures",
+                       description="Per dataset: bars per scene, the paired change of every variant against the "
+                                   "reference with its 95% interval, training curves and qualitative grids (the "
+                                   "average stays blank where scenes are missing).")
     _sweep_args(p)
     _frames_arg(p)
     _ref_arg(p)
     _test_arg(p)
     p.set_defaults(func=_plot)
 
-    p = sub.add_parser("report", help="collect, tables, figures and one self-contained SWEEP/report.html")
+    p = sub.add_parser("report", help="collect, tables, figures and one self-contained SWEEP/report.html",
+                       description="collect + table + plot + check-paper in one go, and SWEEP/report.html with "
+                                   "every table, figure and note (a stage that fails leaves a note). SWEEP must be "
+                                   "a sweep output directory (with manifest.json).")
     _sweep_args(p)
     _reported_args(p)
     _frames_arg(p)
@@ -116,10 +124,20 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,12") from None
 
 
+def _sweep_dir(args) -> Path:
+    """The sweep output directory the verb reads; BenchError, before anything is written, when the folder
+    does not exist or is no sweep output directory (no manifest.json)."""
+    from bench.report.collect import sweep_manifest
+
+    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
+    sweep_manifest(sweep_dir)
+    return sweep_dir
+
+
 def _summarise(args, save: bool, stats: bool = True):
     from bench.report.build import summarise
 
-    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
+    sweep_dir = _sweep_dir(args)
     scenes = [s for s in args.scenes.split(",") if s] if getattr(args, "scenes", None) else None
     return sweep_dir, summarise(sweep_dir, save=save, reference=getattr(args, "ref", None), stats=stats,
                                 scenes=scenes, **({"test": args.test} if hasattr(args, "test") else {}))
@@ -161,7 +179,7 @@ def _compare(args: argparse.Namespace) -> int:
     _, built = _summarise(args, save=False)
     if built.stats is None:
         raise BenchError(built.notes[-1])  # summarise's last note says why: no runs, or none of the reference
-    print(comparison_text(built.stats, args.metric, METRICS[args.metric].decimals))
+    print(comparison_text(built.stats, args.metric, METRICS[args.metric].decimals, built.scenes))
     return 0
 
 
@@ -177,7 +195,7 @@ def _plot(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from bench.report import build_all
 
-    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
+    sweep_dir = _sweep_dir(args)
     paths = build_all(sweep_dir, frames=args.frames, reported=args.reported,
                       rank_reported=args.rank_reported, reference=args.ref, test=args.test)
     for p in paths:
@@ -196,7 +214,7 @@ def _check_paper(args: argparse.Namespace) -> int:
     for path in files:
         if not path.is_file():
             raise BenchError(f"--published {path}: no such file; expected a published CSV (results/published/)")
-    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
+    sweep_dir = _sweep_dir(args)
     published = paper_check.load_published(files)
     df = collect(sweep_dir)
     if df.empty:

@@ -15,7 +15,8 @@ from bench.atomic import write_text
 from bench.report.tables import (ablation_table, blur_table, diagnostics_table, load_reported, main_table,
                                  per_scene_tables, write_tables)
 from bench.report.collect import (COLUMNS, collect, collect_per_image, dataset_summary, planned_scenes,
-                                  save_collected, seed_summary, sweep_docs, sweep_reference)
+                                  save_collected, seed_summary, sweep_docs, sweep_manifest, sweep_reference,
+                                  unfinished_variants)
 from bench.report.labels import ablation_label
 from bench.report.stats import DEFAULT_TEST, STATS_COLUMNS, compare, interval_note
 
@@ -25,8 +26,9 @@ class Built:
     """What one pipeline run produced: data frames, tables, written paths and notes.
 
     expected: the scenes the sweep planned (``collect.planned_scenes``); scenes: the subset asked
-    for, or None for all; stats: the paired statistics against ``reference``
-    (``bench.report.stats.compare``), None when there are none.
+    for, or None for all; unfinished: the planned variants without a finished run (on those scenes);
+    stats: the paired statistics against ``reference`` (``bench.report.stats.compare``), None when
+    there are none.
     """
 
     df: pd.DataFrame
@@ -35,6 +37,7 @@ class Built:
     summary: pd.DataFrame | None = None
     expected: dict | None = None
     scenes: list[str] | None = None
+    unfinished: list[str] = field(default_factory=list)
     reference: str = "full"
     stats: pd.DataFrame | None = None
     tables: list = field(default_factory=list)
@@ -71,8 +74,14 @@ def summarise(sweep_dir: Path, save: bool = True, reference: str | None = None, 
     built = Built(df, docs)
     if save:
         built.paths += save_collected(sweep_dir, df)
+    built.unfinished = unfinished_variants(sweep_dir, df)
     if df.empty:
         built.notes.append(f"{sweep_dir}: no finished runs (no runs/*/results.json)")
+    if built.unfinished:
+        where = " on the scenes asked for" if scenes is not None else ""
+        built.notes.append(f"planned variants with no finished run{where}: {', '.join(built.unfinished)} "
+                           "(absent from the tables and figures)")
+    if df.empty:
         return built
     built.expected = planned_scenes(sweep_dir)
     if scenes is not None and built.expected is not None:
@@ -98,7 +107,7 @@ def _paired_stats(sweep_dir: Path, built: Built, test: str = DEFAULT_TEST) -> pd
     per_image = collect_per_image(sweep_dir, built.docs)
     if built.scenes is not None:
         per_image = per_image[per_image.scene.isin(built.scenes)]
-    return compare(per_image, built.reference, built.expected, test=test)
+    return compare(per_image, built.reference, built.expected, test=test, unfinished=built.unfinished)
 
 
 def make_tables(built: Built, reported: bool = True) -> list:
@@ -172,10 +181,12 @@ def paper_check(sweep_dir: Path, built: Built) -> pd.DataFrame | None:
 def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
               rank_reported: bool = False, reference: str | None = None, test: str = DEFAULT_TEST) -> list[Path]:
     """collect + statistics + tables + figures + reproduction check (when ``reported``) + report.html;
-    returns every written path (report last)."""
+    returns every written path (report last). BenchError, with nothing written, when ``sweep_dir`` is no
+    sweep output directory (``collect.sweep_manifest``); any later failure is a note in the report."""
     from bench.report.html import write_report
 
     sweep_dir = Path(sweep_dir)
+    sweep_manifest(sweep_dir)
     holder = Built(pd.DataFrame(columns=COLUMNS))
     built = _stage(holder, "collect", summarise, sweep_dir, True, reference, test=test) or holder
     build_tables(sweep_dir, built, reported, rank_reported)

@@ -158,6 +158,43 @@ def collect_per_image(sweep_dir, docs: list[dict] | None = None) -> pd.DataFrame
     return df
 
 
+def sweep_manifest(sweep_dir) -> sweepdir.Manifest:
+    """The manifest of a sweep output directory; BenchError naming the folder when it has none (it is
+    not the output of `bench sweep`), so a report verb writes nothing into a folder that is no sweep."""
+    manifest = read_manifest(Path(sweep_dir))
+    if manifest is None:
+        raise BenchError(f"{sweep_dir}: not a sweep output directory (no {sweepdir.MANIFEST}); expected the "
+                         "folder `bench sweep` writes (<output_root>/<sweep name>), or its sweep YAML")
+    return manifest
+
+
+def unfinished_variants(sweep_dir, df: pd.DataFrame) -> list[str]:
+    """The variants the sweep's manifest plans (its ``variants``; for a manifest written before it recorded
+    them, those of its runs) that have no row in ``df`` (``collect``, possibly cut to some scenes): no
+    finished run, so absent from every table and comparison. [] without a manifest."""
+    manifest = read_manifest(Path(sweep_dir)) or {}
+    planned = manifest.get("variants") or [run["variant"] for run in (manifest.get("runs") or {}).values()]
+    finished = {str(v).partition("@")[0] for v in df.variant.dropna()}  # full@best_test is a run of full
+    return [v for v in dict.fromkeys(planned) if v not in finished]
+
+
+def missing_scenes(planned: list[str], present) -> list[str]:
+    """The scenes of ``planned`` (a scene group's, in order) that are not in ``present``.
+
+    The one rule of every group figure (a scene average, a paired difference): it is the group's only
+    when this is empty; otherwise it is a subset's, blanked in the tables and labelled (``subset_label``)
+    and never marked significant in the statistics."""
+    present = set(present)
+    return [s for s in planned if s not in present]
+
+
+def subset_label(n_planned: int, missing: list[str]) -> str:
+    """"subset: 3 of 4 scenes, missing defocus_1" for a group figure over a subset; "" for the whole."""
+    if not missing:
+        return ""
+    return f"subset: {n_planned - len(missing)} of {n_planned} scenes, missing {', '.join(missing)}"
+
+
 def planned_scenes(sweep_dir) -> dict[str, list] | None:
     """dataset -> the scenes the sweep's manifest plans, as (name, blur_type) pairs where the data
     registry knows the blur type (``dataset_summary``'s ``expected``); None without a manifest.
@@ -279,7 +316,7 @@ def dataset_summary(per_scene: pd.DataFrame, expected: dict[str, list[str]] | No
 
     per_scene: output of ``seed_summary``. expected: dataset -> scene names or (name, blur_type)
     pairs, the scenes the sweep planned (default: the data registry). Groups: see ``scene_groups``.
-    An average exists only when every scene of the group has a value. Columns: variant, dataset,
+    An average exists only when every scene of the group has a value (``missing_scenes``). Columns: variant, dataset,
     group, metric, value, std (``_average_std``), n_seeds (fewest seeds of a scene), n_scenes (with a
     value), n_planned (scenes in the group), n_dataset (the registry's scenes of the group; NaN when
     unknown), missing, reason.
@@ -291,8 +328,7 @@ def dataset_summary(per_scene: pd.DataFrame, expected: dict[str, list[str]] | No
             if group != dataset and not set(scenes) & set(sub.scene):
                 continue  # a blur-type group the sweep did not run at all
             for (variant, metric), g in sub.groupby(["variant", "metric"], sort=False):
-                ran = set(g.scene)
-                absent = [s for s in scenes if s not in ran]
+                absent = missing_scenes(scenes, g.scene)
                 no_value = g[g.scene.isin(scenes) & g["mean"].isna()]
                 ok = not absent and no_value.empty
                 reason = next((r for r in no_value.get("reason", []) if r), "no value") if len(no_value) else ""

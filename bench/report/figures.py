@@ -116,8 +116,8 @@ def plot_ablation_deltas(stats: pd.DataFrame, summary: pd.DataFrame, out_dir: Pa
         reference = sub.reference.iloc[0]
         variants = labels.order_variants(sub.variant.unique())
         groups = scene_groups + [d]
-        # The average stays blank where the tables say scenes are missing.
-        incomplete = set(summary.loc[(summary.group == d) & (summary.metric == metric) & (summary.missing != ""), "variant"])
+        # The average stays blank where the variant or the reference misses a planned scene (stats.compare).
+        incomplete = set(sub.loc[(sub.group == d) & (sub.missing != ""), "variant"])
         fig, ax = plt.subplots(figsize=(3 + 0.9 * len(groups) * max(1, len(variants) / 3), 3.2))
         width = 0.8 / len(variants)
         for k, v in enumerate(variants):

@@ -28,9 +28,15 @@ scene ``dataset:scene``):
     (3 seeds of one scene: p >= 0.25); ``df`` is NaN;
 - ``p_holm``, ``significant``: Holm's correction over the comparisons of one table (a metric's
   dataset-level groups; a metric's scenes of one dataset) that have a p-value (NaN p stays NaN),
-  significant when p_holm < ALPHA;
+  significant when p_holm < ALPHA; blank (None) on a subset's row (``missing``);
 - ``n_scenes``, ``n_seeds`` (distinct seeds), ``n_views`` (test views summed over scenes; each is
-  evaluated once per seed); ``test``: which test gave ``p_value``.
+  evaluated once per seed); ``test``: which test gave ``p_value``;
+- ``n_planned``, ``missing``: the scenes the sweep planned in the group, and those of them where the variant
+  or the reference has no finished run (``collect.missing_scenes``, the tables' rule for a scene average).
+  A row with ``missing`` is a subset's figure, not the group's: its delta, interval and p describe the scenes
+  that ran, and it is never marked significant. A variant the sweep planned with no finished run at all
+  (``unfinished``) gets a row per dataset-level group and metric with no figures, n_scenes 0 and every
+  planned scene missing.
 
 bench.report.power simulates demo-shaped sweeps to check the tests' power, error rate and coverage.
 
@@ -47,6 +53,7 @@ import pandas as pd
 from scipy import stats as scipy_stats
 
 from bench.errors import BenchError
+from bench.report.collect import missing_scenes, subset_label
 from bench.report.labels import order_variants
 
 ALPHA = 0.05
@@ -57,7 +64,7 @@ N_FLIPS = 20000  # Monte Carlo sign flips beyond that
 TESTS = ("t", "permutation")  # bench compare / table / report --test; "t" is the default
 DEFAULT_TEST = "t"
 STATS_COLUMNS = ["variant", "reference", "group", "metric", "delta", "ci_low", "ci_high", "p_value", "p_holm",
-                 "significant", "n_scenes", "n_seeds", "n_views", "test", "df"]
+                 "significant", "n_scenes", "n_seeds", "n_views", "n_planned", "missing", "test", "df"]
 PAIR_KEYS = ["dataset", "scene", "seed", "view"]
 # A pair's view is a test view, or a training view for metrics scored on training frames (false_blur).
 PAIRED_VIEW = "view (a test view; a training view for false blur)"
@@ -298,13 +305,16 @@ def table_groups(per_image: pd.DataFrame, expected: dict | None = None) -> list[
 
 
 def compare(per_image: pd.DataFrame, reference: str = "full", expected: dict | None = None,
-            seed: int = 0, test: str = DEFAULT_TEST) -> pd.DataFrame:
+            seed: int = 0, test: str = DEFAULT_TEST, unfinished: list[str] = ()) -> pd.DataFrame:
     """STATS_COLUMNS and ``unit`` (of the test: runs, or views with one seed), one row per variant, group
     (``table_groups``) and metric with paired values; ``test`` (TESTS) gives p_value and the interval.
+    ``unfinished``: planned variants without a finished run (``collect.unfinished_variants``), listed by
+    rows without figures (``unfinished_rows``).
 
     The t-test pools its noise variance over all of a dataset's scenes, whichever rows it tests. Holm's
-    correction runs over the rows of one metric and one family (one table). BenchError when the
-    reference variant has no runs, or for an unknown test.
+    correction runs over the rows of one metric and one family (one table); a subset's row (``missing``
+    scenes) counts in it but is never marked. BenchError when the reference variant has no runs, or for
+    an unknown test.
     """
     if test not in TESTS:
         raise BenchError(f"test {test!r}: unknown; known tests: {', '.join(TESTS)}")
@@ -313,6 +323,7 @@ def compare(per_image: pd.DataFrame, reference: str = "full", expected: dict | N
         raise BenchError(f"reference {reference!r}: no runs of it; variants with runs: {', '.join(variants) or '(none)'}")
     rows = []
     groups = table_groups(per_image, expected)
+    ran = {v: set(zip(g.dataset, g.scene)) for v, g in per_image.groupby("variant")}  # scenes with a run
     for metric in dict.fromkeys(per_image.metric):
         for variant in (v for v in variants if v != reference):
             pairs = paired_differences(per_image, variant, reference, metric)
@@ -325,13 +336,33 @@ def compare(per_image: pd.DataFrame, reference: str = "full", expected: dict | N
             for family, group, dataset, scenes in groups:
                 hit = [found[dataset, s] for s in sorted(scenes) if (dataset, s) in found]
                 if hit:
+                    both = {s for d, s in ran[variant] & ran[reference] if d == dataset}
                     rows.append({"variant": variant, "reference": reference, "group": group, "metric": metric,
-                                 "family": family, **_compare_scenes([m for m, _ in hit], [r for _, r in hit], seed,
-                                                                     test, pools[dataset])})
+                                 "family": family, "n_planned": len(scenes),
+                                 "missing": ", ".join(missing_scenes(scenes, both)),
+                                 **_compare_scenes([m for m, _ in hit], [r for _, r in hit], seed, test,
+                                                   pools[dataset])})
     out = pd.DataFrame(rows, columns=STATS_COLUMNS + ["family", "unit"])
     out["p_holm"] = out.groupby(["metric", "family"])["p_value"].transform(holm)
-    out["significant"] = out["p_holm"] < ALPHA
+    # a subset's p is its scenes', not the group's: its flag stays blank rather than False or True
+    out["significant"] = (out["p_holm"] < ALPHA).astype(object).where(out["missing"] == "", None)
+    if unfinished:
+        out = pd.concat([out, unfinished_rows(out, groups, unfinished, reference)], ignore_index=True)
     return out.drop(columns="family")
+
+
+def unfinished_rows(stats: pd.DataFrame, groups: list, unfinished, reference: str) -> pd.DataFrame:
+    """Rows (``compare``'s columns) saying that each planned variant of ``unfinished`` has no finished run:
+    one per dataset-level group and metric of ``stats``, no figures, n_scenes 0, every planned scene missing.
+
+    groups: ``table_groups``' (family, group, dataset, scenes)."""
+    planned = {group: scenes for family, group, _, scenes in groups if family == "datasets"}
+    shown = stats.loc[stats.group.isin(list(planned)), ["group", "metric", "family"]].drop_duplicates()
+    rows = [{"variant": variant, "reference": reference, "group": g, "metric": m, "family": f, "n_scenes": 0,
+             "n_seeds": 0, "n_views": 0, "n_planned": len(planned[g]), "missing": ", ".join(planned[g]),
+             "significant": None}
+            for variant in unfinished if variant != reference for g, m, f in shown.itertuples(index=False)]
+    return pd.DataFrame(rows, columns=stats.columns)
 
 
 def interval_note(n_seeds: int, reference: str, test: str = DEFAULT_TEST) -> str:
@@ -358,26 +389,41 @@ def interval_note(n_seeds: int, reference: str, test: str = DEFAULT_TEST) -> str
             "correction over the comparisons of the table.")
 
 
-def comparison_text(stats: pd.DataFrame, metric: str, decimals: int = 2) -> str:
-    """``stats`` of one metric as an aligned plain-text table, then the note on what the intervals cover."""
+def comparison_text(stats: pd.DataFrame, metric: str, decimals: int = 2, scenes: list[str] | None = None) -> str:
+    """``stats`` of one metric as an aligned plain-text table, a line per subset row and per planned variant
+    without a finished run, then the note on what the intervals cover. ``scenes``: the scenes asked for
+    (``bench compare --scenes``), named in the header as what every group averages."""
     rows = stats[stats.metric == metric]
     if rows.empty:
         known = ", ".join(dict.fromkeys(stats.metric)) or "(none)"
         raise BenchError(f"--metric {metric}: no paired values; metrics with values: {known}")
+    unfinished = rows[rows.n_scenes == 0]
+    rows = rows[rows.n_scenes > 0]
     f = f"{{:+.{decimals}f}}"
     table = pd.DataFrame({
         "variant": rows.variant, "group": rows.group, "delta": rows.delta.map(f.format),
         "95% CI": [f"[{f.format(lo)}, {f.format(hi)}]" for lo, hi in zip(rows.ci_low, rows.ci_high)],
         "p": rows.p_value.map(_p_text), "p (Holm)": rows.p_holm.map(_p_text),
-        "sig.": np.where(rows.significant, "*", ""), "unit": rows.unit,
+        "sig.": np.where(rows.significant.eq(True), "*", ""), "unit": rows.unit,
         "df": rows.df.map(lambda d: "-" if np.isnan(d) else f"{d:.0f}"),
-        "scenes": rows.n_scenes, "seeds": rows.n_seeds, "views": rows.n_views})
+        "scenes": [f"{n} of {p}" if m else n for n, p, m in zip(rows.n_scenes, rows.n_planned, rows.missing)],
+        "seeds": rows.n_seeds, "views": rows.n_views})
     reference, test = rows.reference.iloc[0], rows.test.iloc[0]
     untested = (" p is - where nothing could be tested: no spread between runs (or views) to test against."
                 if rows.p_value.isna().any() else "")
     note = interval_note(int(rows.n_seeds.min()), reference, test) + untested
-    return (f"{metric}: variant - {reference}, paired by scene, seed and view ({test} test)\n"
-            + table.to_string(index=False) + "\n\nnote: " + note)
+    asked = f"; scenes {', '.join(scenes)} only (asked with --scenes)" if scenes else ""
+    return (f"{metric}: variant - {reference}, paired by scene, seed and view ({test} test){asked}\n"
+            + table.to_string(index=False) + "\n" + _partial_lines(rows, unfinished) + "\nnote: " + note)
+
+
+def _partial_lines(rows: pd.DataFrame, unfinished: pd.DataFrame) -> str:
+    """One line per subset row of ``comparison_text`` (its figure is not the group's) and one per planned
+    variant without a finished run; "" when the comparison covers every planned scene and variant."""
+    lines = [f"{r.variant} {r.group}: {subset_label(int(r.n_planned), r.missing.split(', '))}; not marked "
+             "significant: the group's figure needs every planned scene" for r in rows[rows.missing != ""].itertuples()]
+    lines += [f"{v}: planned, no finished run; not compared" for v in dict.fromkeys(unfinished.variant)]
+    return "".join(f"{line}\n" for line in lines)
 
 
 def _p_text(p: float) -> str:

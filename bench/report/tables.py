@@ -377,8 +377,9 @@ def _delta_cell(stats: pd.DataFrame, summary: pd.DataFrame, variant: str, group:
     if hit.empty:
         return np.nan, "no pairs", ""
     row = hit.iloc[0]
-    mark = _interval_mark(row, col)
-    return float(row.delta), "", mark
+    if row.missing:  # the reference lacks a planned scene: a subset's delta, blank like an average
+        return np.nan, f"missing: {row.missing}", ""
+    return float(row.delta), "", _interval_mark(row, col)
 
 
 def ablation_table(summary: pd.DataFrame, reported: pd.DataFrame | None = None, metric: str = "psnr",
