@@ -3,9 +3,10 @@
     python tests/perf/bench_sweep.py [--seeds 250]
 
 Every variant in methods/ x the synthetic scenes x 250 seeds (the expected count is read from the
-method and data registries, so adding a variant or a scene does not break the check); every other run gets a realistic results.json (16 test images x 7 metrics, provenance) and status.json. Prints the time of
-validation + expansion + planning (the work `bench sweep FILE --dry-run` does before printing)
-and checks that planning never imported torch. Target: under 2 s on the 2-core dev machine.
+method and data registries, so adding a variant or a scene does not break the check); every other
+run gets a realistic results.json (16 test images x 7 metrics, provenance) and status.json. Prints
+the time of validation + expansion + planning (the work `bench sweep FILE --dry-run` does before
+printing) and checks that planning never imported torch. Target: under 2 s on the 2-core dev machine.
 """
 
 from __future__ import annotations
