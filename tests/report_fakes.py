@@ -75,9 +75,9 @@ def fake_registry(monkeypatch, scenes: dict, protocol="synthetic"):
     import bench.data.registry as reg
 
     def get_dataset(name):
-        names = [s for d, s in scenes if d == name]
-        return types.SimpleNamespace(name=name, protocol=protocol, blur_type="mixed",
-                                     scenes=[types.SimpleNamespace(name=s, blur_type="mixed") for s in names])
+        specs = {s: types.SimpleNamespace(name=s, blur_type="mixed") for d, s in scenes if d == name}
+        return types.SimpleNamespace(name=name, protocol=protocol, blur_type="mixed", scenes=list(specs.values()),
+                                     scene=specs.__getitem__)
 
     monkeypatch.setattr(reg, "get_dataset", get_dataset)
     monkeypatch.setattr(reg, "load_scene", lambda d, s, data_root=None: scenes[(d, s)])
