@@ -103,7 +103,8 @@ def _is_sweep(target: str) -> bool:
 def _rescore(run_dir, args: argparse.Namespace, progress: bool) -> dict:
     """Score every evaluation mode of ``run_dir`` from its renders and rewrite its results.json
     (identity, train summary and provenance kept, ``evaluated`` added); returns the block of the
-    run's configured mode. A run without results.json gets one from its config.yaml."""
+    run's configured mode. A run without results.json gets one from its config.yaml. ``progress``:
+    a bar over the run's images and a warning when LPIPS cannot be computed (one run alone)."""
     from bench import rundir
     from bench.errors import BenchError
     from bench.metrics.modes import evaluate_modes
@@ -112,7 +113,7 @@ def _rescore(run_dir, args: argparse.Namespace, progress: bool) -> dict:
     if not (run_dir / rundir.TEST_RENDERS).is_dir():
         raise BenchError(f"{run_dir / rundir.TEST_RENDERS}: no test renders to evaluate")
     metrics, evaluations = evaluate_modes(run_dir, lpips_input=args.lpips_input, device=args.device,
-                                          progress=progress, protocol=args.protocol)
+                                          progress=progress, protocol=args.protocol, warn=progress)
     if rundir.is_finished(run_dir):
         identity, _, extra = stored_run(run_dir)
         extra.pop("evaluations", None)
@@ -176,7 +177,8 @@ def _eval_sweep(args: argparse.Namespace) -> int:
           f"skipped; {len(failed)} failed")
     no_lpips = [m["missing"].get("lpips") for m in scored if m["aggregate"].get("lpips") is None]
     if no_lpips:
-        print(f"LPIPS still missing in {len(no_lpips)} runs: {no_lpips[0]}", file=sys.stderr)
+        print(f"warning: LPIPS not computed in {len(no_lpips)} of {len(scored)} runs re-scored: {no_lpips[0]}",
+              file=sys.stderr)
     if scored:
         root = f" --output-root {args.output_root}" if args.output_root else ""
         print(f"rebuild the report: bench report {args.target}{root}")
@@ -188,13 +190,16 @@ def _rescore_all(run_dirs: list, args: argparse.Namespace) -> tuple[list[dict], 
     progress bar over the runs; a failure is printed as one line and the next run goes on."""
     import sys
 
+    from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from bench.errors import BenchError
 
     scored, failed = [], []
     columns = (TextColumn("eval {task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with Progress(*columns, transient=True) as bar:
+    console = Console()
+    # Off where stdout is no terminal (a log, a pipe): rich would only leave a blank line there.
+    with Progress(*columns, console=console, transient=True, disable=not console.is_terminal) as bar:
         task = bar.add_task("", total=len(run_dirs))
         for run_dir in run_dirs:
             bar.update(task, description=run_dir.name)
