@@ -99,7 +99,10 @@ def test_bench_eval_refinement_needs_a_finished_run_and_keeps_computed_modes(tmp
     assert main(["eval", str(run), "--refine-test-poses", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "results.json: missing" in err[0]
-    doc = {"config_hash": "x", "metrics": _block(20.0, "last"), "evaluations": {"last+refine5": _block(21.0)}}
+    identity = rundir.RunIdentity.of_directory(run, method="full", base_method="dydeblur", dataset="synthetic",
+                                               scene="motion_0", blur_type="motion", seed=0, config_hash="x")
+    doc = rundir.identified(identity, {"schema": rundir.RESULTS_SCHEMA, "metrics": _block(20.0, "last"),
+                                       "evaluations": {"last+refine5": _block(21.0)}})
     (run / rundir.RESULTS).write_text(json.dumps(doc))
     assert main(["eval", str(run), "--refine-test-poses", "5"]) == 2
     err = capsys.readouterr().err.strip().splitlines()

@@ -350,7 +350,8 @@ def _file_run(tmp_path, monkeypatch, layout="d2rf"):
     sc.test.images = lazy_images([gt_file], (W, H))
     sc.test.motion_mask = torch.zeros(1, H, W)
     scene_spec = types.SimpleNamespace(name="a", blur_type="defocus", layout=layout)
-    spec = types.SimpleNamespace(name="toy", protocol="d2rf", blur_type="defocus", layout=layout, scenes=[scene_spec])
+    spec = types.SimpleNamespace(name="toy", protocol="d2rf", blur_type="defocus", layout=layout, scenes=[scene_spec],
+                                 scene={"a": scene_spec}.__getitem__)
     monkeypatch.setattr(reg, "get_dataset", lambda name: spec)
     monkeypatch.setattr(reg, "load_scene", lambda d, s, data_root=None: sc)
     run = tmp_path / "run"

@@ -81,13 +81,15 @@ def prepare_render(pred: np.ndarray, protocol: Protocol) -> np.ndarray:
     return im.saved_image(pred, protocol.render_quantise) if protocol.render == "png8" else pred
 
 
-def make_lpips(protocol: Protocol, device: str = "cpu"):
-    """(LPIPSMetric or None, reason when None). Prints a warning when the weights are missing."""
+def make_lpips(protocol: Protocol, device: str = "cpu", warn: bool = True):
+    """(LPIPSMetric or None, reason when None). Prints a warning when the weights are missing, unless
+    ``warn`` is False (a caller scoring many runs says it once for all of them)."""
     from bench.metrics import lpips_metric
 
     reason = lpips_metric.missing_reason(protocol.lpips_net, protocol.lpips_version)
     if reason is not None:
-        print(f"warning: LPIPS not computed: {reason}", file=sys.stderr)
+        if warn:
+            print(f"warning: LPIPS not computed: {reason}", file=sys.stderr)
         return None, reason
     return lpips_metric.LPIPSMetric(protocol.lpips_input, protocol.lpips_version, device=device,
                                     net=protocol.lpips_net), None
@@ -279,8 +281,8 @@ class RunEvaluation:
 
 
 def prepare_evaluation(run_dir, lpips_input: str | None = None, device: str = "cpu",
-                       protocol: str | None = None) -> RunEvaluation:
-    """Load what scoring ``run_dir`` needs (arguments as ``evaluate_run``)."""
+                       protocol: str | None = None, warn: bool = True) -> RunEvaluation:
+    """Load what scoring ``run_dir`` needs (arguments as ``evaluate_run``; ``warn``: as ``make_lpips``)."""
     from bench.data.registry import get_dataset, load_scene
 
     run_dir = Path(run_dir)
@@ -290,7 +292,7 @@ def prepare_evaluation(run_dir, lpips_input: str | None = None, device: str = "c
     chosen = run_protocol(run_dir, spec.protocol, protocol)
     chosen = chosen.for_layout(_scene_layout(spec, target["scene"])).with_lpips_input(lpips_input)
     scene = load_scene(target["dataset"], target["scene"], data_root=target["data_root"])
-    lpips_fn, reason = make_lpips(chosen, device)
+    lpips_fn, reason = make_lpips(chosen, device, warn)
     truth, why_not = region_metrics.region_truth(scene)
     return RunEvaluation(run_dir, config, target, chosen, scene, lpips_fn, reason, truth,
                          why_not or region_metrics.NOT_SYNTHETIC)

@@ -68,7 +68,9 @@ def missing_reason(net: str = "alex", version: str = "0.1") -> str | None:
     if not ckpt.is_file():
         fix = ("run `bench weights fetch` on a connected machine" if net == "alex" else
                f"copy {BACKBONE_URLS[net]} there from a connected machine")
-        return f"{ckpt}: {BACKBONE_NAMES[net]} backbone weights missing; {fix}"
+        # This text is what a table's LPIPS footnote shows, so it says how to fill the column in.
+        return (f"{ckpt}: {BACKBONE_NAMES[net]} backbone weights missing; {fix}, then `bench eval SWEEP` "
+                "(or RUN_DIR) re-scores the saved renders")
     return None
 
 

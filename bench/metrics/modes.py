@@ -63,7 +63,7 @@ def evaluate_modes(run_dir, progress: bool = False, **kwargs) -> tuple[dict, dic
     """(the block of the configured mode, {mode: block} of every other mode with renders on disk);
     the scene, protocol and LPIPS network are loaded once for all of them.
 
-    kwargs go to ``prepare_evaluation`` (lpips_input, device, protocol)."""
+    kwargs go to ``prepare_evaluation`` (lpips_input, device, protocol, warn)."""
     run_dir = Path(run_dir)
     evaluation = prepare_evaluation(run_dir, **kwargs)
     reported = configured_mode(evaluation.config)

@@ -1,11 +1,12 @@
-"""Benchmark: expand and plan a 10,000-run sweep against an output root where half are finished.
+"""Benchmark: expand and plan a large sweep against an output root where half of the runs are finished.
 
-    python tests/perf/bench_sweep.py [--runs-per-variant-scene 250]
+    python tests/perf/bench_sweep.py [--seeds 250]
 
-8 variants x 5 synthetic scenes x 250 seeds = 10,000 runs; every other run gets a realistic
-results.json (16 test images x 7 metrics, provenance) and status.json. Prints the time of
-validation + expansion + planning (the work `bench sweep FILE --dry-run` does before printing)
-and checks that planning never imported torch. Target: under 2 s on the 2-core dev machine.
+Every variant in methods/ x the synthetic scenes x 250 seeds (the expected count is read from the
+method and data registries, so adding a variant or a scene does not break the check); every other
+run gets a realistic results.json (16 test images x 7 metrics, provenance) and status.json. Prints
+the time of validation + expansion + planning (the work `bench sweep FILE --dry-run` does before
+printing) and checks that planning never imported torch. Target: under 2 s on the 2-core dev machine.
 """
 
 from __future__ import annotations
@@ -65,7 +66,20 @@ def main() -> int:
         if "torch" in sys.modules:
             print("error: planning imported torch", file=sys.stderr)
             return 1
-        return 0 if len(runs) == 8 * 5 * args.seeds else 1
+        expected = _expected_runs(args.seeds)
+        if len(runs) != expected:
+            print(f"error: expanded {len(runs)} runs, expected {expected} (variants x synthetic scenes x seeds)",
+                  file=sys.stderr)
+            return 1
+        return 0
+
+
+def _expected_runs(seeds: int) -> int:
+    """Runs of ``variants: all`` on every synthetic scene: the registries' counts x ``seeds``."""
+    from bench.data.registry import get_dataset
+    from bench.method.registry import list_methods
+
+    return len(list_methods()) * len(get_dataset("synthetic").scenes) * seeds
 
 
 if __name__ == "__main__":
