@@ -88,6 +88,21 @@ def manifest_path(sweep_dir: Path) -> Path:
     return Path(sweep_dir) / MANIFEST
 
 
+def not_a_sweep(sweep_dir: Path) -> str:
+    """What to say of a folder that holds no sweep (no manifest)."""
+    return (f"{sweep_dir}: not a sweep output directory (no {MANIFEST}); expected the folder `bench sweep` "
+            "writes (<output_root>/<sweep name>), or its sweep YAML")
+
+
+def require_sweep(sweep_dir: Path) -> Manifest:
+    """The manifest of a sweep output directory; BenchError (:func:`not_a_sweep`) when it has none, so
+    nothing is written into a folder that is no sweep."""
+    manifest = read_manifest(sweep_dir)
+    if manifest is None:
+        raise BenchError(not_a_sweep(sweep_dir))
+    return manifest
+
+
 def read_manifest(sweep_dir: Path) -> Manifest | None:
     """The sweep's manifest, or None when there is none; BenchError naming it when unreadable."""
     path = manifest_path(sweep_dir)

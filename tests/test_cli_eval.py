@@ -7,6 +7,7 @@ import pytest
 
 from bench import rundir
 from bench.cli import main
+from bench.sweepdir import not_a_sweep
 from report_fakes import fake_registry, tiny_scene, write_png, write_run
 
 FINISHED = ("full-toy-a-s0", "no_blur-toy-b-s0")
@@ -42,10 +43,15 @@ def _doc(sweep, run_id):
     return json.loads((sweep / "runs" / run_id / rundir.RESULTS).read_text())
 
 
-@pytest.mark.parametrize("manifest", [True, False])
-def test_sweep_rescored_identity_and_provenance_kept_unfinished_skipped(sweep, manifest, capsys):
-    if not manifest:  # a sweep directory from before manifests: every run directory
-        (sweep / "manifest.json").unlink()
+def test_a_folder_of_runs_without_manifest_is_no_sweep(sweep, capsys):
+    (sweep / "manifest.json").unlink()
+    before = _doc(sweep, FINISHED[0])
+    assert main(["eval", str(sweep)]) == 2
+    assert capsys.readouterr().err.strip() == f"bench eval: error: {not_a_sweep(sweep)}"
+    assert _doc(sweep, FINISHED[0]) == before
+
+
+def test_sweep_rescored_identity_and_provenance_kept_unfinished_skipped(sweep, capsys):
     assert main(["eval", str(sweep)]) == 0
     out, err = capsys.readouterr()
     for run_id in FINISHED:

@@ -89,7 +89,8 @@ def _eval(args: argparse.Namespace) -> int:
 
 def _is_sweep(target: str) -> bool:
     """A sweep file (.yaml), or a sweep output directory (manifest.json or runs/ inside: a run
-    directory holds neither); anything else is taken for a run directory."""
+    directory holds neither; one with runs/ but no manifest is refused as no sweep); anything else
+    is taken for a run directory."""
     from pathlib import Path
 
     from bench import sweepdir
@@ -139,20 +140,12 @@ class _SweepRun:
 
 def _sweep_runs(sweep_dir) -> list[_SweepRun]:
     """The runs of the sweep's latest expansion, as the report collects them: those its manifest
-    lists (runs of an older sweep file stay on disk and are left alone), or without a manifest
-    every run directory, its coordinates from results.json or job.json (identity keys)."""
-    from bench import rundir, sweepdir
+    lists (runs of an older sweep file stay on disk and are left alone)."""
+    from bench import sweepdir
 
-    manifest = sweepdir.read_manifest(sweep_dir)
-    if manifest is not None:
-        return [_SweepRun(run_id, r.get("variant"), r.get("dataset"), r.get("scene"), r.get("seed"))
-                for run_id, r in sorted((manifest.get("runs") or {}).items())]
-    folder = sweepdir.runs_dir(sweep_dir)
-    runs = []
-    for run_dir in sorted(folder.glob("*/")):
-        doc = rundir.read_json(run_dir / rundir.RESULTS) or rundir.read_json(run_dir / rundir.JOB) or {}
-        runs.append(_SweepRun(run_dir.name, doc.get("method"), doc.get("dataset"), doc.get("scene"), doc.get("seed")))
-    return runs
+    manifest = sweepdir.require_sweep(sweep_dir)
+    return [_SweepRun(run_id, r.get("variant"), r.get("dataset"), r.get("scene"), r.get("seed"))
+            for run_id, r in sorted((manifest.get("runs") or {}).items())]
 
 
 def _eval_sweep(args: argparse.Namespace) -> int:

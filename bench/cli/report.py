@@ -127,11 +127,7 @@ def _int_list(text: str) -> list[int]:
 def _sweep_dir(args) -> Path:
     """The sweep output directory the verb reads; BenchError, before anything is written, when the folder
     does not exist or is no sweep output directory (no manifest.json)."""
-    from bench.report.collect import sweep_manifest
-
-    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
-    sweep_manifest(sweep_dir)
-    return sweep_dir
+    return existing_sweep_dir(args.sweep, args.output_root)
 
 
 def _summarise(args, save: bool, stats: bool = True):

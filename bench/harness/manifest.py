@@ -33,7 +33,7 @@ from bench.errors import BenchError
 from bench.harness.states import SubmissionState
 from bench.locks import FileLock
 from bench.rundir import read_json
-from bench.sweepdir import manifest_path
+from bench.sweepdir import manifest_path, not_a_sweep
 
 SCHEMA = 1
 SUBMIT_LOCK = ".submit.lock"
@@ -48,7 +48,7 @@ def read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
 def require_manifest(sweep_dir: Path) -> dict[str, Any]:
     manifest = read_manifest(sweep_dir)
     if manifest is None:
-        raise BenchError(f"{manifest_path(sweep_dir)}: no manifest (not a sweep output directory)")
+        raise BenchError(not_a_sweep(sweep_dir))
     return manifest
 
 

@@ -27,7 +27,7 @@ from bench.harness.states import IN_FLIGHT, SubmissionState
 from bench.harness.runs import CANCELLED, FAILED, PENDING, RunSpec, expand, parse_only, select, write_job
 from bench.harness.spec import load_sweep, parse_sweep, variant_names
 from bench.rundir import read_status, write_status
-from bench.sweepdir import manifest_path, plan_fields, runs_dir
+from bench.sweepdir import MANIFEST, manifest_path, not_a_sweep, plan_fields, runs_dir
 
 
 def resolve_sweep_dir(arg: str, output_root: str | None = None) -> Path:
@@ -65,13 +65,13 @@ def sweep_with_manifest(arg: str, output_root: str | None = None) -> tuple[Path,
 def no_sweep_message(arg: str, sweep_dir: Path, output_root: str | None) -> str:
     """Why ``arg`` names no sweep output: the folder searched and where else to look; it never
     suggests submitting, since the runs may exist where this shell cannot see them."""
-    where = f"{manifest_path(sweep_dir)}: no sweep there (no manifest)"
     if Path(arg).is_dir():
-        return f"{where}; expected the output directory of a sweep (<output_root>/<sweep name>)"
+        return not_a_sweep(sweep_dir)
     how = (f"--output-root {output_root}" if output_root is not None
            else f"the file's output_root resolved against the current folder {Path.cwd()}")
-    return (f"{where}; searched {how}, and this machine has no record of {arg} submitted elsewhere: "
-            "give the sweep's output directory, or --output-root as it was submitted")
+    return (f"{sweep_dir}: no sweep there (no {MANIFEST}); searched {how}, and this machine has no record "
+            f"of {arg} submitted elsewhere: give the sweep's output directory, or --output-root as it was "
+            "submitted")
 
 
 # Builds a sweep's report and returns an exit code. The CLI layer passes bench.report's builder

@@ -15,7 +15,7 @@ from bench.atomic import write_text
 from bench.report.tables import (ablation_table, blur_table, diagnostics_table, load_reported, main_table,
                                  per_scene_tables, write_tables)
 from bench.report.collect import (COLUMNS, collect, collect_per_image, dataset_summary, planned_scenes,
-                                  save_collected, seed_summary, sweep_docs, sweep_manifest, sweep_reference,
+                                  save_collected, seed_summary, sweep_docs, sweep_reference,
                                   unfinished_variants)
 from bench.report.labels import ablation_label
 from bench.report.stats import DEFAULT_TEST, STATS_COLUMNS, compare, interval_note
@@ -182,11 +182,11 @@ def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
               rank_reported: bool = False, reference: str | None = None, test: str = DEFAULT_TEST) -> list[Path]:
     """collect + statistics + tables + figures + reproduction check (when ``reported``) + report.html;
     returns every written path (report last). BenchError, with nothing written, when ``sweep_dir`` is no
-    sweep output directory (``collect.sweep_manifest``); any later failure is a note in the report."""
+    sweep output directory (``sweepdir.require_sweep``); any later failure is a note in the report."""
     from bench.report.html import write_report
 
     sweep_dir = Path(sweep_dir)
-    sweep_manifest(sweep_dir)
+    sweepdir.require_sweep(sweep_dir)
     holder = Built(pd.DataFrame(columns=COLUMNS))
     built = _stage(holder, "collect", summarise, sweep_dir, True, reference, test=test) or holder
     build_tables(sweep_dir, built, reported, rank_reported)

@@ -158,16 +158,6 @@ def collect_per_image(sweep_dir, docs: list[dict] | None = None) -> pd.DataFrame
     return df
 
 
-def sweep_manifest(sweep_dir) -> sweepdir.Manifest:
-    """The manifest of a sweep output directory; BenchError naming the folder when it has none (it is
-    not the output of `bench sweep`), so a report verb writes nothing into a folder that is no sweep."""
-    manifest = read_manifest(Path(sweep_dir))
-    if manifest is None:
-        raise BenchError(f"{sweep_dir}: not a sweep output directory (no {sweepdir.MANIFEST}); expected the "
-                         "folder `bench sweep` writes (<output_root>/<sweep name>), or its sweep YAML")
-    return manifest
-
-
 def unfinished_variants(sweep_dir, df: pd.DataFrame) -> list[str]:
     """The variants the sweep's manifest plans (its ``variants``; for a manifest written before it recorded
     them, those of its runs) that have no row in ``df`` (``collect``, possibly cut to some scenes): no
