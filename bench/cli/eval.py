@@ -28,11 +28,17 @@ def register(sub) -> None:
                    help="with --refine-test-poses: recompute a mode that results.json already holds")
     p.set_defaults(func=_eval)
 
-    w = sub.add_parser("weights", help="fetch or check the LPIPS AlexNet backbone weights")
+    w = sub.add_parser("weights", help="fetch or check the LPIPS AlexNet backbone weights",
+                       description="The AlexNet backbone LPIPS needs: fetch it once on a machine with network, "
+                                   "check that it is there before evaluating offline.")
     wsub = w.add_subparsers(dest="weights_verb", metavar="ACTION", required=True)
-    f = wsub.add_parser("fetch", help="download the AlexNet backbone into the torch hub cache (needs network)")
+    f = wsub.add_parser("fetch", help="download the AlexNet backbone into the torch hub cache (needs network)",
+                        description="Download the AlexNet backbone of LPIPS into the torch hub cache; needs "
+                                    "network, so run it on a login node before GPU jobs that have none.")
     f.set_defaults(func=_fetch)
-    c = wsub.add_parser("check", help="report which LPIPS weight files are present (exit 1 when missing)")
+    c = wsub.add_parser("check", help="report which LPIPS weight files are present (exit 1 when missing)",
+                        description="One line per LPIPS weight file, ok or MISSING with its path; exit 1 when one "
+                                    "is missing.")
     c.set_defaults(func=_check)
 
 
