@@ -114,8 +114,8 @@ def release_on_cpu(profile: str | None, cfg: MethodConfig, choice: DeviceChoice)
     else None: a new user who leaves out ``--profile`` should learn it before the run, not days into it."""
     if profile not in (None, "release") or choice.device.type != "cpu":
         return None
-    return (f"warning: the release profile plans {cfg.train.steps} steps, sized for a GPU, and this run goes on "
-            f"the CPU ({choice.reason}); for a CPU-sized run use --profile cpu "
+    return (f"warning: the release profile, sized for a GPU, runs on the CPU here ({choice.reason}): "
+            f"{cfg.train.steps} steps at release settings; for a CPU-sized run use --profile cpu "
             f"({PROFILES['cpu']['train.steps']} steps)")
 
 
