@@ -7,8 +7,8 @@ fraction into a step. Resolution order (later wins)::
     release defaults  <-  profile  <-  variant overrides (methods/*.yaml)  <-  user overrides
 
 Overrides are flat dotted keys (``{"train.steps": 2000}``); an unknown key or a bad value is a
-:class:`~bench.errors.BenchError` naming the key and the closest allowed ones (:func:`check_keys`). This module must not
-import torch (listing variants and resolving configs stays cheap).
+:class:`~bench.errors.BenchError` naming the key and the closest allowed ones (:func:`check_keys`).
+This module must not import torch (listing variants and resolving configs stays cheap).
 """
 
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 ``train`` is the CLI's entry point (a run trained alone): it resolves the variant's config and the
 run's identity (bench.rundir.RunIdentity) and calls ``train_run``, the harness's entry point, which
-checks the device and loads the scene, and only then writes ``config.yaml`` and hands over to the base implementation registered for the variant
-(:func:`run_dydeblur` here). A run directory that already holds checkpoints is resumed from
-the latest one that loads and continues exactly: the training view of step s is drawn from a
-generator seeded by (seed, s) (bench.method.step), and every other piece of state is in the
-checkpoint (bench.method.checkpoints).
+checks the device and loads the scene, only then writes ``config.yaml``, and hands over to the base
+implementation registered for the variant (:func:`run_dydeblur` here). A run directory that already
+holds checkpoints is resumed from the latest one that loads and continues exactly: the training view
+of step s is drawn from a generator seeded by (seed, s) (bench.method.step), and every other piece of
+state is in the checkpoint (bench.method.checkpoints).
 
 The concerns around the loop live beside it: device.py (where it runs), optim.py (optimisers and
 schedules), step.py (the view and loss terms of a step), densify.py (DensifyStrategy),
@@ -91,7 +91,8 @@ def train_run(run_dir, identity: rundir.RunIdentity, cfg: MethodConfig, *, profi
     return impl(run_dir, cfg, record, scene=scene, choice=choice, progress=progress)
 
 
-def _checked_inputs(identity: rundir.RunIdentity, cfg: MethodConfig, data_root, device: str) -> tuple[Scene, DeviceChoice]:
+def _checked_inputs(identity: rundir.RunIdentity, cfg: MethodConfig, data_root,
+                    device: str) -> tuple[Scene, DeviceChoice]:
     """The run's scene and device, or the BenchError a run would otherwise meet after writing:
     ``--device`` (and the backend it needs), BENCH_TORCH_THREADS, gsplat's CUDA extension, the
     scene's data on disk, and the ground truth ``blur.ground_truth`` trains through."""
@@ -111,7 +112,7 @@ def _checked_inputs(identity: rundir.RunIdentity, cfg: MethodConfig, data_root, 
 
 def release_on_cpu(profile: str | None, cfg: MethodConfig, choice: DeviceChoice) -> str | None:
     """The one-line warning for a run of the release profile (sized for a GPU) that goes on the CPU,
-    else None: a new user who leaves out ``--profile`` should learn it before the run, not days into it."""
+    else None: a new user who leaves out ``--profile`` learns it before the run starts."""
     if profile not in (None, "release") or choice.device.type != "cpu":
         return None
     return (f"warning: the release profile, sized for a GPU, runs on the CPU here ({choice.reason}): "
