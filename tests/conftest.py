@@ -34,12 +34,19 @@ def _own_sweep_index(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture
-def tiny(monkeypatch):
-    """The tiny analytic scene of method_tiny, served by the data registry under any name."""
+def tiny_data(monkeypatch):
+    """The tiny analytic scene of method_tiny, loaded for any registered dataset and scene (the
+    registry still checks the names): training loads its scene before it writes anything."""
     scene = tiny_scene()
     monkeypatch.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
-    monkeypatch.setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
     return scene
+
+
+@pytest.fixture
+def tiny(tiny_data, monkeypatch):
+    """The tiny analytic scene of method_tiny, served by the data registry under any name."""
+    monkeypatch.setattr("bench.data.registry.blur_type_of", lambda dataset, name: tiny_data.blur_type)
+    return tiny_data
 
 
 @pytest.fixture(params=["torch", "compiled-avx512", "compiled-avx2", "compiled-base"])

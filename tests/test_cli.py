@@ -1,5 +1,6 @@
 """The command line itself: help lists every verb, version names the commit, user errors are one line."""
 
+import argparse
 import subprocess
 import sys
 
@@ -40,3 +41,31 @@ def test_help_exits_zero(argv):
     with pytest.raises(SystemExit) as exc:
         main(argv)
     assert exc.value.code == 0
+
+
+def _parsers(parser, name="bench"):
+    """(name, parser) of ``bench`` and of every verb and sub-verb under it."""
+    yield name, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for verb, sub in action.choices.items():
+                yield from _parsers(sub, f"{name} {verb}")
+
+
+def test_every_verb_has_a_description_and_help_shows_defaults():
+    parsers = list(_parsers(build_parser()))
+    assert {"bench data synth", "bench weights fetch", "bench weights check"} <= {n for n, _ in parsers}
+    assert [name for name, parser in parsers if not parser.description] == []
+    for name, parser in parsers:
+        for action in parser._actions:
+            default = action.default
+            if default is None or default is False or default == [] or default is argparse.SUPPRESS \
+                    or action.nargs == 0:  # "not given", or a flag
+                continue
+            where = f"{name} {'/'.join(action.option_strings) or action.dest}"
+            assert action.help, f"{where}: no help text, so --help shows no default"
+            shown = " ".join(parser._get_formatter()._expand_help(action).split())
+            assert "default" in shown and str(default) in shown, f"{where}: {shown!r}"
+            assert shown.count("(default:") <= 1, f"{where}: the default twice in {shown!r}"
+        text = parser.format_help()
+        assert "(default: None)" not in text and "(default: False)" not in text, name

@@ -24,7 +24,7 @@ def test_run_hasher_is_run_hash_and_drops_default_eval():
         "full", changed, "synthetic", "motion_0", 0) != hasher("synthetic", "motion_0", 0)
 
 
-def test_one_identity_written_into_job_config_and_results(tmp_path, write_sweep, monkeypatch):
+def test_one_identity_written_into_job_config_and_results(tmp_path, write_sweep, monkeypatch, tiny_data):
     """The identity the sweep planned is the first keys of job.json, config.yaml and results.json,
     under the same names, and reads back equal from each; a run trained alone takes its id and sweep
     from its directory."""

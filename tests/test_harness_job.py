@@ -117,7 +117,8 @@ def test_job_does_not_train_a_run_locked_by_another_process(write_sweep, monkeyp
     assert J.run_job(d, executor="debug") == "done"
 
 
-def test_the_job_resolves_the_configuration_once_and_hands_it_to_training(write_sweep, monkeypatch, tmp_path):
+def test_the_job_resolves_the_configuration_once_and_hands_it_to_training(write_sweep, monkeypatch, tmp_path,
+                                                                          tiny_data):
     """Training gets the identity the sweep planned and the configuration the job resolved to check
     it, and then resolves nothing itself: the variant's methods/*.yaml are not read again."""
     import yaml

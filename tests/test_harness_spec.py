@@ -120,7 +120,7 @@ def test_resolve_sweep_dir(write_sweep, tmp_path):
         resolve_sweep_dir(str(tmp_path / "nothing"))
 
 
-def test_training_and_the_harness_agree_on_run_identity(write_sweep, tmp_path, monkeypatch):
+def test_training_and_the_harness_agree_on_run_identity(write_sweep, tmp_path, monkeypatch, tiny_data):
     """The hash training writes into config.yaml is the one the harness names and skips runs by."""
     import bench.method.train as T
 

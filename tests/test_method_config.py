@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from bench.errors import BenchError
-from bench.method.config import (MethodConfig, allowed_keys, config_hash, parse_overrides,
+from bench.method.config import (MethodConfig, allowed_keys, check_keys, config_hash, parse_overrides,
                                  resolve_config)
 from bench.method.registry import get_method, list_methods
 
@@ -111,13 +111,29 @@ def test_unknown_variant_lists_known():
         resolve_config("nope")
 
 
-def test_unknown_key_lists_allowed():
+def test_unknown_key_suggests_the_closest_keys():
     with pytest.raises(BenchError) as err:
         resolve_config("full", overrides={"train.stepz": 3})
     msg = str(err.value)
-    assert "train.stepz" in msg and "train.steps" in msg and "\n" not in msg
+    assert "train.stepz" in msg and "did you mean train.steps?" in msg and "\n" not in msg
+    assert "bench train --show-config" in msg and "blur.lr" not in msg  # where the keys are, not all of them
     with pytest.raises(BenchError, match="profile"):
         resolve_config("full", "gpu_huge")
+
+
+@pytest.mark.parametrize("key, source, suggested", [
+    ("steps", "--set", ["train.steps"]),  # a bare name finds its section
+    ("blur.kernal_size", "--set", ["blur.kernel_size"]),
+    ("nothing_like_it", "sweep.yaml:4: overrides", []),
+])
+def test_check_keys_names_source_key_and_closest(key, source, suggested):
+    check_keys(["train.steps", "blur.lr"], "--set")  # known keys pass
+    with pytest.raises(BenchError) as err:
+        check_keys(["train.steps", key], source)
+    msg = str(err.value)
+    assert msg.startswith(f"{source}: unknown config key {key!r}") and len(msg) < 200
+    assert ("did you mean" in msg) == bool(suggested)
+    assert all(k in msg for k in suggested)
 
 
 @pytest.mark.parametrize("key,value", [("train.steps", -1), ("blur.kernel_type", "round"),

@@ -152,6 +152,7 @@ def test_camera_embedding_gets_its_own_learning_rate(tiny, tmp_path):
 def test_ground_truth_blur_replaces_bpnet_and_needs_ground_truth(tiny, tmp_path, monkeypatch):
     with pytest.raises(BenchError, match="synthetic scenes only"):
         train_tiny(tmp_path / "nogt", method="no_blur", **{"blur.ground_truth": True})
+    assert not (tmp_path / "nogt").exists()  # checked before anything is written
     from bench.data.scene import GroundTruth
 
     tiny.gt = GroundTruth(sharp_train=tiny.train.images, depth=tiny.train.depth, motion_mask=tiny.train.motion_mask,

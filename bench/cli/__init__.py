@@ -35,8 +35,35 @@ def version_string() -> str:
     return f"dydeblur-bench {__version__} ({commit})"
 
 
+def shows_default(action: argparse.Action) -> bool:
+    """Whether ``--help`` appends an option's default: one that says something (not None, False or an
+    empty list, which mean "not given"), of an option taking a value or an optional positional (a
+    flag's default is its absence), whose help text does not already name its default."""
+    default = action.default
+    if default is argparse.SUPPRESS or default is None or default is False or default == [] or action.nargs == 0:
+        return False
+    optional = bool(action.option_strings) or action.nargs in (argparse.OPTIONAL, argparse.ZERO_OR_MORE)
+    return optional and "default" not in (action.help or "")
+
+
+class DefaultsFormatter(argparse.HelpFormatter):
+    """argparse's ArgumentDefaultsHelpFormatter, less the defaults that say nothing (:func:`shows_default`)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        return text + " (default: %(default)s)" if shows_default(action) else text
+
+
+class Parser(argparse.ArgumentParser):
+    """Every parser of ``bench``: ``add_subparsers`` makes its parsers of the parent's class, so the
+    verbs and their sub-verbs (``data list``, ``weights fetch``) all show their defaults."""
+
+    def __init__(self, *args, formatter_class=DefaultsFormatter, **kwargs):
+        super().__init__(*args, formatter_class=formatter_class, **kwargs)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="bench",
         description="Benchmark and ablation harness for dynamic Gaussian splatting from blurry video.",
     )

@@ -2,21 +2,27 @@
 
 from __future__ import annotations
 
-
 from bench.cli.args import data_parent, data_parent_args
 
 
 def register(sub) -> None:
     """Add this concern's verbs to the ``bench`` subparsers."""
-    data = sub.add_parser("data", help="datasets: list, validate, generate the synthetic benchmark")
+    data = sub.add_parser("data", help="datasets: list, validate, generate the synthetic benchmark",
+                          description="The datasets of datasets/*.yaml: list them and whether their scenes are "
+                                      "on disk, validate scenes, generate the synthetic benchmark.")
     verbs = data.add_subparsers(dest="data_verb", metavar="DATA_VERB")
     data.set_defaults(func=lambda args: data.print_help() or 0)
 
-    p = verbs.add_parser("list", help="datasets, their scenes and whether each is present")
+    p = verbs.add_parser("list", help="datasets, their scenes and whether each is present",
+                         description="One line per dataset (blur type, protocol, resolution, data root, where the "
+                                     "release is published), then one per scene: layout, blur type, and present, "
+                                     "missing or outdated.")
     data_parent_args(p)
     p.set_defaults(func=cmd_list)
 
-    p = verbs.add_parser("check", help="validate a dataset's scenes on disk (one line per problem)")
+    p = verbs.add_parser("check", help="validate a dataset's scenes on disk (one line per problem)",
+                         description="Validate a dataset's scenes on disk: one line per problem naming the file "
+                                     "and what was expected; exit 1 when any scene has a problem.")
     p.add_argument("dataset", help="dataset name (see `bench data list`)")
     p.add_argument("scene", nargs="?", help="one scene (default: all scenes of the dataset)")
     p.add_argument("--data-root", help="the dataset's folder (default: $BENCH_DATA/<dataset> or datasets/data/<dataset>)")
@@ -24,7 +30,10 @@ def register(sub) -> None:
                    help="folders, files and counts only, no file read (what `bench sweep` checks)")
     p.set_defaults(func=cmd_check)
 
-    p = verbs.add_parser("synth", help="generate the synthetic benchmark (reuses scenes already there)")
+    p = verbs.add_parser("synth", help="generate the synthetic benchmark (reuses scenes already there)",
+                         description="Render the scenes of a generated dataset (synthetic or diagnostic: frames, depth, "
+                                     "masks, ground truth) into its data root; complete scenes already there are "
+                                     "kept unless --force. Prints each scene's region shares.")
     p.add_argument("--dataset", default="synthetic",
                    help="a generated dataset: synthetic (default, the demo benchmark) or diagnostic")
     p.add_argument("--data-root",

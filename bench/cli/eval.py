@@ -40,7 +40,9 @@ def register(sub) -> None:
                    help="with --refine-test-poses: recompute a mode that results.json already holds")
     p.set_defaults(func=_eval)
 
-    w = sub.add_parser("weights", help="fetch or check the LPIPS AlexNet backbone weights")
+    w = sub.add_parser("weights", help="fetch or check the LPIPS AlexNet backbone weights",
+                       description="The AlexNet backbone LPIPS needs: fetch it once on a machine with network, "
+                                   "check that it is there before evaluating offline.")
     wsub = w.add_subparsers(dest="weights_verb", metavar="ACTION", required=True)
     f = wsub.add_parser("fetch", help="download the AlexNet backbone into the torch hub cache (needs network)",
                         description="Download torchvision's AlexNet ImageNet checkpoint (hash-checked) into the "

@@ -7,12 +7,13 @@ fraction into a step. Resolution order (later wins)::
     release defaults  <-  profile  <-  variant overrides (methods/*.yaml)  <-  user overrides
 
 Overrides are flat dotted keys (``{"train.steps": 2000}``); an unknown key or a bad value is a
-:class:`~bench.errors.BenchError` naming the key and listing the allowed ones. This module must not
-import torch (listing variants and resolving configs stays cheap).
+:class:`~bench.errors.BenchError` naming the key and the closest allowed ones (:func:`check_keys`).
+This module must not import torch (listing variants and resolving configs stays cheap).
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import math
 import json
@@ -295,11 +296,27 @@ def allowed_keys() -> list[str]:
     return sorted(flatten(MethodConfig().to_dict()))
 
 
+# Where a user finds every key; an error names the closest few instead of all of them.
+KEYS_LISTED = "every key with its value: bench train --show-config"
+
+
+def check_keys(keys, source: str) -> None:
+    """BenchError for the first of ``keys`` that is no config key: ``source`` (``--set``, a file and
+    line), the key, "did you mean" with the closest few (a bare ``steps`` finds ``train.steps``)
+    and :data:`KEYS_LISTED`; one short line rather than the 70 keys."""
+    known = allowed_keys()
+    for key in keys:
+        if key in known:
+            continue
+        same_name = [k for k in known if k.split(".", 1)[1] == key.split(".")[-1]]
+        close = list(dict.fromkeys(same_name + difflib.get_close_matches(key, known, n=3, cutoff=0.6)))[:3]
+        hint = f"; did you mean {' or '.join(close)}?" if close else ""
+        raise BenchError(f"{source}: unknown config key {key!r}{hint} ({KEYS_LISTED})")
+
+
 def _apply(data: dict[str, Any], overrides: dict[str, Any], source: str) -> None:
-    keys = set(allowed_keys())
+    check_keys(overrides, source)
     for key, value in overrides.items():
-        if key not in keys:
-            raise BenchError(f"{source}: unknown config key {key!r}; allowed: {', '.join(sorted(keys))}")
         section, name = key.split(".", 1)
         data[section][name] = value
 

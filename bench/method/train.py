@@ -2,11 +2,11 @@
 
 ``train`` is the CLI's entry point (a run trained alone): it resolves the variant's config and the
 run's identity (bench.rundir.RunIdentity) and calls ``train_run``, the harness's entry point, which
-writes ``config.yaml`` and hands over to the base implementation registered for the variant
-(:func:`run_dydeblur` here). A run directory that already holds checkpoints is resumed from
-the latest one that loads and continues exactly: the training view of step s is drawn from a
-generator seeded by (seed, s) (bench.method.step), and every other piece of state is in the
-checkpoint (bench.method.checkpoints).
+checks the device and loads the scene, only then writes ``config.yaml``, and hands over to the base
+implementation registered for the variant (:func:`run_dydeblur` here). A run directory that already
+holds checkpoints is resumed from the latest one that loads and continues exactly: the training view
+of step s is drawn from a generator seeded by (seed, s) (bench.method.step), and every other piece of
+state is in the checkpoint (bench.method.checkpoints).
 
 The concerns around the loop live beside it: device.py (where it runs), optim.py (optimisers and
 schedules), step.py (the view and loss terms of a step), densify.py (DensifyStrategy),
@@ -15,6 +15,7 @@ checkpoints.py, outputs.py (renders, summary), progress.py (log, progress bar, c
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,10 +30,10 @@ from bench.data.scene import Scene
 from bench.errors import BenchError
 from bench.method.bpnet import BPNet
 from bench.method.checkpoints import load_checkpoint, resume_state, save_checkpoint
-from bench.method.config import MethodConfig, resolve_config, run_hash
+from bench.method.config import PROFILES, MethodConfig, resolve_config, run_hash
 from bench.method.densify import DensifyStrategy
 from bench.method.losses import psnr
-from bench.method.device import pick_device, set_threads
+from bench.method.device import DeviceChoice, pick_device, set_threads
 from bench.method.model import init_model, scene_extent
 from bench.method.optim import make_optimizers, set_lrs
 from bench.method.outputs import write_renders, write_summary
@@ -71,19 +72,52 @@ def train_run(run_dir, identity: rundir.RunIdentity, cfg: MethodConfig, *, profi
     return the train summary. The harness's job calls it with the identity its sweep planned and the
     configuration it resolved to check that identity, so nothing is resolved twice.
 
-    Writes config.yaml first (the identity, then profile, overrides, data root and ``cfg``;
-    BenchError if the directory holds a different config), then checkpoints, renders, curves.csv,
-    log.txt and train_summary.json.
+    Checks everything it can before it writes anything (:func:`_checked_inputs`: the device, the
+    scene's data, what ``cfg`` asks of the scene), so a failed check leaves ``run_dir`` as it was and
+    the corrected command starts clean. Then writes config.yaml (the identity, then profile,
+    overrides, data root and ``cfg``; BenchError if the directory holds a different config), then
+    checkpoints, renders, curves.csv, log.txt and train_summary.json.
     """
-    if device not in ("auto", "cpu", "cuda"):
-        raise BenchError(f"--device {device!r}: expected auto, cpu or cuda")
+    impl = base_implementation(identity.base_method)
+    scene, choice = _checked_inputs(identity, cfg, data_root, device)
+    warning = release_on_cpu(profile, cfg, choice)
+    if warning:
+        print(warning, file=sys.stderr)
     run_dir = Path(run_dir)
     record = rundir.identified(identity, {
         "profile": profile, "overrides": dict(overrides or {}),
         "data_root": None if data_root is None else str(data_root), "config": cfg.to_dict()})
     _write_config(run_dir, record)
-    impl = base_implementation(identity.base_method)
-    return impl(run_dir, cfg, record, data_root=data_root, device=device, progress=progress)
+    return impl(run_dir, cfg, record, scene=scene, choice=choice, progress=progress)
+
+
+def _checked_inputs(identity: rundir.RunIdentity, cfg: MethodConfig, data_root,
+                    device: str) -> tuple[Scene, DeviceChoice]:
+    """The run's scene and device, or the BenchError a run would otherwise meet after writing:
+    ``--device`` (and the backend it needs), BENCH_TORCH_THREADS, gsplat's CUDA extension, the
+    scene's data on disk, and the ground truth ``blur.ground_truth`` trains through."""
+    if device not in ("auto", "cpu", "cuda"):
+        raise BenchError(f"--device {device!r}: expected auto, cpu or cuda")
+    set_threads(cfg)
+    choice = pick_device(device, cfg.train.backend, torch.cuda.is_available())
+    if choice.backend == "gsplat":  # load or build gsplat's CUDA code now, not inside the first render
+        require_extension()
+    scene = datasets.load_scene(identity.dataset, identity.scene, data_root=data_root)
+    if scene.train.depth is None:
+        raise BenchError(f"{identity.dataset}/{identity.scene}: training depth missing; the method needs it")
+    if cfg.blur.ground_truth:
+        TrueBlur(scene.gt)  # its constructor is the check of the scene's ground truth (a BenchError)
+    return scene, choice
+
+
+def release_on_cpu(profile: str | None, cfg: MethodConfig, choice: DeviceChoice) -> str | None:
+    """The one-line warning for a run of the release profile (sized for a GPU) that goes on the CPU,
+    else None: a new user who leaves out ``--profile`` learns it before the run starts."""
+    if profile not in (None, "release") or choice.device.type != "cpu":
+        return None
+    return (f"warning: the release profile, sized for a GPU, runs on the CPU here ({choice.reason}): "
+            f"{cfg.train.steps} steps at release settings; for a CPU-sized run use --profile cpu "
+            f"({PROFILES['cpu']['train.steps']} steps)")
 
 
 def _write_config(run_dir: Path, record: dict) -> None:
@@ -97,18 +131,17 @@ def _write_config(run_dir: Path, record: dict) -> None:
     write_text(path, yaml.safe_dump(record, sort_keys=False))
 
 
-def run_dydeblur(run_dir: Path, cfg: MethodConfig, record: dict, *, data_root=None, device: str = "auto",
+def run_dydeblur(run_dir: Path, cfg: MethodConfig, record: dict, *, scene: Scene, choice: DeviceChoice,
                  progress: bool = True) -> dict:
-    """Train the dydeblur model (docs/method.md) with ``cfg``; see :func:`train`."""
-    set_threads(cfg)
-    choice = pick_device(device, cfg.train.backend, torch.cuda.is_available())
+    """Train the dydeblur model (docs/method.md) with ``cfg`` on ``scene`` where ``choice`` says;
+    see :func:`train_run`, which checked both."""
     log = RunLog(run_dir / rundir.LOG)
     log(f"start: method={record['method']} dataset={record['dataset']} scene={record['scene']} "
         f"seed={record['seed']} profile={record['profile']} device={choice.device} backend={choice.backend} "
         f"threads={torch.get_num_threads()} ({choice.reason})")
-    if choice.backend == "gsplat":  # load or build gsplat's CUDA code now, not inside the first render
+    if choice.backend == "gsplat":  # loaded by train_run's checks; kept for the life of the process
         log(f"gsplat CUDA extension: {require_extension().summary()}")
-    run = _build(run_dir, cfg, record, _load_scene(record, data_root), choice.device, choice.backend, log)
+    run = _build(run_dir, cfg, record, scene, choice.device, choice.backend, log)
     resume = resume_state(run)
     if resume is not None:
         load_checkpoint(run, *resume)
@@ -178,13 +211,6 @@ def _build_virtual(run: Run) -> VirtualViews | None:
     run.log(f"unseen views: {len(v)} virtual views, side offset {offset:.4f} scene units ({fraction:g} x median "
             f"depth {median:.3f}) along {run.cfg.unseen.side_direction}; inpainted share: {share}")
     return v
-
-
-def _load_scene(record: dict, data_root) -> Scene:
-    scene = datasets.load_scene(record["dataset"], record["scene"], data_root=data_root)
-    if scene.train.depth is None:
-        raise BenchError(f"{record['dataset']}/{record['scene']}: training depth missing; the method needs it")
-    return scene
 
 
 def _train_step(run: Run, s: int) -> dict[str, float] | None:

@@ -206,6 +206,7 @@ def main() -> int:
         from bench.method.progress import RunLog
     except ImportError:  # code before bench.method.progress (e.g. 84c8113)
         from bench.method.train import _Logger as RunLog
+    from bench.data.registry import load_scene
     from bench.method.registry import get_method
 
     load_before = os.getloadavg()[0]
@@ -218,7 +219,7 @@ def main() -> int:
     set_threads(cfg)
     with tempfile.TemporaryDirectory() as tmp:
         log = RunLog(Path(tmp) / "log.txt")
-        scene = train._load_scene(record, ns.data_root)
+        scene = load_scene("synthetic", ns.scene, data_root=ns.data_root)
         run = train._build(Path(tmp), cfg, record, scene, torch.device("cpu"), "torch", log)
         if run.bpnet is not None:
             hook_bpnet_backward(clock, run.bpnet)
