@@ -19,7 +19,8 @@ from bench.repo import REPO_ROOT
 
 METHODS_DIR = REPO_ROOT / "methods"
 
-# Base method name -> "module:function" implementing train(run_dir, cfg, scene, ...).
+# Base method name -> "module:function" training it: fn(run_dir, cfg, record, *, scene, choice, progress),
+# as bench.method.train.run_dydeblur (train_run loads the scene and picks the device first).
 BASE_METHODS: dict[str, str] = {
     "dydeblur": "bench.method.train:run_dydeblur",
 }
