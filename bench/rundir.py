@@ -20,6 +20,8 @@
       renders/train/<name>_kernels.npz   predicted kernels (H,W,K,K) and blur mask (H,W) of those views
       curves.csv             one row per logged step: step, loss terms, train_psnr, elapsed_s
       train_summary.json     steps, wall_time_s, peak_memory_bytes, device, backend, init path
+      videos/<path>.mp4      `bench render` videos of the trained scene (bench.video), one per camera
+                             path by default (test, spiral, fixed, bullet)
       results.json           THE "finished" marker: the identity, then metrics (per image and
                              aggregate), protocol, provenance; written atomically and last
 """
@@ -50,6 +52,7 @@ TRAIN_RENDERS = "renders/train"
 CURVES = "curves.csv"
 TRAIN_SUMMARY = "train_summary.json"
 RESULTS = "results.json"
+VIDEOS = "videos"
 JOB = "job.json"
 LOCK = ".lock"
 JOB_LOG = "job.log"  # stdout and stderr of a job the local queue started

@@ -12,6 +12,7 @@
       torch_extensions/      the shared gsplat build of the sweep's jobs (SLURM, gsplat runs)
       results.csv, results.parquet   the collected metrics (bench.report.collect)
       tables/, figures/, report.html the report (bench.report)
+      videos/<dataset>_<scene>.mp4   the report's comparison videos (input, GT, every variant)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ RESULTS_PARQUET = "results.parquet"
 TABLES = "tables"
 FIGURES = "figures"
 REPORT = "report.html"
+VIDEOS = "videos"
 
 
 class ManifestRun(TypedDict, total=False):
