@@ -43,6 +43,7 @@ class Built:
     tables: list = field(default_factory=list)
     paths: list[Path] = field(default_factory=list)
     figures: list[Path] = field(default_factory=list)
+    videos: list[Path] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
 
@@ -170,6 +171,20 @@ def build_figures(sweep_dir: Path, built: Built, frames: list[int] | None = None
     built.paths += built.figures
 
 
+def build_videos(sweep_dir: Path, built: Built) -> None:
+    """The comparison videos (bench.report.videos), one per scene; a failure or a skipped scene leaves a note."""
+    from bench.report.videos import comparison_videos
+
+    if built.summary is None:
+        return
+    made = _stage(built, "comparison videos", comparison_videos, sweep_dir, built.df,
+                  Path(sweep_dir) / sweepdir.VIDEOS)
+    if made:
+        built.videos += made.paths
+        built.notes += made.notes
+        built.paths += made.paths
+
+
 def paper_check(sweep_dir: Path, built: Built) -> pd.DataFrame | None:
     """The reproduction check of the collected runs against results/published (bench.report.paper_check);
     None without runs."""
@@ -180,8 +195,8 @@ def paper_check(sweep_dir: Path, built: Built) -> pd.DataFrame | None:
 
 def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
               rank_reported: bool = False, reference: str | None = None, test: str = DEFAULT_TEST) -> list[Path]:
-    """collect + statistics + tables + figures + reproduction check (when ``reported``) + report.html;
-    returns every written path (report last). BenchError, with nothing written, when ``sweep_dir`` is no
+    """collect + statistics + tables + figures + comparison videos + reproduction check (when
+    ``reported``) + report.html; returns every written path (report last). BenchError, with nothing written, when ``sweep_dir`` is no
     sweep output directory (``sweepdir.require_sweep``); any later failure is a note in the report."""
     from bench.report.html import write_report
 
@@ -191,9 +206,10 @@ def build_all(sweep_dir, frames: list[int] | None = None, reported: bool = True,
     built = _stage(holder, "collect", summarise, sweep_dir, True, reference, test=test) or holder
     build_tables(sweep_dir, built, reported, rank_reported)
     build_figures(sweep_dir, built, frames)
+    build_videos(sweep_dir, built)
     check = _stage(built, "paper check", paper_check, sweep_dir, built) if reported else None
     reading = "" if built.stats is None or built.stats.empty else \
         interval_note(int(built.stats.n_seeds.min()), ablation_label(built.reference), test)
     report = _stage(built, "report", write_report, sweep_dir / sweepdir.REPORT, sweep_dir, built.df, built.tables,
-                    built.figures, built.notes, rank_reported, reading, check)
+                    built.figures, built.notes, rank_reported, reading, check, built.videos)
     return built.paths + ([report] if report else [])

@@ -1,4 +1,6 @@
-"""The self-contained HTML report: tables (the ablation first) and figures (PNG embedded as base64) on one page."""
+"""The self-contained HTML report: tables (the ablation first), figures (PNG) and comparison videos
+(MP4, bench.report.videos) on one page, every file embedded as base64, so report.html alone is the
+whole report (the videos are also kept beside it in videos/)."""
 
 from __future__ import annotations
 
@@ -25,6 +27,7 @@ tr.reported td { color: #666; font-style: italic; background: #f6f6f6; }
 .missing { color: #a00; font-size: 11px; } .note { color: #a60; }
 .reproduced { color: #070; } .not-reproduced { color: #a00; } .not-comparable { color: #666; }
 figure { margin: 1em 0; } figure img { max-width: 100%; border: 1px solid #eee; }
+video { max-width: 100%; border: 1px solid #eee; }
 figcaption { font-size: 12px; color: #555; } code { background: #f3f3f3; padding: 0 3px; }
 </style></head><body>
 <h1>{{ title }}</h1>
@@ -39,6 +42,12 @@ A dataset average is shown only when every scene the sweep planned has results.<
 <h2>Figures</h2>
 {% for f in figures %}<figure id="{{ f.name }}"><img src="data:image/png;base64,{{ f.data }}" alt="{{ f.name }}">
 <figcaption>{{ f.name }} (PDF: figures/{{ f.stem }}.pdf)</figcaption></figure>{% endfor %}
+{% if videos %}<h2 id="videos">Videos</h2>
+<p>Per scene, one frame per test view in time order: the blurry input at the view's time, the ground truth and
+each variant's test render (its lowest seed).</p>
+{% for v in videos %}<figure id="video-{{ v.stem }}"><video controls muted loop playsinline
+src="data:video/mp4;base64,{{ v.data }}"></video>
+<figcaption>{{ v.stem }} (videos/{{ v.name }})</figcaption></figure>{% endfor %}{% endif %}
 {% if notes %}<h2>Notes</h2><ul>{% for n in notes %}<li class="note">{{ n }}</li>{% endfor %}</ul>{% endif %}
 {% if provenance %}<h2>Provenance</h2><table><tr>{% for k in provenance[0] %}<th>{{ k }}</th>{% endfor %}</tr>
 {% for row in provenance %}<tr>{% for v in row.values() %}<td>{{ v }}</td>{% endfor %}</tr>{% endfor %}
@@ -102,15 +111,18 @@ def provenance_summary(df: pd.DataFrame) -> pd.DataFrame:
 
 def write_report(path: Path, sweep_dir: Path, df: pd.DataFrame, tables: list[Table], figures: list[Path],
                  notes: list[str], rank_reported: bool = False, reading: str = "",
-                 paper_check: pd.DataFrame | None = None) -> Path:
-    """Write the single-file report; every PNG in ``figures`` is embedded. ``reading``: how to read
-    the ablation's differences and intervals (bench.report.stats.interval_note), shown above the tables.
+                 paper_check: pd.DataFrame | None = None, videos: list[Path] = ()) -> Path:
+    """Write the single-file report; every PNG in ``figures`` and every MP4 in ``videos`` is embedded.
+    ``reading``: how to read the ablation's differences and intervals (bench.report.stats.interval_note),
+    shown above the tables.
     ``paper_check``: bench.report.paper_check.check, shown after the tables (none: no section)."""
     from jinja2 import Environment
 
     env = Environment(autoescape=True)
     figs = [{"name": p.name, "stem": p.stem, "data": base64.b64encode(Path(p).read_bytes()).decode()}
             for p in figures if Path(p).suffix == ".png" and Path(p).is_file()]
+    clips = [{"name": p.name, "stem": p.stem, "data": base64.b64encode(Path(p).read_bytes()).decode()}
+             for p in videos if Path(p).is_file()]
     page = env.from_string(TEMPLATE).render(
         title=f"dydeblur-bench report: {Path(sweep_dir).name}",
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), sweep_dir=str(sweep_dir),
@@ -121,7 +133,7 @@ def write_report(path: Path, sweep_dir: Path, df: pd.DataFrame, tables: list[Tab
         notes=notes, reading=reading, provenance=provenance_summary(df).to_dict("records") if not df.empty else [],
         tables=[{"name": t.name, "caption": t.caption, "html": _markup(table_html(t, rank_reported))} for t in tables],
         paper_check=_markup(paper_check_html(paper_check)) if paper_check is not None else "",
-        figures=figs)
+        figures=figs, videos=clips)
     write_text(path, page)
     return path
 
