@@ -1,0 +1,96 @@
+"""``bench render`` (bench.video.render, bench.cli.render) on one tiny trained run shared by the module."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from bench import rundir
+from bench.cli import main
+from method_tiny import N, SMALL, W, H, tiny_scene, train_tiny
+from test_video_encode import decode
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """A tiny run trained once; the data registry serves its scene for the whole module."""
+    scene = tiny_scene()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
+        mp.setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
+        run_dir = tmp_path_factory.mktemp("render") / "run"
+        train_tiny(run_dir)
+        yield run_dir
+
+
+def _render(run_dir, *options) -> int:
+    return main(["render", str(run_dir), "--device", "cpu", *options])
+
+
+def test_the_test_path_has_one_frame_per_test_view_at_the_test_size(run, capsys):
+    assert _render(run) == 0
+    out = run / rundir.VIDEOS / "test.mp4"
+    assert capsys.readouterr().out.strip() == f"wrote {out}"
+    frames = decode(out)
+    assert len(frames) == N and frames[0].shape == (H, W, 3)
+
+
+def test_fixed_path_shows_the_square_moving(run, tmp_path):
+    out = tmp_path / "fixed.mp4"
+    assert _render(run, "--path", "fixed", "--frames", "6", "--scale", "2", "--out", str(out)) == 0
+    frames = decode(out)
+    assert len(frames) == 6 and frames[0].shape == (2 * H, 2 * W, 3)
+    # the camera holds still, so what changes between the first and the last frame is the moving square
+    # (the label strip at the top left shows the time, so it is left out)
+    body = [f[2 * H // 3:].astype(float) for f in frames]
+    assert np.abs(body[-1] - body[0]).mean() > 3 * np.abs(body[1] - body[0]).mean() > 0
+
+
+@pytest.mark.parametrize("kind", ["spiral", "bullet"])
+def test_spiral_and_bullet_paths_move_the_camera(run, tmp_path, kind):
+    out = tmp_path / f"{kind}.mp4"
+    assert _render(run, "--path", kind, "--frames", "4", "--width", "32", "--out", str(out)) == 0
+    frames = decode(out)
+    assert len(frames) == 4 and frames[0].shape[1] == 32
+    assert np.abs(frames[1].astype(float) - frames[0]).mean() > 0
+
+
+def test_panels_widen_the_frame_one_test_size_each(run, tmp_path):
+    out = tmp_path / "panels.mp4"
+    assert _render(run, "--show", "blurred,kernels,depth", "--out", str(out)) == 0
+    frames = decode(out)
+    assert len(frames) == N and frames[0].shape == (H, 4 * W, 3)
+    panels = np.split(frames[0].astype(float), 4, axis=1)
+    assert all(np.abs(p - panels[0]).mean() > 1 for p in panels[2:])  # colour maps, not the render again
+
+
+def _error(capsys) -> str:
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1, err
+    return err
+
+
+def test_an_unknown_panel_is_named_with_the_allowed_ones(run, capsys):
+    assert _render(run, "--show", "blurred,foo") == 2
+    assert "--show foo: unknown panel; allowed: blurred, kernels, depth" in _error(capsys)
+
+
+def test_a_run_without_its_checkpoint_or_bpnet_is_one_line_and_exit_2(run, tmp_path, capsys):
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("*.mp4"))
+    final = rundir.checkpoint_path(copy, SMALL["train.steps"])
+    state = torch.load(final, weights_only=False)
+    state.pop("bpnet")  # a state saved without BP-Net, as a variant without a blur module saves
+    torch.save(state, final)
+    assert _render(copy, "--show", "depth,blurred") == 2
+    assert "--show blurred:" in (err := _error(capsys)) and "has no BP-Net" in err
+    assert _render(copy, "--show", "depth", "--out", str(tmp_path / "d.mp4")) == 0
+    final.unlink()
+    assert _render(copy) == 2
+    assert "final checkpoint" in _error(capsys)
+    assert not (copy / rundir.VIDEOS).exists()
