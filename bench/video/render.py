@@ -66,8 +66,9 @@ def render_video(run_dir, spec: VideoSpec, device: str = "auto", progress: bool 
     saved = SavedRun.load(run_dir, spec.state, device)
     if saved.bpnet is None and {"blurred", "kernels"} & set(spec.show):
         asked = ",".join(p for p in spec.show if p in ("blurred", "kernels"))
-        raise BenchError(f"--show {asked}: {run_dir} has no BP-Net (its variant trains no blur module, or "
-                         f"uses the ground-truth blur); panels it can show: depth")
+        why = ("--state best_test has none (only the final checkpoint saves it): use --state last"
+               if spec.state == "best_test" else "its variant trains no blur module, or uses the ground-truth blur")
+        raise BenchError(f"--show {asked}: {run_dir} has no BP-Net to show ({why}); panels it can show: depth")
     path = camera_path(saved.scene, spec.path, spec.frames, spec.camera, spec.time)
     path = path.resized(*_size(path, spec))
     out = Path(spec.out) if spec.out else run_dir / rundir.VIDEOS / f"{spec.path}.mp4"
