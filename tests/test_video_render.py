@@ -78,9 +78,14 @@ def _error(capsys) -> str:
     return err
 
 
-def test_an_unknown_panel_is_named_with_the_allowed_ones(run, capsys):
+def test_an_unknown_panel_or_camera_is_named_with_the_allowed_ones(run, capsys):
     assert _render(run, "--show", "blurred,foo") == 2
     assert "--show foo: unknown panel; allowed: blurred, kernels, depth" in _error(capsys)
+    assert _render(run, "--path", "fixed", "--camera", str(N)) == 2
+    assert f"--camera {N}: expected a training camera 0 .. {N - 1}" in _error(capsys)
+    assert _render(run, "--path", "bullet", "--time", "1.5") == 2
+    assert "--time 1.5: expected a value in [0, 1]" in _error(capsys)
+    assert not (run / rundir.VIDEOS / "fixed.mp4").exists() and not (run / rundir.VIDEOS / "bullet.mp4").exists()
 
 
 def test_a_run_without_its_checkpoint_or_bpnet_is_one_line_and_exit_2(run, tmp_path, capsys):
