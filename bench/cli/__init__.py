@@ -24,6 +24,8 @@ COMMAND_MODULES = (
     "bench.cli.train",
     "bench.cli.sweep",
     "bench.cli.eval",
+    "bench.cli.export",
+    "bench.cli.fps",
     "bench.cli.report",
     "bench.cli.doctor",
 )
