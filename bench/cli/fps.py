@@ -33,7 +33,7 @@ def _fps(args: argparse.Namespace) -> int:
     speed = measure_run(args.run_dir, args.state, args.device, args.repeats, args.warmup)
     W, H = speed["resolution"]
     print(f"{speed['fps']:.2f} FPS: {speed['views']} test views at {W}x{H}, {speed['num_gaussians']} Gaussians "
-          f"({speed['state']}), {speed['device']}, {speed['backend']}, {speed['threads']} threads; median of "
+          f"({speed['state']}), {speed['device']}, {speed['backend']}, {speed['threads']} thread(s); median of "
           f"{speed['repeats']} passes after {speed['warmup']} warm-up")
     if rundir.is_finished(args.run_dir):
         print(f"wrote {record_speed(args.run_dir, speed)}")

@@ -58,7 +58,8 @@ def speed_device(speed: dict) -> str:
     (avx512), 2 threads" or "GPU: <name>, gsplat" (threads matter on a CPU only)."""
     backend = str(speed.get("backend") or "unknown renderer")
     kind = "GPU" if backend == "gsplat" or "CUDA" in backend else "CPU"
-    threads = f", {speed['threads']} threads" if kind == "CPU" and speed.get("threads") else ""
+    n = speed.get("threads")
+    threads = f", {n} thread{'' if n == 1 else 's'}" if kind == "CPU" and n else ""
     return f"{kind}: {speed.get('device') or 'unknown'}, {backend}{threads}"
 
 
@@ -68,7 +69,8 @@ def _speed_columns(doc: dict, mode: str) -> dict:
     for runs without a block (measured before it existed, or a timing that failed: ``bench fps``)."""
     speed = doc.get("speed") or {}
     fps = speed.get("fps")
-    if not isinstance(fps, (int, float)) or not math.isfinite(fps) or speed.get("state", "last") != mode.partition("+")[0]:
+    measured = isinstance(fps, (int, float)) and math.isfinite(fps)
+    if not measured or speed.get("state", "last") != mode.partition("+")[0]:
         return {"fps": math.nan, "fps_device": None}
     return {"fps": float(fps), "fps_device": speed_device(speed)}
 
