@@ -11,7 +11,8 @@ from bench import rundir
 from bench.cli import main
 from bench.errors import BenchError
 from bench.method.saved_run import SavedRun
-from bench.method.speed import measure
+from bench.method.speed import backend_name, measure
+from bench.render import cpu_ext
 from bench.metrics.results import identity_from_config, write_results
 from bench.provenance import cpu_model
 
@@ -38,7 +39,16 @@ def test_the_speed_block_describes_what_was_rendered_where(trained, tiny):
     assert speed["views"] == len(tiny.test) and speed["resolution"] == [48, 32]
     assert speed["num_gaussians"] == saved.model.num_gaussians and speed["threads"] >= 1
     assert speed["device"] == cpu_model()
-    assert speed["backend"] == "torch (CPU)" or speed["backend"].startswith("compiled CPU kernels (")
+    if cpu_ext.active_path() == "compiled":  # the instruction set the kernels run, as use_isa set it
+        assert cpu_ext.active_isa() in cpu_ext.isas()
+        assert speed["backend"] == f"compiled CPU kernels ({cpu_ext.active_isa()})"
+        try:
+            cpu_ext.use_isa("base")
+            assert backend_name(saved) == "compiled CPU kernels (base)"
+        finally:
+            cpu_ext.use_isa("auto")
+    else:
+        assert speed["backend"] == "torch (CPU)"
     with pytest.raises(BenchError, match="repeats=0"):
         measure(saved, repeats=0)
 
