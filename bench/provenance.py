@@ -38,7 +38,8 @@ def _package_version(name: str) -> str | None:
         return None
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (/proc/cpuinfo), else what the platform module says."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -58,7 +59,7 @@ def device_name() -> str:
             return torch.cuda.get_device_name(0)
     except ImportError:
         pass
-    return _cpu_model()
+    return cpu_model()
 
 
 def peak_memory_bytes(cuda: bool) -> dict[str, int | None]:

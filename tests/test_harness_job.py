@@ -151,3 +151,37 @@ def test_the_job_resolves_the_configuration_once_and_hands_it_to_training(write_
     assert out == {"base": "dydeblur"}
     written = yaml.safe_load((tmp_path / "run" / rundir.CONFIG).read_text())
     assert written["config"] == cfg.to_dict() and rundir.RunIdentity.read(written, tmp_path) == identity
+
+
+def test_the_job_records_the_rendering_speed_and_a_failed_timing_leaves_the_run_done(write_sweep, monkeypatch,
+                                                                                       capsys):
+    """After evaluation the job measures the trained run's rendering speed (bench.method.speed, on the
+    job's device) into results.json's ``speed`` block; where that fails, the run is still done, without
+    the block, and one line says how to record it later."""
+    import bench.method.speed as speed
+
+    measured = []
+
+    def measure_run(run_dir, device="auto"):
+        measured.append((run_dir.name, device))
+        if "defocus" in run_dir.name:
+            raise RuntimeError("no renderer here")
+        return {"fps": 12.5, "device": "a CPU", "backend": "torch (CPU)", "repeats": 3,
+                "resolution": [48, 32], "num_gaussians": 700}
+
+    monkeypatch.setattr(J, "_pipeline", fake_pipeline())
+    monkeypatch.setattr(speed, "measure_run", measure_run)
+    path = write_sweep(variants=["full"])
+    assert run_sweep(str(path), report=None) == 0
+    sweep_dir = load_sweep(path).output_dir()
+    for run in expand(load_sweep(path)):
+        d = runs_dir(sweep_dir) / run.run_id
+        assert read_status(d)["state"] == "done" and (run.run_id, "cpu") in measured
+        res = json.loads((d / rundir.RESULTS).read_text())
+        if run.scene == "defocus_0":
+            assert "speed" not in res
+            err = capsys.readouterr().err
+            assert f"{run.run_id}: rendering speed not measured (RuntimeError: no renderer here)" in err
+            assert f"bench fps {d}" in err
+        else:
+            assert res["speed"]["fps"] == 12.5 and res["speed"]["resolution"] == [48, 32]

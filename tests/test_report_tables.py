@@ -255,3 +255,61 @@ def test_blur_table_averages_views_per_run_then_seeds():
     assert table.marks[full][c] == f" \u00b1 {np.std([0.3, 0.9], ddof=1):.3f}"
     assert table.values[dk, c] == pytest.approx(0.7) and table.marks[dk][c] == ""
     assert any("2 seeds" in note for note in table.footnotes)
+
+
+def _with_speed(sweep, run_id: str, fps: float, device: str = "AMD EPYC 7B13", state: str = "last",
+                backend: str = "compiled CPU kernels (avx512)"):
+    """Give a run of a hand-made sweep results.json's speed block (bench.method.speed)."""
+    import json
+
+    path = sweep / "runs" / run_id / "results.json"
+    doc = json.loads(path.read_text())
+    doc["speed"] = {"fps": fps, "device": device, "backend": backend, "threads": 2,
+                    "repeats": 3, "warmup": 1, "state": state, "views": 5, "resolution": [48, 32],
+                    "num_gaussians": 700}
+    path.write_text(json.dumps(doc))
+
+
+def test_fps_column_names_its_device_and_shows_n_a_without_a_speed_record(sweep):
+    from bench.report.collect import run_speeds
+
+    before = collect(sweep)
+    assert _no_fps(T.main_table(before, _summary(before)))  # no run has a speed record: no column
+    for scene, seed, fps in (("a", 0, 10.0), ("a", 1, 14.0), ("b", 0, 20.0), ("b", 1, 30.0)):
+        _with_speed(sweep, f"full-toy-{scene}-s{seed}", fps)
+    _with_speed(sweep, "no_blur-toy-a-s0", 50.0)
+    _with_speed(sweep, "no_shortcut-toy-a-s0", 99.0, state="best_test")  # not the state the `last` rows show
+    df = collect(sweep)
+    speeds = run_speeds(df)
+    assert len(speeds) == 4 * 2 * 2 and speeds.fps.notna().sum() == 5
+    table = T.main_table(df, _summary(df))
+    c = [col.header for col in table.columns].index("FPS \u2191")
+    rows = dict(zip(table.rows, range(len(table.rows))))
+    assert table.values[rows["full"], c] == pytest.approx(18.5)  # mean over the 4 runs
+    assert table.values[rows["no_blur"], c] == 50.0 and table.marks[rows["no_blur"]][c] == " (1 of 4 runs)"
+    assert np.isnan(table.values[rows["no_shortcut"], c]) and table.notes[rows["no_shortcut"]][c] == "n/a"
+    assert T.rank_table(table)[rows["no_blur"], c] == 1  # one device: ranked, higher is better
+    note = next(n for n in table.footnotes if n.startswith("FPS"))
+    assert note.startswith("FPS (CPU: AMD EPYC 7B13, compiled CPU kernels (avx512), 2 threads): test views rendered")
+    md = T.to_markdown(table)
+    assert "FPS \u2191" in md and "n/a" in md and "FPS (CPU: AMD EPYC 7B13" in md
+    assert "FPS" in T.to_latex(table)
+
+    per = [t for t in T.per_scene_tables(df, seed_summary(df), _summary(df)) if t.name == "per_scene_toy_fps"]
+    (per,) = per
+    assert [col.header for col in per.columns] == ["a", "b", "Avg."]
+    r = per.rows.index("full")
+    assert list(per.values[r]) == pytest.approx([12.0, 25.0, 18.5])
+    assert per.notes[per.rows.index("no_shortcut")][0] == "n/a"
+
+    _with_speed(sweep, "no_blur-toy-b-s0", 5.0, device="NVIDIA H100", backend="gsplat")
+    df = collect(sweep)
+    table = T.main_table(df, _summary(df))
+    assert not T.rank_table(table)[:, c].any()  # two devices: not ranked
+    note = next(n for n in table.footnotes if n.startswith("FPS"))
+    assert "measured on 2 devices" in note and "; GPU: NVIDIA H100, gsplat." in note and "AMD EPYC 7B13" in note
+
+
+def _no_fps(table) -> bool:
+    """No FPS column and no FPS footnote."""
+    return all(col.metric != "fps" for col in table.columns) and not any(n.startswith("FPS") for n in table.footnotes)

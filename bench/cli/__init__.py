@@ -25,6 +25,8 @@ COMMAND_MODULES = (
     "bench.cli.sweep",
     "bench.cli.eval",
     "bench.cli.render",
+    "bench.cli.export",
+    "bench.cli.fps",
     "bench.cli.report",
     "bench.cli.doctor",
 )

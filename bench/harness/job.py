@@ -110,10 +110,13 @@ def _train_and_evaluate(run_dir: Path, identity: rundir.RunIdentity, job: dict, 
         summary = train(run_dir, identity, config, profile=job["profile"], overrides=job["overrides"],
                         data_root=job["data_root"], device=job["device"], progress=False)
         metrics, evaluations = evaluate_modes(run_dir)
+        speed = _speed(run_dir, job["device"])
         end = _now()
         extra = _extra(summary, executor, start, end, t0, resumed, attempt)
         if evaluations:
             extra["evaluations"] = evaluations
+        if speed is not None:
+            extra["speed"] = speed
         write_results(run_dir, identity, metrics, extra=extra)
     except Exception as err:
         traceback.print_exc()
@@ -125,6 +128,21 @@ def _train_and_evaluate(run_dir: Path, identity: rundir.RunIdentity, job: dict, 
     write_status(run_dir, state=DONE, end_time=end, wall_time_s=round(time.time() - t0, 3))
     print(f"{identity.run_id}: done in {time.time() - t0:.1f}s", flush=True)
     return DONE
+
+
+def _speed(run_dir: Path, device: str) -> dict | None:
+    """The trained run's rendering speed, results.json's ``speed`` block (bench.method.speed: a few
+    passes over the test views); None, with one line on stderr, where it cannot be measured: the run's
+    metrics stand without it, and ``bench fps RUN_DIR`` records it later."""
+    from bench.method.speed import measure_run
+
+    try:
+        return measure_run(run_dir, device=device)
+    # A timing that fails must not fail a trained, evaluated run; the line names what went wrong.
+    except Exception as err:  # noqa: BLE001
+        print(f"{run_dir.name}: rendering speed not measured ({type(err).__name__}: {err}); "
+              f"`bench fps {run_dir}` records it", file=sys.stderr, flush=True)
+        return None
 
 
 def _check_identity(identity: rundir.RunIdentity, job: dict):

@@ -26,7 +26,8 @@ ID_COLUMNS = ["sweep", "variant", "dataset", "scene", "blur_type", "seed", "metr
 PROVENANCE_COLUMNS = ["git_commit", "git_dirty", "bench_version", "torch", "gsplat", "device", "hostname",
                       "slurm_job_id", "wall_time_s", "peak_memory_bytes"]
 EXTRA_COLUMNS = ["protocol", "lpips_input", "eval_mode", "missing_reason"]
-COLUMNS = ID_COLUMNS + PROVENANCE_COLUMNS + EXTRA_COLUMNS
+SPEED_COLUMNS = ["fps", "fps_device"]  # results.json's speed block (bench.method.speed); NaN/None without one
+COLUMNS = ID_COLUMNS + PROVENANCE_COLUMNS + EXTRA_COLUMNS + SPEED_COLUMNS
 PER_IMAGE_COLUMNS = ["variant", "dataset", "scene", "blur_type", "seed", "view", "metric", "value", "run_id"]
 
 
@@ -50,6 +51,38 @@ def _provenance_columns(doc: dict) -> dict:
         "wall_time_s": prov.get("wall_time_s", train.get("wall_time_s")),
         "peak_memory_bytes": _peak_memory(prov, train),
     }
+
+
+def speed_device(speed: dict) -> str:
+    """Where a speed block was measured, as the tables name it: "CPU: <model>, compiled CPU kernels
+    (avx512), 2 threads" or "GPU: <name>, gsplat" (threads matter on a CPU only)."""
+    backend = str(speed.get("backend") or "unknown renderer")
+    kind = "GPU" if backend == "gsplat" or "CUDA" in backend else "CPU"
+    n = speed.get("threads")
+    threads = f", {n} thread{'' if n == 1 else 's'}" if kind == "CPU" and n else ""
+    return f"{kind}: {speed.get('device') or 'unknown'}, {backend}{threads}"
+
+
+def _speed_columns(doc: dict, mode: str) -> dict:
+    """fps and its device label for the rows of evaluation mode ``mode``: those of the state the speed
+    block rendered (``last`` or ``best_test``, refined poses or not); NaN and None for other modes and
+    for runs without a block (measured before it existed, or a timing that failed: ``bench fps``)."""
+    speed = doc.get("speed") or {}
+    fps = speed.get("fps")
+    measured = isinstance(fps, (int, float)) and math.isfinite(fps)
+    if not measured or speed.get("state", "last") != mode.partition("+")[0]:
+        return {"fps": math.nan, "fps_device": None}
+    return {"fps": float(fps), "fps_device": speed_device(speed)}
+
+
+def run_speeds(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per run and variant label (an evaluation mode is a row of its own) of a collected
+    frame: variant, dataset, scene, blur_type, seed, run_id, fps (NaN without a speed record),
+    fps_device. A frame collected before the speed columns existed has no speed record."""
+    keys = ["variant", "dataset", "scene", "blur_type", "seed", "run_id"]
+    out = df.drop_duplicates(["run_id", "variant"]).reindex(columns=keys + SPEED_COLUMNS)
+    out["fps"] = pd.to_numeric(out["fps"], errors="coerce")
+    return out.reset_index(drop=True)
 
 
 def eval_blocks(doc: dict) -> list[tuple[str, dict]]:
@@ -76,7 +109,8 @@ def rows_of(doc: dict, sweep: str) -> list[dict]:
         base = {"sweep": doc.get("sweep") or sweep, "variant": variant_label(doc.get("method"), mode),
                 "dataset": doc.get("dataset"), "scene": doc.get("scene"), "blur_type": doc.get("blur_type"),
                 "seed": doc.get("seed"), "run_id": doc.get("run_id"), **_provenance_columns(doc),
-                "protocol": protocol.get("name"), "lpips_input": protocol.get("lpips_input"), "eval_mode": mode}
+                "protocol": protocol.get("name"), "lpips_input": protocol.get("lpips_input"), "eval_mode": mode,
+                **_speed_columns(doc, mode)}
         for metric, value in (metrics.get("aggregate") or {}).items():
             finite = value is not None and math.isfinite(value)
             rows.append({**base, "metric": metric, "value": float(value) if finite else math.nan,
@@ -141,7 +175,7 @@ def collect(sweep_dir, docs: list[dict] | None = None) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=COLUMNS)
     df["seed"] = pd.to_numeric(df["seed"], errors="coerce").astype("Int64")
     df["value"] = df["value"].astype(float)
-    for col in ("wall_time_s", "peak_memory_bytes"):
+    for col in ("wall_time_s", "peak_memory_bytes", "fps"):
         df[col] = pd.to_numeric(df[col], errors="coerce")
     return df
 

@@ -343,18 +343,82 @@ def _fill(columns: list[Column], rows: list[str], cell) -> tuple[np.ndarray, lis
 
 
 def main_table(df: pd.DataFrame, summary: pd.DataFrame, reported: pd.DataFrame | None = None) -> Table:
-    """Rows = variants, column groups = datasets (and blur-type groups) x (PSNR, SSIM, LPIPS), scene means."""
+    """Rows = variants, column groups = datasets (and blur-type groups) x (PSNR, SSIM, LPIPS), scene means;
+    and FPS (rendering speed, ``_fps_cell``) where any run of the sweep has a speed record."""
     groups = labels.order_groups(summary.group.unique())
     variants = labels.order_variants(summary.variant.unique())
-    keys = [(g, m) for g in groups for m in ("psnr", headline_ssim(df.protocol[df.dataset == g.partition("/")[0]].dropna()), "lpips")]
-    columns = [Column(group_label(summary, d), f"{METRICS[m].label} {arrow(m)}", m) for d, m in keys]
+    speeds = _speeds(df)
+    fps = () if speeds is None else (FPS,)
+    keys = [(g, m) for g in groups
+            for m in ("psnr", headline_ssim(df.protocol[df.dataset == g.partition("/")[0]].dropna()), "lpips", *fps)]
+    columns = [_fps_column(group_label(summary, d), FPS_HEADER, speeds) if m == FPS else
+               Column(group_label(summary, d), f"{METRICS[m].label} {arrow(m)}", m) for d, m in keys]
     most = int(summary["n_seeds"].max())
-    values, notes, marks = _fill(columns, variants, lambda v, c, col: _summary_cell(summary, v, keys[c][0], col, most))
+
+    def cell(v, c, col):
+        group, metric = keys[c]
+        if metric == FPS:
+            dataset, _, blur = group.partition("/")
+            return _fps_cell(speeds, v, dataset, blur_type=blur or None)
+        return _summary_cell(summary, v, group, col, most)
+
+    values, notes, marks = _fill(columns, variants, cell)
     table = Table("main", "Main comparison (mean over scenes of the mean over seeds)", list(variants), columns,
                   values, notes, marks, [False] * len(variants),
                   _reason_notes(summary, {m for _, m in keys}) + convention_notes(m for _, m in keys)
-                  + _seed_note(most) + labels.eval_mode_notes(variants))
+                  + _seed_note(most) + labels.eval_mode_notes(variants) + _fps_notes(speeds))
     return _add_reported(table, reported, "main", keys) if reported is not None else table
+
+
+# ---------------------------------------------------------------- rendering speed (results.json's speed block)
+
+FPS = "fps"  # a column key beside the metrics; no metric of the registry
+FPS_HEADER = "FPS \u2191"
+
+
+def _speeds(df: pd.DataFrame) -> pd.DataFrame | None:
+    """``collect.run_speeds`` of the collected runs when any has a speed record, else None (no FPS column)."""
+    from bench.report.collect import run_speeds
+
+    speeds = run_speeds(df)
+    return speeds if speeds["fps"].notna().any() else None
+
+
+def _fps_column(group: str, header: str, speeds: pd.DataFrame) -> Column:
+    """An FPS column: higher is better, one decimal; ranked only when every figure comes from one device."""
+    return Column(group, header, FPS, higher_is_better=True, decimals=1,
+                  ranked=speeds["fps_device"].dropna().nunique() == 1)
+
+
+def _fps_cell(speeds: pd.DataFrame, variant: str, dataset: str, blur_type: str | None = None,
+              scene: str | None = None) -> tuple[float, str, str]:
+    """(mean FPS over the variant's runs of the dataset, blur type or scene that have a speed record, note,
+    " (k of n runs)" when some of those runs have none); n/a where none has."""
+    hit = speeds[(speeds.variant == variant) & (speeds.dataset == dataset)]
+    if blur_type is not None:
+        hit = hit[hit.blur_type == blur_type]
+    if scene is not None:
+        hit = hit[hit.scene == scene]
+    if hit.empty:
+        return np.nan, "no runs", ""
+    measured = hit["fps"].dropna()
+    if measured.empty:
+        return np.nan, "n/a", ""
+    return float(measured.mean()), "", "" if len(measured) == len(hit) else f" ({len(measured)} of {len(hit)} runs)"
+
+
+def _fps_notes(speeds: pd.DataFrame | None) -> list[str]:
+    """The footnote of the FPS columns: what is measured, and on which device(s)."""
+    if speeds is None:
+        return []
+    devices = sorted(set(speeds["fps_device"].dropna()))
+    what = ("test views rendered per second at the test resolution (sharp renders, median over timed passes; "
+            "`bench fps`), mean over the runs with a speed record; n/a: a run measured before results recorded "
+            "it (`bench fps RUN_DIR` adds it)")
+    if len(devices) == 1:
+        return [f"FPS ({devices[0]}): {what}."]
+    return [f"FPS: {what}; measured on {len(devices)} devices, comparable only on one (not ranked): "
+            + "; ".join(devices) + "."]
 
 
 def _interval_mark(row, col: Column) -> str:
@@ -463,7 +527,28 @@ def per_scene_tables(df: pd.DataFrame, per_scene: pd.DataFrame, summary: pd.Data
                                 f"(mean over seeds)", list(variants), columns, values, notes, marks,
                                 [False] * len(variants),
                                 convention_notes([m]) + _seed_note(most) + labels.eval_mode_notes(variants)))
+        speeds = _speeds(df[df.dataset == d])
+        if speeds is not None:
+            tables.append(_per_scene_fps(speeds, d, scenes, averages, variants, group_label(summary, d)))
     return tables
+
+
+def _per_scene_fps(speeds: pd.DataFrame, dataset: str, scenes: list[str], averages: list[str], variants,
+                   label: str) -> Table:
+    """The rendering speed of each variant per scene of ``dataset`` and per scene group (``_fps_cell``)."""
+    columns = [_fps_column(FPS_HEADER, s, speeds) for s in scenes]
+    columns += [_fps_column(FPS_HEADER, "Avg." + (f" {a.partition('/')[2]}" if "/" in a else ""), speeds)
+                for a in averages]
+
+    def cell(v, c, col):
+        if c < len(scenes):
+            return _fps_cell(speeds, v, dataset, scene=scenes[c])
+        return _fps_cell(speeds, v, dataset, blur_type=averages[c - len(scenes)].partition("/")[2] or None)
+
+    values, notes, marks = _fill(columns, variants, cell)
+    return Table(f"per_scene_{dataset}_fps", f"{label}: rendering speed per scene (mean over seeds)",
+                 list(variants), columns, values, notes, marks, [False] * len(variants),
+                 _fps_notes(speeds) + labels.eval_mode_notes(variants))
 
 
 _COUNT_FIELDS = {"scenes": "n_scenes", "seeds": "n_seeds", "df": "df"}  # diagnostics "runs" header -> stats column

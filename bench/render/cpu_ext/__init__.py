@@ -38,6 +38,7 @@ _log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _module = None
 _failed: str | None = None
+_isa: str | None = None  # the instruction set the float32 kernels run (set_isa's answer)
 _enabled: bool | None = None  # None: follow the environment variable
 
 
@@ -56,7 +57,7 @@ def enabled() -> bool:
 
 def load():
     """The compiled module, building it on first use; None where it cannot be built."""
-    global _module, _failed
+    global _module, _failed, _isa
     if _module is not None or _failed is not None:
         return _module
     with _lock:
@@ -72,7 +73,7 @@ def load():
             if isa not in ("auto", *module.supported_isas()):
                 raise BenchError(f"{ISA_ENV}={isa}: this CPU does not run it; it runs "
                                  f"{', '.join(module.supported_isas())} (or auto)")
-            module.set_isa(isa)
+            _isa = module.set_isa(isa)
             _module = module
     return _module
 
@@ -119,10 +120,17 @@ def isas() -> list[str]:
 def use_isa(name: str) -> str:
     """Run the float32 kernels with instruction set `name` ("auto", "avx512", "avx2", "base");
     returns the one in use. Raises RuntimeError for one this CPU cannot run or without a build."""
+    global _isa
     module = load()
     if module is None:
         raise RuntimeError(f"compiled CPU kernels unavailable: {_failed}")
-    return module.set_isa(name)
+    _isa = module.set_isa(name)
+    return _isa
+
+
+def active_isa() -> str | None:
+    """The instruction set the float32 kernels run now ("avx512", "avx2", "base"); None without a build."""
+    return _isa if load() is not None else None
 
 
 def failure() -> str | None:
