@@ -24,6 +24,7 @@ COMMAND_MODULES = (
     "bench.cli.train",
     "bench.cli.sweep",
     "bench.cli.eval",
+    "bench.cli.view",
     "bench.cli.report",
     "bench.cli.doctor",
 )
