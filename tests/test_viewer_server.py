@@ -11,15 +11,18 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from bench import rundir
 from bench.cli import main
 from bench.method.saved_run import SavedRun
 from bench.viewer import panels
+from bench.viewer.cameras import fov_y, w2c_from_viser
 from bench.viewer.server import Viewer
 
 from method_tiny import W, H, train_tiny, tiny_scene
@@ -80,9 +83,30 @@ def test_every_panel_renders_an_image_of_the_view(trained, tiny):
         panels.panel_image(saved, d.test_K[0], d.test_w2c[0], W, H, 1.5, "normals")
 
 
+def _poll(condition, seconds: float = 60.0) -> bool:
+    """Whether ``condition()`` became true within ``seconds`` (checked every 0.1 s)."""
+    end = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.1)
+    return True
+
+
+def _at_first_test_camera(viewer: Viewer) -> bool:
+    """Whether the one connected browser's camera is the run's first test camera (pose and fov)."""
+    clients = list(viewer._server.get_clients().values())
+    if len(clients) != 1:
+        return False
+    camera, d = clients[0].camera, viewer.saved.data
+    w2c = w2c_from_viser(camera.wxyz, camera.position)
+    return (np.abs(w2c - d.test_w2c[0].double().numpy()).max() < 1e-5
+            and abs(camera.fov - fov_y(d.test_K[0].numpy(), d.test_H)) < 1e-6)
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: no browser to load the viewer's page")
-def test_a_browser_gets_a_rendered_frame_and_the_server_stops(trained, tiny, tmp_path):
+def test_a_browser_gets_rendered_frames_at_the_first_test_camera_and_the_server_stops(trained, tiny, tmp_path):
     viewer = Viewer(SavedRun.load(trained, device="cpu"), port=_free_port())
     viewer.start()
     browser = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
@@ -90,11 +114,15 @@ def test_a_browser_gets_a_rendered_frame_and_the_server_stops(trained, tiny, tmp
                                 viewer.url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         arrived = viewer.frame_sent.wait(60)
+        at_test_camera = _poll(lambda: _at_first_test_camera(viewer))
+        sent = viewer.frames_sent
+        viewer.panel.value = panels.DEPTH  # a control change renders again
+        rerendered = _poll(lambda: viewer.frames_sent > sent)
     finally:
         browser.terminate()
         browser.wait(30)
         viewer.stop()
-    assert arrived and viewer.frames_sent >= 1
+    assert arrived and at_test_camera and rerendered
     assert not viewer._worker.is_alive()
     assert not [t for t in threading.enumerate() if t.name == "bench-view-render"]
     with pytest.raises(OSError):
@@ -130,5 +158,5 @@ def test_bench_view_prints_its_url_serves_the_page_and_exits_130_on_ctrl_c(train
         out, err = child.communicate(timeout=60)
     finally:
         child.kill()
-    assert child.returncode == 130
+    assert child.returncode == 130 and out.strip() == ""  # the URL was the one line on stdout
     assert "Traceback" not in err and err.strip() == "bench: interrupted"

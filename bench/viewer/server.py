@@ -15,6 +15,7 @@ import socket
 import sys
 import threading
 import time
+import warnings
 
 import numpy as np
 import torch
@@ -45,9 +46,11 @@ def _quiet_stdout() -> contextlib.AbstractContextManager:
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def quiet_handshakes() -> None:
-    """Keep websockets' failed-handshake tracebacks off stderr: browsers open and drop speculative
-    connections, which the library logs as errors although nothing went wrong for the viewer."""
+def _quiet_dropped_connections() -> None:
+    """Keep dropped browsers off stderr: websockets logs the speculative connections browsers open
+    and drop as failed handshakes with a traceback, and viser warns when a render finishes for a
+    browser closed meanwhile; neither is a fault of the viewer."""
+    warnings.filterwarnings("ignore", message=r"Queued a \w+ on a closed connection")
     log = logging.getLogger("websockets.server")
     if not any(isinstance(h, logging.NullHandler) for h in log.handlers):
         log.addHandler(logging.NullHandler())
@@ -59,7 +62,8 @@ class Viewer:
 
     ``width``: render width in pixels (default the test views'); the height follows each browser
     view's aspect. ``frames_sent`` counts the renders sent to browsers (``frame_sent`` is set at the
-    first), so a caller can tell that a browser got a picture."""
+    first), so a caller can tell that a browser got a picture. Once started, ``time``, ``panel`` and
+    ``show_cameras`` are the GUI's handles (setting a ``value`` acts as a browser's change does)."""
 
     def __init__(self, saved: SavedRun, host: str = "127.0.0.1", port: int = 8080, width: int | None = None):
         self.saved = saved
@@ -72,6 +76,7 @@ class Viewer:
         self._stopping = False
         self._server: viser.ViserServer | None = None
         self._worker: threading.Thread | None = None
+        self._frustum_handles: list = []
 
     @property
     def url(self) -> str:
@@ -80,7 +85,7 @@ class Viewer:
     def start(self) -> None:
         """Listen at ``url`` (BenchError when its port is taken) and start rendering for browsers."""
         check_port(self.host, self.port)
-        quiet_handshakes()
+        _quiet_dropped_connections()
         with _quiet_stdout():
             server = viser.ViserServer(host=self.host, port=self.port, label="bench view", verbose=False)
         if server.get_port() != self.port:  # taken between the check and viser's bind
@@ -136,7 +141,6 @@ class Viewer:
     def _frustums(self, server: viser.ViserServer) -> None:
         """The training cameras as frustums, hidden until the checkbox shows them."""
         d = self.saved.data
-        self._frustum_handles = []
         for name, K, w2c in zip(d.names, d.K.cpu().numpy(), d.w2c.cpu().double().numpy()):
             wxyz, position = viser_pose(w2c)
             self._frustum_handles.append(server.scene.add_camera_frustum(
