@@ -27,6 +27,7 @@ COMMAND_MODULES = (
     "bench.cli.render",
     "bench.cli.export",
     "bench.cli.fps",
+    "bench.cli.view",
     "bench.cli.report",
     "bench.cli.doctor",
 )
