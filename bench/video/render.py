@@ -93,14 +93,18 @@ def _frame(saved, path: CameraPath, i: int, show: tuple[str, ...]) -> np.ndarray
     images = [P.label(P.to_uint8(r.rgb.cpu().numpy()), f"sharp  t={t:.2f}")]
     blurred = saved.blurred(r, t) if {"blurred", "kernels"} & set(show) else None
     for name in show:
-        images.append(P.label(_panel(saved, name, r, blurred), _TITLES[name]))
+        images.append(P.label(panel_image(saved, name, r, blurred), _TITLES[name]))
     return P.side_by_side(images)
 
 
 _TITLES = {"blurred": "blurred (BP-Net)", "kernels": "blur RMS radius (px)", "depth": "depth"}
 
 
-def _panel(saved, name: str, r, blurred) -> np.ndarray:
+def panel_image(saved, name: str, r, blurred) -> np.ndarray:
+    """(H,W,3) uint8 panel ``name`` (blurred, kernels, depth) of render ``r`` of ``saved``
+    (bench.method.saved_run.SavedRun), ``blurred`` its ``SavedRun.blurred`` output (None unless a
+    BP-Net panel is asked for); fixed colour ranges, so colours keep their meaning from frame to frame.
+    The one definition of the panels, shared with the viewer (bench.viewer.panels)."""
     if name == "blurred":
         return P.to_uint8(blurred[0].cpu().numpy())
     if name == "kernels":
