@@ -3,6 +3,7 @@ the local queue, dry runs, edited sweeps."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -224,3 +225,18 @@ def test_local_liveness_follows_the_supervisor_state(tmp_path):
     assert not live.alive("a", {}) and live.alive("b", {}) and live.alive("c", {})
     manifest["submissions"][0]["local"]["supervisor"] = {"pid": dead.pid, "start": 1}
     assert not any(Liveness(manifest).alive(r, {}) for r in "abc")
+
+
+def test_a_local_queue_of_cpu_runs_loads_the_compiled_kernels_once_first(write_sweep, monkeypatch, capsys):
+    """So that no run's wall time (which the estimates read) holds the one build of the CPU kernels."""
+    from bench.harness import gsplat_build
+
+    children = []
+    monkeypatch.setattr(gsplat_build.subprocess, "run", lambda cmd, env: children.append(cmd))
+    runs = expand(load_sweep(write_sweep()))
+    gsplat_build.prebuild_cpu_local(runs, [], {})
+    assert len(children) == 1 and "cpu_ext.load()" in children[0][-1]
+    assert "compiled CPU kernels: ready" in capsys.readouterr().out
+    gsplat_build.prebuild_cpu_local(runs, [], {"BENCH_RENDER_COMPILED": "0"})
+    gsplat_build.prebuild_cpu_local([dataclasses.replace(r, device="auto") for r in runs], ["0"], {})
+    assert len(children) == 1

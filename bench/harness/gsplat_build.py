@@ -13,7 +13,9 @@ runs on the gsplat backend, every job exports one shared ``TORCH_EXTENSIONS_DIR`
   rather than pending forever);
 - ``off``: only the environment (the user built it).
 
-A local queue that starts several gsplat runs at once builds here first, for the same reason.
+A local queue that starts several gsplat runs at once builds here first, for the same reason; one
+that starts runs on the CPU loads (or builds) the compiled CPU kernels here first
+(:func:`prebuild_cpu_local`), so its runs neither wait on one build nor count it in their wall time.
 """
 
 from __future__ import annotations
@@ -204,6 +206,20 @@ def prebuild_local(runs: list[RunSpec], gpus: list[str], max_concurrent: int,
         return
     _say("gsplat: loading (or building) the CUDA extension before the local queue starts")
     build_here({}, child_env)
+
+
+def prebuild_cpu_local(runs: list[RunSpec], gpus: list[str], child_env: dict[str, str]) -> None:
+    """Before a local queue starts runs on the CPU: load or build the compiled CPU kernels
+    (bench.render.cpu_ext) once, in a child with the queue's environment. A build counted in a run's
+    wall time would inflate the time estimates made from it (bench.harness.estimate); a failed build
+    is no error here, the runs fall back to the PyTorch renderer and say so."""
+    if not any(r.device == "cpu" or (r.device == "auto" and not gpus) for r in runs):
+        return
+    if child_env.get("BENCH_RENDER_COMPILED", "1").strip().lower() in ("0", "false", "no", "off"):
+        return
+    start = time.perf_counter()
+    subprocess.run([sys.executable, "-c", "from bench.render import cpu_ext; cpu_ext.load()"], env=child_env)
+    _say(f"compiled CPU kernels: ready ({time.perf_counter() - start:.1f} s, built once when the sources change)")
 
 
 def _say(line: str) -> None:

@@ -49,6 +49,7 @@ def submit_local(sweep_dir: Path, submission: int, runs: list[RunSpec], max_conc
     cpus = max((r.resources.cpus_per_task for r in runs), default=1)
     cap = max_concurrent or default_concurrency(device, cpus)
     gsplat_build.prebuild_local(runs, gpus, cap, env)
+    gsplat_build.prebuild_cpu_local(runs, gpus, env)
     queue = folder / f"sub-{submission:04d}.json"
     state = folder / f"sub-{submission:04d}.state.json"
     log = folder / f"sub-{submission:04d}.log"
