@@ -131,3 +131,18 @@ def test_the_index_keeps_the_newest_output_first_and_drops_removed_ones(tmp_path
     assert sweep_index.outputs_of(tmp_path / "s.yaml") == [a, b]
     (b / "manifest.json").unlink()
     assert sweep_index.outputs_of(tmp_path / "s.yaml") == [a] and sweep_index.all_outputs() == [a]
+
+
+def test_the_eta_keeps_the_most_runs_seen_at_once(write_sweep, monkeypatch):
+    """Between one run's end and the next one's start one run runs: the ETA must not double then."""
+    path = _finish_two(write_sweep, monkeypatch)
+    sweep_dir = load_sweep(path).output_dir()
+    manifest = read_manifest(sweep_dir)
+    left = [r for r in expand(load_sweep(path)) if r.scene == "defocus_0"]
+    for run in left:
+        prepare_run(sweep_dir, run)
+    progress = SweepProgress(sweep_dir, manifest)
+    both = {r.run_id: (Shown.RUNNING, {}) for r in left}
+    assert "2 at once" in progress.reading(both).line()
+    one = {**both, left[0].run_id: (Shown.PENDING, {})}
+    assert "2 at once" in progress.reading(one).line()

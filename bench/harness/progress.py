@@ -59,6 +59,7 @@ class SweepProgress:
         self._jobs: dict[str, dict] = {}
         self._steps: dict[str, int | None] = {}
         self._ends: dict[str, float | None] = {}
+        self._peak = 0  # the most runs seen running at once
 
     def steps(self, run_id: str) -> tuple[int | None, int | None]:
         """(last logged step, steps planned) of a run; either None when not known yet."""
@@ -97,7 +98,11 @@ class SweepProgress:
                 step, total = self.steps(rid) if rid in running else (None, None)
                 share = min(1.0, step / total) if step and total else 0.0
                 work += cost.seconds * (1.0 - share)
-            return work / max(1, len(running)), f"from {len(measured)} measured runs, {max(1, len(running))} at once"
+            # runs at once: the most seen running together while following (bounded by those left), so
+            # the ETA does not double for the moment between one run's end and the next one's start
+            self._peak = max(self._peak, len(running))
+            at_once = max(1, min(self._peak, len(left)))
+            return work / at_once, f"from {len(measured)} measured runs, {at_once} at once"
         if rate:
             return len(left) / rate * 3600, "at the rate so far"
         return None, "until a run of each resource class finishes"
