@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 
 import numpy as np
 import pytest
 
 from bench import rundir, sweepdir
+from browser import require_chromium
 from report_fakes import fake_registry, make_sweep, tiny_scene, write_png
 from test_video_encode import decode
 
@@ -86,16 +86,9 @@ videos.forEach(v => { v.addEventListener("loadedmetadata", show); v.addEventList
 </script>"""
 
 
-def _chromium() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        if shutil.which(name):
-            return shutil.which(name)
-    pytest.skip("no Chromium on PATH (chromium, chromium-browser or google-chrome): the browser check needs one")
-
-
 def test_a_browser_plays_every_video_of_the_report(report, tmp_path):
     sweep, _, _ = report
-    browser = _chromium()
+    browser = require_chromium()
     page = tmp_path / "probe.html"
     page.write_text((sweep / sweepdir.REPORT).read_text().replace("</body>", PROBE + "</body>"))
     dom = subprocess.run([browser, "--headless=new", "--no-sandbox", "--disable-gpu",

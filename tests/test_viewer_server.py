@@ -25,9 +25,9 @@ from bench.viewer import panels
 from bench.viewer.cameras import fov_y, w2c_from_viser
 from bench.viewer.server import Viewer
 
+from browser import require_chromium
 from method_tiny import W, H, train_tiny, tiny_scene
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 TESTS = Path(__file__).resolve().parent
 
 
@@ -105,11 +105,11 @@ def _at_first_test_camera(viewer: Viewer) -> bool:
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed: no browser to load the viewer's page")
 def test_a_browser_gets_rendered_frames_at_the_first_test_camera_and_the_server_stops(trained, tiny, tmp_path):
+    chromium = require_chromium()
     viewer = Viewer(SavedRun.load(trained, device="cpu"), port=_free_port())
     viewer.start()
-    browser = subprocess.Popen([CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu",
+    browser = subprocess.Popen([chromium, "--headless=new", "--no-sandbox", "--disable-gpu",
                                 f"--user-data-dir={tmp_path / 'chromium'}", "--remote-debugging-port=0",
                                 viewer.url], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
