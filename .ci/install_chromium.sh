@@ -8,8 +8,8 @@ set -euo pipefail
 
 log() { echo "install_chromium: $*"; }
 
-if command -v chromium >/dev/null || command -v chromium-browser >/dev/null; then
-    log "chromium already on PATH; nothing to install"
+if command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null; then
+    log "a chromium (or chrome) is already on PATH; nothing to install"
     exit 0
 fi
 

@@ -22,6 +22,7 @@
       train_summary.json     steps, wall_time_s, peak_memory_bytes, device, backend, init path
       videos/<path>.mp4      `bench render` videos of the trained scene (bench.video), one per camera
                              path by default (test, spiral, fixed, bullet)
+      export/gaussians_t<time>.ply   `bench export --ply`: the Gaussians at a time (bench.export.ply)
       results.json           THE "finished" marker: the identity, then metrics (per image and
                              aggregate), protocol, provenance; written atomically and last
 """
@@ -53,6 +54,7 @@ CURVES = "curves.csv"
 TRAIN_SUMMARY = "train_summary.json"
 RESULTS = "results.json"
 VIDEOS = "videos"
+EXPORT = "export"
 JOB = "job.json"
 LOCK = ".lock"
 JOB_LOG = "job.log"  # stdout and stderr of a job the local queue started

@@ -61,7 +61,7 @@ def test_unavailable_device_writes_nothing(tiny_data, tmp_path, capsys, monkeypa
                  "--device", "cuda"]) == 2
     assert "--device cuda: CUDA is not available" in capsys.readouterr().err
     assert _train(out, "--device", "gpu") == 2
-    assert "'gpu': expected auto, cpu or cuda" in capsys.readouterr().err
+    assert "'gpu': expected one of auto, cpu, cuda" in capsys.readouterr().err
     assert not out.exists()
 
 

@@ -185,3 +185,11 @@ def test_the_job_records_the_rendering_speed_and_a_failed_timing_leaves_the_run_
             assert f"bench fps {d}" in err
         else:
             assert res["speed"]["fps"] == 12.5 and res["speed"]["resolution"] == [48, 32]
+
+
+def test_a_job_that_cannot_start_says_why(tmp_path, capsys):
+    """A job.json of an older version (no run identity): the job exits 1 with the reason, not silently."""
+    (tmp_path / rundir.JOB).write_text(json.dumps({"variant": "full"}))
+    assert J.main([str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert f"bench.harness.job: {tmp_path}: BenchError: {tmp_path / rundir.JOB}: no run identity" in err

@@ -20,7 +20,8 @@ def register(sub) -> None:
     p.add_argument("--state", choices=("last", "best_test"), default="last",
                    help="the saved state: the final checkpoint, or checkpoints/best_test.pt")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN_DIR/export)")
-    p.add_argument("--device", default="auto", help="torch device the Gaussians are moved on: auto, cpu, cuda")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="torch device the Gaussians are moved on")
     p.set_defaults(func=_export)
 
 

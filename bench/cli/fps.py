@@ -19,7 +19,9 @@ def register(sub) -> None:
     p.add_argument("--warmup", type=int, default=1, help="untimed passes first")
     p.add_argument("--state", choices=("last", "best_test"), default=None,
                    help="the saved state rendered (default: the run's eval.select)")
-    p.add_argument("--device", default="auto", help="auto (the run's own choice), cpu, cuda")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where to render (auto: as training would choose for the run's backend, e.g. the CPU "
+                        "for the cpu profile's torch backend even on a GPU node)")
     p.set_defaults(func=_fps)
 
 

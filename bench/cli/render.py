@@ -34,7 +34,8 @@ def register(sub) -> None:
     p.add_argument("--state", choices=("last", "best_test"), default="last",
                    help="the saved state rendered: the final checkpoint or checkpoints/best_test.pt")
     p.add_argument("--out", default=None, metavar="PATH", help="the MP4 written (default: RUN_DIR/videos/<path>.mp4)")
-    p.add_argument("--device", default="auto", help="torch device (auto: the GPU when there is one)")
+    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
+                   help="where to render (auto: as training would choose for the run's backend)")
     p.set_defaults(func=_render)
 
 

@@ -45,8 +45,8 @@ def _view(args: argparse.Namespace) -> int:
 
     check_port(args.host, args.port)  # before loading the run, which takes a while
     viewer = Viewer(SavedRun.load(args.run_dir, args.state, args.device), args.host, args.port, args.width)
-    viewer.start()
     try:
+        viewer.start()
         print(viewer.url, flush=True)
         while True:
             time.sleep(3600)

@@ -22,10 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench import rundir
 from bench.atomic import write_bytes
 from bench.errors import BenchError
 
-EXPORT_DIR = "export"  # under the run directory
 
 
 def property_names(num_rest: int) -> list[str]:
@@ -83,7 +83,7 @@ def export_ply(run_dir, times: list[float], state: str = "last", out_dir=None,
     from bench.method.saved_run import SavedRun
 
     saved = SavedRun.load(run_dir, state, device)
-    out_dir = Path(run_dir) / EXPORT_DIR if out_dir is None else Path(out_dir)
+    out_dir = Path(run_dir) / rundir.EXPORT if out_dir is None else Path(out_dir)
     model, p = saved.model, saved.model.params
     paths = []
     with torch.no_grad():

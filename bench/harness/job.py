@@ -181,7 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         state = run_job(args.run_dir, executor=args.executor, job_log=args.job_log)
-    except Exception:
+    except Exception as err:  # failures of training are in status.json already; this says the rest
+        print(f"bench.harness.job: {args.run_dir}: {type(err).__name__}: {err}", file=sys.stderr, flush=True)
         return 1
     return 0 if state in (DONE, BUSY) else 1
 

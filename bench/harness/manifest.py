@@ -29,11 +29,10 @@ from typing import Any, Iterator
 
 from bench import locks
 from bench.atomic import write_json
-from bench.errors import BenchError
 from bench.harness.states import SubmissionState
 from bench.locks import FileLock
 from bench.rundir import read_json
-from bench.sweepdir import manifest_path, not_a_sweep
+from bench.sweepdir import manifest_path
 
 SCHEMA = 1
 SUBMIT_LOCK = ".submit.lock"
@@ -43,13 +42,6 @@ SUBMITTING, SUBMITTED = SubmissionState.SUBMITTING, SubmissionState.SUBMITTED  #
 def read_manifest(sweep_dir: Path) -> dict[str, Any] | None:
     """The manifest, or None when missing or unreadable (bench.sweepdir.read_manifest raises)."""
     return read_json(manifest_path(sweep_dir))
-
-
-def require_manifest(sweep_dir: Path) -> dict[str, Any]:
-    manifest = read_manifest(sweep_dir)
-    if manifest is None:
-        raise BenchError(not_a_sweep(sweep_dir))
-    return manifest
 
 
 @contextmanager

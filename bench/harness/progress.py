@@ -135,7 +135,7 @@ class SweepProgress:
 
     def _end(self, run_id: str) -> float | None:
         """When a finished run's job ended (status.json), read once."""
-        if run_id not in self._ends:
+        if self._ends.get(run_id) is None:  # status.json's end time lands just after results.json
             status = read_json(runs_dir(self.sweep_dir) / run_id / rundir.STATUS) or {}
             self._ends[run_id] = _epoch(status.get("end_time"))
         return self._ends[run_id]
@@ -157,12 +157,7 @@ def _read_yaml(path: Path) -> dict:
 
 def _epoch(stamp: str | None) -> float | None:
     """Seconds since the epoch of a stored time stamp (ISO 8601 with an offset), None if unreadable."""
-    if not stamp:
+    try:
+        return datetime.fromisoformat(stamp).timestamp() if stamp else None
+    except ValueError:
         return None
-    for fmt in ("%Y-%m-%dT%H:%M:%S%z", None):
-        try:
-            parsed = datetime.strptime(stamp, fmt) if fmt else datetime.fromisoformat(stamp)
-            return parsed.timestamp()
-        except ValueError:
-            continue
-    return None

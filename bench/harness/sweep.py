@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from bench import rundir
+from bench import rundir, sweepdir
 from bench.errors import BenchError
 from bench.harness import estimate, monitor
 from bench.harness.executors import Executor, Submission, pick_executor
 from bench.harness import sweep_index
-from bench.harness.manifest import SUBMITTED, SUBMITTING, read_manifest, require_manifest, submitting, updating
+from bench.harness.manifest import SUBMITTED, SUBMITTING, submitting, updating
 from bench.harness.plan import archive_run, make_plan
 from bench.harness.preflight import check_data
 from bench.harness.procs import this_process
@@ -56,7 +56,7 @@ def sweep_with_manifest(arg: str, output_root: str | None = None) -> tuple[Path,
     """The output directory of a sweep file or directory and its manifest; BenchError naming the
     folder searched (and, for a file, how it was found) when no sweep is there."""
     sweep_dir = resolve_sweep_dir(arg, output_root)
-    manifest = read_manifest(sweep_dir)
+    manifest = sweepdir.read_manifest(sweep_dir)  # an unreadable manifest is an error of its own
     if manifest is None:
         raise BenchError(no_sweep_message(arg, sweep_dir, output_root))
     return sweep_dir, manifest
@@ -256,7 +256,7 @@ def _save(sweep_dir: Path, sweep: str, path: str, record: dict) -> None:
 def _finish(sweep_dir: Path, run_ids: list[str], report: ReportBuilder | None, poll_s: float,
             follow: bool) -> int:
     """Follow until the runs end, build the report (when given a builder), print the summary; exit code."""
-    manifest = require_manifest(sweep_dir)
+    manifest = sweepdir.require_sweep(sweep_dir)
     if follow:
         try:
             snap = monitor.follow(sweep_dir, manifest, run_ids, poll_s=poll_s)

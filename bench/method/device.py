@@ -20,6 +20,9 @@ class DeviceChoice:
     reason: str
 
 
+DEVICES = ("auto", "cpu", "cuda")
+
+
 def pick_device(device: str, backend: str, cuda_available: bool) -> DeviceChoice:
     """Resolve ``--device`` (auto|cpu|cuda) and ``train.backend`` (auto|torch|gsplat).
 
@@ -28,6 +31,8 @@ def pick_device(device: str, backend: str, cuda_available: bool) -> DeviceChoice
     because the pure-PyTorch renderer is the reference path, not the fast one; ``--device cuda``
     runs it on the GPU on purpose. gsplat needs CUDA.
     """
+    if device not in DEVICES:
+        raise BenchError(f"--device {device!r}: expected one of {', '.join(DEVICES)}")
     if device == "cuda" and not cuda_available:
         raise BenchError("--device cuda: CUDA is not available on this machine")
     if backend == "gsplat" and device == "cpu":

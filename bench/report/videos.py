@@ -55,8 +55,11 @@ def comparison_videos(sweep_dir: Path, df: pd.DataFrame, out_dir: Path) -> Video
             made.notes.append(f"video {d}/{sc}: scene not loadable ({err})")
             continue
         renders = {v: run_dirs[v] / rundir.TEST_RENDERS for v in variants}
-        made.paths.append(write_mp4(Path(out_dir) / f"{d}_{sc}.mp4", _frames(scene, renders), REPORT_FPS,
-                                    crf=REPORT_CRF))
+        try:
+            made.paths.append(write_mp4(Path(out_dir) / f"{d}_{sc}.mp4", _frames(scene, renders), REPORT_FPS,
+                                        crf=REPORT_CRF))
+        except Exception as err:  # one unreadable render must not cost the other scenes their videos
+            made.notes.append(f"video {d}/{sc}: not written ({type(err).__name__}: {err})")
     return made
 
 

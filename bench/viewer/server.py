@@ -175,7 +175,11 @@ class Viewer:
             time.sleep(DEBOUNCE_S)
             with self._wake:
                 due, self._due = self._due, set()
-            clients = self._server.get_clients()
+            try:
+                clients = self._server.get_clients()
+            except Exception as err:  # the worker must outlive a failure of the server's bookkeeping
+                print(f"bench view: error: {type(err).__name__}: {err}", file=sys.stderr)
+                continue
             for client_id in due & clients.keys():
                 self._render_for(clients[client_id])
 
