@@ -18,8 +18,7 @@ def register(sub) -> None:
                                    "ones; a run that fails is named and the others go on (exit 1 if any "
                                    "failed). Rebuild the report afterwards with `bench report SWEEP`.")
     p.add_argument("target", metavar="RUN_DIR|SWEEP",
-                   help="a run directory, or a sweep YAML or sweep output directory (manifest.json or runs/ "
-                        "inside)")
+                   help="a run directory, or a sweep YAML or sweep output directory (with its manifest.json)")
     p.add_argument("--output-root", default=None, help="with a sweep file: override its output_root")
     p.add_argument("--only", action="append", metavar="KEY=VALUE[,VALUE]", default=[],
                    help="with a SWEEP: re-score only the runs matching (keys: variant, dataset, scene, seed; "
