@@ -1,13 +1,15 @@
 """A tiny analytic scene for training tests: a checkered wall and a square moving along x.
 
 ``tiny_scene()`` builds it; the ``tiny`` fixture (conftest.py) makes the data registry return it;
-``train_tiny`` trains a variant on it with the small settings ``SMALL`` on the CPU.
+``train_tiny`` trains a variant on it with the small settings ``SMALL`` on the CPU; ``trained_once``
+trains one run for a module-scoped fixture.
 """
 
 from __future__ import annotations
 
 import csv
 
+import pytest
 import torch
 
 import bench.method.train as T
@@ -119,3 +121,16 @@ def interrupt_tiny(run_dir, at_step: int, monkeypatch, method="full", **extra) -
     with pytest.raises(KeyboardInterrupt):
         train_tiny(run_dir, method, **extra)
     monkeypatch.setattr(T, "_train_step", original)
+
+
+def trained_once(tmp_path_factory, name: str, **extra):
+    """A module-scoped fixture's body: ``yield from trained_once(tmp_path_factory, "speed")`` trains one
+    tiny run (``train_tiny`` with ``extra`` settings) and yields its directory; the data registry
+    serves the tiny scene until the module's tests are done."""
+    scene = tiny_scene()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
+        mp.setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
+        run = tmp_path_factory.mktemp(name) / "run"
+        train_tiny(run, **extra)
+        yield run

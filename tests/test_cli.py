@@ -69,3 +69,12 @@ def test_every_verb_has_a_description_and_help_shows_defaults():
             assert shown.count("(default:") <= 1, f"{where}: the default twice in {shown!r}"
         text = parser.format_help()
         assert "(default: None)" not in text and "(default: False)" not in text, name
+
+
+def test_the_cli_spells_the_states_and_devices_of_bench_method():
+    """bench/cli/args.py repeats them so that `bench --help` imports no torch: they must agree."""
+    from bench.cli.args import DEVICES, STATES
+    from bench.method.device import DEVICES as METHOD_DEVICES
+    from bench.method.saved_run import STATES as METHOD_STATES
+
+    assert (STATES, DEVICES) == (METHOD_STATES, METHOD_DEVICES)

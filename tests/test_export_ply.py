@@ -15,7 +15,7 @@ from bench.errors import BenchError
 from bench.method.saved_run import SavedRun
 from bench.render import rasterize
 
-from method_tiny import SMALL, tiny_scene, train_tiny
+from method_tiny import SMALL, trained_once
 
 # 3D Gaussian Splatting's GaussianModel.construct_list_of_attributes for SH degree 1 (K = 4)
 DGS_DEGREE_1 = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2",
@@ -26,13 +26,7 @@ DGS_DEGREE_1 = ["x", "y", "z", "nx", "ny", "nz", "f_dc_0", "f_dc_1", "f_dc_2",
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny run trained for the module, the tiny scene served by the registry meanwhile."""
-    scene = tiny_scene()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
-        mp.setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
-        run = tmp_path_factory.mktemp("export") / "run"
-        train_tiny(run, **{"model.sh_degree": 1})
-        yield run
+    yield from trained_once(tmp_path_factory, "export", **{"model.sh_degree": 1})
 
 
 def read_ply(path) -> dict[str, torch.Tensor]:

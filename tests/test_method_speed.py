@@ -16,19 +16,13 @@ from bench.render import cpu_ext
 from bench.metrics.results import identity_from_config, write_results
 from bench.provenance import cpu_model
 
-from method_tiny import tiny_scene, train_tiny
+from method_tiny import trained_once
 
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """One tiny run trained for the module, the tiny scene served by the registry meanwhile."""
-    scene = tiny_scene()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
-        mp.setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
-        run = tmp_path_factory.mktemp("speed") / "run"
-        train_tiny(run)
-        yield run
+    yield from trained_once(tmp_path_factory, "speed")
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ import torch
 
 from bench import rundir
 from bench.cli import main
-from method_tiny import N, SMALL, W, H, tiny_scene, train_tiny
+from method_tiny import H, N, SMALL, W, trained_once
 from test_video_encode import decode
 
 pytestmark = pytest.mark.slow
@@ -19,13 +19,7 @@ pytestmark = pytest.mark.slow
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """A tiny run trained once; the data registry serves its scene for the whole module."""
-    scene = tiny_scene()
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
-        mp.setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
-        run_dir = tmp_path_factory.mktemp("render") / "run"
-        train_tiny(run_dir)
-        yield run_dir
+    yield from trained_once(tmp_path_factory, "render")
 
 
 def _render(run_dir, *options) -> int:

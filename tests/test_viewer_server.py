@@ -26,7 +26,7 @@ from bench.viewer.cameras import fov_y, w2c_from_viser
 from bench.viewer.server import Viewer
 
 from browser import require_chromium
-from method_tiny import W, H, train_tiny, tiny_scene
+from method_tiny import H, W, trained_once
 
 TESTS = Path(__file__).resolve().parent
 
@@ -40,13 +40,7 @@ def _free_port() -> int:
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     """A trained tiny run, trained once for the module (the tiny scene served while it trains)."""
-    run = tmp_path_factory.mktemp("view") / "run"
-    with pytest.MonkeyPatch.context() as mp:
-        scene = tiny_scene()
-        mp.setattr("bench.data.registry.load_scene", lambda dataset, name, data_root=None: scene)
-        mp.setattr("bench.data.registry.blur_type_of", lambda dataset, name: scene.blur_type)
-        train_tiny(run)
-    return run
+    yield from trained_once(tmp_path_factory, "view")
 
 
 def test_a_taken_port_is_one_line_and_exit_2(tmp_path, capsys):

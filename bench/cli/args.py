@@ -44,3 +44,34 @@ def data_parent(args) -> str | None:
               "(--data-parent); --data-root names one dataset's own folder in the other verbs", file=sys.stderr)
         return args.data_root_as_parent
     return args.data_parent
+
+
+# The saved states and devices of bench.method (saved_run.STATES, device.DEVICES), spelled here so that
+# `bench --help` imports no torch; tests/test_cli.py checks that they agree.
+STATES = ("last", "best_test")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def saved_run_args(p: argparse.ArgumentParser, *, state_default: str | None = "last",
+                   state_help: str = "the saved state: the final checkpoint or checkpoints/best_test.pt",
+                   device_help: str = "where to render (auto: as training would choose for the run's backend)") -> None:
+    """RUN_DIR, ``--state`` and ``--device`` of the verbs that load a trained run (bench.method.saved_run)."""
+    p.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory (with its final checkpoint)")
+    p.add_argument("--state", choices=STATES, default=state_default, help=state_help)
+    p.add_argument("--device", choices=DEVICES, default="auto", help=device_help)
+
+
+def positive_int(text: str) -> int:
+    """argparse type: a whole number >= 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    """argparse type: a number > 0."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number")
+    return value

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 
+from bench.cli.args import positive_int
+
 
 def register(sub) -> None:
     """Add ``eval`` and ``weights`` to the ``bench`` subparsers."""
@@ -29,7 +31,7 @@ def register(sub) -> None:
     p.add_argument("--protocol", default=None, metavar="NAME",
                    help="evaluation protocol, a key of bench/metrics/protocols.py (default: the one the run's sweep "
                         "named, else its dataset's own); results.json records the protocol used")
-    p.add_argument("--refine-test-poses", type=_positive, metavar="STEPS", default=0,
+    p.add_argument("--refine-test-poses", type=positive_int, metavar="STEPS", default=0,
                    help="optimise each test camera STEPS Adam steps against its ground truth, the model frozen "
                         "(Deblur4DGS's test-time practice; 500 there), and score that as an evaluation mode of "
                         "its own (results.json evaluations['<select>+refine<STEPS>']); needs the run's saved state")
@@ -57,12 +59,6 @@ def register(sub) -> None:
                                     "cache), each as ok or MISSING with its path; exit 1 when one is missing.")
     c.set_defaults(func=_check)
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of steps")
-    return value
 
 
 def _eval(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bench.cli.args import saved_run_args
+
 
 def register(sub) -> None:
     """Add the ``export`` verb to the ``bench`` subparsers."""
@@ -13,15 +15,11 @@ def register(sub) -> None:
                     "files (binary, the layout splat viewers read), one file per time: "
                     "RUN_DIR/export/gaussians_t0.500.ply. Dynamic Gaussians are moved to the time; the motion "
                     "itself is not in the file. Every SH coefficient the model has is written.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
+    saved_run_args(p, device_help="torch device the Gaussians are moved on")
     p.add_argument("--ply", action="store_true", help="export as 3DGS PLY (the one format so far)")
     p.add_argument("--times", default="0.5",
                    help="fractions of the training sequence, comma-separated: 0 = first training frame, 1 = last")
-    p.add_argument("--state", choices=("last", "best_test"), default="last",
-                   help="the saved state: the final checkpoint, or checkpoints/best_test.pt")
     p.add_argument("--out", default=None, metavar="DIR", help="output folder (default: RUN_DIR/export)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="torch device the Gaussians are moved on")
     p.set_defaults(func=_export)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bench.cli.args import saved_run_args
+
 
 def register(sub) -> None:
     """Add the ``fps`` verb to the ``bench`` subparsers."""
@@ -14,14 +16,11 @@ def register(sub) -> None:
                     "of views per second with the device, renderer backend, threads, resolution and Gaussian "
                     "count. A finished run (results.json) gets it as its `speed` block, which the report's FPS "
                     "column shows; an older block is replaced.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory")
+    saved_run_args(p, state_default=None, state_help="the saved state rendered (default: the run's eval.select)",
+                   device_help="where to render (auto: as training would choose for the run's backend, e.g. the "
+                               "CPU for the cpu profile's torch backend even on a GPU node)")
     p.add_argument("--repeats", type=int, default=3, help="timed passes over the test views")
     p.add_argument("--warmup", type=int, default=1, help="untimed passes first")
-    p.add_argument("--state", choices=("last", "best_test"), default=None,
-                   help="the saved state rendered (default: the run's eval.select)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="where to render (auto: as training would choose for the run's backend, e.g. the CPU "
-                        "for the cpu profile's torch backend even on a GPU node)")
     p.set_defaults(func=_fps)
 
 

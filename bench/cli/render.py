@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bench.cli.args import positive_float, positive_int, saved_run_args
+
 
 def register(sub) -> None:
     """Add ``render`` to the ``bench`` subparsers."""
@@ -16,41 +18,25 @@ def register(sub) -> None:
                                    "holds one training camera while time runs; `bullet` freezes time while the "
                                    "camera swings on an arc. The sharp render is shown, with --show panels "
                                    "beside it. Written atomically to RUN_DIR/videos/<path>.mp4 unless --out.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a trained run directory (with its final checkpoint)")
+    saved_run_args(p, state_help="the saved state rendered: the final checkpoint or checkpoints/best_test.pt")
     p.add_argument("--path", choices=PATHS, default="test", help="the camera path")
     p.add_argument("--show", default="", metavar="PANEL[,PANEL]",
                    help=f"panels beside the sharp render, comma-separated, of: {', '.join(PANELS)} (blurred: "
                         "through BP-Net; kernels: predicted blur RMS radius per pixel; depth: disparity colours)")
-    p.add_argument("--fps", type=_positive_int, default=24, help="frames per second")
-    p.add_argument("--frames", type=_positive_int, default=96,
+    p.add_argument("--fps", type=positive_int, default=24, help="frames per second")
+    p.add_argument("--frames", type=positive_int, default=96,
                    help="number of frames of the spiral, fixed and bullet paths (test: one per test view)")
     size = p.add_mutually_exclusive_group()
-    size.add_argument("--scale", type=_positive_float, default=None,
+    size.add_argument("--scale", type=positive_float, default=None,
                       help="resolution as a factor of the test resolution (default: 1)")
-    size.add_argument("--width", type=_positive_int, default=None, help="width of each panel in pixels")
+    size.add_argument("--width", type=positive_int, default=None, help="width of each panel in pixels")
     p.add_argument("--camera", type=int, default=0, help="the training camera of --path fixed")
     p.add_argument("--time", type=float, default=0.5,
                    help="the frozen time of --path bullet, in [0,1] (0: first training frame, 1: last)")
-    p.add_argument("--state", choices=("last", "best_test"), default="last",
-                   help="the saved state rendered: the final checkpoint or checkpoints/best_test.pt")
     p.add_argument("--out", default=None, metavar="PATH", help="the MP4 written (default: RUN_DIR/videos/<path>.mp4)")
-    p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"),
-                   help="where to render (auto: as training would choose for the run's backend)")
     p.set_defaults(func=_render)
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive whole number")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number")
-    return value
 
 
 def _render(args: argparse.Namespace) -> int:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from bench.cli.args import positive_int, saved_run_args
+
 
 def register(sub) -> None:
     """Add ``view`` to the ``bench`` subparsers."""
@@ -15,25 +17,16 @@ def register(sub) -> None:
                                    "radius, weighted by the blur mask) or depth; a run without BP-Net shows "
                                    "sharp and depth. Opens at the first test camera. Serves until Ctrl-C. On a "
                                    "cluster node, tunnel the port: ssh -L 8080:NODE:8080 LOGIN_HOST.")
-    p.add_argument("run_dir", metavar="RUN_DIR", help="a trained run's directory (with its final checkpoint)")
+    saved_run_args(p, state_help="the saved state shown: the final checkpoint or checkpoints/best_test.pt",
+                   device_help="where to render (auto: CUDA with gsplat when available, else the CPU renderer)")
     p.add_argument("--port", type=int, default=8080, help="port to serve on")
     p.add_argument("--host", default="127.0.0.1",
                    help="address to listen on (0.0.0.0: every interface, to reach it from another machine)")
-    p.add_argument("--state", choices=("last", "best_test"), default="last",
-                   help="the saved state shown: the final checkpoint or checkpoints/best_test.pt")
-    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
-                   help="where to render (auto: CUDA with gsplat when available, else the CPU renderer)")
-    p.add_argument("--width", type=_positive, default=None,
+    p.add_argument("--width", type=positive_int, default=None,
                    help="render width in pixels; the height follows the browser's view (default: the test "
                         "views' width)")
     p.set_defaults(func=_view)
 
-
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive number of pixels")
-    return value
 
 
 def _view(args: argparse.Namespace) -> int:
