@@ -86,6 +86,20 @@ def eval_modes_on_disk(run_dir: Path) -> list[str]:
     return modes
 
 
+def read_config(run_dir: Path) -> dict:
+    """The run's config.yaml as a dict; BenchError naming the file when missing or not a mapping."""
+    import yaml
+
+    path = Path(run_dir) / CONFIG
+    if not path.is_file():
+        raise BenchError(f"{path}: missing; expected the run's resolved config (is {run_dir} a run directory?)")
+    with open(path) as f:
+        config = yaml.safe_load(f) or {}
+    if not isinstance(config, dict):
+        raise BenchError(f"{path}: expected a mapping")
+    return config
+
+
 def checkpoint_path(run_dir: Path, step: int) -> Path:
     return Path(run_dir) / CHECKPOINTS / f"step_{step:07d}.pt"
 

@@ -36,7 +36,7 @@ def _fake_scoring(monkeypatch, score):
     """Scoring replaced by ``score(renders)``; the run's config read as evaluation reads it."""
     from types import SimpleNamespace
 
-    from bench.metrics.evaluate import read_config
+    from bench.rundir import read_config
 
     monkeypatch.setattr(M, "prepare_evaluation", lambda run_dir, **kw: SimpleNamespace(config=read_config(run_dir)))
     monkeypatch.setattr(M, "score_renders", lambda evaluation, renders, progress: score(renders))

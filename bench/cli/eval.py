@@ -210,13 +210,12 @@ def _refine(args: argparse.Namespace, run_dir) -> int:
     from bench.errors import BenchError
     from bench.method.saved_run import refine_saved_run
     from bench.metrics.modes import configured_mode, evaluate_mode
-    from bench.metrics.evaluate import read_config
     from bench.metrics.results import stored_run
 
     if not rundir.is_finished(run_dir):
         raise BenchError(f"{run_dir / rundir.RESULTS}: missing; test poses are refined for a finished run")
     identity, metrics, extra = stored_run(run_dir)
-    select = args.select or configured_mode(read_config(run_dir)).partition("+")[0]
+    select = args.select or configured_mode(rundir.read_config(run_dir)).partition("+")[0]
     mode = rundir.eval_mode(select, args.refine_test_poses)
     reported = metrics.get("eval", {}).get("mode", "last")
     if mode in {reported, *(extra.get("evaluations") or {})} and not args.force:

@@ -15,7 +15,10 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+import yaml
+
 from bench import rundir
+from bench.errors import BenchError
 from bench.harness import estimate
 from bench.harness.states import Shown
 from bench.rundir import read_json
@@ -65,7 +68,7 @@ class SweepProgress:
         """(last logged step, steps planned) of a run; either None when not known yet."""
         run_dir = runs_dir(self.sweep_dir) / run_id
         if self._steps.get(run_id) is None:
-            config = _read_yaml(run_dir / rundir.CONFIG)
+            config = _config(run_dir)
             self._steps[run_id] = ((config.get("config") or {}).get("train") or {}).get("steps")
         return rundir.last_curve_step(run_dir), self._steps[run_id]
 
@@ -145,14 +148,12 @@ class SweepProgress:
         return _epoch(subs[-1].get("time")) if subs else None
 
 
-def _read_yaml(path: Path) -> dict:
-    import yaml
-
+def _config(run_dir: Path) -> dict:
+    """The run's config.yaml, {} while training has not written it yet (or it is unreadable)."""
     try:
-        doc = yaml.safe_load(path.read_text())
-    except (OSError, yaml.YAMLError):
+        return rundir.read_config(run_dir)
+    except (BenchError, OSError, yaml.YAMLError):  # a live view reads on while training writes
         return {}
-    return doc if isinstance(doc, dict) else {}
 
 
 def _epoch(stamp: str | None) -> float | None:

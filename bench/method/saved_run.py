@@ -24,7 +24,6 @@ from bench.method.outputs import write_refined_renders
 from bench.method.run_state import SceneTensors
 from bench.method.selection import load_best_model
 from bench.method.step import chw, sh_degree
-from bench.metrics.evaluate import read_config
 
 STATES = ("last", "best_test")
 
@@ -53,7 +52,7 @@ class SavedRun:
         run_dir = Path(run_dir)
         if state not in STATES:
             raise BenchError(f"state {state!r}: expected one of {', '.join(STATES)}")
-        record = read_config(run_dir)
+        record = rundir.read_config(run_dir)
         cfg = validate(record.get("config") or {}, str(run_dir / rundir.CONFIG))
         set_threads(cfg)
         choice = pick_device(device, cfg.train.backend, torch.cuda.is_available())
@@ -115,7 +114,7 @@ def refine_saved_run(run_dir, steps: int, select: str | None = None, progress: b
     (the final checkpoint) or ``best_test`` (checkpoints/best_test.pt); default the run's own
     ``eval.select``. BenchError when the run has no such saved state."""
     run_dir = Path(run_dir)
-    cfg = validate(read_config(run_dir).get("config") or {}, str(run_dir / rundir.CONFIG))
+    cfg = validate(rundir.read_config(run_dir).get("config") or {}, str(run_dir / rundir.CONFIG))
     select = select or cfg.eval.select
     saved = SavedRun.load(run_dir, select)
     gt = saved.scene.test.images.stack().float().to(saved.choice.device)

@@ -78,10 +78,9 @@ def measure_run(run_dir, state: str | None = None, device: str = "auto", repeats
     """:func:`measure` of ``run_dir``'s saved ``state`` (default: the state its evaluation reports,
     the config's ``eval.select``)."""
     from bench.method.config import validate
-    from bench.metrics.evaluate import read_config
 
     if state is None:
-        cfg = validate(read_config(Path(run_dir)).get("config") or {}, str(Path(run_dir) / rundir.CONFIG))
+        cfg = validate(rundir.read_config(Path(run_dir)).get("config") or {}, str(Path(run_dir) / rundir.CONFIG))
         state = cfg.eval.select
     return measure(SavedRun.load(run_dir, state, device), repeats, warmup)
 

@@ -122,7 +122,7 @@ def _write_config(run_dir: Path, record: dict) -> None:
     """Write config.yaml, refusing to reuse a directory trained with another config."""
     path = run_dir / rundir.CONFIG
     if path.is_file():
-        old = yaml.safe_load(path.read_text()) or {}
+        old = rundir.read_config(run_dir)
         if old.get("config_hash") != record["config_hash"]:
             raise BenchError(f"{path}: run directory holds a different config "
                              f"(hash {old.get('config_hash')} != {record['config_hash']}); use another --out")

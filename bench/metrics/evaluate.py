@@ -199,19 +199,6 @@ def _missing(protocol: Protocol, lpips_fn, lpips_missing: str | None, any_mask: 
     return missing
 
 
-def read_config(run_dir: Path) -> dict:
-    """The run's config.yaml as a dict."""
-    import yaml
-
-    path = Path(run_dir) / rundir.CONFIG
-    if not path.is_file():
-        raise BenchError(f"{path}: missing; expected the run's resolved config (is {run_dir} a run directory?)")
-    with open(path) as f:
-        config = yaml.safe_load(f) or {}
-    if not isinstance(config, dict):
-        raise BenchError(f"{path}: expected a mapping")
-    return config
-
 
 def run_target(config: Mapping) -> dict:
     """dataset, scene, data_root and the identity fields of a run, read from the keys training writes
@@ -286,7 +273,7 @@ def prepare_evaluation(run_dir, lpips_input: str | None = None, device: str = "c
     from bench.data.registry import get_dataset, load_scene
 
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = rundir.read_config(run_dir)
     target = run_target(config)
     spec = get_dataset(target["dataset"])
     chosen = run_protocol(run_dir, spec.protocol, protocol)

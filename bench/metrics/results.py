@@ -34,10 +34,9 @@ def identity_from_config(run_dir) -> rundir.RunIdentity:
     recorded the identity without run_id, sweep and blur type gets those three from where the
     directory lies and from the data registry, as that version's results did."""
     from bench.data.registry import blur_type_of
-    from bench.metrics.evaluate import read_config
 
     run_dir = Path(run_dir)
-    config = read_config(run_dir)
+    config = rundir.read_config(run_dir)
     if "run_id" in config:
         return rundir.RunIdentity.read(config, run_dir / rundir.CONFIG)
     kept = ("method", "base_method", "dataset", "scene", "seed", "config_hash")

@@ -35,10 +35,10 @@ def _first_runs(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def _data_root(run_dir: Path):
-    from bench.metrics.evaluate import read_config, run_target
+    from bench.metrics.evaluate import run_target
 
     try:
-        return run_target(read_config(run_dir))["data_root"]
+        return run_target(rundir.read_config(run_dir))["data_root"]
     except Exception:  # a run without a readable config still has the registry's default root
         return None
 
