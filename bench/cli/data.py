@@ -43,17 +43,8 @@ def register(sub) -> None:
     p.set_defaults(func=cmd_synth)
 
 
-def dataset_folder(name: str, parent: str | None):
-    """Dataset ``name``'s folder under ``parent`` (None: its default, bench.data.registry.data_root)."""
-    from pathlib import Path
-
-    from bench.data.registry import data_root as resolve
-
-    return resolve(name, Path(parent) / name if parent else None)
-
-
 def cmd_list(args) -> int:
-    from bench.data.registry import list_datasets
+    from bench.data.registry import dataset_folder, list_datasets
     from bench.data.synth.generate import scene_complete
 
     parent = data_parent(args)

@@ -150,6 +150,12 @@ def data_root(name: str, override: str | os.PathLike | None = None) -> Path:
     return rel if rel.is_absolute() else repo_root() / rel
 
 
+def dataset_folder(name: str, parent: str | os.PathLike | None = None) -> Path:
+    """Dataset ``name``'s folder under ``parent``, the parent of every dataset's folder (``--data-parent``,
+    used as $BENCH_DATA is), or its default (:func:`data_root`) without one."""
+    return data_root(name, Path(parent) / name if parent else None)
+
+
 _root = data_root  # the parameter called data_root below shadows the function
 _noted: set[tuple[str, Path]] = set()
 

@@ -141,12 +141,12 @@ def slurm_check() -> Check:
 
 def data_checks(data_parent: str | None = None) -> list[Check]:
     """Per dataset: how many of its scenes are present under its data root (as ``bench data list``)."""
-    from bench.data.registry import data_root as resolve, list_datasets
+    from bench.data.registry import dataset_folder, list_datasets
     from bench.data.synth.generate import scene_complete
 
     checks = []
     for spec in list_datasets():
-        root = resolve(spec.name, Path(data_parent) / spec.name if data_parent else None)
+        root = dataset_folder(spec.name, data_parent)
         synthetic = spec.layout == "synthetic"
         present = [s.name for s in spec.scenes
                    if (root / s.name).is_dir() and (not synthetic or scene_complete(root, s.name))]

@@ -34,7 +34,7 @@ class Measured:
     steps: int
     klass: str
     wall_s: float
-    bytes: int
+    bytes: int | None  # None: not measured (measure(sized=False))
 
 
 @dataclass(frozen=True)
@@ -57,8 +57,10 @@ def _size(run_dir: Path) -> int:
     return sum(p.stat().st_size for p in run_dir.rglob("*") if p.is_file())
 
 
-def measure(run_dir: Path) -> Measured | None:
-    """The cost of a finished run of a sweep (None: unfinished, or its files lack the figures)."""
+def measure(run_dir: Path, sized: bool = True) -> Measured | None:
+    """The cost of a finished run of a sweep (None: unfinished, or its files lack the figures).
+    ``sized=False`` leaves out its size on disk (a walk of every file, needed for the dry run's disk
+    estimate only, not for an ETA)."""
     results, job = read_json(run_dir / rundir.RESULTS), read_json(run_dir / rundir.JOB)
     if not results or not job:
         return None
@@ -68,7 +70,7 @@ def measure(run_dir: Path) -> Measured | None:
         return None
     return Measured(str(results.get("method")), str(results.get("dataset")), int(steps),
                     resource_class(job.get("resources") or {}, str(job.get("device"))), float(wall),
-                    _size(run_dir))
+                    _size(run_dir) if sized else None)
 
 
 def measured_runs(sweep_dirs: Iterable[Path]) -> list[Measured]:
@@ -76,13 +78,13 @@ def measured_runs(sweep_dirs: Iterable[Path]) -> list[Measured]:
     return measured_runs_of({Path(d).absolute() for d in sweep_dirs} | set(sweep_index.all_outputs()))
 
 
-def measured_runs_of(sweep_dirs: Iterable[Path]) -> list[Measured]:
-    """The finished runs of ``sweep_dirs``."""
+def measured_runs_of(sweep_dirs: Iterable[Path], sized: bool = True) -> list[Measured]:
+    """The finished runs of ``sweep_dirs`` (``sized``: as for :func:`measure`)."""
     found = []
     for sweep_dir in sorted(sweep_dirs):
         manifest = read_manifest(sweep_dir)
         for run_id in (manifest or {}).get("runs", {}):
-            run = measure(runs_dir(sweep_dir) / run_id)
+            run = measure(runs_dir(sweep_dir) / run_id, sized)
             if run is not None:
                 found.append(run)
     return found
@@ -117,8 +119,8 @@ def run_cost(variant: str, dataset: str, steps: int, klass: str, measured: list[
             ("scaled by steps", same, True)):
         if pool:
             seconds = [m.wall_s * (steps / m.steps if scale else 1.0) for m in pool]
-            sizes = [m.bytes for m in pool]
-            return Cost(statistics.median(seconds), int(statistics.median(sizes)),
+            sizes = [m.bytes for m in pool if m.bytes is not None]
+            return Cost(statistics.median(seconds), int(statistics.median(sizes)) if sizes else None,
                         f"{len(pool)} measured run(s), {label}")
     return Cost(None, None, "no run of its resource class measured on this machine")
 

@@ -130,10 +130,10 @@ class SweepProgress:
         """Finished runs of this sweep (each read once) and of the other recorded sweeps (read once)."""
         for run_id in self.manifest.get("runs", {}):
             if self._measured.get(run_id) is None:
-                self._measured[run_id] = estimate.measure(runs_dir(self.sweep_dir) / run_id)
+                self._measured[run_id] = estimate.measure(runs_dir(self.sweep_dir) / run_id, sized=False)
         if self._others is None:
             others = [d for d in estimate.sweep_index.all_outputs() if d != self.sweep_dir.absolute()]
-            self._others = estimate.measured_runs_of(others)
+            self._others = estimate.measured_runs_of(others, sized=False)
         return [m for m in self._measured.values() if m is not None] + self._others
 
     def _end(self, run_id: str) -> float | None:

@@ -39,6 +39,12 @@ def default_concurrency(device: str, cpus_per_task: int = 1) -> int:
     return max(1, len(visible_gpus()))
 
 
+def queue_cap(runs: list[RunSpec], max_concurrent: int | None, device: str) -> int:
+    """Runs of ``runs`` a local queue runs at once: ``max_concurrent``, else as many as the device holds
+    at the runs' CPUs per task (:func:`default_concurrency`)."""
+    return max_concurrent or default_concurrency(device, max((r.resources.cpus_per_task for r in runs), default=1))
+
+
 def submit_local(sweep_dir: Path, submission: int, runs: list[RunSpec], max_concurrent: int | None,
                  device: str, env: dict[str, str]) -> dict:
     """Start a detached supervisor for ``runs``; returns the manifest's ``local`` record (plus the
@@ -46,8 +52,7 @@ def submit_local(sweep_dir: Path, submission: int, runs: list[RunSpec], max_conc
     folder = Path(sweep_dir) / LOCAL_DIR
     folder.mkdir(parents=True, exist_ok=True)
     gpus = [] if device == "cpu" else visible_gpus()
-    cpus = max((r.resources.cpus_per_task for r in runs), default=1)
-    cap = max_concurrent or default_concurrency(device, cpus)
+    cap = queue_cap(runs, max_concurrent, device)
     gsplat_build.prebuild_local(runs, gpus, cap, env)
     gsplat_build.prebuild_cpu_local(runs, gpus, env)
     queue = folder / f"sub-{submission:04d}.json"
@@ -129,7 +134,7 @@ class LocalExecutor(Executor):
                 + f" (supervisor pid {local['supervisor']['pid']})")
 
     def concurrency(self, runs: list[RunSpec], max_concurrent: int | None, device: str) -> int | None:
-        return max_concurrent or default_concurrency(device, max((r.resources.cpus_per_task for r in runs), default=1))
+        return queue_cap(runs, max_concurrent, device)
 
     def finish(self) -> None:
         for proc in self._popen:
