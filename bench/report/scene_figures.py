@@ -43,6 +43,27 @@ def _data_root(run_dir: Path):
         return None
 
 
+def scene_runs(sweep_dir: Path, df: pd.DataFrame, what: str, notes: list[str]):
+    """Per (dataset, scene) of ``df`` (the collected runs): (dataset, scene name, the scene loaded through
+    the data registry, {variant: run directory}) for each variant's lowest-seed run with test renders, in
+    the report's variant order. A scene without renders or data is skipped with a note
+    ``"<what> <dataset>/<scene>: ..."`` in ``notes``."""
+    from bench.data.registry import load_scene
+
+    for (d, sc), group in _first_runs(df).groupby(["dataset", "scene"], sort=False):
+        run_dirs = {r.variant: sweepdir.run_dir(sweep_dir, r.run_id) for r in group.itertuples()}
+        variants = [v for v in labels.order_variants(run_dirs) if (run_dirs[v] / rundir.TEST_RENDERS).is_dir()]
+        if not variants:
+            notes.append(f"{what} {d}/{sc}: no test renders")
+            continue
+        try:
+            scene = load_scene(d, sc, data_root=_data_root(run_dirs[variants[0]]))
+        except Exception as err:  # missing data must not stop the report
+            notes.append(f"{what} {d}/{sc}: scene not loadable ({err})")
+            continue
+        yield d, sc, scene, {v: run_dirs[v] for v in variants}
+
+
 def _resize(img: np.ndarray, h: int, w: int) -> np.ndarray:
     import cv2
 
@@ -72,27 +93,15 @@ def _per_image_psnr(run_dir: Path, name: str):
 
 def plot_qualitative(sweep_dir: Path, df: pd.DataFrame, out_dir: Path, frames: list[int] | None = None):
     """Per scene and chosen test frame: blurry input, GT, each variant's render, zoomed crops below."""
-    from bench.data.registry import load_scene
     from bench.metrics.evaluate import read_image
 
     paths, notes = [], []
-    runs = _first_runs(df)
-    for (d, sc), group in runs.groupby(["dataset", "scene"], sort=False):
-        run_dirs = {r.variant: sweepdir.run_dir(sweep_dir, r.run_id) for r in group.itertuples()}
-        variants = [v for v in labels.order_variants(run_dirs) if (run_dirs[v] / rundir.TEST_RENDERS).is_dir()]
-        if not variants:
-            notes.append(f"qualitative {d}/{sc}: no test renders")
-            continue
-        try:
-            scene = load_scene(d, sc, data_root=_data_root(run_dirs[variants[0]]))
-        except Exception as err:  # missing data must not stop the report
-            notes.append(f"qualitative {d}/{sc}: scene not loadable ({err})")
-            continue
+    for d, sc, scene, run_dirs in scene_runs(sweep_dir, df, "qualitative", notes):
         n = len(scene.test.names)
         for i in sorted({min(max(f, 0), n - 1) for f in (frames or [n // 2])}):
             name = scene.test.names[i]
-            renders = {v: read_image(run_dirs[v] / rundir.TEST_RENDERS / f"{name}.png") for v in variants
-                       if (run_dirs[v] / rundir.TEST_RENDERS / f"{name}.png").is_file()}
+            renders = {v: read_image(run_dir / rundir.TEST_RENDERS / f"{name}.png") for v, run_dir in run_dirs.items()
+                       if (run_dir / rundir.TEST_RENDERS / f"{name}.png").is_file()}
             if not renders:
                 notes.append(f"qualitative {d}/{sc}: no render of test view {name}")
                 continue

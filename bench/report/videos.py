@@ -15,9 +15,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from bench import rundir, sweepdir
-from bench.report import labels
-from bench.report.scene_figures import _data_root, _first_runs
+from bench import rundir
+from bench.report.scene_figures import scene_runs
 from bench.video import panels as P
 from bench.video.encode import write_mp4
 
@@ -40,21 +39,9 @@ class Videos:
 def comparison_videos(sweep_dir: Path, df: pd.DataFrame, out_dir: Path) -> Videos:
     """One comparison video per (dataset, scene) of ``df`` (the collected runs) into ``out_dir``
     (<sweep>/videos/<dataset>_<scene>.mp4); a scene without renders or data is a note."""
-    from bench.data.registry import load_scene
-
     made = Videos()
-    for (d, sc), group in _first_runs(df).groupby(["dataset", "scene"], sort=False):
-        run_dirs = {r.variant: sweepdir.run_dir(sweep_dir, r.run_id) for r in group.itertuples()}
-        variants = [v for v in labels.order_variants(run_dirs) if (run_dirs[v] / rundir.TEST_RENDERS).is_dir()]
-        if not variants:
-            made.notes.append(f"video {d}/{sc}: no test renders")
-            continue
-        try:
-            scene = load_scene(d, sc, data_root=_data_root(run_dirs[variants[0]]))
-        except Exception as err:  # missing data must not stop the report
-            made.notes.append(f"video {d}/{sc}: scene not loadable ({err})")
-            continue
-        renders = {v: run_dirs[v] / rundir.TEST_RENDERS for v in variants}
+    for d, sc, scene, run_dirs in scene_runs(sweep_dir, df, "video", made.notes):
+        renders = {v: run_dir / rundir.TEST_RENDERS for v, run_dir in run_dirs.items()}
         try:
             made.paths.append(write_mp4(Path(out_dir) / f"{d}_{sc}.mp4", _frames(scene, renders), REPORT_FPS,
                                         crf=REPORT_CRF))
