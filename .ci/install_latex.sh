@@ -12,23 +12,5 @@
 # --no-install-recommends: no documentation, no extra fonts, no latex-extra.
 set -euo pipefail
 
-log() { echo "install_latex: $*"; }
-
-if command -v pdflatex >/dev/null; then
-    log "pdflatex already on PATH ($(command -v pdflatex)); nothing to install"
-    exit 0
-fi
-
-if [[ $(id -u) -ne 0 ]]; then
-    if command -v sudo >/dev/null && sudo -n true 2>/dev/null; then
-        exec sudo -n bash "$0" "$@"
-    fi
-    echo "install_latex: must run as root to install packages; try: sudo bash $0" >&2
-    exit 1
-fi
-
-log "installing texlive-latex-base texlive-latex-recommended"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends texlive-latex-base texlive-latex-recommended >/dev/null
-log "pdflatex: $(command -v pdflatex)"
+exec bash "$(dirname "$0")/apt_install.sh" latex pdflatex --no-install-recommends -- \
+    texlive-latex-base texlive-latex-recommended

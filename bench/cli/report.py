@@ -124,16 +124,11 @@ def _int_list(text: str) -> list[int]:
         raise argparse.ArgumentTypeError(f"{text!r}: expected comma-separated integers, e.g. 0,12") from None
 
 
-def _sweep_dir(args) -> Path:
-    """The sweep output directory the verb reads; BenchError, before anything is written, when the folder
-    does not exist or is no sweep output directory (no manifest.json)."""
-    return existing_sweep_dir(args.sweep, args.output_root)
-
 
 def _summarise(args, save: bool, stats: bool = True):
     from bench.report.build import summarise
 
-    sweep_dir = _sweep_dir(args)
+    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
     scenes = [s for s in args.scenes.split(",") if s] if getattr(args, "scenes", None) else None
     return sweep_dir, summarise(sweep_dir, save=save, reference=getattr(args, "ref", None), stats=stats,
                                 scenes=scenes, **({"test": args.test} if hasattr(args, "test") else {}))
@@ -191,7 +186,7 @@ def _plot(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from bench.report import build_all
 
-    sweep_dir = _sweep_dir(args)
+    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
     paths = build_all(sweep_dir, frames=args.frames, reported=args.reported,
                       rank_reported=args.rank_reported, reference=args.ref, test=args.test)
     for p in paths:
@@ -210,7 +205,7 @@ def _check_paper(args: argparse.Namespace) -> int:
     for path in files:
         if not path.is_file():
             raise BenchError(f"--published {path}: no such file; expected a published CSV (results/published/)")
-    sweep_dir = _sweep_dir(args)
+    sweep_dir = existing_sweep_dir(args.sweep, args.output_root)
     published = paper_check.load_published(files)
     df = collect(sweep_dir)
     if df.empty:
