@@ -50,13 +50,16 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
-def device_name() -> str:
-    """The GPU's name when CUDA is available, else the CPU model."""
+def device_name(device=None) -> str:
+    """The name of ``device`` (a torch.device): the GPU's for CUDA, else the CPU model. Without one,
+    the first GPU's when CUDA is available, else the CPU model."""
     try:
         import torch
 
-        if torch.cuda.is_available():
+        if device is None and torch.cuda.is_available():
             return torch.cuda.get_device_name(0)
+        if device is not None and device.type == "cuda":
+            return torch.cuda.get_device_name(device)
     except ImportError:
         pass
     return cpu_model()

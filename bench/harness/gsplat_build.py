@@ -37,6 +37,7 @@ from bench.errors import BenchError
 from bench.harness import procs
 from bench.harness.runs import RunSpec
 from bench.harness.spec import Resources
+from bench.render import cpu_ext
 from bench.render.gsplat_ext import MARKER, NAME, fingerprint, is_built
 
 BUILD_TIME_MIN = 60  # time limit of the build job (a build takes minutes; the runs may ask for days)
@@ -215,7 +216,7 @@ def prebuild_cpu_local(runs: list[RunSpec], gpus: list[str], child_env: dict[str
     is no error here, the runs fall back to the PyTorch renderer and say so."""
     if not any(r.device == "cpu" or (r.device == "auto" and not gpus) for r in runs):
         return
-    if child_env.get("BENCH_RENDER_COMPILED", "1").strip().lower() in ("0", "false", "no", "off"):
+    if not cpu_ext.wanted_in(child_env):
         return
     start = time.perf_counter()
     subprocess.run([sys.executable, "-c", "from bench.render import cpu_ext; cpu_ext.load()"], env=child_env)

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from bench import rundir
+from bench import provenance, rundir
 from bench.errors import BenchError
 from bench.method.saved_run import SavedRun
 
@@ -33,12 +33,6 @@ def backend_name(saved: SavedRun) -> str:
         return f"compiled CPU kernels ({cpu_ext.active_isa()})"
     return "torch (CPU)"
 
-
-def device_name(device: torch.device) -> str:
-    """The GPU's name for a CUDA device, else the CPU's model name."""
-    from bench.provenance import cpu_model
-
-    return torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model()
 
 
 def _render_pass(saved: SavedRun) -> int:
@@ -67,7 +61,7 @@ def measure(saved: SavedRun, repeats: int = REPEATS, warmup: int = WARMUP) -> di
         start = time.perf_counter()
         views = _render_pass(saved)
         rates.append(views / (time.perf_counter() - start))
-    return {"fps": statistics.median(rates), "device": device_name(saved.choice.device),
+    return {"fps": statistics.median(rates), "device": provenance.device_name(saved.choice.device),
             "backend": backend_name(saved), "threads": torch.get_num_threads(), "repeats": repeats,
             "warmup": warmup, "state": saved.state, "views": len(d.test_names),
             "resolution": [d.test_W, d.test_H], "num_gaussians": saved.model.num_gaussians}

@@ -50,9 +50,13 @@ def use_compiled(enabled: bool | None) -> None:
 
 def enabled() -> bool:
     """Whether the compiled path is wanted (it may still be unavailable, see `load`)."""
-    if _enabled is not None:
-        return _enabled
-    return os.environ.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
+    return _enabled if _enabled is not None else wanted_in(os.environ)
+
+
+def wanted_in(env) -> bool:
+    """Whether the environment ``env`` (a mapping) asks for the compiled path: $BENCH_RENDER_COMPILED
+    unset or not 0/false/no/off."""
+    return env.get(ENV, "1").strip().lower() not in ("0", "false", "no", "off")
 
 
 def load():
