@@ -6,6 +6,7 @@ views through the data registry and compares them with ``renders/test/<name>.png
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from dataclasses import dataclass
@@ -91,8 +92,15 @@ def make_lpips(protocol: Protocol, device: str = "cpu", warn: bool = True):
         if warn:
             print(f"warning: LPIPS not computed: {reason}", file=sys.stderr)
         return None, reason
-    return lpips_metric.LPIPSMetric(protocol.lpips_input, protocol.lpips_version, device=device,
-                                    net=protocol.lpips_net), None
+    return _lpips(protocol.lpips_input, protocol.lpips_version, device, protocol.lpips_net), None
+
+
+@functools.lru_cache(maxsize=4)
+def _lpips(lpips_input: str, version: str, device: str, net: str):
+    """The LPIPS network, built once per process and settings: `bench eval SWEEP` scores many runs."""
+    from bench.metrics import lpips_metric
+
+    return lpips_metric.LPIPSMetric(lpips_input, version, device=device, net=net)
 
 
 def image_metrics(pred: np.ndarray, gt: np.ndarray, mask: np.ndarray | None, protocol: Protocol,
